@@ -1,0 +1,137 @@
+//! Typed views of the items the macros are applied to: the function under
+//! `#[reader]` / `#[writer]` and the struct under
+//! `#[derive(TransactionContext)]`.
+//!
+//! These only say what the item *is*; whether it is acceptable is decided in
+//! `valid`, so that every problem can be reported at once.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{ParseStream, Parser};
+use syn::{
+    Attribute, Data, DeriveInput, Error, FnArg, Ident, Index, Item, ItemFn, Member, PatType,
+    Result, Signature, Token, Type, Visibility,
+};
+
+use crate::attr::{self, Role};
+use crate::valid::Errors;
+
+/// A function under `#[reader]` or `#[writer]`.
+pub(crate) struct DataAccessFn {
+    pub item: ItemFn,
+}
+
+/// The parameter that carries the request context.
+pub(crate) struct ContextParam<'a> {
+    /// Its position in `sig.inputs` (1 after a receiver, else 0).
+    pub index: usize,
+    pub param: &'a PatType,
+}
+
+impl DataAccessFn {
+    pub(crate) fn parse(role: Role, tokens: TokenStream) -> Result<Self> {
+        match syn::parse2::<ItemFn>(tokens.clone()) {
+            Ok(item) => Ok(DataAccessFn { item }),
+            Err(error) => Err(not_a_function(role, tokens).unwrap_or(error)),
+        }
+    }
+
+    /// The first typed parameter: the one after the receiver if there is one
+    /// (a receiver, `self: Box<Self>` included, is never typed).
+    pub(crate) fn context_param(&self) -> Option<ContextParam<'_>> {
+        self.item
+            .sig
+            .inputs
+            .iter()
+            .enumerate()
+            .find_map(|(index, arg)| match arg {
+                FnArg::Typed(param) => Some(ContextParam { index, param }),
+                FnArg::Receiver(_) => None,
+            })
+    }
+
+    pub(crate) fn has_receiver(&self) -> bool {
+        self.item.sig.receiver().is_some()
+    }
+}
+
+/// A clearer error than syn's "expected `fn`" for the two ways an attribute
+/// lands on something that is not a function with a body.
+fn not_a_function(role: Role, tokens: TokenStream) -> Option<Error> {
+    let declaration = |input: ParseStream| {
+        input.call(Attribute::parse_outer)?;
+        input.parse::<Visibility>()?;
+        let sig: Signature = input.parse()?;
+        input.parse::<Token![;]>()?;
+        Ok(sig)
+    };
+    if let Ok(sig) = declaration.parse2(tokens.clone()) {
+        return Some(Error::new_spanned(
+            sig,
+            format!(
+                "`{}` needs a function body: it wraps the body in a transaction",
+                role.attribute()
+            ),
+        ));
+    }
+    match syn::parse2::<Item>(tokens) {
+        Ok(Item::Fn(_) | Item::Verbatim(_)) | Err(_) => None,
+        // Pointing at the attribute, as rustc does for misplaced built-in attributes.
+        Ok(_) => Some(Error::new(
+            Span::call_site(),
+            format!("`{}` applies to functions only", role.attribute()),
+        )),
+    }
+}
+
+/// A struct under `#[derive(TransactionContext)]`.
+pub(crate) struct ContextStruct<'a> {
+    pub ident: &'a Ident,
+    pub input: &'a DeriveInput,
+    pub fields: Vec<Field<'a>>,
+}
+
+pub(crate) struct Field<'a> {
+    /// `self.<member>`: a name, or a position in a tuple struct.
+    pub member: Member,
+    pub ty: &'a Type,
+    pub marker: Option<&'a Attribute>,
+}
+
+impl<'a> ContextStruct<'a> {
+    pub(crate) fn from_syn(input: &'a DeriveInput) -> Result<Self> {
+        let data = match &input.data {
+            Data::Struct(data) => data,
+            Data::Enum(data) => return Err(not_a_struct(data.enum_token)),
+            Data::Union(data) => return Err(not_a_struct(data.union_token)),
+        };
+        let mut errors = Errors::default();
+        attr::reject_container_markers(&input.attrs, &mut errors);
+        let fields = data
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(position, field)| Field {
+                member: match &field.ident {
+                    Some(ident) => Member::Named(ident.clone()),
+                    None => Member::Unnamed(Index::from(position)),
+                },
+                ty: &field.ty,
+                marker: attr::facade_marker(&field.attrs, &mut errors),
+            })
+            .collect();
+        errors.finish()?;
+        Ok(ContextStruct {
+            ident: &input.ident,
+            input,
+            fields,
+        })
+    }
+}
+
+fn not_a_struct(keyword: impl quote::ToTokens) -> Error {
+    Error::new_spanned(
+        keyword,
+        "`TransactionContext` can only be derived for a struct: it hands out the \
+         `Facade` held in one of its fields",
+    )
+}

@@ -1,0 +1,288 @@
+//! Code generation.
+//!
+//! A data-access function keeps everything the caller and rustdoc see
+//! (attributes, visibility, qualifiers, receiver, generics, where-clause,
+//! return type); only its context parameter becomes a generic `&mut` scope
+//! and its body becomes one call into `diesel_facade::__private`, with the
+//! original block as a closure. The block's tokens are moved, not rebuilt,
+//! so the compiler reports problems in it on the user's own lines.
+//!
+//! On an error in the function the original item is emitted unchanged next
+//! to the errors, so the rest of the crate still sees the function and does
+//! not add a cascade of "cannot find function" errors. Errors in the
+//! arguments alone do not stop the expansion: the arguments that were
+//! accepted apply (see `attr`).
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{
+    parse_quote, parse_quote_spanned, Block, DeriveInput, Expr, FnArg, GenericParam, Ident, Lifetime, LifetimeParam,
+    ParenthesizedGenericArguments, Pat, PatIdent, PatType, Stmt, Type, TypeBareFn, TypeReference,
+};
+
+use crate::ast::{ContextStruct, DataAccessFn, Field};
+use crate::attr::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
+use crate::valid::{find_impl_trait, CheckedFn};
+
+/// The generic parameter that replaces the context type: whatever may
+/// begin or join the function's transaction (the idle context, or a scope).
+const SCOPE_PARAM: &str = "__FacadeScope";
+
+/// The binding for a context parameter whose pattern is not a plain name
+/// (`_`, `&mut ctx`): the runtime call needs something to pass.
+const HIDDEN_CONTEXT: &str = "__facade_context";
+
+pub(crate) fn data_access_fn(role: Role, args: TokenStream, item: TokenStream) -> TokenStream {
+    let Args {
+        transaction,
+        error: args_error,
+    } = attr::parse_args(role, args);
+    let expanded = DataAccessFn::parse(role, item.clone()).and_then(|function| {
+        let checked = function.validate(role)?;
+        Ok(rewrite(&function, &checked, &transaction))
+    });
+    match (expanded, args_error) {
+        (Ok(function), None) => function,
+        (Ok(function), Some(args_error)) => {
+            let args_error = args_error.into_compile_error();
+            quote!(#args_error #function)
+        }
+        (Err(error), args_error) => {
+            let error = match args_error {
+                Some(mut args_error) => {
+                    args_error.combine(error);
+                    args_error
+                }
+                None => error,
+            }
+            .into_compile_error();
+            quote!(#error #item)
+        }
+    }
+}
+
+/// What a transaction kind calls in the runtime.
+struct Runtime {
+    /// `diesel_facade::__private::<function>`.
+    function: &'static str,
+    /// `diesel_facade::__private::<access>`: the bound on the scope
+    /// parameter, which decides at the call site what may call this function.
+    access: &'static str,
+    /// `diesel_facade::<scope>`: what the body's context is.
+    scope: &'static str,
+    /// The `RetryPolicy` argument of the `…_retry` functions.
+    policy: Option<TokenStream>,
+}
+
+impl Runtime {
+    fn of(transaction: &Transaction) -> Self {
+        let (function, access, scope) = match transaction {
+            Transaction::Read(ReadRoute::Primary) => ("reader", "ReadAccess", "ReaderScope"),
+            Transaction::Read(ReadRoute::AllowReplica) => {
+                ("reader_allow_replica", "ReplicaReadAccess", "ReplicaScope")
+            }
+            Transaction::Read(ReadRoute::Replica) => {
+                ("reader_replica", "ReplicaReadAccess", "ReplicaScope")
+            }
+            Transaction::Write { mode, retry } => {
+                let function = match (mode, retry.is_some()) {
+                    (WriteMode::Join, false) => "writer",
+                    (WriteMode::Join, true) => "writer_retry",
+                    (WriteMode::Savepoint, false) => "writer_savepoint",
+                    (WriteMode::Savepoint, true) => "writer_savepoint_retry",
+                    (WriteMode::Independent, false) => "writer_independent",
+                    (WriteMode::Independent, true) => "writer_independent_retry",
+                };
+                let access = match mode {
+                    WriteMode::Independent => "IndependentAccess",
+                    WriteMode::Join | WriteMode::Savepoint => "WriteAccess",
+                };
+                (function, access, "WriterScope")
+            }
+        };
+        let policy = match transaction {
+            Transaction::Write {
+                retry: Some(retry), ..
+            } => Some(retry_policy(*retry)),
+            _ => None,
+        };
+        Runtime {
+            function,
+            access,
+            scope,
+            policy,
+        }
+    }
+}
+
+fn retry_policy(retry: Retry) -> TokenStream {
+    match retry {
+        Retry::DefaultAttempts => {
+            quote!(::diesel_facade::__private::RetryPolicy::default_attempts())
+        }
+        Retry::Retries(count, span) => {
+            let mut count = Literal::u32_unsuffixed(count);
+            count.set_span(span);
+            quote!(::diesel_facade::__private::RetryPolicy::retries(#count))
+        }
+    }
+}
+
+fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transaction) -> TokenStream {
+    let runtime = Runtime::of(transaction);
+    let mut item = function.item.clone();
+    let scope_param = Ident::new(SCOPE_PARAM, Span::call_site());
+
+    // `C` appears in a bound on the new parameter, where elided lifetimes
+    // are not allowed: name them, as fresh parameters of the function.
+    let mut context_type = (*checked.reference.elem).clone();
+    let named = name_elided_lifetimes(&mut context_type);
+    // Errors about `C` (say, it is no `TransactionContext`) point at the
+    // user's type rather than at the attribute.
+    let span = checked.reference.elem.span();
+    let access = format_ident!("{}", runtime.access, span = span);
+    let scope = format_ident!("{}", runtime.scope, span = span);
+
+    let generics = &mut item.sig.generics;
+    let after_lifetimes = generics.lifetimes().count();
+    for (offset, lifetime) in named.into_iter().enumerate() {
+        let param = GenericParam::Lifetime(LifetimeParam::new(lifetime));
+        generics.params.insert(after_lifetimes + offset, param);
+    }
+    generics.params.push(parse_quote_spanned! {span=>
+        #scope_param: ::diesel_facade::__private::#access<Context = #context_type>
+    });
+
+    let param = checked.context.param;
+    let binding = match &*param.pat {
+        Pat::Ident(PatIdent {
+            by_ref: None,
+            subpat: None,
+            ident,
+            ..
+        }) => ident.clone(),
+        _ => Ident::new(HIDDEN_CONTEXT, Span::mixed_site()),
+    };
+    let reference = TypeReference {
+        elem: Box::new(parse_quote!(#scope_param)),
+        ..checked.reference.clone()
+    };
+    if let Some(input) = item.sig.inputs.iter_mut().nth(checked.context.index) {
+        // The parameter's attributes and pattern describe the user's
+        // binding, which now lives in the closure.
+        *input = FnArg::Typed(PatType {
+            attrs: Vec::new(),
+            pat: Box::new(parse_quote!(#binding)),
+            colon_token: param.colon_token,
+            ty: Box::new(Type::Reference(reference)),
+        });
+    }
+
+    let attrs = &param.attrs;
+    let pattern = &param.pat;
+    let output = checked.output;
+    // Closures cannot declare an `impl Trait` return type; inference from
+    // the function's own return type covers that case.
+    let output = find_impl_trait(output)
+        .is_none()
+        .then(|| quote!(-> #output));
+    let body = &function.item.block;
+    let function_name = format_ident!("{}", runtime.function);
+    let policy = runtime.policy.map(|policy| quote!(#policy,));
+    let call = quote! {
+        ::diesel_facade::__private::#function_name(
+            #binding,
+            #policy
+            |#(#attrs)* #pattern: &mut ::diesel_facade::#scope<'_, #context_type>| #output #body
+        )
+    };
+    item.block = Box::new(Block {
+        brace_token: item.block.brace_token,
+        stmts: vec![Stmt::Expr(Expr::Verbatim(call), None)],
+    });
+    item.into_token_stream()
+}
+
+/// Replaces `'_` and the missing lifetime of `&T` in `ty` by fresh named
+/// lifetimes (`'__facade_ctx0`, ...) and returns them, in order.
+fn name_elided_lifetimes(ty: &mut Type) -> Vec<Lifetime> {
+    struct Namer(Vec<Lifetime>);
+
+    impl Namer {
+        fn fresh(&mut self, span: Span) -> Lifetime {
+            let lifetime = Lifetime::new(&format!("'__facade_ctx{}", self.0.len()), span);
+            self.0.push(lifetime.clone());
+            lifetime
+        }
+    }
+
+    impl VisitMut for Namer {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+            if lifetime.ident == "_" {
+                *lifetime = self.fresh(lifetime.span());
+            }
+        }
+
+        fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
+            if reference.lifetime.is_none() {
+                reference.lifetime = Some(self.fresh(reference.and_token.span));
+            }
+            visit_mut::visit_type_reference_mut(self, reference);
+        }
+
+        // Elision inside `fn(&T)` and `dyn Fn(&T)` is higher-ranked and
+        // allowed anywhere: leave it alone.
+        fn visit_type_bare_fn_mut(&mut self, _: &mut TypeBareFn) {}
+
+        fn visit_parenthesized_generic_arguments_mut(
+            &mut self,
+            _: &mut ParenthesizedGenericArguments,
+        ) {
+        }
+    }
+
+    let mut namer = Namer(Vec::new());
+    namer.visit_type_mut(ty);
+    namer.0
+}
+
+pub(crate) fn derive_transaction_context(input: &DeriveInput) -> TokenStream {
+    ContextStruct::from_syn(input)
+        .and_then(|context| {
+            let field = context.facade_field()?;
+            Ok(impl_transaction_context(&context, field))
+        })
+        .unwrap_or_else(syn::Error::into_compile_error)
+}
+
+fn impl_transaction_context(context: &ContextStruct, field: &Field) -> TokenStream {
+    let ident = context.ident;
+    let field_type = field.ty;
+    let member = &field.member;
+    // A field that holds no `Facade` is reported on its type.
+    let facade_field =
+        quote_spanned!(field_type.span()=> ::diesel_facade::__private::FacadeField);
+    // Spelled out so that a generic `Facade<C>` field works without the user
+    // repeating the runtime's bounds on `C`.
+    let mut generics = context.input.generics.clone();
+    generics
+        .make_where_clause()
+        .predicates
+        .push(parse_quote!(#field_type: #facade_field));
+    let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::diesel_facade::TransactionContext for #ident #type_generics
+        #where_clause
+        {
+            type Connection = <#field_type as #facade_field>::Connection;
+
+            #[inline]
+            fn facade(&self) -> &::diesel_facade::Facade<Self::Connection> {
+                #facade_field::as_facade(&self.#member)
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Checks that turn a parsed item into what the expansion may rely on, or
+//! into errors spanned on the offending tokens.
+//!
+//! Independent problems are all reported in one pass (`syn::Error::combine`),
+//! so fixing one does not just reveal the next. Nothing here panics: a check
+//! either hands `expand` the pieces it needs or returns an error.
+
+use syn::visit::{self, Visit};
+use syn::{Error, ReturnType, Signature, Type, TypeImplTrait, TypeReference};
+
+use crate::ast::{ContextParam, ContextStruct, DataAccessFn, Field};
+use crate::attr::Role;
+
+/// Accumulates errors instead of stopping at the first.
+#[derive(Default)]
+pub(crate) struct Errors(Option<Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Option<Error> {
+        self.0
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Both results, or every error of the two.
+pub(crate) fn both<A, B>(a: syn::Result<A>, b: syn::Result<B>) -> syn::Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(mut first), Err(second)) => {
+            first.combine(second);
+            Err(first)
+        }
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
+    }
+}
+
+/// A signature the expansion can rewrite.
+pub(crate) struct CheckedFn<'a> {
+    pub context: ContextParam<'a>,
+    /// The context parameter's type, `&mut C` or `&'a mut C`, with `C` free
+    /// of `impl Trait`.
+    pub reference: &'a TypeReference,
+    /// The declared return type, a `…Result<..>`.
+    pub output: &'a Type,
+}
+
+impl DataAccessFn {
+    pub(crate) fn validate(&self, role: Role) -> syn::Result<CheckedFn<'_>> {
+        let qualifiers = check_qualifiers(&self.item.sig, role);
+        let context = self.check_context(role);
+        let output = check_output(&self.item.sig, role);
+        let (((), (context, reference)), output) = both(both(qualifiers, context), output)?;
+        Ok(CheckedFn {
+            context,
+            reference,
+            output,
+        })
+    }
+
+    fn check_context(&self, role: Role) -> syn::Result<(ContextParam<'_>, &TypeReference)> {
+        let Some(context) = self.context_param() else {
+            let after = if self.has_receiver() { " after `self`" } else { "" };
+            return Err(Error::new(
+                self.item.sig.paren_token.span.join(),
+                format!(
+                    "`{}` needs a context parameter: the first parameter{after} must be \
+                     `&mut C` where `C: diesel_facade::TransactionContext`, \
+                     e.g. `ctx: &mut RequestContext`",
+                    role.attribute()
+                ),
+            ));
+        };
+        let reference = match peel(&context.param.ty) {
+            Type::Reference(reference) if reference.mutability.is_some() => reference,
+            Type::Reference(reference) => {
+                return Err(Error::new_spanned(
+                    reference,
+                    "the context parameter must be `&mut`, not `&`: the transaction in \
+                     progress is tracked through it, e.g. `ctx: &mut RequestContext`",
+                ))
+            }
+            other => {
+                return Err(Error::new_spanned(
+                    other,
+                    "the context parameter must be a mutable reference `&mut C` where \
+                     `C: diesel_facade::TransactionContext`, e.g. `ctx: &mut RequestContext`",
+                ))
+            }
+        };
+        if let Some(impl_trait) = find_impl_trait(&reference.elem) {
+            return Err(Error::new_spanned(
+                impl_trait,
+                format!(
+                    "`{}` cannot name an `impl Trait` context: use a named generic parameter \
+                     instead, e.g. `fn name<C: TransactionContext>(ctx: &mut C, ..)`",
+                    role.attribute()
+                ),
+            ));
+        }
+        Ok((context, reference))
+    }
+}
+
+/// Rejects what cannot run a synchronous transaction around its body.
+fn check_qualifiers(sig: &Signature, role: Role) -> syn::Result<()> {
+    let attribute = role.attribute();
+    let mut errors = Errors::default();
+    if let Some(asyncness) = &sig.asyncness {
+        errors.push(Error::new_spanned(
+            asyncness,
+            format!(
+                "`{attribute}` cannot be applied to an `async fn`: diesel is synchronous; \
+                 make this a plain `fn` and call it from a blocking thread \
+                 (e.g. inside `tokio::task::spawn_blocking`)"
+            ),
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(Error::new_spanned(
+            constness,
+            format!("`{attribute}` cannot be applied to a `const fn`: a transaction runs at run time"),
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(Error::new_spanned(
+            abi,
+            format!(
+                "`{attribute}` cannot be applied to an `extern` function: its context \
+                 parameter becomes generic; wrap it in a Rust function instead"
+            ),
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(Error::new_spanned(
+            variadic,
+            format!("`{attribute}` cannot be applied to a variadic function"),
+        ));
+    }
+    errors.finish()
+}
+
+fn check_output(sig: &Signature, role: Role) -> syn::Result<&Type> {
+    let message = format!(
+        "`{}` functions must return `Result<T, E>` with `E: From<diesel_facade::Error>` \
+         (`QueryResult<T>` qualifies): the transaction commits on `Ok` and rolls back on `Err`",
+        role.attribute()
+    );
+    match &sig.output {
+        // Where the return type is missing: right after the parameters.
+        ReturnType::Default => Err(Error::new(sig.paren_token.span.close(), message)),
+        ReturnType::Type(_, ty) if is_result(ty) => Ok(ty),
+        ReturnType::Type(_, ty) => Err(Error::new_spanned(ty, message)),
+    }
+}
+
+/// `Result<..>`, `QueryResult<..>`, `anyhow::Result<..>`, `AppResult<..>`:
+/// a path whose last segment ends with `Result`. Whether it really is a
+/// `Result` with a suitable error is left to the type checker.
+fn is_result(ty: &Type) -> bool {
+    match peel(ty) {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident.to_string().ends_with("Result")),
+        _ => false,
+    }
+}
+
+/// Looks through the invisible groups `macro_rules!` puts around a `$t:ty`,
+/// and through parentheses.
+pub(crate) fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => peel(&group.elem),
+        Type::Paren(paren) => peel(&paren.elem),
+        other => other,
+    }
+}
+
+/// The first `impl Trait` anywhere in `ty`.
+pub(crate) fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
+    struct Finder<'ast>(Option<&'ast TypeImplTrait>);
+    impl<'ast> Visit<'ast> for Finder<'ast> {
+        fn visit_type_impl_trait(&mut self, found: &'ast TypeImplTrait) {
+            self.0.get_or_insert(found);
+        }
+    }
+    let mut finder = Finder(None);
+    visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
+impl<'a> ContextStruct<'a> {
+    /// The field whose `Facade` the context hands out.
+    pub(crate) fn facade_field(&self) -> syn::Result<&Field<'a>> {
+        let marked: Vec<&Field> = self.fields.iter().filter(|f| f.marker.is_some()).collect();
+        if let [field] = marked.as_slice() {
+            return Ok(field);
+        }
+        let mut extra = marked.iter().skip(1).filter_map(|field| field.marker).map(|marker| {
+            Error::new_spanned(
+                marker,
+                "only one field can be marked `#[facade]`: the context hands out one `Facade`",
+            )
+        });
+        if let Some(mut error) = extra.next() {
+            error.extend(extra);
+            return Err(error);
+        }
+        let unmarked: Vec<&Field> = self.fields.iter().filter(|f| is_facade(f.ty)).collect();
+        match unmarked.as_slice() {
+            [field] => Ok(field),
+            [] => Err(Error::new_spanned(
+                self.ident,
+                "mark the field that holds the `diesel_facade::Facade` with `#[facade]`",
+            )),
+            _ => Err(Error::new_spanned(
+                self.ident,
+                "several fields hold a `Facade`; mark the field that holds the \
+                 `diesel_facade::Facade` with `#[facade]`",
+            )),
+        }
+    }
+}
+
+/// A type spelled `Facade<..>` (or `path::to::Facade<..>`).
+fn is_facade(ty: &Type) -> bool {
+    match peel(ty) {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Facade"),
+        _ => false,
+    }
+}

@@ -1,0 +1,213 @@
+//! Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB.
+//!
+//! The transaction, lock, retry and pool code is written once against
+//! [`SupportedConnection`]; each backend module implements it for one diesel
+//! connection type. No other module matches on the backend or uses
+//! `#[cfg(feature = ...)]`.
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, LoadConnection};
+use diesel::migration::MigrationConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::{Connection, QueryResult};
+
+use crate::error::Error;
+use crate::facade::BackendOptions;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+mod sealed {
+    pub trait Sealed {}
+}
+pub(crate) use sealed::Sealed;
+
+/// The kind of transaction a scope opens at the outermost level.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    /// A read-write transaction (`BEGIN`, SQLite `BEGIN IMMEDIATE`).
+    Write,
+    /// A read-only transaction (`BEGIN READ ONLY`, `START TRANSACTION READ
+    /// ONLY`, SQLite `PRAGMA query_only` + `BEGIN`).
+    Read,
+}
+
+/// Per-connection session state a backend keeps between transactions.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct SessionState {
+    /// SQLite: whether `PRAGMA query_only` is currently on for this
+    /// connection. Toggled only when the transaction mode changes, so a run of
+    /// readers pays for it once.
+    /// `None` when unknown (after a failed BEGIN), which forces the pragma.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) query_only: Option<bool>,
+}
+
+/// A diesel connection type diesel-facade can manage: `SqliteConnection`,
+/// `PgConnection` or `MysqlConnection` (each behind its cargo feature).
+///
+/// The methods are the backend-specific halves of the facade's transaction,
+/// lock and replica logic; they are not meant to be called by applications.
+///
+/// ```
+/// fn assert_supported<C: diesel_facade::SupportedConnection>() {}
+/// assert_supported::<diesel::SqliteConnection>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a connection type diesel-facade supports",
+    label = "not supported by diesel-facade",
+    note = "use `diesel::SqliteConnection`, `diesel::PgConnection` or `diesel::MysqlConnection`, with the `sqlite`, `postgres` or `mysql` feature of diesel-facade enabled"
+)]
+pub trait SupportedConnection:
+    Connection<TransactionManager = AnsiTransactionManager>
+    + R2D2Connection
+    + LoadConnection
+    + MigrationConnection
+    + Send
+    + Sealed
+    + 'static
+{
+    /// A short name for logs and spans: `sqlite`, `postgres`, `mysql`.
+    #[doc(hidden)]
+    const NAME: &'static str;
+
+    /// Check a URL before any connection is attempted, so that an unusable
+    /// one is a `Config` error naming the problem.
+    #[doc(hidden)]
+    fn check_url(url: &str) -> Result<(), String>;
+
+    /// Session settings applied to every new connection.
+    #[doc(hidden)]
+    fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState>;
+
+    /// Open the outermost transaction.
+    #[doc(hidden)]
+    fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()>;
+
+    /// Upsert `(name, now)` into `locks`, waiting at most `timeout` (the
+    /// server default when `None`). Runs inside a write transaction.
+    #[doc(hidden)]
+    fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()>;
+
+    /// Upsert the lock row without waiting: `Ok(false)` if another
+    /// transaction holds it. Leaves the transaction usable either way.
+    #[doc(hidden)]
+    fn try_upsert_lock(conn: &mut Self, name: &str) -> QueryResult<bool>;
+
+    /// Whether `err` says the `locks` table does not exist.
+    #[doc(hidden)]
+    fn is_missing_table(err: &diesel::result::Error) -> bool;
+
+    /// Run the crate's embedded migrations for this backend.
+    #[doc(hidden)]
+    fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error>;
+}
+
+/// Run `migrations` on `conn`, naming each one that ran.
+#[allow(dead_code)] // used by each enabled backend
+pub(crate) fn run_migrations<C>(
+    conn: &mut C,
+    migrations: diesel_migrations::EmbeddedMigrations,
+) -> Result<Vec<String>, Error>
+where
+    C: diesel_migrations::MigrationHarness<C::Backend> + Connection,
+{
+    conn.run_pending_migrations(migrations)
+        .map(|done| done.iter().map(ToString::to_string).collect())
+        .map_err(|e| {
+            Error::new(
+                crate::ErrorKind::Other,
+                format!("running the embedded migrations failed: {e}"),
+            )
+        })
+}
+
+/// Split a `scheme://user:password@host/...` URL's password out for display.
+pub(crate) fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, and
+            // this one has one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => raw.to_owned(),
+        // Not a URL (a SQLite path or a PostgreSQL key=value string): hide
+        // any `password=` value.
+        Err(_) => redact_key_value(raw),
+    }
+}
+
+fn redact_key_value(raw: &str) -> String {
+    raw.split_whitespace()
+        .map(|part| match part.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Check that a server URL parses and uses one of `schemes`.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn check_server_url(raw: &str, schemes: &[&str], backend: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(raw).map_err(|e| {
+        format!(
+            "`{}` is not a {backend} URL ({e}); expected {}://user:password@host:port/database",
+            redact_url(raw),
+            schemes[0]
+        )
+    })?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(format!(
+            "`{}` has scheme `{}`, but this facade's connection type is {backend}: use {}",
+            redact_url(raw),
+            parsed.scheme(),
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{}` has no host", redact_url(raw)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls_and_key_value_strings() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(
+            redact_url("host=db user=app password=s3cret dbname=app"),
+            "host=db user=app password=*** dbname=app"
+        );
+        assert_eq!(redact_url("app.db"), "app.db");
+        assert!(!redact_url("mysql://root:hunter2@127.0.0.1/x").contains("hunter2"));
+    }
+
+    #[test]
+    fn server_url_checks_name_the_problem() {
+        let err = check_server_url("mysql://u:pw@h/db", &["postgres", "postgresql"], "PostgreSQL")
+            .unwrap_err();
+        assert!(err.contains("scheme `mysql`"), "{err}");
+        assert!(!err.contains("pw@"), "{err}");
+        let err = check_server_url("not a url", &["mysql"], "MySQL").unwrap_err();
+        assert!(err.contains("not a MySQL URL"), "{err}");
+    }
+}

@@ -1,0 +1,120 @@
+//! MySQL and MariaDB (including Galera): `START TRANSACTION READ ONLY`
+//! readers and `ON DUPLICATE KEY UPDATE` locks.
+//!
+//! Galera certifies only rows a transaction changes, so the lock upsert must
+//! change the row every time: `ts` moves to `UTC_TIMESTAMP()` or, if that is
+//! not later than the stored value (two takes in one second), one second past
+//! it. An unchanged row would replicate nothing and two nodes could both hold
+//! the lock. A lock wait timeout (1205) leaves the transaction open, so
+//! `try_lock` needs no savepoint here.
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::sql_types::{BigInt, Text};
+use diesel::{MysqlConnection, QueryResult, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+
+use super::{Sealed, SessionState, SupportedConnection, TxMode};
+use crate::error::{classify, Error, ErrorKind};
+use crate::facade::BackendOptions;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
+
+const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, UTC_TIMESTAMP()) \
+                      ON DUPLICATE KEY UPDATE ts = IF(VALUES(ts) > ts, VALUES(ts), ts + INTERVAL 1 SECOND)";
+
+#[derive(diesel::QueryableByName)]
+struct Timeout {
+    #[diesel(sql_type = BigInt)]
+    value: i64,
+}
+
+fn lock_wait_timeout(conn: &mut MysqlConnection) -> QueryResult<i64> {
+    diesel::sql_query("SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED) AS value")
+        .get_result::<Timeout>(conn)
+        .map(|t| t.value)
+}
+
+fn set_lock_wait_timeout(conn: &mut MysqlConnection, seconds: i64) -> QueryResult<()> {
+    conn.batch_execute(&format!(
+        "SET SESSION innodb_lock_wait_timeout = {seconds}"
+    ))
+}
+
+/// Run the upsert with `innodb_lock_wait_timeout` set to `seconds`, restoring
+/// the session's value whatever happens.
+fn upsert_waiting(conn: &mut MysqlConnection, name: &str, seconds: i64) -> QueryResult<()> {
+    let previous = lock_wait_timeout(conn)?;
+    set_lock_wait_timeout(conn, seconds)?;
+    let result = diesel::sql_query(UPSERT)
+        .bind::<Text, _>(name)
+        .execute(conn)
+        .map(drop);
+    let restored = set_lock_wait_timeout(conn, previous);
+    result.and(restored)
+}
+
+impl Sealed for MysqlConnection {}
+
+impl SupportedConnection for MysqlConnection {
+    const NAME: &'static str = "mysql";
+
+    fn check_url(url: &str) -> Result<(), String> {
+        super::check_server_url(url, &["mysql", "mariadb"], "MySQL/MariaDB")
+    }
+
+    fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
+        let mut sql = String::from("SET NAMES utf8mb4");
+        if let Some(mode) = &options.mysql_sql_mode {
+            // Validated at build time to be letters, digits, '_' and ','.
+            sql.push_str(&format!(", SESSION sql_mode = '{mode}'"));
+        }
+        if let Some(level) = options.wsrep_sync_wait {
+            sql.push_str(&format!(", SESSION wsrep_sync_wait = {level}"));
+        }
+        conn.batch_execute(&sql)?;
+        Ok(SessionState::default())
+    }
+
+    fn begin(conn: &mut Self, mode: TxMode, _session: &mut SessionState) -> QueryResult<()> {
+        let sql = match mode {
+            TxMode::Write => "BEGIN",
+            TxMode::Read => "START TRANSACTION READ ONLY",
+        };
+        AnsiTransactionManager::begin_transaction_sql(conn, sql)
+    }
+
+    fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
+        match timeout {
+            None => diesel::sql_query(UPSERT)
+                .bind::<Text, _>(name)
+                .execute(conn)
+                .map(drop),
+            // InnoDB counts whole seconds; round up so a timeout never
+            // expires early.
+            Some(timeout) => {
+                let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+                upsert_waiting(conn, name, i64::try_from(seconds.max(1)).unwrap_or(i64::MAX))
+            }
+        }
+    }
+
+    fn try_upsert_lock(conn: &mut Self, name: &str) -> QueryResult<bool> {
+        // MariaDB accepts 0 (do not wait); MySQL clamps it to 1 second.
+        match upsert_waiting(conn, name, 0) {
+            Ok(()) => Ok(true),
+            Err(err) if classify(&err) == ErrorKind::LockTimeout => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn is_missing_table(err: &diesel::result::Error) -> bool {
+        let msg = err.to_string();
+        msg.contains(".locks' doesn't exist")
+    }
+
+    fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {
+        super::run_migrations(conn, MIGRATIONS)
+    }
+}

@@ -1,0 +1,125 @@
+//! PostgreSQL: `BEGIN READ ONLY` readers, `ON CONFLICT DO UPDATE` locks.
+//!
+//! A failed statement aborts a PostgreSQL transaction, so the non-blocking
+//! `try_lock` runs inside its own savepoint and rolls back to it when the
+//! row is taken; `lock_timeout` is set with `set_config(.., true)`, which is
+//! transaction-local and undone by that same rollback.
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::sql_types::Text;
+use diesel::{PgConnection, QueryResult, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+
+use super::{Sealed, SessionState, SupportedConnection, TxMode};
+use crate::error::{classify, Error, ErrorKind};
+use crate::facade::BackendOptions;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES ($1, now() AT TIME ZONE 'UTC') \
+                      ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+fn set_lock_timeout(conn: &mut PgConnection, value: &str) -> QueryResult<String> {
+    diesel::sql_query("SELECT set_config('lock_timeout', $1, true) AS value")
+        .bind::<Text, _>(value)
+        .get_result::<Setting>(conn)
+        .map(|s| s.value)
+}
+
+fn current_lock_timeout(conn: &mut PgConnection) -> QueryResult<String> {
+    diesel::sql_query("SELECT current_setting('lock_timeout') AS value")
+        .get_result::<Setting>(conn)
+        .map(|s| s.value)
+}
+
+impl Sealed for PgConnection {}
+
+impl SupportedConnection for PgConnection {
+    const NAME: &'static str = "postgres";
+
+    fn check_url(url: &str) -> Result<(), String> {
+        if !url.contains("://") && url.contains('=') {
+            // A libpq key=value connection string; libpq checks it.
+            return Ok(());
+        }
+        super::check_server_url(url, &["postgres", "postgresql"], "PostgreSQL")
+    }
+
+    fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
+        if let Some(name) = &options.application_name {
+            diesel::sql_query("SELECT set_config('application_name', $1, false) AS value")
+                .bind::<Text, _>(name)
+                .get_result::<Setting>(conn)?;
+        }
+        Ok(SessionState::default())
+    }
+
+    fn begin(conn: &mut Self, mode: TxMode, _session: &mut SessionState) -> QueryResult<()> {
+        let sql = match mode {
+            TxMode::Write => "BEGIN",
+            TxMode::Read => "BEGIN READ ONLY",
+        };
+        AnsiTransactionManager::begin_transaction_sql(conn, sql)
+    }
+
+    fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
+        let Some(timeout) = timeout else {
+            return diesel::sql_query(UPSERT)
+                .bind::<Text, _>(name)
+                .execute(conn)
+                .map(drop);
+        };
+        let previous = current_lock_timeout(conn)?;
+        // 0 would mean "wait forever" to PostgreSQL.
+        let millis = timeout.as_millis().max(1);
+        set_lock_timeout(conn, &format!("{millis}ms"))?;
+        diesel::sql_query(UPSERT)
+            .bind::<Text, _>(name)
+            .execute(conn)?;
+        set_lock_timeout(conn, &previous).map(drop)
+    }
+
+    fn try_upsert_lock(conn: &mut Self, name: &str) -> QueryResult<bool> {
+        let previous = current_lock_timeout(conn)?;
+        conn.batch_execute("SAVEPOINT diesel_facade_try_lock")?;
+        let attempt = set_lock_timeout(conn, "1ms").and_then(|_| {
+            diesel::sql_query(UPSERT)
+                .bind::<Text, _>(name)
+                .execute(conn)
+        });
+        match attempt {
+            Ok(_) => {
+                // RELEASE keeps the upsert and, like the savepoint's other
+                // effects, the transaction-local lock_timeout: undo that.
+                conn.batch_execute("RELEASE SAVEPOINT diesel_facade_try_lock")?;
+                set_lock_timeout(conn, &previous).map(|_| true)
+            }
+            Err(err) if classify(&err) == ErrorKind::LockTimeout => {
+                conn.batch_execute("ROLLBACK TO SAVEPOINT diesel_facade_try_lock")?;
+                conn.batch_execute("RELEASE SAVEPOINT diesel_facade_try_lock")?;
+                Ok(false)
+            }
+            Err(err) => {
+                // Leave the transaction usable for the caller's error path.
+                let _ = conn.batch_execute("ROLLBACK TO SAVEPOINT diesel_facade_try_lock");
+                Err(err)
+            }
+        }
+    }
+
+    fn is_missing_table(err: &diesel::result::Error) -> bool {
+        err.to_string().contains("relation \"locks\" does not exist")
+    }
+
+    fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {
+        super::run_migrations(conn, MIGRATIONS)
+    }
+}

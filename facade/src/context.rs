@@ -1,0 +1,104 @@
+//! The request context: whatever the application passes to its data-access
+//! functions instead of a connection.
+//!
+//! A context only has to hand out its [`Facade`]. The transaction in progress
+//! is not stored in the context: it lives in the scope value a `#[reader]` or
+//! `#[writer]` creates, and nested calls receive that scope. That is what
+//! lets the compiler check the nesting rules, and it keeps contexts plain
+//! data (`Send`, `Clone` if the application wants).
+
+use std::fmt;
+
+use crate::backend::SupportedConnection;
+use crate::facade::Facade;
+
+/// A request context: any type that can hand out its [`Facade`].
+///
+/// Usually derived: mark the field that holds the facade with `#[facade]`.
+///
+/// ```
+/// use diesel::SqliteConnection;
+/// use diesel_facade::{Facade, TransactionContext};
+///
+/// #[derive(TransactionContext)]
+/// struct RequestContext {
+///     request_id: String,
+///     #[facade]
+///     db: Facade<SqliteConnection>,
+/// }
+///
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = Facade::<SqliteConnection>::builder().writer(":memory:").build()?;
+/// let ctx = RequestContext { request_id: "req-1".into(), db };
+/// assert_eq!(ctx.facade().writer_url(), ":memory:");
+/// # Ok(()) }
+/// ```
+///
+/// Implementing it by hand is one method:
+///
+/// ```
+/// use diesel::SqliteConnection;
+/// use diesel_facade::{Facade, TransactionContext};
+///
+/// struct Job { db: Facade<SqliteConnection> }
+///
+/// impl TransactionContext for Job {
+///     type Connection = SqliteConnection;
+///     fn facade(&self) -> &Facade<SqliteConnection> { &self.db }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a request context",
+    label = "expected a type implementing `TransactionContext`",
+    note = "add `#[derive(diesel_facade::TransactionContext)]` to it and mark its `Facade` field with `#[facade]`, or use `Facade::context()`"
+)]
+pub trait TransactionContext {
+    /// The diesel connection type of this context's database.
+    type Connection: SupportedConnection;
+
+    /// The facade whose pools this context's transactions use.
+    fn facade(&self) -> &Facade<Self::Connection>;
+}
+
+/// A ready-made context for scripts, jobs and tests; see [`Facade::context`].
+///
+/// ```
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+///     .writer(":memory:")
+///     .build()?;
+/// let mut ctx: diesel_facade::Context<_> = db.context();
+/// diesel_facade::write(&mut ctx, |_ctx| Ok::<_, diesel_facade::Error>(()))?;
+/// # Ok(()) }
+/// ```
+pub struct Context<C: SupportedConnection> {
+    facade: Facade<C>,
+}
+
+impl<C: SupportedConnection> Context<C> {
+    pub(crate) fn new(facade: Facade<C>) -> Self {
+        Context { facade }
+    }
+}
+
+impl<C: SupportedConnection> Clone for Context<C> {
+    fn clone(&self) -> Self {
+        Context::new(self.facade.clone())
+    }
+}
+
+impl<C: SupportedConnection> fmt::Debug for Context<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("facade", &self.facade)
+            .finish()
+    }
+}
+
+impl<C: SupportedConnection> TransactionContext for Context<C> {
+    type Connection = C;
+
+    fn facade(&self) -> &Facade<C> {
+        &self.facade
+    }
+}

@@ -1,0 +1,297 @@
+//! The entry points: the closure forms (`read`, `write`, `read_replica`) and
+//! the functions `#[reader]`/`#[writer]` expand to. Each decides between
+//! beginning a transaction (idle context), joining it, or opening a
+//! savepoint or an independent transaction, then hands the body its scope.
+
+use crate::backend::TxMode;
+use crate::context::TransactionContext;
+use crate::error::Error;
+use crate::scope::{
+    ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, ScopeState,
+    WriteAccess, WriterScope,
+};
+use crate::transaction::{outermost, savepoint, with_retry, Route, Transaction};
+
+/// Split a scope argument into "begin a transaction" or "join this one".
+enum Entry<'a, T: TransactionContext> {
+    Begin(&'a T),
+    Join(&'a T, &'a mut Transaction<T::Connection>),
+}
+
+fn entry<'a, S: crate::scope::Scope + ?Sized>(ctx: &'a mut S, kind: &'static str) -> Entry<'a, S::Context> {
+    match ctx.__scope_state() {
+        ScopeState::Idle(ctx) => Entry::Begin(ctx),
+        ScopeState::Open { ctx, tx, .. } => {
+            tx.note_join(kind);
+            Entry::Join(ctx, tx)
+        }
+    }
+}
+
+/// Run `f` in a read-only transaction on the primary, or join the one open
+/// on `ctx`: the closure form of `#[reader]`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// let mut ctx = db.context();
+/// let two: i32 = diesel_facade::read(&mut ctx, |ctx| {
+///     diesel::select(2.into_sql::<diesel::sql_types::Integer>()).get_result(ctx.conn())
+/// })?;
+/// assert_eq!(two, 2);
+/// # Ok(()) }
+/// ```
+pub fn read<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+where
+    S: ReadAccess + ?Sized,
+    E: From<Error>,
+    F: FnOnce(&mut ReaderScope<'_, S::Context>) -> Result<R, E>,
+{
+    match entry(ctx, "reader") {
+        Entry::Begin(ctx) => {
+            outermost(ctx, TxMode::Read, Route::Primary, |ctx, tx| {
+                f(&mut ReaderScope::new(ctx, tx))
+            })
+            .result
+        }
+        // Joined: a retry here would re-run only part of the outer
+        // transaction, so errors go to the outermost call.
+        Entry::Join(ctx, tx) => f(&mut ReaderScope::new(ctx, tx)),
+    }
+}
+
+/// Run `f` in a read-only transaction on a replica (the primary if none is
+/// configured or reachable), or join the transaction open on `ctx`: the
+/// closure form of `#[reader(replica)]`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// let three: i32 = diesel_facade::read_replica(&mut db.context(), |ctx| {
+///     diesel::select(3.into_sql::<diesel::sql_types::Integer>()).get_result(ctx.conn())
+/// })?;
+/// assert_eq!(three, 3);
+/// # Ok(()) }
+/// ```
+pub fn read_replica<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+where
+    S: ReplicaReadAccess + ?Sized,
+    E: From<Error>,
+    F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
+{
+    replica_read(ctx, Route::Replica, f)
+}
+
+fn replica_read<S, R, E, F>(ctx: &mut S, route: Route, f: F) -> Result<R, E>
+where
+    S: ReplicaReadAccess + ?Sized,
+    E: From<Error>,
+    F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
+{
+    match entry(ctx, "replica reader") {
+        Entry::Begin(ctx) => {
+            outermost(ctx, TxMode::Read, route, |ctx, tx| {
+                f(&mut ReplicaScope::new(ctx, tx))
+            })
+            .result
+        }
+        // Joined: a retry here would re-run only part of the outer
+        // transaction, so errors go to the outermost call.
+        Entry::Join(ctx, tx) => f(&mut ReplicaScope::new(ctx, tx)),
+    }
+}
+
+/// Run `f` in a read-write transaction on the primary, or join the one open
+/// on `ctx`: the closure form of `#[writer]`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// diesel_facade::write(&mut db.context(), |ctx| {
+///     diesel::sql_query("CREATE TABLE t (x INTEGER)").execute(ctx.conn())
+/// })?;
+/// # Ok(()) }
+/// ```
+pub fn write<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+where
+    S: WriteAccess + ?Sized,
+    E: From<Error>,
+    F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+{
+    match entry(ctx, "writer") {
+        Entry::Begin(ctx) => {
+            outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+                f(&mut WriterScope::new(ctx, tx))
+            })
+            .result
+        }
+        // Joined: a retry here would re-run only part of the outer
+        // transaction, so errors go to the outermost call.
+        Entry::Join(ctx, tx) => f(&mut WriterScope::new(ctx, tx)),
+    }
+}
+
+#[doc(hidden)]
+pub mod private {
+    //! What the macros expand to. Not a public API.
+    use super::*;
+
+    pub use crate::scope::{
+        IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess,
+    };
+    pub use crate::transaction::RetryPolicy;
+
+    /// Lets `#[derive(TransactionContext)]` name the connection type of a
+    /// `Facade<C>` field even through a type alias.
+    pub trait FacadeField {
+        type Connection: crate::SupportedConnection;
+        fn as_facade(&self) -> &crate::Facade<Self::Connection>;
+    }
+
+    impl<C: crate::SupportedConnection> FacadeField for crate::Facade<C> {
+        type Connection = C;
+        fn as_facade(&self) -> &crate::Facade<C> {
+            self
+        }
+    }
+
+    pub fn reader<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+    where
+        S: ReadAccess + ?Sized,
+        E: From<Error>,
+        F: FnOnce(&mut ReaderScope<'_, S::Context>) -> Result<R, E>,
+    {
+        read(ctx, f)
+    }
+
+    pub fn reader_allow_replica<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+    where
+        S: ReplicaReadAccess + ?Sized,
+        E: From<Error>,
+        F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
+    {
+        replica_read(ctx, Route::Primary, f)
+    }
+
+    pub fn reader_replica<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+    where
+        S: ReplicaReadAccess + ?Sized,
+        E: From<Error>,
+        F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
+    {
+        replica_read(ctx, Route::Replica, f)
+    }
+
+    pub fn writer<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+    where
+        S: WriteAccess + ?Sized,
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    {
+        write(ctx, f)
+    }
+
+    pub fn writer_savepoint<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+    where
+        S: WriteAccess + ?Sized,
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    {
+        match entry(ctx, "savepoint writer") {
+            Entry::Begin(ctx) => {
+                outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+                    f(&mut WriterScope::new(ctx, tx))
+                })
+                .result
+            }
+            // Joined: a retry here would re-run only part of the outer
+            // transaction, so errors go to the outermost call.
+            Entry::Join(ctx, tx) => savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx))),
+        }
+    }
+
+    pub fn writer_retry<S, R, E, F>(ctx: &mut S, policy: RetryPolicy, mut f: F) -> Result<R, E>
+    where
+        S: WriteAccess + ?Sized,
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    {
+        match entry(ctx, "writer") {
+            Entry::Begin(ctx) => {
+                with_retry(ctx.facade(), policy, || {
+                    outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+                        f(&mut WriterScope::new(ctx, tx))
+                    })
+                })
+            }
+            // Joined: a retry here would re-run only part of the outer
+            // transaction, so errors go to the outermost call.
+            Entry::Join(ctx, tx) => f(&mut WriterScope::new(ctx, tx)),
+        }
+    }
+
+    pub fn writer_savepoint_retry<S, R, E, F>(
+        ctx: &mut S,
+        policy: RetryPolicy,
+        mut f: F,
+    ) -> Result<R, E>
+    where
+        S: WriteAccess + ?Sized,
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    {
+        match entry(ctx, "savepoint writer") {
+            Entry::Begin(ctx) => {
+                with_retry(ctx.facade(), policy, || {
+                    outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+                        f(&mut WriterScope::new(ctx, tx))
+                    })
+                })
+            }
+            // Joined: a retry here would re-run only part of the outer
+            // transaction, so errors go to the outermost call.
+            Entry::Join(ctx, tx) => savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx))),
+        }
+    }
+
+    fn context_of<S: crate::scope::Scope + ?Sized>(ctx: &mut S) -> &S::Context {
+        match ctx.__scope_state() {
+            ScopeState::Idle(ctx) | ScopeState::Open { ctx, .. } => ctx,
+        }
+    }
+
+    pub fn writer_independent<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+    where
+        S: IndependentAccess + ?Sized,
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    {
+        let ctx = context_of(ctx);
+        tracing::debug!("independent transaction");
+        outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+            f(&mut WriterScope::new(ctx, tx))
+        })
+        .result
+    }
+
+    pub fn writer_independent_retry<S, R, E, F>(
+        ctx: &mut S,
+        policy: RetryPolicy,
+        mut f: F,
+    ) -> Result<R, E>
+    where
+        S: IndependentAccess + ?Sized,
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    {
+        let ctx = context_of(ctx);
+        with_retry(ctx.facade(), policy, || {
+            outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+                f(&mut WriterScope::new(ctx, tx))
+            })
+        })
+    }
+}

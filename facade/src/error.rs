@@ -1,0 +1,488 @@
+//! The one error type of diesel-facade and its classification.
+//!
+//! diesel exposes neither SQLSTATEs nor server error numbers, so the kind of a
+//! database error is derived from diesel's [`DatabaseErrorKind`] where it is
+//! precise and from the server's message text where it is not (see DESIGN §6).
+//! Classification is deterministic: converting an [`Error`] into a
+//! [`diesel::result::Error`] and back yields the same [`ErrorKind`], which is
+//! what lets `QueryResult<T>` functions pass facade errors through unchanged.
+
+use std::fmt;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// What went wrong, in terms an application can act on.
+///
+/// ```
+/// use diesel_facade::{Error, ErrorKind};
+///
+/// let err = Error::from(diesel::result::Error::NotFound);
+/// assert_eq!(err.kind(), ErrorKind::NotFound);
+/// assert!(!err.kind().is_retryable());
+/// assert!(ErrorKind::Deadlock.is_retryable());
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The server chose this transaction as a deadlock victim (PostgreSQL
+    /// 40P01, MySQL/MariaDB 1213, including Galera certification failures).
+    Deadlock,
+    /// A serialization failure (SQLSTATE 40001) or MariaDB's
+    /// "Record has changed since last read" (1020).
+    SerializationFailure,
+    /// Waiting for a row or table lock timed out (PostgreSQL 55P03,
+    /// MySQL 1205, SQLite `BUSY`), or a lock guard's own timeout expired.
+    LockTimeout,
+    /// A unique or primary key constraint was violated.
+    UniqueViolation,
+    /// A foreign key constraint was violated.
+    ForeignKeyViolation,
+    /// A write reached the database inside a read-only transaction or on a
+    /// read-only server (PostgreSQL 25006, MySQL 1792/1290, SQLite
+    /// `SQLITE_READONLY`).
+    ReadOnlyViolation,
+    /// The connection to the server was lost, or a Galera node is not ready
+    /// (1047). Retried when it happens before `COMMIT` was sent.
+    Disconnected,
+    /// The connection was lost while `COMMIT` was in flight: the transaction
+    /// may or may not have been committed. Never retried.
+    CommitUnknown,
+    /// No pooled connection became free within `pool_timeout`.
+    PoolTimeout,
+    /// A lock name was empty or longer than 50 characters.
+    InvalidLockName,
+    /// The `locks` table does not exist: run the migrations.
+    MissingLocksTable,
+    /// The facade's configuration (a URL, a pool or backend option) is unusable.
+    Config,
+    /// A query expected a row and found none.
+    NotFound,
+    /// Anything else: see the message and [`std::error::Error::source`].
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether a whole transaction that failed with this kind may be re-run:
+    /// deadlocks, serialization failures and connections lost before `COMMIT`.
+    ///
+    /// ```
+    /// use diesel_facade::ErrorKind;
+    /// assert!(ErrorKind::SerializationFailure.is_retryable());
+    /// assert!(!ErrorKind::CommitUnknown.is_retryable());
+    /// ```
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Deadlock | ErrorKind::SerializationFailure | ErrorKind::Disconnected
+        )
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::Deadlock => "deadlock",
+            ErrorKind::SerializationFailure => "serialization failure",
+            ErrorKind::LockTimeout => "lock timeout",
+            ErrorKind::UniqueViolation => "unique violation",
+            ErrorKind::ForeignKeyViolation => "foreign key violation",
+            ErrorKind::ReadOnlyViolation => "write in a read-only transaction",
+            ErrorKind::Disconnected => "connection lost",
+            ErrorKind::CommitUnknown => "commit outcome unknown",
+            ErrorKind::PoolTimeout => "connection pool timeout",
+            ErrorKind::InvalidLockName => "invalid lock name",
+            ErrorKind::MissingLocksTable => "missing locks table",
+            ErrorKind::Config => "configuration error",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Other => "database error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// The error of every diesel-facade operation.
+///
+/// It converts from and into [`diesel::result::Error`], so functions returning
+/// [`diesel::QueryResult`] can be annotated with `#[reader]`/`#[writer]`
+/// unchanged, and an error that crossed such a function keeps its [`kind`](Error::kind).
+///
+/// ```
+/// use diesel_facade::{Error, ErrorKind};
+///
+/// let err = Error::new(ErrorKind::PoolTimeout, "no connection within 5s");
+/// let diesel_err: diesel::result::Error = err.into();
+/// let back = Error::from(diesel_err);
+/// assert_eq!(back.kind(), ErrorKind::PoolTimeout);
+/// assert!(back.to_string().contains("no connection within 5s"));
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// An error of `kind` with a message that says what happened and, where it
+    /// can, what to do about it.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attach the underlying cause.
+    ///
+    /// ```
+    /// use diesel_facade::{Error, ErrorKind};
+    /// let err = Error::new(ErrorKind::Other, "loading items")
+    ///     .with_source(diesel::result::Error::NotFound);
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the kind prefix [`Display`](fmt::Display) adds.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The diesel error this was classified from, if any.
+    ///
+    /// ```
+    /// use diesel_facade::Error;
+    /// let err = Error::from(diesel::result::Error::NotFound);
+    /// assert!(matches!(err.diesel_error(), Some(diesel::result::Error::NotFound)));
+    /// ```
+    pub fn diesel_error(&self) -> Option<&DieselError> {
+        self.source.as_ref()?.downcast_ref::<DieselError>()
+    }
+
+    /// A configuration error.
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    /// Classify a diesel error with a backend's message rules.
+    pub(crate) fn classify_with(err: DieselError, kind: ErrorKind) -> Self {
+        Error {
+            kind,
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        }
+    }
+
+    /// Re-label an error (e.g. a lost connection during COMMIT becomes
+    /// `CommitUnknown`), keeping its source.
+    pub(crate) fn with_kind(mut self, kind: ErrorKind, context: &str) -> Self {
+        self.kind = kind;
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+/// Classify a diesel error without knowing the backend: every backend's
+/// messages are distinct enough to be matched together.
+pub(crate) fn classify(err: &DieselError) -> ErrorKind {
+    match err {
+        DieselError::NotFound => ErrorKind::NotFound,
+        DieselError::DatabaseError(kind, info) => classify_database(*kind, info.message()),
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => classify(commit_error),
+        DieselError::BrokenTransactionManager => ErrorKind::Disconnected,
+        _ => ErrorKind::Other,
+    }
+}
+
+fn classify_database(kind: DatabaseErrorKind, message: &str) -> ErrorKind {
+    let lower = message.to_ascii_lowercase();
+    let has = |needle: &str| lower.contains(needle);
+    // Order matters: MySQL reports deadlocks as `SerializationFailure`
+    // through prepared statements, and as `Unknown` through batch_execute.
+    if has("deadlock") {
+        return ErrorKind::Deadlock;
+    }
+    if has("record has changed since last read") {
+        return ErrorKind::SerializationFailure;
+    }
+    if has("wsrep has not yet prepared node") || has("wsrep") && has("not ready") {
+        return ErrorKind::Disconnected;
+    }
+    match kind {
+        DatabaseErrorKind::SerializationFailure => return ErrorKind::SerializationFailure,
+        DatabaseErrorKind::UniqueViolation => return ErrorKind::UniqueViolation,
+        DatabaseErrorKind::ForeignKeyViolation => return ErrorKind::ForeignKeyViolation,
+        DatabaseErrorKind::ReadOnlyTransaction => return ErrorKind::ReadOnlyViolation,
+        DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+            return ErrorKind::Disconnected
+        }
+        _ => {}
+    }
+    if has("attempt to write a readonly database")
+        || has("read-only transaction")
+        || has("read only transaction")
+        || has("--read-only option")
+        || has("cannot execute") && has("during recovery")
+    {
+        return ErrorKind::ReadOnlyViolation;
+    }
+    if has("lock wait timeout exceeded")
+        || has("canceling statement due to lock timeout")
+        || has("database is locked")
+        || has("could not obtain lock")
+    {
+        return ErrorKind::LockTimeout;
+    }
+    if has("lost connection")
+        || has("server has gone away")
+        || has("server closed the connection")
+        || has("terminating connection")
+        || has("no connection to the server")
+        || has("connection reset")
+        || has("broken pipe")
+    {
+        return ErrorKind::Disconnected;
+    }
+    ErrorKind::Other
+}
+
+impl From<DieselError> for Error {
+    fn from(err: DieselError) -> Self {
+        // A facade error that travelled through a `QueryResult` comes back as
+        // itself, kind and message intact.
+        if let DieselError::QueryBuilderError(inner) = err {
+            return match inner.downcast::<Error>() {
+                Ok(facade) => *facade,
+                Err(other) => {
+                    let err = DieselError::QueryBuilderError(other);
+                    Error::classify_with(err, ErrorKind::Other)
+                }
+            };
+        }
+        let kind = classify(&err);
+        Error::classify_with(err, kind)
+    }
+}
+
+impl From<Error> for DieselError {
+    fn from(err: Error) -> Self {
+        // A classification of a diesel error converts back into that error,
+        // so `match`es on diesel's variants in application code keep working.
+        let derived_from_diesel = matches!(
+            err.kind,
+            ErrorKind::Deadlock
+                | ErrorKind::SerializationFailure
+                | ErrorKind::LockTimeout
+                | ErrorKind::UniqueViolation
+                | ErrorKind::ForeignKeyViolation
+                | ErrorKind::ReadOnlyViolation
+                | ErrorKind::Disconnected
+                | ErrorKind::NotFound
+                | ErrorKind::Other
+        );
+        if derived_from_diesel
+            && err
+                .source
+                .as_ref()
+                .is_some_and(|s| s.downcast_ref::<DieselError>().is_some())
+        {
+            if let Some(source) = err.source {
+                if let Ok(diesel_err) = source.downcast::<DieselError>() {
+                    return *diesel_err;
+                }
+            }
+            unreachable_source()
+        } else {
+            DieselError::QueryBuilderError(Box::new(err))
+        }
+    }
+}
+
+#[cold]
+fn unreachable_source() -> DieselError {
+    // The branch above checked the downcast; keep a total function anyway.
+    DieselError::QueryBuilderError("diesel-facade: lost error source".into())
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<diesel::ConnectionError> for Error {
+    fn from(err: diesel::ConnectionError) -> Self {
+        let kind = match &err {
+            diesel::ConnectionError::InvalidConnectionUrl(_) => ErrorKind::Config,
+            _ => ErrorKind::Disconnected,
+        };
+        Error {
+            kind,
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Info(&'static str);
+    impl diesel::result::DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn db(kind: DatabaseErrorKind, msg: &'static str) -> ErrorKind {
+        Error::from(DieselError::DatabaseError(kind, Box::new(Info(msg)))).kind()
+    }
+
+    #[test]
+    fn classifies_each_backends_messages() {
+        use DatabaseErrorKind as K;
+        assert_eq!(db(K::Unknown, "deadlock detected"), ErrorKind::Deadlock);
+        assert_eq!(
+            db(
+                K::SerializationFailure,
+                "Deadlock found when trying to get lock; try restarting transaction"
+            ),
+            ErrorKind::Deadlock
+        );
+        assert_eq!(
+            db(
+                K::SerializationFailure,
+                "could not serialize access due to concurrent update"
+            ),
+            ErrorKind::SerializationFailure
+        );
+        assert_eq!(
+            db(K::Unknown, "Record has changed since last read in table 'locks'"),
+            ErrorKind::SerializationFailure
+        );
+        assert_eq!(
+            db(K::Unknown, "WSREP has not yet prepared node for application use"),
+            ErrorKind::Disconnected
+        );
+        assert_eq!(
+            db(K::Unknown, "Lock wait timeout exceeded; try restarting transaction"),
+            ErrorKind::LockTimeout
+        );
+        assert_eq!(
+            db(K::Unknown, "canceling statement due to lock timeout"),
+            ErrorKind::LockTimeout
+        );
+        assert_eq!(db(K::Unknown, "database is locked"), ErrorKind::LockTimeout);
+        assert_eq!(
+            db(K::Unknown, "attempt to write a readonly database"),
+            ErrorKind::ReadOnlyViolation
+        );
+        assert_eq!(
+            db(
+                K::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction"
+            ),
+            ErrorKind::ReadOnlyViolation
+        );
+        assert_eq!(
+            db(
+                K::Unknown,
+                "The MariaDB server is running with the --read-only option so it cannot execute this statement"
+            ),
+            ErrorKind::ReadOnlyViolation
+        );
+        assert_eq!(
+            db(K::Unknown, "Lost connection to server during query"),
+            ErrorKind::Disconnected
+        );
+        assert_eq!(
+            db(K::UniqueViolation, "duplicate key"),
+            ErrorKind::UniqueViolation
+        );
+        assert_eq!(
+            db(K::ForeignKeyViolation, "fk"),
+            ErrorKind::ForeignKeyViolation
+        );
+        assert_eq!(db(K::Unknown, "syntax error"), ErrorKind::Other);
+    }
+
+    #[test]
+    fn diesel_round_trip_keeps_the_original_variant() {
+        let err = Error::from(DieselError::NotFound);
+        let back: DieselError = err.into();
+        assert!(matches!(back, DieselError::NotFound));
+    }
+
+    #[test]
+    fn facade_errors_survive_a_query_result() {
+        for kind in [
+            ErrorKind::PoolTimeout,
+            ErrorKind::InvalidLockName,
+            ErrorKind::MissingLocksTable,
+            ErrorKind::CommitUnknown,
+            ErrorKind::Config,
+        ] {
+            let through: DieselError = Error::new(kind, "x").into();
+            assert_eq!(Error::from(through).kind(), kind);
+        }
+    }
+
+    #[test]
+    fn relabelled_errors_keep_their_new_kind() {
+        let lost = Error::from(DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new(Info("server closed the connection unexpectedly")),
+        ))
+        .with_kind(ErrorKind::CommitUnknown, "connection lost during COMMIT");
+        let through: DieselError = lost.into();
+        let back = Error::from(through);
+        assert_eq!(back.kind(), ErrorKind::CommitUnknown);
+        assert!(back.message().contains("during COMMIT"));
+    }
+}

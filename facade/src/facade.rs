@@ -1,0 +1,879 @@
+//! The shared handle: a writer pool, replica pools and configuration.
+//!
+//! A [`Facade`] is cheap to clone (one `Arc`) and is what a request context
+//! hands out. Connections come from r2d2 pools whose manager applies the
+//! backend's session settings on connect, checks health on checkout, and
+//! discards any connection that comes back with a transaction open or after
+//! a failed rollback. URLs are kept out of every `Debug`, `Display`, log line
+//! and error with their password replaced by `***`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::{
+    Instrumentation, InstrumentationEvent, TransactionManager, TransactionManagerStatus,
+};
+use r2d2::{ManageConnection, Pool, PooledConnection};
+use serde::Deserialize;
+
+use crate::backend::{redact_url, SessionState, SupportedConnection};
+use crate::context::Context;
+use crate::error::{classify, Error, ErrorKind};
+
+/// A factory for a per-connection diesel [`Instrumentation`], see
+/// [`FacadeBuilder::instrumentation`].
+pub type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
+
+/// Backend session options applied to every new connection.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct BackendOptions {
+    pub(crate) sqlite_foreign_keys: bool,
+    pub(crate) sqlite_wal: bool,
+    pub(crate) sqlite_busy_timeout: Duration,
+    pub(crate) mysql_sql_mode: Option<String>,
+    pub(crate) wsrep_sync_wait: Option<u8>,
+    pub(crate) application_name: Option<String>,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            sqlite_foreign_keys: true,
+            sqlite_wal: true,
+            sqlite_busy_timeout: Duration::from_secs(5),
+            mysql_sql_mode: Some("TRADITIONAL".to_owned()),
+            wsrep_sync_wait: None,
+            application_name: None,
+        }
+    }
+}
+
+/// How `#[writer(retry)]` backs off between attempts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetrySettings {
+    pub(crate) max_retries: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_retries: 10,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Counters of what a facade has done since it was built, for metrics and
+/// tests. See [`Facade::stats`].
+///
+/// ```
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+///     .writer(":memory:")
+///     .build()?;
+/// let mut ctx = db.context();
+/// diesel_facade::read(&mut ctx, |_| Ok::<_, diesel_facade::Error>(()))?;
+/// let stats = db.stats();
+/// assert_eq!(stats.transactions, 1);
+/// assert_eq!(stats.commits, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FacadeStats {
+    /// Connections checked out of any pool.
+    pub checkouts: u64,
+    /// Outermost transactions begun (each retry attempt counts).
+    pub transactions: u64,
+    /// Outermost transactions committed.
+    pub commits: u64,
+    /// Outermost transactions rolled back.
+    pub rollbacks: u64,
+    /// Whole-transaction retries by `#[writer(retry)]`.
+    pub retries: u64,
+    /// Replica reads that fell back to the primary.
+    pub replica_fallbacks: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) checkouts: AtomicU64,
+    pub(crate) transactions: AtomicU64,
+    pub(crate) commits: AtomicU64,
+    pub(crate) rollbacks: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) replica_fallbacks: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The instrumentation the facade installs on each connection: it remembers
+/// the first retryable error a transaction hit (so that `retry` works for any
+/// error type the body returns) and forwards every event to the
+/// application's own instrumentation.
+pub(crate) struct FacadeInstrumentation {
+    user: Option<Box<dyn Instrumentation>>,
+    pub(crate) doomed: Option<(ErrorKind, String)>,
+}
+
+impl Instrumentation for FacadeInstrumentation {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery {
+            error: Some(err), ..
+        } = &event
+        {
+            let kind = classify(err);
+            if kind.is_retryable() && self.doomed.is_none() {
+                self.doomed = Some((kind, err.to_string()));
+            }
+        }
+        if let Some(user) = &mut self.user {
+            user.on_connection_event(event);
+        }
+    }
+}
+
+/// A pooled connection with the facade's per-connection state.
+pub(crate) struct Managed<C> {
+    pub(crate) conn: C,
+    pub(crate) session: SessionState,
+    /// Set when the connection must not be reused (a failed rollback, a lost
+    /// connection, a Galera node that is not ready).
+    pub(crate) broken: bool,
+}
+
+impl<C: SupportedConnection> Managed<C> {
+    fn instrumentation(&mut self) -> Option<&mut FacadeInstrumentation> {
+        self.conn
+            .instrumentation()
+            .downcast_mut::<FacadeInstrumentation>()
+    }
+
+    /// The retryable error this transaction hit, if any.
+    pub(crate) fn doomed(&mut self) -> Option<(ErrorKind, String)> {
+        self.instrumentation().and_then(|i| i.doomed.clone())
+    }
+
+    pub(crate) fn set_doomed(&mut self, value: Option<(ErrorKind, String)>) {
+        if let Some(i) = self.instrumentation() {
+            i.doomed = value;
+        }
+    }
+}
+
+/// The r2d2 manager: connects, applies session settings, checks health.
+pub(crate) struct Manager<C> {
+    url: String,
+    redacted: String,
+    options: Arc<BackendOptions>,
+    instrumentation: Option<InstrumentationFactory>,
+    _conn: PhantomData<fn() -> C>,
+}
+
+impl<C: SupportedConnection> ManageConnection for Manager<C> {
+    type Connection = Managed<C>;
+    type Error = Error;
+
+    fn connect(&self) -> Result<Managed<C>, Error> {
+        let mut conn = C::establish(&self.url).map_err(|e| {
+            let kind = Error::from(e);
+            let message = format!("could not connect to {}: {}", self.redacted, kind.message());
+            Error::new(kind.kind(), message)
+        })?;
+        conn.set_instrumentation(FacadeInstrumentation {
+            user: self.instrumentation.as_ref().map(|f| f()),
+            doomed: None,
+        });
+        let session = C::after_connect(&mut conn, &self.options).map_err(|e| {
+            let err = Error::from(e);
+            let message = format!(
+                "applying session settings on {} failed: {}",
+                self.redacted,
+                err.message()
+            );
+            Error::new(err.kind(), message)
+        })?;
+        Ok(Managed {
+            conn,
+            session,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Managed<C>) -> Result<(), Error> {
+        conn.conn.ping().map_err(Error::from)
+    }
+
+    fn has_broken(&self, conn: &mut Managed<C>) -> bool {
+        if conn.broken || std::thread::panicking() {
+            return true;
+        }
+        // Never hand out a connection with a transaction still open.
+        match C::TransactionManager::transaction_manager_status_mut(&mut conn.conn) {
+            TransactionManagerStatus::Valid(status) => status.transaction_depth().is_some(),
+            TransactionManagerStatus::InError => true,
+        }
+    }
+}
+
+pub(crate) type PooledConn<C> = PooledConnection<Manager<C>>;
+
+struct PoolSet<C: SupportedConnection> {
+    pool: Pool<Manager<C>>,
+    redacted: String,
+}
+
+pub(crate) struct Inner<C: SupportedConnection> {
+    writer: PoolSet<C>,
+    replicas: Vec<PoolSet<C>>,
+    next_replica: AtomicUsize,
+    max_pool_size: u32,
+    pool_timeout: Duration,
+    pub(crate) retry: RetrySettings,
+    pub(crate) counters: Counters,
+}
+
+/// The shared database handle: a writer pool, zero or more replica pools and
+/// the configuration. Clone it freely; clones share the pools.
+///
+/// ```
+/// use diesel::SqliteConnection;
+/// use diesel_facade::Facade;
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// # let dir = std::env::temp_dir().join(format!("facade-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("app.db");
+/// # let path = path.to_str().unwrap();
+/// let db: Facade<SqliteConnection> = Facade::builder()
+///     .writer(path)
+///     .max_pool_size(4)
+///     .pool_timeout(Duration::from_secs(5))
+///     .build()?;
+/// db.run_migrations()?;
+/// # Ok(()) }
+/// ```
+pub struct Facade<C: SupportedConnection> {
+    pub(crate) inner: Arc<Inner<C>>,
+}
+
+impl<C: SupportedConnection> Clone for Facade<C> {
+    fn clone(&self) -> Self {
+        Facade {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: SupportedConnection> fmt::Debug for Facade<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Facade")
+            .field("backend", &C::NAME)
+            .field("writer", &self.inner.writer.redacted)
+            .field(
+                "replicas",
+                &self
+                    .inner
+                    .replicas
+                    .iter()
+                    .map(|r| r.redacted.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("max_pool_size", &self.inner.max_pool_size)
+            .field("pool_timeout", &self.inner.pool_timeout)
+            .finish()
+    }
+}
+
+impl<C: SupportedConnection> Facade<C> {
+    /// Start configuring a facade.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> FacadeBuilder<C> {
+        FacadeBuilder::default()
+    }
+
+    /// Build from `DATABASE_URL` and, if set, `DATABASE_REPLICA_URLS`
+    /// (comma-separated), with default options.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// std::env::set_var("DATABASE_URL", ":memory:");
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::from_env()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        let writer = std::env::var("DATABASE_URL").map_err(|_| {
+            Error::config("DATABASE_URL is not set (or not UTF-8): set it to the writer database's URL")
+        })?;
+        let mut builder = Facade::builder().writer(writer);
+        if let Ok(replicas) = std::env::var("DATABASE_REPLICA_URLS") {
+            for url in replicas.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                builder = builder.replica(url);
+            }
+        }
+        builder.build()
+    }
+
+    /// Build from a deserialized [`FacadeConfig`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let config = diesel_facade::FacadeConfig {
+    ///     connection: ":memory:".into(),
+    ///     ..Default::default()
+    /// };
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::from_config(&config)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_config(config: &FacadeConfig) -> Result<Self, Error> {
+        FacadeBuilder::from_config(config).build()
+    }
+
+    /// A ready-made request context holding a clone of this facade.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// let mut ctx = db.context();
+    /// let one: i32 = diesel_facade::read(&mut ctx, |ctx| {
+    ///     use diesel::RunQueryDsl;
+    ///     diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+    ///         .get_result(ctx.conn())
+    /// })?;
+    /// assert_eq!(one, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn context(&self) -> Context<C> {
+        Context::new(self.clone())
+    }
+
+    /// Run diesel-facade's embedded migrations (the `locks` table) on the
+    /// writer database. Idempotent; shares diesel's
+    /// `__diesel_schema_migrations` table with the application's migrations.
+    /// Returns the versions it applied.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// assert_eq!(db.run_migrations()?.len(), 1);
+    /// assert!(db.run_migrations()?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn run_migrations(&self) -> Result<Vec<String>, Error> {
+        let mut conn = self.checkout_writer()?;
+        C::run_embedded_migrations(&mut conn.conn)
+    }
+
+    /// Counters since this facade was built.
+    pub fn stats(&self) -> FacadeStats {
+        let c = &self.inner.counters;
+        FacadeStats {
+            checkouts: c.checkouts.load(Ordering::Relaxed),
+            transactions: c.transactions.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            rollbacks: c.rollbacks.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            replica_fallbacks: c.replica_fallbacks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The writer URL with its password replaced by `***`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// assert_eq!(db.writer_url(), ":memory:");
+    /// # Ok(()) }
+    /// ```
+    pub fn writer_url(&self) -> &str {
+        &self.inner.writer.redacted
+    }
+
+    /// How many replicas are configured.
+    pub fn replica_count(&self) -> usize {
+        self.inner.replicas.len()
+    }
+
+    pub(crate) fn checkout_writer(&self) -> Result<PooledConn<C>, Error> {
+        self.checkout(&self.inner.writer, "writer")
+    }
+
+    /// A connection to the next healthy replica, or `None` if there is no
+    /// replica or none could be reached (the caller falls back to the
+    /// writer).
+    pub(crate) fn checkout_replica(&self) -> Option<(usize, PooledConn<C>)> {
+        let replicas = &self.inner.replicas;
+        if replicas.is_empty() {
+            return None;
+        }
+        let start = self.inner.next_replica.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..replicas.len() {
+            let index = (start + offset) % replicas.len();
+            match self.checkout(&replicas[index], "replica") {
+                Ok(conn) => return Some((index, conn)),
+                Err(err) => tracing::warn!(
+                    replica = %replicas[index].redacted,
+                    error = %err,
+                    "replica unavailable, trying the next one"
+                ),
+            }
+        }
+        Counters::bump(&self.inner.counters.replica_fallbacks);
+        tracing::warn!("no replica could serve the read; using the primary");
+        None
+    }
+
+    fn checkout(&self, set: &PoolSet<C>, role: &str) -> Result<PooledConn<C>, Error> {
+        let timeout = self.inner.pool_timeout;
+        match set.pool.get_timeout(timeout) {
+            Ok(conn) => {
+                Counters::bump(&self.inner.counters.checkouts);
+                Ok(conn)
+            }
+            Err(err) => {
+                let text = err.to_string();
+                let plain = "timed out waiting for connection";
+                if text == plain {
+                    let state = set.pool.state();
+                    Err(Error::new(
+                        ErrorKind::PoolTimeout,
+                        format!(
+                            "no connection to the {role} database {} became free within {timeout:?}: \
+                             all {} are checked out (max_pool_size = {}). Raise max_pool_size or \
+                             pool_timeout; note that #[writer(independent)] inside a transaction \
+                             needs a second connection",
+                            set.redacted,
+                            state.connections - state.idle_connections,
+                            self.inner.max_pool_size,
+                        ),
+                    ))
+                } else {
+                    let cause = text.strip_prefix(plain).unwrap_or(&text);
+                    let cause = cause.trim_start_matches(':').trim();
+                    Err(Error::new(
+                        ErrorKind::Disconnected,
+                        format!(
+                            "no connection to the {role} database {} within {timeout:?}: {cause}",
+                            set.redacted
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Builder for [`Facade`]; see [`Facade::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+///     .writer(":memory:")
+///     .max_pool_size(1)
+///     .pool_timeout(Duration::from_millis(200))
+///     .connection_recycle_time(Duration::from_secs(600))
+///     .sqlite_busy_timeout(Duration::from_secs(2))
+///     .max_retries(5)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+pub struct FacadeBuilder<C> {
+    writer: Option<String>,
+    replicas: Vec<String>,
+    max_pool_size: u32,
+    pool_timeout: Duration,
+    connection_recycle_time: Option<Duration>,
+    options: BackendOptions,
+    retry: RetrySettings,
+    instrumentation: Option<InstrumentationFactory>,
+    _conn: PhantomData<fn() -> C>,
+}
+
+impl<C> Default for FacadeBuilder<C> {
+    fn default() -> Self {
+        FacadeBuilder {
+            writer: None,
+            replicas: Vec::new(),
+            max_pool_size: 10,
+            pool_timeout: Duration::from_secs(30),
+            connection_recycle_time: Some(Duration::from_secs(3600)),
+            options: BackendOptions::default(),
+            retry: RetrySettings::default(),
+            instrumentation: None,
+            _conn: PhantomData,
+        }
+    }
+}
+
+impl<C> fmt::Debug for FacadeBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FacadeBuilder")
+            .field("writer", &self.writer.as_deref().map(redact_url))
+            .field(
+                "replicas",
+                &self.replicas.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("max_pool_size", &self.max_pool_size)
+            .field("pool_timeout", &self.pool_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> FacadeBuilder<C> {
+    /// The writer (primary) database: any diesel URL for the backend.
+    pub fn writer(mut self, url: impl Into<String>) -> Self {
+        self.writer = Some(url.into());
+        self
+    }
+
+    /// Add a replica for `#[reader(replica)]`. Repeatable; with none,
+    /// replica reads use the writer database.
+    pub fn replica(mut self, url: impl Into<String>) -> Self {
+        self.replicas.push(url.into());
+        self
+    }
+
+    /// Connections per pool (default 10). Must be at least 1.
+    pub fn max_pool_size(mut self, size: u32) -> Self {
+        self.max_pool_size = size;
+        self
+    }
+
+    /// How long a checkout waits for a free connection before
+    /// [`ErrorKind::PoolTimeout`] (default 30 s).
+    pub fn pool_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_timeout = timeout;
+        self
+    }
+
+    /// Close connections older than this when they return to the pool
+    /// (oslo.db's `connection_recycle_time`, default 1 hour). `None` keeps
+    /// them forever.
+    pub fn connection_recycle_time(mut self, age: impl Into<Option<Duration>>) -> Self {
+        self.connection_recycle_time = age.into();
+        self
+    }
+
+    /// SQLite: enforce foreign keys (`PRAGMA foreign_keys`, default on).
+    pub fn sqlite_foreign_keys(mut self, on: bool) -> Self {
+        self.options.sqlite_foreign_keys = on;
+        self
+    }
+
+    /// SQLite: use write-ahead logging with `synchronous = NORMAL` (default
+    /// on), so readers never block the writer.
+    pub fn sqlite_wal(mut self, on: bool) -> Self {
+        self.options.sqlite_wal = on;
+        self
+    }
+
+    /// SQLite: how long a statement waits for another connection's write
+    /// lock (`PRAGMA busy_timeout`, default 5 s).
+    pub fn sqlite_busy_timeout(mut self, timeout: Duration) -> Self {
+        self.options.sqlite_busy_timeout = timeout;
+        self
+    }
+
+    /// MySQL/MariaDB: the session `sql_mode` (default `TRADITIONAL`, which
+    /// makes the server reject rather than truncate bad data). `None` keeps
+    /// the server's.
+    pub fn mysql_sql_mode(mut self, mode: Option<&str>) -> Self {
+        self.options.mysql_sql_mode = mode.map(str::to_owned);
+        self
+    }
+
+    /// MariaDB Galera: the session `wsrep_sync_wait` (e.g. `1` for causal
+    /// reads on any node). Unset by default.
+    pub fn wsrep_sync_wait(mut self, level: u8) -> Self {
+        self.options.wsrep_sync_wait = Some(level);
+        self
+    }
+
+    /// PostgreSQL: the `application_name` shown in `pg_stat_activity`.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.options.application_name = Some(name.into());
+        self
+    }
+
+    /// How many times `#[writer(retry)]` re-runs a transaction by default
+    /// (default 10; `#[writer(retry = N)]` overrides it per function).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.retry.max_retries = retries;
+        self
+    }
+
+    /// Backoff between retries: exponential from `initial`, capped at `max`,
+    /// with full jitter (defaults 5 ms and 500 ms).
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry.initial_backoff = initial;
+        self.retry.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Install a diesel [`Instrumentation`] on every connection (the facade
+    /// keeps its own and forwards every event to yours).
+    ///
+    /// ```
+    /// use diesel::connection::{Instrumentation, InstrumentationEvent};
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    ///
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let begins = Arc::new(AtomicUsize::new(0));
+    /// let counter = begins.clone();
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .instrumentation(move || {
+    ///         let counter = counter.clone();
+    ///         Box::new(move |event: InstrumentationEvent<'_>| {
+    ///             if let InstrumentationEvent::BeginTransaction { .. } = event {
+    ///                 counter.fetch_add(1, Ordering::SeqCst);
+    ///             }
+    ///         }) as Box<dyn Instrumentation>
+    ///     })
+    ///     .build()?;
+    /// diesel_facade::read(&mut db.context(), |_| Ok::<_, diesel_facade::Error>(()))?;
+    /// assert_eq!(begins.load(Ordering::SeqCst), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn instrumentation<F>(mut self, factory: F) -> Self
+    where
+        F: Fn() -> Box<dyn Instrumentation> + Send + Sync + 'static,
+    {
+        self.instrumentation = Some(Arc::new(factory));
+        self
+    }
+
+    fn from_config(config: &FacadeConfig) -> Self {
+        let mut builder = FacadeBuilder::default().writer(config.connection.clone());
+        for replica in &config.replica_connections {
+            builder = builder.replica(replica.clone());
+        }
+        if let Some(size) = config.max_pool_size {
+            builder = builder.max_pool_size(size);
+        }
+        if let Some(secs) = config.pool_timeout {
+            builder.pool_timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
+        }
+        if let Some(secs) = config.connection_recycle_time {
+            builder.connection_recycle_time = (secs > 0)
+                .then(|| Duration::from_secs(secs));
+        }
+        if let Some(on) = config.sqlite_foreign_keys {
+            builder.options.sqlite_foreign_keys = on;
+        }
+        if let Some(on) = config.sqlite_wal {
+            builder.options.sqlite_wal = on;
+        }
+        if let Some(ms) = config.sqlite_busy_timeout_ms {
+            builder.options.sqlite_busy_timeout = Duration::from_millis(ms);
+        }
+        if let Some(mode) = &config.mysql_sql_mode {
+            builder.options.mysql_sql_mode = (!mode.is_empty()).then(|| mode.clone());
+        }
+        builder.options.wsrep_sync_wait = config.wsrep_sync_wait;
+        if let Some(name) = &config.application_name {
+            builder.options.application_name = Some(name.clone());
+        }
+        if let Some(n) = config.max_retries {
+            builder.retry.max_retries = n;
+        }
+        builder
+    }
+}
+
+impl<C: SupportedConnection> FacadeBuilder<C> {
+    /// Check the configuration, connect once to the writer (so a wrong URL,
+    /// host or password fails here, not on the first request) and create the
+    /// pools. Replicas connect lazily: a replica that is down at start-up is
+    /// skipped by reads until it answers.
+    pub fn build(self) -> Result<Facade<C>, Error> {
+        let writer = self.writer.clone().ok_or_else(|| {
+            Error::config("no writer database: call .writer(url) or set DATABASE_URL")
+        })?;
+        if self.max_pool_size == 0 {
+            return Err(Error::config("max_pool_size must be at least 1"));
+        }
+        if let Some(mode) = &self.options.mysql_sql_mode {
+            if !mode
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ',')
+            {
+                return Err(Error::config(format!(
+                    "mysql_sql_mode `{mode}` may only contain letters, digits, '_' and ','"
+                )));
+            }
+        }
+        if let Some(level) = self.options.wsrep_sync_wait {
+            if level > 15 {
+                return Err(Error::config(format!(
+                    "wsrep_sync_wait must be between 0 and 15, not {level}"
+                )));
+            }
+        }
+        let options = Arc::new(self.options.clone());
+        let writer_set = self.pool_set(&writer, &options, true)?;
+        let replicas = self
+            .replicas
+            .iter()
+            .map(|url| self.pool_set(url, &options, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Facade {
+            inner: Arc::new(Inner {
+                writer: writer_set,
+                replicas,
+                next_replica: AtomicUsize::new(0),
+                max_pool_size: self.max_pool_size,
+                pool_timeout: self.pool_timeout,
+                retry: self.retry,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    fn pool_set(
+        &self,
+        url: &str,
+        options: &Arc<BackendOptions>,
+        connect_now: bool,
+    ) -> Result<PoolSet<C>, Error> {
+        let redacted = redact_url(url);
+        C::check_url(url).map_err(Error::config)?;
+        let manager = Manager::<C> {
+            url: url.to_owned(),
+            redacted: redacted.clone(),
+            options: Arc::clone(options),
+            instrumentation: self.instrumentation.clone(),
+            _conn: PhantomData,
+        };
+        // An in-memory SQLite database exists once per connection: more than
+        // one pooled connection would mean more than one database.
+        let in_memory = C::NAME == "sqlite" && (url == ":memory:" || url.contains("mode=memory"));
+        let max_size = if in_memory { 1 } else { self.max_pool_size };
+        if connect_now {
+            let probe = manager.connect().map_err(|e| {
+                let kind = if e.kind() == ErrorKind::Disconnected {
+                    ErrorKind::Disconnected
+                } else {
+                    ErrorKind::Config
+                };
+                Error::new(kind, e.message().to_owned())
+            })?;
+            drop(probe);
+        }
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(0))
+            .idle_timeout(None)
+            .max_lifetime(self.connection_recycle_time)
+            .connection_timeout(self.pool_timeout)
+            .test_on_check_out(true)
+            .error_handler(Box::new(TracingErrorHandler))
+            .build_unchecked(manager);
+        Ok(PoolSet { pool, redacted })
+    }
+}
+
+#[derive(Debug)]
+struct TracingErrorHandler;
+
+impl r2d2::HandleError<Error> for TracingErrorHandler {
+    fn handle_error(&self, error: Error) {
+        // The error's message carries the redacted URL, never the password.
+        tracing::warn!(error = %error, "connection pool error");
+    }
+}
+
+/// Deserializable configuration, named after oslo.db's `[database]` options.
+///
+/// ```
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let config: diesel_facade::FacadeConfig = serde_json_like();
+/// # fn serde_json_like() -> diesel_facade::FacadeConfig {
+/// #     diesel_facade::FacadeConfig { connection: ":memory:".into(), max_pool_size: Some(2), ..Default::default() }
+/// # }
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::from_config(&config)?;
+/// assert!(!format!("{config:?}").is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FacadeConfig {
+    /// The writer database URL (oslo.db `connection`).
+    pub connection: String,
+    /// Replica URLs (oslo.db `slave_connection`, here a list).
+    pub replica_connections: Vec<String>,
+    /// Connections per pool (oslo.db `max_pool_size`).
+    pub max_pool_size: Option<u32>,
+    /// Seconds to wait for a pooled connection (oslo.db `pool_timeout`).
+    pub pool_timeout: Option<f64>,
+    /// Seconds after which a connection is replaced; 0 disables
+    /// (oslo.db `connection_recycle_time`).
+    pub connection_recycle_time: Option<u64>,
+    /// SQLite `PRAGMA foreign_keys` (oslo.db `sqlite_fk`).
+    pub sqlite_foreign_keys: Option<bool>,
+    /// SQLite write-ahead logging.
+    pub sqlite_wal: Option<bool>,
+    /// SQLite `busy_timeout` in milliseconds.
+    pub sqlite_busy_timeout_ms: Option<u64>,
+    /// MySQL `sql_mode` (oslo.db `mysql_sql_mode`); empty keeps the server's.
+    pub mysql_sql_mode: Option<String>,
+    /// MariaDB Galera `wsrep_sync_wait` (oslo.db `mysql_wsrep_sync_wait`).
+    pub wsrep_sync_wait: Option<u8>,
+    /// PostgreSQL `application_name`.
+    pub application_name: Option<String>,
+    /// Default retries for `#[writer(retry)]` (oslo.db `db_max_retries`).
+    pub max_retries: Option<u32>,
+}
+
+impl fmt::Debug for FacadeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FacadeConfig")
+            .field("connection", &redact_url(&self.connection))
+            .field(
+                "replica_connections",
+                &self
+                    .replica_connections
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("max_pool_size", &self.max_pool_size)
+            .field("pool_timeout", &self.pool_timeout)
+            .field("connection_recycle_time", &self.connection_recycle_time)
+            .field("sqlite_foreign_keys", &self.sqlite_foreign_keys)
+            .field("sqlite_wal", &self.sqlite_wal)
+            .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .field("mysql_sql_mode", &self.mysql_sql_mode)
+            .field("wsrep_sync_wait", &self.wsrep_sync_wait)
+            .field("application_name", &self.application_name)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}

@@ -1,0 +1,377 @@
+//! Typestate scopes and the capability traits that encode the nesting table.
+//!
+//! A `#[reader]`/`#[writer]` function's context parameter becomes
+//! `&mut S` where `S` implements one capability trait:
+//!
+//! | capability            | idle context | [`WriterScope`] | [`ReaderScope`] | [`ReplicaScope`] |
+//! |-----------------------|--------------|-----------------|-----------------|------------------|
+//! | [`WriteAccess`]       | begin        | join/savepoint  | —               | —                |
+//! | [`IndependentAccess`] | begin        | new txn         | new txn         | new txn          |
+//! | [`ReadAccess`]        | begin        | join            | join            | —                |
+//! | [`ReplicaReadAccess`] | begin        | join            | join            | join             |
+//!
+//! A missing cell is a missing impl, so the forbidden calls do not compile.
+//! A scope derefs to the user's context only by shared reference, so a
+//! nested call can never see the idle context and start a second
+//! transaction by accident.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use crate::backend::SupportedConnection;
+use crate::context::TransactionContext;
+use crate::error::Error;
+use crate::lock;
+use crate::read_only::ReadOnlyConnection;
+use crate::transaction::Transaction;
+
+/// Which kind of scope an open transaction was handed to.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    Writer,
+    Reader,
+    Replica,
+}
+
+/// What a scope argument is: an idle context or an open transaction.
+#[doc(hidden)]
+pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
+    Idle(&'a T),
+    Open {
+        ctx: &'a T,
+        tx: &'a mut Transaction<T::Connection>,
+        kind: ScopeKind,
+    },
+}
+
+/// Anything a data-access function can be called with: a request context
+/// (no transaction yet) or one of the scopes ([`WriterScope`],
+/// [`ReaderScope`], [`ReplicaScope`]).
+///
+/// ```
+/// fn context_of<S: diesel_facade::Scope>(_: &mut S) {}
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// context_of(&mut db.context());
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is neither a request context nor a transaction scope",
+    label = "pass the request context (`&mut ctx`) or the `ctx` of the enclosing #[reader]/#[writer]",
+    note = "request contexts implement `diesel_facade::TransactionContext` (derive it)"
+)]
+pub trait Scope {
+    /// The application's context type.
+    type Context: TransactionContext;
+
+    #[doc(hidden)]
+    fn __scope_state(&mut self) -> ScopeState<'_, Self::Context>;
+}
+
+/// May start or join a read-write transaction: an idle context or a
+/// [`WriterScope`]. Not a reader's scope: a reader's transaction is READ ONLY.
+///
+/// ```
+/// fn needs_write<S: diesel_facade::WriteAccess>(_: &mut S) {}
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// needs_write(&mut db.context());
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a `#[writer]` cannot run inside `{Self}`: that transaction is read-only",
+    label = "read-only scope: cannot start or join a read-write transaction here",
+    note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection"
+)]
+pub trait WriteAccess: Scope {}
+
+/// May start an independent read-write transaction on a second connection:
+/// any context or scope.
+///
+/// ```
+/// fn needs_independent<S: diesel_facade::IndependentAccess>(_: &mut S) {}
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// needs_independent(&mut db.context());
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot start an independent transaction",
+    label = "not a request context or a transaction scope",
+    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
+)]
+pub trait IndependentAccess: Scope {}
+
+/// May start or join a read-only transaction on the primary: an idle
+/// context, a [`WriterScope`] or a [`ReaderScope`]. Not a [`ReplicaScope`]:
+/// a primary-only read must not silently join a replica's (possibly stale)
+/// transaction.
+///
+/// ```
+/// fn needs_read<S: diesel_facade::ReadAccess>(_: &mut S) {}
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// needs_read(&mut db.context());
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a `#[reader]` cannot join the transaction of `{Self}`, which may run on a replica",
+    label = "this scope may be reading a replica",
+    note = "mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
+)]
+pub trait ReadAccess: Scope {}
+
+/// May start a read-only transaction on a replica, or join any open one:
+/// every context and scope.
+///
+/// ```
+/// fn needs_replica_read<S: diesel_facade::ReplicaReadAccess>(_: &mut S) {}
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// needs_replica_read(&mut db.context());
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot start or join a read-only transaction",
+    label = "not a request context or a transaction scope",
+    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
+)]
+pub trait ReplicaReadAccess: Scope {}
+
+impl<T: TransactionContext> Scope for T {
+    type Context = T;
+
+    fn __scope_state(&mut self) -> ScopeState<'_, T> {
+        ScopeState::Idle(self)
+    }
+}
+impl<T: TransactionContext> WriteAccess for T {}
+impl<T: TransactionContext> IndependentAccess for T {}
+impl<T: TransactionContext> ReadAccess for T {}
+impl<T: TransactionContext> ReplicaReadAccess for T {}
+
+macro_rules! scope_type {
+    ($(#[$doc:meta])* $name:ident, $kind:ident) => {
+        $(#[$doc])*
+        pub struct $name<'s, T: TransactionContext> {
+            ctx: &'s T,
+            tx: &'s mut Transaction<T::Connection>,
+        }
+
+        impl<'s, T: TransactionContext> $name<'s, T> {
+            pub(crate) fn new(ctx: &'s T, tx: &'s mut Transaction<T::Connection>) -> Self {
+                $name { ctx, tx }
+            }
+
+            /// The application's context (also reachable through `Deref`).
+            pub fn context(&self) -> &T {
+                self.ctx
+            }
+
+            /// Whether this transaction is running on a replica rather than
+            /// the primary.
+            pub fn on_replica(&self) -> bool {
+                self.tx.replica.is_some()
+            }
+        }
+
+        impl<T: TransactionContext> Deref for $name<'_, T> {
+            type Target = T;
+
+            fn deref(&self) -> &T {
+                self.ctx
+            }
+        }
+
+        impl<T: TransactionContext> Scope for $name<'_, T> {
+            type Context = T;
+
+            fn __scope_state(&mut self) -> ScopeState<'_, T> {
+                ScopeState::Open {
+                    ctx: self.ctx,
+                    tx: &mut *self.tx,
+                    kind: ScopeKind::$kind,
+                }
+            }
+        }
+
+        impl<T: TransactionContext> IndependentAccess for $name<'_, T> {}
+        impl<T: TransactionContext> ReplicaReadAccess for $name<'_, T> {}
+
+        impl<T: TransactionContext> std::fmt::Debug for $name<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("backend", &<T::Connection as SupportedConnection>::NAME)
+                    .field("mode", &self.tx.mode)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+scope_type!(
+    /// The `ctx` inside a `#[writer]` body: a read-write transaction on the
+    /// primary.
+    ///
+    /// ```
+    /// use diesel::prelude::*;
+    /// use diesel_facade::{writer, Context};
+    /// use diesel::SqliteConnection;
+    ///
+    /// #[writer]
+    /// fn create_table(ctx: &mut Context<SqliteConnection>) -> QueryResult<()> {
+    ///     diesel::sql_query("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+    ///         .execute(ctx.conn())?;
+    ///     ctx.on_commit(|| println!("table created"));
+    ///     Ok(())
+    /// }
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<SqliteConnection>::builder().writer(":memory:").build()?;
+    /// create_table(&mut db.context())?;
+    /// # Ok(()) }
+    /// ```
+    WriterScope,
+    Writer
+);
+scope_type!(
+    /// The `ctx` inside a `#[reader]` body: a read-only transaction on the
+    /// primary (or a writer's transaction it joined). `conn()` is a
+    /// [`ReadOnlyConnection`], on which only reads compile.
+    ///
+    /// ```
+    /// use diesel::prelude::*;
+    /// use diesel_facade::{reader, Context};
+    /// use diesel::SqliteConnection;
+    ///
+    /// #[reader]
+    /// fn answer(ctx: &mut Context<SqliteConnection>) -> QueryResult<i32> {
+    ///     diesel::select(42.into_sql::<diesel::sql_types::Integer>()).get_result(ctx.conn())
+    /// }
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<SqliteConnection>::builder().writer(":memory:").build()?;
+    /// assert_eq!(answer(&mut db.context())?, 42);
+    /// # Ok(()) }
+    /// ```
+    ReaderScope,
+    Reader
+);
+scope_type!(
+    /// The `ctx` inside a `#[reader(replica)]` or `#[reader(allow_replica)]`
+    /// body: a read-only transaction that may run on a replica. Only
+    /// replica-tolerant readers can be called from it.
+    ///
+    /// ```
+    /// use diesel::prelude::*;
+    /// use diesel_facade::{reader, Context};
+    /// use diesel::SqliteConnection;
+    ///
+    /// #[reader(replica)]
+    /// fn answer(ctx: &mut Context<SqliteConnection>) -> QueryResult<i32> {
+    ///     diesel::select(42.into_sql::<diesel::sql_types::Integer>()).get_result(ctx.conn())
+    /// }
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<SqliteConnection>::builder().writer(":memory:").build()?;
+    /// assert_eq!(answer(&mut db.context())?, 42);
+    /// # Ok(()) }
+    /// ```
+    ReplicaScope,
+    Replica
+);
+
+impl<T: TransactionContext> WriteAccess for WriterScope<'_, T> {}
+impl<T: TransactionContext> ReadAccess for WriterScope<'_, T> {}
+impl<T: TransactionContext> ReadAccess for ReaderScope<'_, T> {}
+
+impl<T: TransactionContext> WriterScope<'_, T> {
+    /// The connection, inside the open read-write transaction.
+    pub fn conn(&mut self) -> &mut T::Connection {
+        self.tx.connection()
+    }
+
+    /// Run `hook` after the outermost transaction commits (and its connection
+    /// is back in the pool). Never runs if it rolls back; a hook registered
+    /// inside a `#[writer(savepoint)]` that rolls back is dropped.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// let sent = Arc::new(AtomicBool::new(false));
+    /// let flag = sent.clone();
+    /// diesel_facade::write(&mut db.context(), |ctx| {
+    ///     ctx.on_commit(move || flag.store(true, Ordering::SeqCst));
+    ///     Ok::<_, diesel_facade::Error>(())
+    /// })?;
+    /// assert!(sent.load(Ordering::SeqCst));
+    /// # Ok(()) }
+    /// ```
+    pub fn on_commit(&mut self, hook: impl FnOnce() + 'static) {
+        self.tx.on_commit.push(Box::new(hook));
+    }
+
+    /// Take the exclusive lock `name` (1 to 50 characters) by upserting its
+    /// row in the `locks` table; held until the outermost transaction ends.
+    /// Waits as long as the server's lock wait allows.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// db.run_migrations()?;
+    /// diesel_facade::write(&mut db.context(), |ctx| {
+    ///     ctx.lock("nightly-report")?;
+    ///     ctx.lock("nightly-report")?; // taking it again is fine
+    ///     Ok::<_, diesel_facade::Error>(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lock(&mut self, name: &str) -> Result<(), Error> {
+        lock::lock(self.tx.connection(), name, None)
+    }
+
+    /// Like [`lock`](Self::lock), but fail with
+    /// [`ErrorKind::LockTimeout`](crate::ErrorKind::LockTimeout) after
+    /// `timeout` (MySQL/MariaDB round it up to whole seconds).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// # db.run_migrations()?;
+    /// diesel_facade::write(&mut db.context(), |ctx| {
+    ///     ctx.lock_timeout("import", std::time::Duration::from_secs(2))
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lock_timeout(&mut self, name: &str, timeout: Duration) -> Result<(), Error> {
+        lock::lock(self.tx.connection(), name, Some(timeout))
+    }
+
+    /// Take the lock if no other transaction holds it, without waiting:
+    /// `Ok(false)` if it is taken. The transaction stays usable either way.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// # db.run_migrations()?;
+    /// let took = diesel_facade::write(&mut db.context(), |ctx| ctx.try_lock("cleanup"))?;
+    /// assert!(took);
+    /// # Ok(()) }
+    /// ```
+    pub fn try_lock(&mut self, name: &str) -> Result<bool, Error> {
+        lock::try_lock(self.tx.connection(), name)
+    }
+}
+
+impl<T: TransactionContext> ReaderScope<'_, T> {
+    /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+        ReadOnlyConnection::from_mut(self.tx.connection())
+    }
+}
+
+impl<T: TransactionContext> ReplicaScope<'_, T> {
+    /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+        ReadOnlyConnection::from_mut(self.tx.connection())
+    }
+}
