@@ -1,0 +1,189 @@
+//! The function `#[reader]` / `#[writer]` generate.
+
+use proc_macro2::TokenStream;
+use syn::ItemFn;
+
+use super::{normalized, tokens};
+use crate::attr::Role;
+use crate::expand::data_access_fn;
+
+fn expand(role: Role, args: &str, item: &str) -> TokenStream {
+    data_access_fn(role, tokens(args), tokens(item))
+}
+
+/// The generated function, printed the way syn prints the expected one.
+fn expanded_fn(role: Role, args: &str, item: &str) -> String {
+    let output = expand(role, args, item);
+    let function: ItemFn = syn::parse2(output.clone())
+        .unwrap_or_else(|error| panic!("not one function ({error}): {output}"));
+    normalized(function)
+}
+
+fn expected_fn(source: &str) -> String {
+    normalized(syn::parse_str::<ItemFn>(source).expect("expected source must parse"))
+}
+
+#[test]
+fn writer_matches_the_documented_shape() {
+    let generated = expanded_fn(
+        Role::Writer,
+        "",
+        "fn restock(ctx: &mut RequestContext, id: i32) -> QueryResult<Item> { let item = get_item(ctx, id)?; Ok(item) }",
+    );
+    let expected = expected_fn(
+        "fn restock<__FacadeScope: ::diesel_facade::__private::WriteAccess<Context = RequestContext>>(
+            ctx: &mut __FacadeScope, id: i32
+        ) -> QueryResult<Item> {
+            ::diesel_facade::__private::writer(
+                ctx,
+                |ctx: &mut ::diesel_facade::WriterScope<'_, RequestContext>| -> QueryResult<Item> {
+                    let item = get_item(ctx, id)?; Ok(item)
+                }
+            )
+        }",
+    );
+    assert_eq!(generated, expected);
+}
+
+#[test]
+fn each_form_calls_its_runtime_function() {
+    const ITEM: &str = "fn f(ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }";
+    let policy = "::diesel_facade::__private::RetryPolicy::";
+    let cases = [
+        (Role::Reader, "", "reader(ctx,", "ReadAccess", "ReaderScope"),
+        (Role::Reader, "allow_replica", "reader_allow_replica(ctx,", "ReplicaReadAccess", "ReplicaScope"),
+        (Role::Reader, "replica", "reader_replica(ctx,", "ReplicaReadAccess", "ReplicaScope"),
+        (Role::Writer, "", "writer(ctx,", "WriteAccess", "WriterScope"),
+        (Role::Writer, "savepoint", "writer_savepoint(ctx,", "WriteAccess", "WriterScope"),
+        (Role::Writer, "independent", "writer_independent(ctx,", "IndependentAccess", "WriterScope"),
+        (Role::Writer, "retry", &format!("writer_retry(ctx, {policy}default_attempts(),"), "WriteAccess", "WriterScope"),
+        (Role::Writer, "retry = 5", &format!("writer_retry(ctx, {policy}retries(5),"), "WriteAccess", "WriterScope"),
+        (Role::Writer, "savepoint, retry", &format!("writer_savepoint_retry(ctx, {policy}default_attempts(),"), "WriteAccess", "WriterScope"),
+        (Role::Writer, "retry = 2, independent", &format!("writer_independent_retry(ctx, {policy}retries(2),"), "IndependentAccess", "WriterScope"),
+    ];
+    for (role, args, call, access, scope) in cases {
+        let generated = expanded_fn(role, args, ITEM);
+        let expected = expected_fn(&format!(
+            "fn f<__FacadeScope: ::diesel_facade::__private::{access}<Context = Ctx>>(ctx: &mut __FacadeScope) -> QueryResult<()> {{
+                ::diesel_facade::__private::{call}
+                    |ctx: &mut ::diesel_facade::{scope}<'_, Ctx>| -> QueryResult<()> {{ Ok(()) }})
+            }}"
+        ));
+        assert_eq!(generated, expected, "{args}");
+    }
+}
+
+#[test]
+fn the_signature_around_the_context_is_kept() {
+    let generated = expanded_fn(
+        Role::Reader,
+        "",
+        "/// Docs.
+        #[inline]
+        #[cfg(feature = \"x\")]
+        pub(crate) unsafe fn f<'a, C, T: Clone, const N: usize>(&'a self, ctx: &'a mut C, rows: [T; N])
+            -> Result<&'a str, E>
+        where
+            C: TransactionContext,
+        {
+            #![allow(unused)]
+            self.get(ctx, rows)
+        }",
+    );
+    let expected = expected_fn(
+        "/// Docs.
+        #[inline]
+        #[cfg(feature = \"x\")]
+        pub(crate) unsafe fn f<'a, C, T: Clone, const N: usize, __FacadeScope: ::diesel_facade::__private::ReadAccess<Context = C>>(
+            &'a self, ctx: &'a mut __FacadeScope, rows: [T; N]
+        ) -> Result<&'a str, E>
+        where
+            C: TransactionContext,
+        {
+            #![allow(unused)]
+            ::diesel_facade::__private::reader(
+                ctx,
+                |ctx: &mut ::diesel_facade::ReaderScope<'_, C>| -> Result<&'a str, E> { self.get(ctx, rows) }
+            )
+        }",
+    );
+    assert_eq!(generated, expected);
+}
+
+#[test]
+fn elided_lifetimes_of_the_context_type_are_named() {
+    let generated = expanded_fn(
+        Role::Writer,
+        "",
+        "fn f<'a, T>(ctx: &'a mut Ctx<'_, &T, fn(&str)>) -> QueryResult<()> { Ok(()) }",
+    );
+    let expected = expected_fn(
+        "fn f<'a, '__facade_ctx0, '__facade_ctx1, T, __FacadeScope: ::diesel_facade::__private::WriteAccess<
+            Context = Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>
+        >>(ctx: &'a mut __FacadeScope) -> QueryResult<()> {
+            ::diesel_facade::__private::writer(
+                ctx,
+                |ctx: &mut ::diesel_facade::WriterScope<'_, Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>>|
+                    -> QueryResult<()> { Ok(()) }
+            )
+        }",
+    );
+    assert_eq!(generated, expected);
+}
+
+#[test]
+fn patterns_stay_on_the_closure() {
+    let generated = expanded_fn(
+        Role::Writer,
+        "",
+        "fn f(#[allow(unused_mut)] mut ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }",
+    );
+    assert!(generated.contains("fn f < __FacadeScope"), "{generated}");
+    assert!(generated.contains("(ctx : & mut __FacadeScope)"), "{generated}");
+    assert!(
+        generated.contains("| # [allow (unused_mut)] mut ctx : & mut :: diesel_facade :: WriterScope"),
+        "{generated}"
+    );
+
+    let generated = expanded_fn(Role::Reader, "", "fn f(_: &mut Ctx) -> QueryResult<()> { Ok(()) }");
+    assert!(generated.contains("(__facade_context : & mut __FacadeScope)"), "{generated}");
+    assert!(generated.contains("reader (__facade_context , | _ : & mut"), "{generated}");
+}
+
+#[test]
+fn an_impl_trait_return_type_is_inferred_in_the_closure() {
+    let generated = expanded_fn(
+        Role::Reader,
+        "",
+        "fn f(ctx: &mut Ctx) -> QueryResult<impl Iterator<Item = i32>> { Ok(0..3) }",
+    );
+    assert!(
+        generated.contains("ReaderScope < '_ , Ctx > | { Ok (0 .. 3) }"),
+        "{generated}"
+    );
+}
+
+#[test]
+fn an_invalid_function_is_emitted_unchanged_after_its_errors() {
+    let item = "async fn f(ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }";
+    let output = expand(Role::Writer, "retyr", item).to_string();
+    let errors = output.matches("compile_error").count();
+    assert_eq!(errors, 2, "{output}");
+    assert!(output.ends_with(&tokens(item).to_string()), "{output}");
+}
+
+#[test]
+fn bad_arguments_alone_still_expand_with_the_accepted_ones() {
+    let output = expand(
+        Role::Writer,
+        "savepoint, retyr",
+        "fn f(ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }",
+    )
+    .to_string();
+    assert_eq!(output.matches("compile_error").count(), 1, "{output}");
+    assert!(output.contains("unknown `#[writer]` argument `retyr`"), "{output}");
+    assert!(
+        output.contains(":: diesel_facade :: __private :: writer_savepoint (ctx ,"),
+        "{output}"
+    );
+}
