@@ -104,7 +104,7 @@ struct Arg {
 
 enum Value {
     Flag,
-    Assigned(Token![=], Expr),
+    Assigned(Token![=], Box<Expr>),
     Delimited(TokenTree),
 }
 

@@ -18,8 +18,9 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    parse_quote, parse_quote_spanned, Block, DeriveInput, Expr, FnArg, GenericParam, Ident, Lifetime, LifetimeParam,
-    ParenthesizedGenericArguments, Pat, PatIdent, PatType, Stmt, Type, TypeBareFn, TypeReference,
+    parse_quote, parse_quote_spanned, Block, DeriveInput, Expr, FnArg, GenericParam, Ident,
+    Lifetime, LifetimeParam, ParenthesizedGenericArguments, Pat, PatIdent, PatType, Stmt, Type,
+    TypeBareFn, TypeReference,
 };
 
 use crate::ast::{ContextStruct, DataAccessFn, Field};
@@ -142,8 +143,9 @@ fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transacti
     // Errors about `C` (say, it is no `TransactionContext`) point at the
     // user's type rather than at the attribute.
     let span = checked.reference.elem.span();
-    let access = format_ident!("{}", runtime.access, span = span);
-    let scope = format_ident!("{}", runtime.scope, span = span);
+    let access = format_ident!("{}", runtime.access);
+    let scope = format_ident!("{}", runtime.scope);
+    let scope_type = quote_spanned!(span=> ::diesel_facade::#scope<'_, #context_type>);
 
     let generics = &mut item.sig.generics;
     let after_lifetimes = generics.lifetimes().count();
@@ -195,7 +197,7 @@ fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transacti
         ::diesel_facade::__private::#function_name(
             #binding,
             #policy
-            |#(#attrs)* #pattern: &mut ::diesel_facade::#scope<'_, #context_type>| #output #body
+            |#(#attrs)* #pattern: &mut #scope_type| #output #body
         )
     };
     item.block = Box::new(Block {
@@ -262,11 +264,15 @@ fn impl_transaction_context(context: &ContextStruct, field: &Field) -> TokenStre
     let field_type = field.ty;
     let member = &field.member;
     // A field that holds no `Facade` is reported on its type.
-    let facade_field =
-        quote_spanned!(field_type.span()=> ::diesel_facade::__private::FacadeField);
-    // Spelled out so that a generic `Facade<C>` field works without the user
-    // repeating the runtime's bounds on `C`.
+    let span = field_type.span();
+    let facade_field = quote_spanned!(span=> ::diesel_facade::__private::FacadeField);
+    let connection = quote_spanned!(span=> <#field_type as #facade_field>::Connection);
+    let facade = quote_spanned!(span=> ::diesel_facade::Facade<Self::Connection>);
+    let as_facade = quote_spanned!(span=> #facade_field::as_facade(&self.#member));
     let mut generics = context.input.generics.clone();
+    // The bound makes a generic field type (`db: F`) work wherever it holds,
+    // and on a concrete type that is no facade it is the one error rustc
+    // reports (every use of `Connection` in the impl then holds by it).
     generics
         .make_where_clause()
         .predicates
@@ -277,11 +283,11 @@ fn impl_transaction_context(context: &ContextStruct, field: &Field) -> TokenStre
         impl #impl_generics ::diesel_facade::TransactionContext for #ident #type_generics
         #where_clause
         {
-            type Connection = <#field_type as #facade_field>::Connection;
+            type Connection = #connection;
 
             #[inline]
-            fn facade(&self) -> &::diesel_facade::Facade<Self::Connection> {
-                #facade_field::as_facade(&self.#member)
+            fn facade(&self) -> &#facade {
+                #as_facade
             }
         }
     }

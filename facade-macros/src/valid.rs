@@ -69,7 +69,11 @@ impl DataAccessFn {
 
     fn check_context(&self, role: Role) -> syn::Result<(ContextParam<'_>, &TypeReference)> {
         let Some(context) = self.context_param() else {
-            let after = if self.has_receiver() { " after `self`" } else { "" };
+            let after = if self.has_receiver() {
+                " after `self`"
+            } else {
+                ""
+            };
             return Err(Error::new(
                 self.item.sig.paren_token.span.join(),
                 format!(
@@ -128,7 +132,9 @@ fn check_qualifiers(sig: &Signature, role: Role) -> syn::Result<()> {
     if let Some(constness) = &sig.constness {
         errors.push(Error::new_spanned(
             constness,
-            format!("`{attribute}` cannot be applied to a `const fn`: a transaction runs at run time"),
+            format!(
+                "`{attribute}` cannot be applied to a `const fn`: a transaction runs at run time"
+            ),
         ));
     }
     if let Some(abi) = &sig.abi {
@@ -207,12 +213,16 @@ impl<'a> ContextStruct<'a> {
         if let [field] = marked.as_slice() {
             return Ok(field);
         }
-        let mut extra = marked.iter().skip(1).filter_map(|field| field.marker).map(|marker| {
-            Error::new_spanned(
-                marker,
-                "only one field can be marked `#[facade]`: the context hands out one `Facade`",
-            )
-        });
+        let mut extra = marked
+            .iter()
+            .skip(1)
+            .filter_map(|field| field.marker)
+            .map(|marker| {
+                Error::new_spanned(
+                    marker,
+                    "only one field can be marked `#[facade]`: the context hands out one `Facade`",
+                )
+            });
         if let Some(mut error) = extra.next() {
             error.extend(extra);
             return Err(error);

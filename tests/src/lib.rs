@@ -1,1 +1,622 @@
-//! Shared scenarios.
+//! Shared pieces of diesel-facade's integration suites: the test schema, a
+//! fresh database per test on each backend, an instrumentation that counts
+//! what reaches the server, and [`backend_suite!`], the scenarios written
+//! once and instantiated for every connection type.
+//!
+//! Server URLs come from the environment that `scripts/test-servers` writes
+//! (`FACADE_TEST_PG_URL`, `FACADE_TEST_MYSQL_URL`, ...). Without them a
+//! server suite is skipped with a message, except under `CI=true`, where a
+//! missing server is a failure.
+
+use std::sync::{Arc, Mutex};
+
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
+use diesel::Connection;
+use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
+
+pub mod schema {
+    //! The benchmark schema of DESIGN §8.
+    diesel::table! {
+        items (id) {
+            id -> Integer,
+            name -> Text,
+            qty -> Integer,
+        }
+    }
+    diesel::table! {
+        counters (id) {
+            id -> Text,
+            value -> Integer,
+        }
+    }
+    diesel::table! {
+        locks (id) {
+            id -> Text,
+            ts -> Timestamp,
+        }
+    }
+}
+
+/// One row of `items`.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = schema::items)]
+pub struct Item {
+    pub id: i32,
+    pub name: String,
+    pub qty: i32,
+}
+
+/// How each backend creates a fresh database and the test tables.
+pub trait TestBackend: SupportedConnection + Sized {
+    /// The environment variable with an admin URL of the test server.
+    const URL_VAR: &'static str;
+    /// DDL for `items` and `counters`.
+    const SCHEMA: &'static str;
+
+    /// A URL of a new, empty database named after `test`.
+    fn create_database(admin_url: &str, test: &str) -> String;
+}
+
+fn db_name(test: &str) -> String {
+    let mut name: String = format!("ft_{test}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    name.truncate(60);
+    name.to_ascii_lowercase()
+}
+
+fn replace_db_in_url(url: &str, db: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("test server URL parses");
+    parsed.set_path(&format!("/{db}"));
+    parsed.to_string()
+}
+
+const SQL_SCHEMA_COMMON: &str = "
+    CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);
+    CREATE TABLE counters (id VARCHAR(50) PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters (id, value) VALUES ('c', 0);
+";
+
+impl TestBackend for diesel::SqliteConnection {
+    const URL_VAR: &'static str = "";
+    const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
+
+    fn create_database(_: &str, test: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("diesel-facade-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(format!("{}.db", db_name(test)));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        path.to_str().expect("utf-8 temp path").to_owned()
+    }
+}
+
+impl TestBackend for diesel::PgConnection {
+    const URL_VAR: &'static str = "FACADE_TEST_PG_URL";
+    const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
+
+    fn create_database(admin_url: &str, test: &str) -> String {
+        let db = db_name(test);
+        let mut admin = diesel::PgConnection::establish(admin_url).expect("connect to PostgreSQL");
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
+            ))
+            .expect("create test database");
+        replace_db_in_url(admin_url, &db)
+    }
+}
+
+impl TestBackend for diesel::MysqlConnection {
+    const URL_VAR: &'static str = "FACADE_TEST_MYSQL_URL";
+    const SCHEMA: &'static str = "
+        CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL) ENGINE=InnoDB;
+        CREATE TABLE counters (id VARCHAR(50) PRIMARY KEY, value INTEGER NOT NULL) ENGINE=InnoDB;
+        INSERT INTO counters (id, value) VALUES ('c', 0);
+    ";
+
+    fn create_database(admin_url: &str, test: &str) -> String {
+        let db = db_name(test);
+        let mut admin =
+            diesel::MysqlConnection::establish(admin_url).expect("connect to MySQL/MariaDB");
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4"
+            ))
+            .expect("create test database");
+        replace_db_in_url(admin_url, &db)
+    }
+}
+
+/// The admin URL of `C`'s test server, or `None` (and a message) when it is
+/// not configured outside CI. Under `CI=true` a missing server panics.
+pub fn server_url<C: TestBackend>() -> Option<String> {
+    if C::URL_VAR.is_empty() {
+        return Some(String::new());
+    }
+    match std::env::var(C::URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "{} is not set under CI=true: the {} suite must run against a real server \
+             (scripts/test-servers start; source target/test-servers/env)",
+            C::URL_VAR,
+            C::NAME
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED: {} is not set; start the test servers with scripts/test-servers",
+                C::URL_VAR
+            );
+            None
+        }
+    }
+}
+
+/// A fresh database for `test` with the test schema and the `locks` table
+/// (via the embedded migrations), and a facade on it configured by
+/// `configure`.
+pub fn facade<C: TestBackend>(
+    test: &str,
+    configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
+) -> Option<Facade<C>> {
+    let admin = server_url::<C>()?;
+    let url = C::create_database(&admin, test);
+    let mut conn = C::establish(&url).expect("connect to the fresh test database");
+    conn.batch_execute(C::SCHEMA).expect("create the test schema");
+    drop(conn);
+    let db = configure(
+        Facade::builder()
+            .writer(url)
+            .pool_timeout(std::time::Duration::from_secs(10)),
+    )
+    .build()
+    .expect("build the facade");
+    db.run_migrations().expect("run the embedded migrations");
+    Some(db)
+}
+
+/// What reached the server, as seen by diesel's instrumentation.
+#[derive(Debug, Clone, Default)]
+pub struct EventLog {
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl EventLog {
+    /// A factory for [`FacadeBuilder::instrumentation`] that records into
+    /// this log.
+    pub fn factory(&self) -> impl Fn() -> Box<dyn Instrumentation> + Send + Sync + 'static {
+        let events = Arc::clone(&self.events);
+        move || {
+            let events = Arc::clone(&events);
+            Box::new(move |event: InstrumentationEvent<'_>| {
+                let entry = match event {
+                    InstrumentationEvent::BeginTransaction { depth, .. } => {
+                        format!("begin {depth}")
+                    }
+                    InstrumentationEvent::CommitTransaction { depth, .. } => {
+                        format!("commit {depth}")
+                    }
+                    InstrumentationEvent::RollbackTransaction { depth, .. } => {
+                        format!("rollback {depth}")
+                    }
+                    InstrumentationEvent::StartQuery { query, .. } => format!("query {query}"),
+                    _ => return,
+                };
+                events.lock().expect("event log").push(entry);
+            }) as Box<dyn Instrumentation>
+        }
+    }
+
+    /// Forget everything recorded so far.
+    pub fn clear(&self) {
+        self.events.lock().expect("event log").clear();
+    }
+
+    /// How many recorded events start with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.events
+            .lock()
+            .expect("event log")
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
+    }
+
+    /// Everything recorded.
+    pub fn all(&self) -> Vec<String> {
+        self.events.lock().expect("event log").clone()
+    }
+}
+
+/// Instantiate every scenario as a `#[test]` for one connection type.
+/// `single_writer` is true for SQLite, where a second write transaction
+/// waits for the first.
+#[macro_export]
+macro_rules! backend_suite {
+    ($conn:ty, single_writer = $single_writer:expr) => {
+        $crate::__backend_suite_body!($conn, $single_writer);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __backend_suite_body {
+    ($conn:ty, $single_writer:expr) => {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use diesel::prelude::*;
+        use diesel_facade::{reader, writer, Context, ErrorKind, Facade, TransactionContext};
+        use $crate::schema::items;
+        use $crate::Item;
+
+        type Conn = $conn;
+
+        #[derive(TransactionContext)]
+        struct Req {
+            #[facade]
+            db: Facade<Conn>,
+        }
+
+        fn setup(test: &str) -> Option<Facade<Conn>> {
+            $crate::facade::<Conn>(test, |b| b)
+        }
+
+        #[reader]
+        fn get_item(ctx: &mut Req, id: i32) -> QueryResult<Item> {
+            items::table.find(id).select(Item::as_select()).first(ctx.conn())
+        }
+
+        #[reader]
+        fn item_exists(ctx: &mut Req, id: i32) -> QueryResult<bool> {
+            diesel::select(diesel::dsl::exists(items::table.find(id))).get_result(ctx.conn())
+        }
+
+        #[reader(allow_replica)]
+        fn count_items(ctx: &mut Req) -> QueryResult<i64> {
+            items::table.count().get_result(ctx.conn())
+        }
+
+        #[writer]
+        fn insert_item(ctx: &mut Req, id: i32, qty: i32) -> QueryResult<()> {
+            diesel::insert_into(items::table)
+                .values((items::id.eq(id), items::name.eq(format!("item {id}")), items::qty.eq(qty)))
+                .execute(ctx.conn())
+                .map(drop)
+        }
+
+        #[writer]
+        fn bump(ctx: &mut Req, id: i32) -> QueryResult<Item> {
+            let item = get_item(ctx, id)?;
+            diesel::update(items::table.find(id))
+                .set(items::qty.eq(item.qty + 1))
+                .execute(ctx.conn())?;
+            get_item(ctx, id)
+        }
+
+        #[writer(savepoint)]
+        fn insert_in_savepoint(ctx: &mut Req, id: i32, fail: bool) -> QueryResult<()> {
+            insert_item(ctx, id, 0)?;
+            if fail {
+                Err(diesel::result::Error::RollbackTransaction)
+            } else {
+                Ok(())
+            }
+        }
+
+        #[writer(independent)]
+        fn insert_independently(ctx: &mut Req, id: i32) -> QueryResult<()> {
+            insert_item(ctx, id, 0)
+        }
+
+        fn other_context_sees(db: &Facade<Conn>, id: i32) -> bool {
+            let mut other = Req { db: db.clone() };
+            item_exists(&mut other, id).expect("read from a second context")
+        }
+
+        #[test]
+        fn composed_call_uses_one_checkout_one_begin_one_commit() {
+            let log = $crate::EventLog::default();
+            let factory = log.factory();
+            let Some(db) = $crate::facade::<Conn>("composed", |b| b.instrumentation(factory))
+            else {
+                return;
+            };
+            let mut ctx = Req { db: db.clone() };
+            insert_item(&mut ctx, 1, 0).unwrap();
+
+            #[writer]
+            fn composed(ctx: &mut Req) -> QueryResult<(Item, i64)> {
+                let _ = get_item(ctx, 1)?; // 2: reader joins
+                let bumped = bump(ctx, 1)?; // 3: writer joins (4, 5: its readers)
+                let n = count_items(ctx)?; // 6: allow_replica reader joins
+                Ok((bumped, n))
+            }
+
+            log.clear();
+            let before = db.stats();
+            let (item, n) = composed(&mut ctx).unwrap();
+            let after = db.stats();
+            assert_eq!((item.qty, n), (1, 1));
+            assert_eq!(after.checkouts - before.checkouts, 1, "pool checkouts");
+            assert_eq!(after.transactions - before.transactions, 1);
+            assert_eq!(log.count("begin"), 1, "BEGINs seen by diesel: {:?}", log.all());
+            assert_eq!(log.count("commit"), 1, "COMMITs seen by diesel: {:?}", log.all());
+            assert_eq!(log.count("rollback"), 0);
+        }
+
+        #[test]
+        fn nested_reader_sees_the_outer_writers_uncommitted_row() {
+            let Some(db) = setup("nested_reader_sees") else { return };
+            let mut ctx = Req { db: db.clone() };
+            diesel_facade::write(&mut ctx, |ctx| {
+                insert_item(ctx, 7, 3)?;
+                assert_eq!(get_item(ctx, 7)?.qty, 3, "the joined reader sees the write");
+                assert!(!other_context_sees(&db, 7), "another context must not see it yet");
+                Ok::<_, diesel::result::Error>(())
+            })
+            .unwrap();
+            assert!(other_context_sees(&db, 7), "visible after commit");
+        }
+
+        #[test]
+        fn err_rolls_back_everything() {
+            let Some(db) = setup("err_rolls_back") else { return };
+            let mut ctx = Req { db: db.clone() };
+            let before = db.stats();
+            let result: QueryResult<()> = diesel_facade::write(&mut ctx, |ctx| {
+                insert_item(ctx, 1, 0)?;
+                insert_item(ctx, 2, 0)?;
+                Err(diesel::result::Error::RollbackTransaction)
+            });
+            assert!(result.is_err());
+            assert_eq!(count_items(&mut ctx).unwrap(), 0);
+            assert_eq!(db.stats().rollbacks - before.rollbacks, 1);
+        }
+
+        #[test]
+        fn joined_error_does_not_roll_back_the_outer_transaction() {
+            let Some(db) = setup("joined_error") else { return };
+            let mut ctx = Req { db: db.clone() };
+            diesel_facade::write(&mut ctx, |ctx| {
+                insert_item(ctx, 1, 0)?;
+                // A duplicate key: the joined writer's Err reaches us and we
+                // decide to carry on (on PostgreSQL the failed statement
+                // aborts the transaction, so use a savepoint there).
+                let dup = insert_in_savepoint(ctx, 1, false);
+                assert_eq!(
+                    diesel_facade::Error::from(dup.unwrap_err()).kind(),
+                    ErrorKind::UniqueViolation
+                );
+                insert_item(ctx, 2, 0)
+            })
+            .unwrap();
+            assert_eq!(count_items(&mut ctx).unwrap(), 2);
+        }
+
+        #[test]
+        fn panic_rolls_back_and_the_pool_recovers() {
+            let Some(db) = $crate::facade::<Conn>("panic_rolls_back", |b| {
+                b.max_pool_size(1).pool_timeout(Duration::from_secs(5))
+            }) else {
+                return;
+            };
+            let mut ctx = Req { db: db.clone() };
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let _: QueryResult<()> = diesel_facade::write(&mut ctx, |ctx| {
+                    insert_item(ctx, 1, 0)?;
+                    panic!("boom");
+                });
+            }));
+            assert!(outcome.is_err(), "the panic propagates");
+            // The only pooled connection was rolled back and discarded; the
+            // pool makes a new one and nothing was committed.
+            assert_eq!(count_items(&mut ctx).unwrap(), 0);
+            insert_item(&mut ctx, 2, 0).unwrap();
+            assert_eq!(count_items(&mut ctx).unwrap(), 1);
+        }
+
+        #[test]
+        fn savepoint_rolls_back_only_its_own_work() {
+            let Some(db) = setup("savepoint") else { return };
+            let mut ctx = Req { db: db.clone() };
+            let log_before = db.stats();
+            diesel_facade::write(&mut ctx, |ctx| {
+                insert_item(ctx, 1, 0)?;
+                assert!(insert_in_savepoint(ctx, 2, true).is_err());
+                insert_in_savepoint(ctx, 3, false)?;
+                assert!(!item_exists(ctx, 2)?, "rolled back to the savepoint");
+                Ok::<_, diesel::result::Error>(())
+            })
+            .unwrap();
+            assert!(item_exists(&mut ctx, 1).unwrap());
+            assert!(!item_exists(&mut ctx, 2).unwrap());
+            assert!(item_exists(&mut ctx, 3).unwrap());
+            assert_eq!(db.stats().commits - log_before.commits, 4, "1 writer + 3 readers");
+            // Outermost, a savepoint writer is an ordinary transaction.
+            insert_in_savepoint(&mut ctx, 4, false).unwrap();
+            assert!(insert_in_savepoint(&mut ctx, 5, true).is_err());
+            assert!(item_exists(&mut ctx, 4).unwrap() && !item_exists(&mut ctx, 5).unwrap());
+        }
+
+        #[test]
+        fn independent_commits_while_the_outer_rolls_back() {
+            let Some(db) = setup("independent") else { return };
+            let mut ctx = Req { db: db.clone() };
+            let result: QueryResult<()> = if $single_writer {
+                // SQLite has one writer at a time: an independent writer
+                // inside a writer would wait for itself. Inside a reader
+                // it works.
+                diesel_facade::read(&mut ctx, |ctx| {
+                    insert_independently(ctx, 2)?;
+                    Err(diesel::result::Error::RollbackTransaction)
+                })
+            } else {
+                diesel_facade::write(&mut ctx, |ctx| {
+                    insert_item(ctx, 1, 0)?;
+                    insert_independently(ctx, 2)?;
+                    Err(diesel::result::Error::RollbackTransaction)
+                })
+            };
+            assert!(result.is_err());
+            assert!(!item_exists(&mut ctx, 1).unwrap(), "outer rolled back");
+            assert!(item_exists(&mut ctx, 2).unwrap(), "independent committed");
+        }
+
+        #[test]
+        fn raw_sql_write_in_a_reader_is_a_read_only_violation() {
+            let Some(db) = setup("raw_write_in_reader") else { return };
+            let mut ctx = Req { db: db.clone() };
+            let err = diesel_facade::read(&mut ctx, |ctx| {
+                diesel::sql_query("INSERT INTO items (id, name, qty) VALUES (9, 'x', 0)")
+                    .execute(ctx.conn().database_enforced())
+            })
+            .map_err(diesel_facade::Error::from)
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ReadOnlyViolation, "{err}");
+            // The same connection is fine for writers afterwards.
+            insert_item(&mut ctx, 9, 0).unwrap();
+            let err = diesel_facade::read(&mut ctx, |ctx| {
+                diesel::sql_query("UPDATE items SET qty = 1").execute(ctx.conn().database_enforced())
+            })
+            .map_err(diesel_facade::Error::from)
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ReadOnlyViolation, "{err}");
+            assert_eq!(get_item(&mut ctx, 9).unwrap().qty, 0);
+        }
+
+        #[test]
+        fn pool_exhaustion_is_a_pool_timeout_that_names_the_cause() {
+            let Some(db) = $crate::facade::<Conn>("pool_exhaustion", |b| {
+                b.max_pool_size(1).pool_timeout(Duration::from_millis(300))
+            }) else {
+                return;
+            };
+            let mut ctx = Req { db: db.clone() };
+            let err = diesel_facade::read(&mut ctx, |ctx| insert_independently(ctx, 1))
+                .map_err(diesel_facade::Error::from)
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::PoolTimeout, "{err}");
+            assert!(err.message().contains("max_pool_size = 1"), "{err}");
+            assert!(err.message().contains("independent"), "{err}");
+            assert!(!item_exists(&mut ctx, 1).unwrap());
+        }
+
+        #[test]
+        fn on_commit_runs_after_commit_only() {
+            let Some(db) = setup("on_commit") else { return };
+            let mut ctx = Req { db: db.clone() };
+            let ran = Arc::new(AtomicUsize::new(0));
+            let hook = |ran: &Arc<AtomicUsize>, n: usize| {
+                let ran = ran.clone();
+                move || {
+                    ran.fetch_add(n, Ordering::SeqCst);
+                }
+            };
+            // Committed: the hook runs once the transaction is over.
+            diesel_facade::write(&mut ctx, |ctx| {
+                ctx.on_commit(hook(&ran, 1));
+                assert_eq!(ran.load(Ordering::SeqCst), 0, "not before commit");
+                Ok::<_, diesel_facade::Error>(())
+            })
+            .unwrap();
+            assert_eq!(ran.load(Ordering::SeqCst), 1);
+            // Rolled back: it never runs.
+            let _: Result<(), diesel_facade::Error> = diesel_facade::write(&mut ctx, |ctx| {
+                ctx.on_commit(hook(&ran, 10));
+                Err(diesel_facade::Error::new(ErrorKind::Other, "no"))
+            });
+            assert_eq!(ran.load(Ordering::SeqCst), 1);
+            // Registered in a savepoint that rolls back: dropped; the outer
+            // one still runs.
+            #[writer(savepoint)]
+            fn failing_with_hook(ctx: &mut Req, ran: Arc<AtomicUsize>) -> QueryResult<()> {
+                ctx.on_commit(move || {
+                    ran.fetch_add(100, Ordering::SeqCst);
+                });
+                Err(diesel::result::Error::RollbackTransaction)
+            }
+            diesel_facade::write(&mut ctx, |ctx| {
+                ctx.on_commit(hook(&ran, 1000));
+                assert!(failing_with_hook(ctx, ran.clone()).is_err());
+                Ok::<_, diesel::result::Error>(())
+            })
+            .unwrap();
+            assert_eq!(ran.load(Ordering::SeqCst), 1001);
+        }
+
+        #[test]
+        fn unique_violation_is_classified() {
+            let Some(db) = setup("unique_violation") else { return };
+            let mut ctx = Req { db };
+            insert_item(&mut ctx, 1, 0).unwrap();
+            let err = diesel_facade::Error::from(insert_item(&mut ctx, 1, 0).unwrap_err());
+            assert_eq!(err.kind(), ErrorKind::UniqueViolation, "{err}");
+        }
+
+        #[test]
+        fn context_and_closure_forms_work_together() {
+            let Some(db) = setup("closure_forms") else { return };
+            let mut ctx: Context<Conn> = db.context();
+            #[writer]
+            fn add(ctx: &mut Context<Conn>, id: i32) -> QueryResult<()> {
+                diesel::insert_into(items::table)
+                    .values((items::id.eq(id), items::name.eq("n"), items::qty.eq(1)))
+                    .execute(ctx.conn())
+                    .map(drop)
+            }
+            add(&mut ctx, 1).unwrap();
+            let n: i64 = diesel_facade::read_replica(&mut ctx, |ctx| {
+                items::table.count().get_result(ctx.conn())
+            })
+            .unwrap();
+            assert_eq!(n, 1);
+        }
+
+        #[test]
+        fn bare_tables_load_through_as_query() {
+            let Some(db) = setup("bare_table") else { return };
+            let mut ctx = Req { db };
+            insert_item(&mut ctx, 1, 5).unwrap();
+            let rows: Vec<(i32, String, i32)> = diesel_facade::read(&mut ctx, |ctx| {
+                use diesel::query_builder::AsQuery;
+                items::table.as_query().load(ctx.conn())
+            })
+            .unwrap();
+            assert_eq!(rows, vec![(1, "item 1".to_owned(), 5)]);
+        }
+
+        #[test]
+        fn writes_in_sequence_from_many_threads_all_commit() {
+            let Some(db) = $crate::facade::<Conn>("threads_bump", |b| b.max_pool_size(4)) else {
+                return;
+            };
+            insert_item(&mut Req { db: db.clone() }, 1, 0).unwrap();
+            const THREADS: usize = 4;
+            const ITERATIONS: usize = 25;
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    let db = db.clone();
+                    s.spawn(move || {
+                        let mut ctx = Req { db };
+                        for _ in 0..ITERATIONS {
+                            bump_locked(&mut ctx, 1).unwrap();
+                        }
+                    });
+                }
+            });
+            let qty = get_item(&mut Req { db: db.clone() }, 1).unwrap().qty;
+            assert_eq!(qty as usize, THREADS * ITERATIONS);
+        }
+
+        #[writer(retry)]
+        fn bump_locked(ctx: &mut Req, id: i32) -> Result<Item, diesel_facade::Error> {
+            ctx.lock("bump")?;
+            Ok(bump(ctx, id)?)
+        }
+    };
+}

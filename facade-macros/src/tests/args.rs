@@ -24,8 +24,14 @@ fn write(source: &str) -> (WriteMode, Option<Retry>) {
 /// The messages and the text each points at, plus what was still accepted.
 fn rejected(role: Role, source: &str) -> (Vec<String>, Vec<String>, Transaction) {
     let args = parse_args(role, tokens(source));
-    let error = args.error.unwrap_or_else(|| panic!("{source} was accepted"));
-    (pointed_at(source, &error), messages(error), args.transaction)
+    let error = args
+        .error
+        .unwrap_or_else(|| panic!("{source} was accepted"));
+    (
+        pointed_at(source, &error),
+        messages(error),
+        args.transaction,
+    )
 }
 
 #[test]
@@ -40,7 +46,10 @@ fn reader_forms() {
 fn writer_forms() {
     assert!(matches!(write(""), (WriteMode::Join, None)));
     assert!(matches!(write("savepoint"), (WriteMode::Savepoint, None)));
-    assert!(matches!(write("independent"), (WriteMode::Independent, None)));
+    assert!(matches!(
+        write("independent"),
+        (WriteMode::Independent, None)
+    ));
     assert!(matches!(
         write("retry"),
         (WriteMode::Join, Some(Retry::DefaultAttempts))
@@ -154,7 +163,11 @@ fn retry_counts_must_be_u32_literals() {
     let cases = [
         ("retry = -1", "-1", "the retry count cannot be negative"),
         ("retry = 3i64", "3i64", "the retry count is a `u32`"),
-        ("retry = 4294967296", "4294967296", "the retry count must fit in a `u32`"),
+        (
+            "retry = 4294967296",
+            "4294967296",
+            "the retry count must fit in a `u32`",
+        ),
         ("retry = n", "n", "expected an integer literal"),
         ("retry = \"3\"", "\"3\"", "expected an integer literal"),
         ("retry(3)", "(3)", "write the retry count as `retry = N`"),

@@ -26,8 +26,8 @@ fn rejected(source: &str) -> (Vec<String>, Vec<String>) {
     (pointed_at(source, &error), messages(error))
 }
 
-/// The impl for `ident`, given its generics, the where-predicates it gets
-/// and the field expression.
+/// The impl, given its header up to its where-predicates, the field's type
+/// (bounded by `FacadeField` last) and member.
 fn facade_impl(header: &str, field_type: &str, member: &str) -> String {
     expected_impl(&format!(
         "#[automatically_derived]
@@ -59,7 +59,11 @@ fn the_marked_field_is_handed_out() {
 fn a_type_alias_goes_through_facade_field() {
     assert_eq!(
         derive("struct Ctx { #[facade] db: Db, other: Facade<Pg> }"),
-        facade_impl("::diesel_facade::TransactionContext for Ctx where", "Db", "db"),
+        facade_impl(
+            "::diesel_facade::TransactionContext for Ctx where",
+            "Db",
+            "db"
+        ),
     );
 }
 
@@ -79,11 +83,19 @@ fn the_only_facade_field_needs_no_marker() {
 fn tuple_structs_use_the_field_position() {
     assert_eq!(
         derive("struct Ctx(#[facade] Db, u64);"),
-        facade_impl("::diesel_facade::TransactionContext for Ctx where", "Db", "0"),
+        facade_impl(
+            "::diesel_facade::TransactionContext for Ctx where",
+            "Db",
+            "0"
+        ),
     );
     assert_eq!(
         derive("struct Ctx(u64, Facade<C>);"),
-        facade_impl("::diesel_facade::TransactionContext for Ctx where", "Facade<C>", "1"),
+        facade_impl(
+            "::diesel_facade::TransactionContext for Ctx where",
+            "Facade<C>",
+            "1"
+        ),
     );
 }
 
@@ -140,7 +152,13 @@ fn one_field_only_is_marked() {
         let error = context.facade_field().map(|_| ()).unwrap_err();
         error.into_iter().map(|e| e.span().start().column).collect()
     };
-    assert_eq!(error_columns, [source.find("#[facade] b").unwrap(), source.find("#[facade] c").unwrap()]);
+    assert_eq!(
+        error_columns,
+        [
+            source.find("#[facade] b").unwrap(),
+            source.find("#[facade] c").unwrap()
+        ]
+    );
 }
 
 #[test]

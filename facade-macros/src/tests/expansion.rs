@@ -51,15 +51,69 @@ fn each_form_calls_its_runtime_function() {
     let policy = "::diesel_facade::__private::RetryPolicy::";
     let cases = [
         (Role::Reader, "", "reader(ctx,", "ReadAccess", "ReaderScope"),
-        (Role::Reader, "allow_replica", "reader_allow_replica(ctx,", "ReplicaReadAccess", "ReplicaScope"),
-        (Role::Reader, "replica", "reader_replica(ctx,", "ReplicaReadAccess", "ReplicaScope"),
-        (Role::Writer, "", "writer(ctx,", "WriteAccess", "WriterScope"),
-        (Role::Writer, "savepoint", "writer_savepoint(ctx,", "WriteAccess", "WriterScope"),
-        (Role::Writer, "independent", "writer_independent(ctx,", "IndependentAccess", "WriterScope"),
-        (Role::Writer, "retry", &format!("writer_retry(ctx, {policy}default_attempts(),"), "WriteAccess", "WriterScope"),
-        (Role::Writer, "retry = 5", &format!("writer_retry(ctx, {policy}retries(5),"), "WriteAccess", "WriterScope"),
-        (Role::Writer, "savepoint, retry", &format!("writer_savepoint_retry(ctx, {policy}default_attempts(),"), "WriteAccess", "WriterScope"),
-        (Role::Writer, "retry = 2, independent", &format!("writer_independent_retry(ctx, {policy}retries(2),"), "IndependentAccess", "WriterScope"),
+        (
+            Role::Reader,
+            "allow_replica",
+            "reader_allow_replica(ctx,",
+            "ReplicaReadAccess",
+            "ReplicaScope",
+        ),
+        (
+            Role::Reader,
+            "replica",
+            "reader_replica(ctx,",
+            "ReplicaReadAccess",
+            "ReplicaScope",
+        ),
+        (
+            Role::Writer,
+            "",
+            "writer(ctx,",
+            "WriteAccess",
+            "WriterScope",
+        ),
+        (
+            Role::Writer,
+            "savepoint",
+            "writer_savepoint(ctx,",
+            "WriteAccess",
+            "WriterScope",
+        ),
+        (
+            Role::Writer,
+            "independent",
+            "writer_independent(ctx,",
+            "IndependentAccess",
+            "WriterScope",
+        ),
+        (
+            Role::Writer,
+            "retry",
+            &format!("writer_retry(ctx, {policy}default_attempts(),"),
+            "WriteAccess",
+            "WriterScope",
+        ),
+        (
+            Role::Writer,
+            "retry = 5",
+            &format!("writer_retry(ctx, {policy}retries(5),"),
+            "WriteAccess",
+            "WriterScope",
+        ),
+        (
+            Role::Writer,
+            "savepoint, retry",
+            &format!("writer_savepoint_retry(ctx, {policy}default_attempts(),"),
+            "WriteAccess",
+            "WriterScope",
+        ),
+        (
+            Role::Writer,
+            "retry = 2, independent",
+            &format!("writer_independent_retry(ctx, {policy}retries(2),"),
+            "IndependentAccess",
+            "WriterScope",
+        ),
     ];
     for (role, args, call, access, scope) in cases {
         let generated = expanded_fn(role, args, ITEM);
@@ -139,15 +193,29 @@ fn patterns_stay_on_the_closure() {
         "fn f(#[allow(unused_mut)] mut ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }",
     );
     assert!(generated.contains("fn f < __FacadeScope"), "{generated}");
-    assert!(generated.contains("(ctx : & mut __FacadeScope)"), "{generated}");
     assert!(
-        generated.contains("| # [allow (unused_mut)] mut ctx : & mut :: diesel_facade :: WriterScope"),
+        generated.contains("(ctx : & mut __FacadeScope)"),
+        "{generated}"
+    );
+    assert!(
+        generated
+            .contains("| # [allow (unused_mut)] mut ctx : & mut :: diesel_facade :: WriterScope"),
         "{generated}"
     );
 
-    let generated = expanded_fn(Role::Reader, "", "fn f(_: &mut Ctx) -> QueryResult<()> { Ok(()) }");
-    assert!(generated.contains("(__facade_context : & mut __FacadeScope)"), "{generated}");
-    assert!(generated.contains("reader (__facade_context , | _ : & mut"), "{generated}");
+    let generated = expanded_fn(
+        Role::Reader,
+        "",
+        "fn f(_: &mut Ctx) -> QueryResult<()> { Ok(()) }",
+    );
+    assert!(
+        generated.contains("(__facade_context : & mut __FacadeScope)"),
+        "{generated}"
+    );
+    assert!(
+        generated.contains("reader (__facade_context , | _ : & mut"),
+        "{generated}"
+    );
 }
 
 #[test]
@@ -181,7 +249,10 @@ fn bad_arguments_alone_still_expand_with_the_accepted_ones() {
     )
     .to_string();
     assert_eq!(output.matches("compile_error").count(), 1, "{output}");
-    assert!(output.contains("unknown `#[writer]` argument `retyr`"), "{output}");
+    assert!(
+        output.contains("unknown `#[writer]` argument `retyr`"),
+        "{output}"
+    );
     assert!(
         output.contains(":: diesel_facade :: __private :: writer_savepoint (ctx ,"),
         "{output}"

@@ -46,9 +46,8 @@ fn async_fn_is_rejected_on_async() {
     );
     assert_eq!(at, ["async"]);
     assert!(
-        messages[0].starts_with(
-            "`#[writer]` cannot be applied to an `async fn`: diesel is synchronous;"
-        ),
+        messages[0]
+            .starts_with("`#[writer]` cannot be applied to an `async fn`: diesel is synchronous;"),
         "{messages:?}"
     );
 }
@@ -82,7 +81,9 @@ fn a_missing_context_points_at_the_parameters() {
     let (at, messages) = rejected(Role::Writer, "fn f() -> QueryResult<()> {}");
     assert_eq!(at, ["()"]);
     assert!(
-        messages[0].starts_with("`#[writer]` needs a context parameter: the first parameter must be `&mut C`"),
+        messages[0].starts_with(
+            "`#[writer]` needs a context parameter: the first parameter must be `&mut C`"
+        ),
         "{messages:?}"
     );
 
@@ -129,15 +130,22 @@ fn an_impl_trait_context_asks_for_a_named_generic() {
 
 #[test]
 fn the_return_type_must_be_a_result() {
-    let expected = "`#[reader]` functions must return `Result<T, E>` with `E: From<diesel_facade::Error>`";
+    let expected =
+        "`#[reader]` functions must return `Result<T, E>` with `E: From<diesel_facade::Error>`";
     let (at, messages) = rejected(Role::Reader, "fn f(ctx: &mut RequestContext) {}");
     assert_eq!(at, [")"]);
     assert!(messages[0].starts_with(expected), "{messages:?}");
 
     for (source, output) in [
         ("fn f(ctx: &mut RequestContext) -> i32 {}", "i32"),
-        ("fn f(ctx: &mut RequestContext) -> Option<i32> {}", "Option<i32>"),
-        ("fn f(ctx: &mut RequestContext) -> impl Sized {}", "impl Sized"),
+        (
+            "fn f(ctx: &mut RequestContext) -> Option<i32> {}",
+            "Option<i32>",
+        ),
+        (
+            "fn f(ctx: &mut RequestContext) -> impl Sized {}",
+            "impl Sized",
+        ),
     ] {
         let (at, messages) = rejected(Role::Reader, source);
         assert_eq!(at, [output], "{source}");

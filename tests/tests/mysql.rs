@@ -1,0 +1,2 @@
+//! The shared scenarios on the MariaDB primary of `scripts/test-servers`.
+diesel_facade_tests::backend_suite!(diesel::MysqlConnection, single_writer = false);

@@ -1,0 +1,2 @@
+//! The shared scenarios on the PostgreSQL primary of `scripts/test-servers`.
+diesel_facade_tests::backend_suite!(diesel::PgConnection, single_writer = false);
