@@ -30,6 +30,14 @@ impl Role {
             Role::Writer => "#[writer]",
         }
     }
+
+    /// The arguments the attribute takes, for messages.
+    fn accepted_args(self) -> &'static str {
+        match self {
+            Role::Reader => "`replica` or `allow_replica`",
+            Role::Writer => "`savepoint`, `independent`, `retry` or `retry = N`",
+        }
+    }
 }
 
 /// The transaction a data-access function asks for: what its attribute means.
@@ -155,36 +163,14 @@ fn parse_arg_list(input: ParseStream, args: &mut Vec<Arg>) -> syn::Result<()> {
     Ok(())
 }
 
-const READER_ARGS: &str = "`replica` or `allow_replica`";
-const WRITER_ARGS: &str = "`savepoint`, `independent`, `retry` or `retry = N`";
-
 fn read_route(args: &[Arg], errors: &mut Errors) -> ReadRoute {
     let mut chosen: Option<(ReadRoute, &Ident)> = None;
     for arg in args {
         let route = match arg.name.to_string().as_str() {
             "replica" => ReadRoute::Replica,
             "allow_replica" => ReadRoute::AllowReplica,
-            "retry" => {
-                errors.push(Error::new_spanned(
-                    arg.tokens(),
-                    "`retry` is a `#[writer]` argument: readers are not retried, because \
-                     deadlocks and certification failures come from writes and only the \
-                     outermost transaction can be re-run; a reader called inside a \
-                     `#[writer(retry)]` is re-run with that writer",
-                ));
-                continue;
-            }
-            name @ ("savepoint" | "independent") => {
-                errors.push(Error::new_spanned(
-                    &arg.name,
-                    format!(
-                        "`{name}` is a `#[writer]` argument; `#[reader]` accepts {READER_ARGS}"
-                    ),
-                ));
-                continue;
-            }
             _ => {
-                errors.push(unknown(Role::Reader, &arg.name, READER_ARGS));
+                errors.push(not_accepted(Role::Reader, arg));
                 continue;
             }
         };
@@ -216,18 +202,8 @@ fn write_mode(args: &[Arg], errors: &mut Errors) -> Transaction {
                 }
                 continue;
             }
-            name @ ("replica" | "allow_replica") => {
-                errors.push(Error::new_spanned(
-                    &arg.name,
-                    format!(
-                        "`{name}` is a `#[reader]` argument: writes always go to the primary; \
-                         `#[writer]` accepts {WRITER_ARGS}"
-                    ),
-                ));
-                continue;
-            }
             _ => {
-                errors.push(unknown(Role::Writer, &arg.name, WRITER_ARGS));
+                errors.push(not_accepted(Role::Writer, arg));
                 continue;
             }
         };
@@ -244,6 +220,40 @@ fn write_mode(args: &[Arg], errors: &mut Errors) -> Transaction {
     Transaction::Write {
         mode: mode.map_or(WriteMode::Join, |(mode, _)| mode),
         retry,
+    }
+}
+
+/// The error for an argument `role` does not take: one of the other
+/// attribute's, with the reason it does not apply here, or an unknown one.
+fn not_accepted(role: Role, arg: &Arg) -> Error {
+    let name = &arg.name;
+    let accepted = role.accepted_args();
+    match (role, name.to_string().as_str()) {
+        (Role::Reader, "retry") => Error::new_spanned(
+            arg.tokens(),
+            "`retry` is a `#[writer]` argument: readers are not retried, because \
+             deadlocks and certification failures come from writes and only the \
+             outermost transaction can be re-run; a reader called inside a \
+             `#[writer(retry)]` is re-run with that writer",
+        ),
+        (Role::Reader, "savepoint" | "independent") => Error::new_spanned(
+            name,
+            format!("`{name}` is a `#[writer]` argument; `#[reader]` accepts {accepted}"),
+        ),
+        (Role::Writer, "replica" | "allow_replica") => Error::new_spanned(
+            name,
+            format!(
+                "`{name}` is a `#[reader]` argument: writes always go to the primary; \
+                 `#[writer]` accepts {accepted}"
+            ),
+        ),
+        _ => Error::new_spanned(
+            name,
+            format!(
+                "unknown `{}` argument `{name}`: expected {accepted}",
+                role.attribute()
+            ),
+        ),
     }
 }
 
@@ -316,16 +326,6 @@ fn choose<'a, T>(
             format!("`{previous}` and `{name}` cannot be combined: {why_not_both}"),
         )),
     }
-}
-
-fn unknown(role: Role, name: &Ident, accepted: &str) -> Error {
-    Error::new_spanned(
-        name,
-        format!(
-            "unknown `{}` argument `{name}`: expected {accepted}",
-            role.attribute()
-        ),
-    )
 }
 
 fn duplicate(name: &Ident) -> Error {

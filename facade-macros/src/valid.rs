@@ -6,7 +6,7 @@
 //! either hands `expand` the pieces it needs or returns an error.
 
 use syn::visit::{self, Visit};
-use syn::{Error, ReturnType, Signature, Type, TypeImplTrait, TypeReference};
+use syn::{Error, Ident, ReturnType, Signature, Type, TypeImplTrait, TypeReference};
 
 use crate::ast::{ContextParam, ContextStruct, DataAccessFn, Field};
 use crate::attr::Role;
@@ -173,13 +173,14 @@ fn check_output(sig: &Signature, role: Role) -> syn::Result<&Type> {
 /// a path whose last segment ends with `Result`. Whether it really is a
 /// `Result` with a suitable error is left to the type checker.
 fn is_result(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|ident| ident.to_string().ends_with("Result"))
+}
+
+/// The name a type is spelled with: `Facade` for `diesel_facade::Facade<C>`.
+fn last_segment(ty: &Type) -> Option<&Ident> {
     match peel(ty) {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident.to_string().ends_with("Result")),
-        _ => false,
+        Type::Path(path) => path.path.segments.last().map(|segment| &segment.ident),
+        _ => None,
     }
 }
 
@@ -245,12 +246,5 @@ impl<'a> ContextStruct<'a> {
 
 /// A type spelled `Facade<..>` (or `path::to::Facade<..>`).
 fn is_facade(ty: &Type) -> bool {
-    match peel(ty) {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "Facade"),
-        _ => false,
-    }
+    last_segment(ty).is_some_and(|ident| ident == "Facade")
 }

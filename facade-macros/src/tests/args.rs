@@ -21,17 +21,34 @@ fn write(source: &str) -> (WriteMode, Option<Retry>) {
     }
 }
 
-/// The messages and the text each points at, plus what was still accepted.
-fn rejected(role: Role, source: &str) -> (Vec<String>, Vec<String>, Transaction) {
+/// What a transaction reads as in these tests: `read replica`,
+/// `write savepoint retry(2)`.
+fn describe(transaction: &Transaction) -> String {
+    match transaction {
+        Transaction::Read(route) => format!("read {route:?}").to_lowercase(),
+        Transaction::Write { mode, retry } => {
+            let retry = match retry {
+                None => String::new(),
+                Some(Retry::DefaultAttempts) => " retry".to_owned(),
+                Some(Retry::Retries(count, _)) => format!(" retry({count})"),
+            };
+            format!("write {mode:?}{retry}").to_lowercase()
+        }
+    }
+}
+
+/// Asserts that `source` is rejected with errors pointing at `at`, the
+/// first of which starts with `message`, and that what was still accepted
+/// reads as `accepted`.
+fn assert_rejected(role: Role, source: &str, at: &[&str], message: &str, accepted: &str) {
     let args = parse_args(role, tokens(source));
     let error = args
         .error
         .unwrap_or_else(|| panic!("{source} was accepted"));
-    (
-        pointed_at(source, &error),
-        messages(error),
-        args.transaction,
-    )
+    assert_eq!(pointed_at(source, &error), at, "{source}");
+    let messages = messages(error);
+    assert!(messages[0].starts_with(message), "{source}: {messages:?}");
+    assert_eq!(describe(&args.transaction), accepted, "{source}");
 }
 
 #[test]
@@ -78,21 +95,20 @@ fn writer_forms() {
 
 #[test]
 fn conflicting_modes_point_at_the_second_and_keep_the_first() {
-    let (at, messages, accepted) = rejected(Role::Writer, "independent, savepoint");
-    assert_eq!(at, ["savepoint"]);
-    assert!(messages[0].starts_with("`independent` and `savepoint` cannot be combined"));
-    assert!(matches!(
-        accepted,
-        Transaction::Write {
-            mode: WriteMode::Independent,
-            retry: None
-        }
-    ));
-
-    let (at, messages, accepted) = rejected(Role::Reader, "replica, allow_replica");
-    assert_eq!(at, ["allow_replica"]);
-    assert!(messages[0].starts_with("`replica` and `allow_replica` cannot be combined"));
-    assert!(matches!(accepted, Transaction::Read(ReadRoute::Replica)));
+    assert_rejected(
+        Role::Writer,
+        "independent, savepoint",
+        &["savepoint"],
+        "`independent` and `savepoint` cannot be combined: ",
+        "write independent",
+    );
+    assert_rejected(
+        Role::Reader,
+        "replica, allow_replica",
+        &["allow_replica"],
+        "`replica` and `allow_replica` cannot be combined: ",
+        "read replica",
+    );
 }
 
 #[test]
@@ -102,65 +118,77 @@ fn duplicates_point_at_the_repeat() {
     assert_eq!(messages(error.clone()), ["duplicate argument `retry`"]);
     assert_eq!(error.span().start().column, source.rfind("retry").unwrap());
 
-    let (at, messages, _) = rejected(Role::Reader, "replica, replica");
-    assert_eq!(at, ["replica"]);
-    assert_eq!(messages, ["duplicate argument `replica`"]);
+    assert_rejected(
+        Role::Reader,
+        "replica, replica",
+        &["replica"],
+        "duplicate argument `replica`",
+        "read replica",
+    );
 }
 
 #[test]
 fn unknown_arguments_list_the_accepted_ones() {
-    let (at, messages, _) = rejected(Role::Writer, "retyr");
-    assert_eq!(at, ["retyr"]);
-    assert_eq!(
-        messages,
-        ["unknown `#[writer]` argument `retyr`: expected `savepoint`, `independent`, `retry` or `retry = N`"]
+    assert_rejected(
+        Role::Writer,
+        "retyr",
+        &["retyr"],
+        "unknown `#[writer]` argument `retyr`: \
+         expected `savepoint`, `independent`, `retry` or `retry = N`",
+        "write join",
     );
-    let (_, messages, _) = rejected(Role::Reader, "move");
-    assert_eq!(
-        messages,
-        ["unknown `#[reader]` argument `move`: expected `replica` or `allow_replica`"]
+    assert_rejected(
+        Role::Reader,
+        "move",
+        &["move"],
+        "unknown `#[reader]` argument `move`: expected `replica` or `allow_replica`",
+        "read primary",
     );
 }
 
 #[test]
 fn every_bad_argument_is_reported() {
-    let (at, messages, accepted) = rejected(Role::Writer, "foo, savepoint, bar");
-    assert_eq!(at, ["foo", "bar"]);
-    assert_eq!(messages.len(), 2);
-    assert!(matches!(
-        accepted,
-        Transaction::Write {
-            mode: WriteMode::Savepoint,
-            ..
-        }
-    ));
+    assert_rejected(
+        Role::Writer,
+        "foo, savepoint, bar",
+        &["foo", "bar"],
+        "unknown `#[writer]` argument `foo`",
+        "write savepoint",
+    );
 }
 
 #[test]
 fn retry_on_a_reader_explains_why() {
-    let (at, messages, accepted) = rejected(Role::Reader, "replica, retry = 3");
-    assert_eq!(at, ["retry = 3"]);
-    assert!(
-        messages[0].starts_with("`retry` is a `#[writer]` argument: readers are not retried"),
-        "{messages:?}"
+    assert_rejected(
+        Role::Reader,
+        "replica, retry = 3",
+        &["retry = 3"],
+        "`retry` is a `#[writer]` argument: readers are not retried, because",
+        "read replica",
     );
-    assert!(matches!(accepted, Transaction::Read(ReadRoute::Replica)));
 }
 
 #[test]
 fn arguments_of_the_other_attribute_say_where_they_belong() {
-    let (at, messages, _) = rejected(Role::Reader, "savepoint");
-    assert_eq!(at, ["savepoint"]);
-    assert!(messages[0].starts_with("`savepoint` is a `#[writer]` argument"));
-
-    let (at, messages, _) = rejected(Role::Writer, "allow_replica");
-    assert_eq!(at, ["allow_replica"]);
-    assert!(messages[0].starts_with("`allow_replica` is a `#[reader]` argument"));
+    assert_rejected(
+        Role::Reader,
+        "savepoint",
+        &["savepoint"],
+        "`savepoint` is a `#[writer]` argument; `#[reader]` accepts `replica` or `allow_replica`",
+        "read primary",
+    );
+    assert_rejected(
+        Role::Writer,
+        "allow_replica",
+        &["allow_replica"],
+        "`allow_replica` is a `#[reader]` argument: writes always go to the primary",
+        "write join",
+    );
 }
 
 #[test]
 fn retry_counts_must_be_u32_literals() {
-    let cases = [
+    for (source, at, message) in [
         ("retry = -1", "-1", "the retry count cannot be negative"),
         ("retry = 3i64", "3i64", "the retry count is a `u32`"),
         (
@@ -171,45 +199,33 @@ fn retry_counts_must_be_u32_literals() {
         ("retry = n", "n", "expected an integer literal"),
         ("retry = \"3\"", "\"3\"", "expected an integer literal"),
         ("retry(3)", "(3)", "write the retry count as `retry = N`"),
-    ];
-    for (source, expected_at, expected) in cases {
-        let (at, messages, accepted) = rejected(Role::Writer, source);
-        assert_eq!(at, [expected_at], "{source}");
-        assert!(messages[0].starts_with(expected), "{source}: {messages:?}");
-        assert!(
-            matches!(accepted, Transaction::Write { retry: None, .. }),
-            "{source}"
-        );
+    ] {
+        assert_rejected(Role::Writer, source, &[at], message, "write join");
     }
-    assert!(matches!(
-        write("retry = 4294967295"),
-        (_, Some(Retry::Retries(u32::MAX, _)))
-    ));
+    assert_eq!(
+        describe(&parse_args(Role::Writer, tokens("retry = 4294967295")).transaction),
+        "write join retry(4294967295)"
+    );
 }
 
 #[test]
 fn flags_take_no_value() {
-    let (at, messages, accepted) = rejected(Role::Writer, "savepoint = true");
-    assert_eq!(at, ["savepoint = true"]);
-    assert_eq!(messages, ["`savepoint` takes no value"]);
-    assert!(matches!(
-        accepted,
-        Transaction::Write {
-            mode: WriteMode::Savepoint,
-            ..
-        }
-    ));
+    assert_rejected(
+        Role::Writer,
+        "savepoint = true",
+        &["savepoint = true"],
+        "`savepoint` takes no value",
+        "write savepoint",
+    );
 }
 
 #[test]
 fn a_syntax_error_keeps_the_arguments_before_it() {
-    let (at, _, accepted) = rejected(Role::Writer, "savepoint, retry 3");
-    assert_eq!(at, ["3"]);
-    assert!(matches!(
-        accepted,
-        Transaction::Write {
-            mode: WriteMode::Savepoint,
-            retry: Some(Retry::DefaultAttempts)
-        }
-    ));
+    assert_rejected(
+        Role::Writer,
+        "savepoint, retry 3",
+        &["3"],
+        "expected `,`",
+        "write savepoint retry",
+    );
 }
