@@ -120,6 +120,9 @@ pub fn reader(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The rewritten function takes `ctx: &mut S` for a new generic
 /// `S: WriteAccess<Context = C>` (`IndependentAccess` for `independent`), so
 /// it accepts the idle context and, where the table below allows, a scope.
+/// (`#[reader]` does the same with its own access traits.) `S` comes after
+/// the function's own generic parameters: a caller that names them
+/// explicitly writes one more, `f::<T, _>(ctx, ..)`.
 ///
 #[doc = include_str!("../doc/nesting.md")]
 ///
@@ -150,7 +153,7 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 ///
 /// #[derive(TransactionContext)]
-/// struct Job<C: R2D2Connection + 'static>(#[facade] Facade<C>, u64);
+/// struct Job<C: diesel_facade::SupportedConnection>(#[facade] Facade<C>, u64);
 /// ```
 ///
 /// The field is the one marked `#[facade]`; without a marker, the only field

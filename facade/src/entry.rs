@@ -146,6 +146,11 @@ pub mod private {
 
     /// Lets `#[derive(TransactionContext)]` name the connection type of a
     /// `Facade<C>` field even through a type alias.
+    #[diagnostic::on_unimplemented(
+        message = "the `#[facade]` field must be a `diesel_facade::Facade<C>`, not `{Self}`",
+        label = "not a `Facade`",
+        note = "mark the field that holds the `diesel_facade::Facade` with `#[facade]`"
+    )]
     pub trait FacadeField {
         type Connection: crate::SupportedConnection;
         fn as_facade(&self) -> &crate::Facade<Self::Connection>;

@@ -777,7 +777,21 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         let max_size = if in_memory { 1 } else { self.max_pool_size };
         if connect_now {
             let probe = manager.connect().map_err(|e| {
-                let kind = if e.kind() == ErrorKind::Disconnected {
+                // A server that answered and refused (wrong user, password or
+                // database) is a configuration problem; one that did not
+                // answer may just be starting.
+                let text = e.message().to_ascii_lowercase();
+                let refused_by_server = [
+                    "password authentication failed",
+                    "access denied",
+                    "does not exist",
+                    "unknown database",
+                    "unable to open database file",
+                    "no password supplied",
+                ]
+                .iter()
+                .any(|needle| text.contains(needle));
+                let kind = if e.kind() == ErrorKind::Disconnected && !refused_by_server {
                     ErrorKind::Disconnected
                 } else {
                     ErrorKind::Config
@@ -823,7 +837,6 @@ impl r2d2::HandleError<Error> for TracingErrorHandler {
 /// ```
 #[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
 pub struct FacadeConfig {
     /// The writer database URL (oslo.db `connection`).
     pub connection: String,
