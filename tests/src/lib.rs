@@ -100,10 +100,13 @@ impl TestBackend for diesel::PgConnection {
     fn create_database(admin_url: &str, test: &str) -> String {
         let db = db_name(test);
         let mut admin = diesel::PgConnection::establish(admin_url).expect("connect to PostgreSQL");
+        // One statement per call: PostgreSQL runs a multi-statement batch
+        // as one transaction, and DROP DATABASE refuses to.
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .expect("drop the old test database");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
             .expect("create test database");
         replace_db_in_url(admin_url, &db)
     }
@@ -161,6 +164,16 @@ pub fn facade<C: TestBackend>(
     test: &str,
     configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
 ) -> Option<Facade<C>> {
+    let db = facade_without_migrations(test, configure)?;
+    db.run_migrations().expect("run the embedded migrations");
+    Some(db)
+}
+
+/// Like [`facade`], without the `locks` table.
+pub fn facade_without_migrations<C: TestBackend>(
+    test: &str,
+    configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
+) -> Option<Facade<C>> {
     let admin = server_url::<C>()?;
     let url = C::create_database(&admin, test);
     let mut conn = C::establish(&url).expect("connect to the fresh test database");
@@ -173,7 +186,6 @@ pub fn facade<C: TestBackend>(
     )
     .build()
     .expect("build the facade");
-    db.run_migrations().expect("run the embedded migrations");
     Some(db)
 }
 
@@ -617,6 +629,246 @@ macro_rules! __backend_suite_body {
         fn bump_locked(ctx: &mut Req, id: i32) -> Result<Item, diesel_facade::Error> {
             ctx.lock("bump")?;
             Ok(bump(ctx, id)?)
+        }
+
+        // ---- locks and retries (DESIGN §5) ----
+
+        use $crate::schema::{counters, locks};
+
+        /// Read the counter, give other threads a chance to interleave, and
+        /// write it back plus one: a lost update unless serialized.
+        fn increment_counter(conn: &mut Conn) -> QueryResult<()> {
+            let value: i32 = counters::table.find("c").select(counters::value).first(conn)?;
+            std::thread::sleep(Duration::from_millis(1));
+            diesel::update(counters::table.find("c"))
+                .set(counters::value.eq(value + 1))
+                .execute(conn)
+                .map(drop)
+        }
+
+        #[writer(retry = 50)]
+        fn locked_increment(ctx: &mut Req) -> Result<(), diesel_facade::Error> {
+            ctx.lock("counter")?;
+            Ok(increment_counter(ctx.conn())?)
+        }
+
+        #[writer(retry = 50)]
+        fn unlocked_increment(ctx: &mut Req) -> Result<(), diesel_facade::Error> {
+            Ok(increment_counter(ctx.conn())?)
+        }
+
+        #[reader]
+        fn counter_value(ctx: &mut Req) -> QueryResult<i32> {
+            counters::table.find("c").select(counters::value).first(ctx.conn())
+        }
+
+        fn hammer(db: &Facade<Conn>, threads: usize, iterations: usize, locked: bool) {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    let db = db.clone();
+                    s.spawn(move || {
+                        let mut ctx = Req { db };
+                        for _ in 0..iterations {
+                            if locked {
+                                locked_increment(&mut ctx).expect("no error reaches the caller");
+                            } else {
+                                unlocked_increment(&mut ctx).expect("no error reaches the caller");
+                            }
+                        }
+                    });
+                }
+            });
+        }
+
+        #[test]
+        fn locked_counter_ends_at_exactly_threads_times_iterations() {
+            let Some(db) = $crate::facade::<Conn>("locked_counter", |b| b.max_pool_size(8)) else {
+                return;
+            };
+            const THREADS: usize = 4;
+            const ITERATIONS: usize = 25;
+            hammer(&db, THREADS, ITERATIONS, true);
+            let value = counter_value(&mut Req { db: db.clone() }).unwrap();
+            eprintln!(
+                "{}: {THREADS}x{ITERATIONS} locked increments -> {value}, {} retries",
+                <Conn as diesel_facade::SupportedConnection>::NAME,
+                db.stats().retries
+            );
+            assert_eq!(value as usize, THREADS * ITERATIONS);
+        }
+
+        #[test]
+        fn without_the_lock_updates_are_lost() {
+            if $single_writer {
+                // SQLite's BEGIN IMMEDIATE already serializes writers: the
+                // lock adds nothing there, and nothing is lost.
+                return;
+            }
+            let Some(db) = $crate::facade::<Conn>("unlocked_counter", |b| b.max_pool_size(8)) else {
+                return;
+            };
+            const THREADS: usize = 4;
+            const ITERATIONS: usize = 25;
+            hammer(&db, THREADS, ITERATIONS, false);
+            let value = counter_value(&mut Req { db: db.clone() }).unwrap();
+            eprintln!(
+                "{}: {THREADS}x{ITERATIONS} unlocked increments -> {value}",
+                <Conn as diesel_facade::SupportedConnection>::NAME
+            );
+            assert!(
+                (value as usize) < THREADS * ITERATIONS,
+                "without the lock some increments must be lost (got {value})"
+            );
+        }
+
+        #[test]
+        fn opposite_lock_order_deadlock_is_retried() {
+            if $single_writer {
+                return; // one writer at a time: no lock-order deadlock possible
+            }
+            let Some(db) = $crate::facade::<Conn>("lock_order", |b| b.max_pool_size(4)) else {
+                return;
+            };
+            let barrier = std::sync::Barrier::new(2);
+            let first_attempts = AtomicUsize::new(0);
+
+            #[writer(retry = 10)]
+            fn take_both(
+                ctx: &mut Req,
+                first: &str,
+                second: &str,
+                barrier: &std::sync::Barrier,
+                first_attempts: &AtomicUsize,
+            ) -> Result<(), diesel_facade::Error> {
+                ctx.lock(first)?;
+                // Only the first attempts meet at the barrier: that is what
+                // makes them deadlock.
+                if first_attempts.fetch_add(1, Ordering::SeqCst) < 2 {
+                    barrier.wait();
+                }
+                ctx.lock(second)?;
+                Ok(())
+            }
+
+            std::thread::scope(|s| {
+                for (a, b) in [("A", "B"), ("B", "A")] {
+                    let db = db.clone();
+                    let (barrier, first_attempts) = (&barrier, &first_attempts);
+                    s.spawn(move || {
+                        take_both(&mut Req { db }, a, b, barrier, first_attempts)
+                            .expect("both finish thanks to retry")
+                    });
+                }
+            });
+            assert!(db.stats().retries >= 1, "the deadlock victim was retried");
+        }
+
+        #[test]
+        fn lock_names_are_validated_and_stored_verbatim() {
+            let Some(db) = setup("lock_names") else { return };
+            let mut ctx = Req { db };
+            for bad in [String::new(), "x".repeat(51)] {
+                let err = diesel_facade::write(&mut ctx, |ctx| ctx.lock(&bad)).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidLockName, "{err}");
+                let err = diesel_facade::write(&mut ctx, |ctx| ctx.try_lock(&bad)).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidLockName, "{err}");
+            }
+            let multibyte = "錠".repeat(50);
+            let evil = "x'); DROP TABLE locks; --\\ %_".to_owned();
+            for good in [multibyte, evil, "a".repeat(50)] {
+                diesel_facade::write(&mut ctx, |ctx| ctx.lock(&good)).unwrap();
+                let stored: Vec<String> = diesel_facade::read(&mut ctx, |ctx| {
+                    locks::table.filter(locks::id.eq(&good)).select(locks::id).load(ctx.conn())
+                })
+                .unwrap();
+                assert_eq!(stored, vec![good.clone()], "stored verbatim, untruncated");
+            }
+        }
+
+        #[test]
+        fn a_missing_locks_table_says_to_run_the_migrations() {
+            let Some(db) = $crate::facade_without_migrations::<Conn>("no_locks_table", |b| b)
+            else {
+                return;
+            };
+            let err = diesel_facade::write(&mut Req { db }, |ctx| ctx.lock("x")).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::MissingLocksTable, "{err}");
+            assert!(err.message().contains("run_migrations"), "{err}");
+        }
+
+        #[test]
+        fn lock_timeout_and_try_lock_while_another_transaction_holds_it() {
+            let Some(db) = $crate::facade::<Conn>("lock_timeout", |b| {
+                b.max_pool_size(4).sqlite_busy_timeout(Duration::from_millis(300))
+            }) else {
+                return;
+            };
+            let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            std::thread::scope(|s| {
+                let holder_db = db.clone();
+                s.spawn(move || {
+                    diesel_facade::write(&mut Req { db: holder_db }, |ctx| {
+                        ctx.lock("held")?;
+                        held_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        Ok::<_, diesel_facade::Error>(())
+                    })
+                    .unwrap();
+                });
+                held_rx.recv().unwrap();
+                let mut ctx = Req { db: db.clone() };
+                let started = std::time::Instant::now();
+                let err = diesel_facade::write(&mut ctx, |ctx| {
+                    ctx.lock_timeout("held", Duration::from_millis(300))
+                })
+                .unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::LockTimeout, "{err}");
+                assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+                if !$single_writer {
+                    // try_lock says "taken" and leaves the transaction usable.
+                    let (took, wrote) = diesel_facade::write(&mut ctx, |ctx| {
+                        let took = ctx.try_lock("held")?;
+                        let wrote = diesel::insert_into(items::table)
+                            .values((items::id.eq(77), items::name.eq("after"), items::qty.eq(0)))
+                            .execute(ctx.conn())?;
+                        Ok::<_, diesel_facade::Error>((took, wrote))
+                    })
+                    .unwrap();
+                    assert!(!took, "the lock is held by the other transaction");
+                    assert_eq!(wrote, 1);
+                    assert!(item_exists(&mut ctx, 77).unwrap());
+                    assert!(diesel_facade::write(&mut ctx, |ctx| ctx.try_lock("free")).unwrap());
+                }
+                release_tx.send(()).unwrap();
+            });
+            // Released at the end of the holder's transaction.
+            assert!(diesel_facade::write(&mut Req { db }, |ctx| ctx.try_lock("held")).unwrap());
+        }
+
+        #[test]
+        fn retry_is_inert_on_a_joined_call_and_counts_whole_transactions() {
+            let Some(db) = setup("retry_joined") else { return };
+            let mut ctx = Req { db: db.clone() };
+            let calls = AtomicUsize::new(0);
+            #[writer(retry = 3)]
+            fn fails_retryably(ctx: &mut Req, calls: &AtomicUsize) -> Result<(), diesel_facade::Error> {
+                calls.fetch_add(1, Ordering::SeqCst);
+                // A genuine serialization failure raised by the server would
+                // be classified the same way; this one comes from the body.
+                let _ = ctx.conn();
+                Err(diesel_facade::Error::new(ErrorKind::SerializationFailure, "simulated"))
+            }
+            // Outermost, the error alone (not seen by the server) is not
+            // retried: only errors the database reported doom a transaction.
+            assert!(fails_retryably(&mut ctx, &calls).is_err());
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            assert_eq!(db.stats().retries, 0);
+            // Joined, retry is inert: the error reaches the outermost call.
+            let err = diesel_facade::write(&mut ctx, |ctx| fails_retryably(ctx, &calls)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::SerializationFailure);
+            assert_eq!(calls.load(Ordering::SeqCst), 2);
+            assert_eq!(db.stats().retries, 0);
         }
     };
 }

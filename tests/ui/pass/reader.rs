@@ -1,7 +1,7 @@
-//! `#[reader]`: a read-only transaction on the primary.
+//! `#[reader]`: a read-only transaction on the primary, callable with the idle context.
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use diesel_facade::{reader, Facade, TransactionContext};
+use diesel_facade::{reader, writer, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 
@@ -16,6 +16,8 @@ fn qty(ctx: &mut Ctx, id: i32) -> QueryResult<i32> {
     items::table.find(id).select(items::qty).first(ctx.conn())
 }
 
-fn main() {
-    let _ = qty;
+fn _idle(ctx: &mut Ctx) -> QueryResult<i32> {
+    qty(ctx, 1)
 }
+
+fn main() {}

@@ -1,0 +1,23 @@
+//! `#[reader(replica)]`: a read-only transaction on a replica, callable with the idle context.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, writer, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[reader(replica)]
+fn qty(ctx: &mut Ctx, id: i32) -> QueryResult<i32> {
+    items::table.find(id).select(items::qty).first(ctx.conn())
+}
+
+fn _idle(ctx: &mut Ctx) -> QueryResult<i32> {
+    qty(ctx, 1)
+}
+
+fn main() {}

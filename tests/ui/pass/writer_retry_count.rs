@@ -1,0 +1,25 @@
+//! `#[writer(retry = 3)]`: an explicit retry count.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, writer, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[writer(retry = 3)]
+fn bump(ctx: &mut Ctx, id: i32) -> QueryResult<usize> {
+    diesel::update(items::table.find(id))
+        .set(items::qty.eq(items::qty + 1))
+        .execute(ctx.conn())
+}
+
+fn _idle(ctx: &mut Ctx) -> QueryResult<usize> {
+    bump(ctx, 1)
+}
+
+fn main() {}

@@ -1,0 +1,30 @@
+//! `#[writer(savepoint, retry)]`: retried when outermost, a SAVEPOINT when nested.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, writer, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[writer(savepoint, retry)]
+fn bump(ctx: &mut Ctx, id: i32) -> QueryResult<usize> {
+    diesel::update(items::table.find(id))
+        .set(items::qty.eq(items::qty + 1))
+        .execute(ctx.conn())
+}
+
+fn _idle(ctx: &mut Ctx) -> QueryResult<usize> {
+    bump(ctx, 1)
+}
+
+#[writer]
+fn _nested(ctx: &mut Ctx) -> QueryResult<usize> {
+    bump(ctx, 1)
+}
+
+fn main() {}
