@@ -17,14 +17,24 @@ fn check<'a>(ctx: &'a mut Ctx, name: &'a str) -> QueryResult<&'a str> {
     Ok(name)
 }
 
+// Nested, the scope passed to `check` is borrowed only for this body, so the
+// result borrows from `name`, not from `check`'s return value.
 #[writer]
-fn rename<'a, 'b>(ctx: &'a mut Ctx, name: &'b str) -> QueryResult<&'b str> {
+fn rename<'a>(ctx: &'a mut Ctx, name: &'a str) -> QueryResult<&'a str> {
     diesel::update(items::table).set(items::name.eq(name)).execute(ctx.conn())?;
-    check(ctx, name)
+    check(ctx, name)?;
+    Ok(name)
 }
 
-fn _idle<'n>(ctx: &mut Ctx, name: &'n str) -> QueryResult<&'n str> {
-    rename(ctx, name)
+#[reader]
+fn longest<'c, 'n>(ctx: &'c mut Ctx, names: &'n [String]) -> QueryResult<Option<&'n str>> {
+    let _: i64 = items::table.count().get_result(ctx.conn())?;
+    Ok(names.iter().map(String::as_str).max_by_key(|name| name.len()))
+}
+
+fn _idle<'n>(ctx: &'n mut Ctx, name: &'n str) -> QueryResult<&'n str> {
+    rename(ctx, name)?;
+    check(ctx, name)
 }
 
 fn main() {}

@@ -1,7 +1,7 @@
 //! Nesting: a `#[reader]` called inside a `#[reader]` joins its transaction.
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use diesel_facade::{reader, writer, Facade, TransactionContext};
+use diesel_facade::{reader, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 

@@ -1,7 +1,7 @@
 //! Nesting: `#[reader(allow_replica)]` and `#[reader(replica)]` called inside either replica reader join it.
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use diesel_facade::{reader, writer, Facade, TransactionContext};
+use diesel_facade::{reader, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 

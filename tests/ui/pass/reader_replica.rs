@@ -1,7 +1,7 @@
 //! `#[reader(replica)]`: a read-only transaction on a replica, callable with the idle context.
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use diesel_facade::{reader, writer, Facade, TransactionContext};
+use diesel_facade::{reader, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 

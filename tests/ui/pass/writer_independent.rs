@@ -1,7 +1,7 @@
 //! `#[writer(independent)]`: its own transaction on its own connection.
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use diesel_facade::{reader, writer, Facade, TransactionContext};
+use diesel_facade::{writer, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 

@@ -1,0 +1,861 @@
+//! The benchmark workloads of DESIGN §8, facade against hand-written diesel.
+//!
+//! ```text
+//! cargo bench -p diesel-facade --features sqlite,postgres --bench workloads
+//! ```
+//!
+//! For each backend (a SQLite file in WAL mode with `synchronous = NORMAL`
+//! under `target/`, and PostgreSQL at `FACADE_TEST_PG_URL` when it answers)
+//! this sets up the schema of §8 in a database of its own, then measures, in
+//! one process run:
+//!
+//! - **W1 read**: a `#[reader]` selecting one item by primary key;
+//! - **W2 composed**: a `#[writer]` that calls the W1 reader, updates the
+//!   item's `qty` and calls the reader again;
+//! - **W3 lock**: a `#[writer]` that takes `ctx.lock("counter")`, reads the
+//!   counter and writes it back plus one;
+//! - **PostgreSQL contended lock**: 4 threads incrementing the counter under
+//!   `ctx.lock("counter")`, against the same increment under
+//!   `pg_advisory_xact_lock(42)`.
+//!
+//! The baseline is what a careful diesel user writes by hand: `pool.get()`
+//! from a plain `r2d2::Pool<ConnectionManager<C>>` of the same size (r2d2's
+//! defaults, so `test_on_check_out` is on like the facade's), the same
+//! `BEGIN` the facade sends (through `AnsiTransactionManager::
+//! begin_transaction_sql`), the same diesel statements, and
+//! `TransactionManager::commit_transaction`.
+//!
+//! Criterion runs first (facade and baseline side by side per group); then a
+//! compact summary is printed from interleaved timed rounds (median of
+//! `FACADE_BENCH_ROUNDS` rounds, default 5, facade and baseline alternating
+//! which goes first), with the statements each call sends as counted by
+//! diesel's instrumentation. `FACADE_BENCH_SKIP_CRITERION=1` prints only the
+//! summary; `FACADE_BENCH_SHOW_SQL=1` also prints the statements of one call
+//! of each workload.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use diesel::connection::{
+    AnsiTransactionManager, Instrumentation, InstrumentationEvent, SimpleConnection,
+    TransactionManager,
+};
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sql_types::Text;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_facade::{reader, writer, Context, Facade};
+
+diesel::table! {
+    items (id) {
+        id -> Integer,
+        name -> Text,
+        qty -> Integer,
+    }
+}
+
+diesel::table! {
+    counters (id) {
+        id -> Text,
+        value -> Integer,
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = items)]
+pub struct Item {
+    pub id: i32,
+    pub name: String,
+    pub qty: i32,
+}
+
+/// Connections per pool, the same on both sides.
+const POOL_SIZE: u32 = 4;
+/// Rows of `items`.
+const ITEMS: i32 = 1000;
+/// The lock name of W3 and the contended benchmark.
+const LOCK_NAME: &str = "counter";
+/// Threads of the contended benchmark.
+const THREADS: usize = 4;
+
+/// The facade's lock upserts, copied from `facade/src/backend/{sqlite,pg}.rs`.
+const SQLITE_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, CURRENT_TIMESTAMP) \
+                                  ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
+const PG_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES ($1, now() AT TIME ZONE 'UTC') \
+                              ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
+
+const SCHEMA: &str = "
+    CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);
+    CREATE TABLE counters (id VARCHAR(50) PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters (id, value) VALUES ('c', 0);
+";
+
+fn item_id(i: u64) -> i32 {
+    1 + (i % ITEMS as u64) as i32
+}
+
+/// The hand-written transaction of the baseline: `begin` through
+/// `AnsiTransactionManager::begin_transaction_sql`, the body, then
+/// `commit_transaction` (or `rollback_transaction` on error).
+fn in_transaction<C, R>(
+    conn: &mut C,
+    begin: &str,
+    body: impl FnOnce(&mut C) -> QueryResult<R>,
+) -> QueryResult<R>
+where
+    C: Connection<TransactionManager = AnsiTransactionManager>,
+{
+    AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
+    match body(conn) {
+        Ok(value) => {
+            <AnsiTransactionManager as TransactionManager<C>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = <AnsiTransactionManager as TransactionManager<C>>::rollback_transaction(conn);
+            Err(err)
+        }
+    }
+}
+
+/// The facade functions and their hand-written twins for one connection type.
+macro_rules! workloads {
+    (
+        $module:ident, $conn:ty,
+        read_begin = $read_begin:expr,
+        write_begin = $write_begin:expr,
+        lock_upsert = $lock_upsert:expr $(,)?
+    ) => {
+        pub mod $module {
+            use super::*;
+
+            pub type Conn = $conn;
+            pub type Ctx = Context<Conn>;
+            pub type BasePool = Pool<ConnectionManager<Conn>>;
+
+            // ---- the facade side --------------------------------------
+
+            /// W1.
+            #[reader]
+            pub fn get_item(ctx: &mut Ctx, id: i32) -> QueryResult<Item> {
+                items::table
+                    .find(id)
+                    .select(Item::as_select())
+                    .first(ctx.conn())
+            }
+
+            /// W2.
+            #[writer]
+            pub fn restock(ctx: &mut Ctx, id: i32) -> QueryResult<Item> {
+                let item = get_item(ctx, id)?;
+                diesel::update(items::table.find(id))
+                    .set(items::qty.eq(item.qty + 1))
+                    .execute(ctx.conn())?;
+                get_item(ctx, id)
+            }
+
+            /// W3 (and the facade side of the contended benchmark).
+            #[writer]
+            pub fn bump_counter(ctx: &mut Ctx) -> Result<i32, diesel_facade::Error> {
+                ctx.lock(LOCK_NAME)?;
+                let value: i32 = counters::table
+                    .find("c")
+                    .select(counters::value)
+                    .first(ctx.conn())?;
+                diesel::update(counters::table.find("c"))
+                    .set(counters::value.eq(value + 1))
+                    .execute(ctx.conn())?;
+                Ok(value + 1)
+            }
+
+            // ---- the baseline: the same statements by hand ------------
+
+            pub fn select_item(conn: &mut Conn, id: i32) -> QueryResult<Item> {
+                items::table
+                    .find(id)
+                    .select(Item::as_select())
+                    .first(conn)
+            }
+
+            pub fn increment_counter(conn: &mut Conn) -> QueryResult<i32> {
+                let value: i32 = counters::table
+                    .find("c")
+                    .select(counters::value)
+                    .first(conn)?;
+                diesel::update(counters::table.find("c"))
+                    .set(counters::value.eq(value + 1))
+                    .execute(conn)?;
+                Ok(value + 1)
+            }
+
+            pub fn base_get_item(pool: &BasePool, id: i32) -> QueryResult<Item> {
+                let mut conn = pool.get().expect("baseline checkout");
+                in_transaction(&mut *conn, $read_begin, |conn| select_item(conn, id))
+            }
+
+            pub fn base_restock(pool: &BasePool, id: i32) -> QueryResult<Item> {
+                let mut conn = pool.get().expect("baseline checkout");
+                in_transaction(&mut *conn, $write_begin, |conn| {
+                    let item = select_item(conn, id)?;
+                    diesel::update(items::table.find(id))
+                        .set(items::qty.eq(item.qty + 1))
+                        .execute(conn)?;
+                    select_item(conn, id)
+                })
+            }
+
+            pub fn base_bump_counter(pool: &BasePool) -> QueryResult<i32> {
+                let mut conn = pool.get().expect("baseline checkout");
+                in_transaction(&mut *conn, $write_begin, |conn| {
+                    diesel::sql_query($lock_upsert)
+                        .bind::<Text, _>(LOCK_NAME)
+                        .execute(conn)?;
+                    increment_counter(conn)
+                })
+            }
+
+            pub fn counter_value(pool: &BasePool) -> i32 {
+                counters::table
+                    .find("c")
+                    .select(counters::value)
+                    .first(&mut *pool.get().expect("checkout"))
+                    .expect("read the counter")
+            }
+        }
+    };
+}
+
+// The facade's SQLite reader begins with a plain BEGIN (it keeps `PRAGMA
+// query_only` on between readers, so a run of readers sends only BEGIN);
+// its writer uses BEGIN IMMEDIATE. PostgreSQL: BEGIN READ ONLY / BEGIN.
+workloads!(sqlite, SqliteConnection,
+    read_begin = "BEGIN", write_begin = "BEGIN IMMEDIATE", lock_upsert = SQLITE_LOCK_UPSERT);
+workloads!(pg, PgConnection,
+    read_begin = "BEGIN READ ONLY", write_begin = "BEGIN", lock_upsert = PG_LOCK_UPSERT);
+
+/// The baseline side of the contended benchmark: the same increment,
+/// serialized by a transaction-scoped advisory lock instead of the locks
+/// table.
+fn base_bump_counter_advisory(pool: &pg::BasePool) -> QueryResult<i32> {
+    let mut conn = pool.get().expect("baseline checkout");
+    in_transaction(&mut *conn, "BEGIN", |conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(42)").execute(conn)?;
+        pg::increment_counter(conn)
+    })
+}
+
+// ------------------------------------------------------------------ set-up
+
+/// Per-connection settings of the baseline pool. For SQLite these are the
+/// facade's defaults (busy timeout, foreign keys, WAL, synchronous=NORMAL),
+/// so both sides run the same database configuration.
+#[derive(Debug)]
+struct SessionSetup {
+    sql: &'static str,
+    counter: Option<Arc<StatementCounter>>,
+}
+
+impl<C: Connection> CustomizeConnection<C, diesel::r2d2::Error> for SessionSetup {
+    fn on_acquire(&self, conn: &mut C) -> Result<(), diesel::r2d2::Error> {
+        if !self.sql.is_empty() {
+            conn.batch_execute(self.sql)
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        if let Some(counter) = &self.counter {
+            conn.set_instrumentation(counter.instrumentation());
+        }
+        Ok(())
+    }
+}
+
+const SQLITE_SESSION: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                              PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+/// Counts the statements diesel sends (every `StartQuery`, which includes
+/// `BEGIN`, `COMMIT` and r2d2's checkout ping) and optionally records them.
+#[derive(Debug, Default)]
+struct StatementCounter {
+    count: AtomicUsize,
+    log: Mutex<Option<Vec<String>>>,
+}
+
+impl StatementCounter {
+    fn instrumentation(self: &Arc<Self>) -> Box<dyn Instrumentation> {
+        let me = Arc::clone(self);
+        Box::new(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                me.count.fetch_add(1, Ordering::Relaxed);
+                if let Some(log) = me.log.lock().expect("log").as_mut() {
+                    log.push(query.to_string());
+                }
+            }
+        })
+    }
+
+    fn take(&self) -> usize {
+        self.count.swap(0, Ordering::Relaxed)
+    }
+
+    fn start_log(&self) {
+        *self.log.lock().expect("log") = Some(Vec::new());
+    }
+
+    fn stop_log(&self) -> Vec<String> {
+        self.log.lock().expect("log").take().unwrap_or_default()
+    }
+}
+
+fn seed(conn: &mut impl SimpleConnection) -> QueryResult<()> {
+    conn.batch_execute(SCHEMA)?;
+    let values: Vec<String> = (1..=ITEMS)
+        .map(|id| format!("({id}, 'item {id}', 0)"))
+        .collect();
+    conn.batch_execute(&format!(
+        "INSERT INTO items (id, name, qty) VALUES {}",
+        values.join(", ")
+    ))
+}
+
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace directory")
+                .join("target")
+        })
+}
+
+struct Sides<C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection> {
+    db: Facade<C>,
+    pool: Pool<ConnectionManager<C>>,
+    /// The same two sides again, with a statement counter on every
+    /// connection (kept apart so the timed pools carry no extra
+    /// instrumentation).
+    counted_db: Facade<C>,
+    counted_pool: Pool<ConnectionManager<C>>,
+    facade_counter: Arc<StatementCounter>,
+    base_counter: Arc<StatementCounter>,
+}
+
+fn build_sides<C>(url: &str, session_sql: &'static str) -> Sides<C>
+where
+    C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
+{
+    let facade = |counter: Option<Arc<StatementCounter>>| {
+        let mut builder = Facade::<C>::builder()
+            .writer(url)
+            .max_pool_size(POOL_SIZE)
+            .pool_timeout(Duration::from_secs(30));
+        if let Some(counter) = counter {
+            builder = builder.instrumentation(move || counter.instrumentation());
+        }
+        builder.build().expect("build the facade")
+    };
+    let pool = |counter: Option<Arc<StatementCounter>>| {
+        Pool::builder()
+            .max_size(POOL_SIZE)
+            .connection_customizer(Box::new(SessionSetup {
+                sql: session_sql,
+                counter,
+            }))
+            .build(ConnectionManager::<C>::new(url))
+            .expect("build the baseline pool")
+    };
+    let facade_counter = Arc::new(StatementCounter::default());
+    let base_counter = Arc::new(StatementCounter::default());
+    let db = facade(None);
+    db.run_migrations().expect("run the facade's migrations (locks table)");
+    Sides {
+        db,
+        pool: pool(None),
+        counted_db: facade(Some(Arc::clone(&facade_counter))),
+        counted_pool: pool(Some(Arc::clone(&base_counter))),
+        facade_counter,
+        base_counter,
+    }
+}
+
+fn setup_sqlite() -> Sides<SqliteConnection> {
+    let dir = target_dir().join("bench-workloads");
+    std::fs::create_dir_all(&dir).expect("create target/bench-workloads");
+    let path = dir.join("workloads.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let url = path.to_str().expect("UTF-8 path").to_owned();
+    let mut conn = SqliteConnection::establish(&url).expect("create the SQLite file");
+    conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .expect("WAL");
+    seed(&mut conn).expect("seed SQLite");
+    drop(conn);
+    println!("SQLite: {url} (WAL, synchronous=NORMAL on both sides)");
+    build_sides(&url, SQLITE_SESSION)
+}
+
+/// `None` (with a line saying why) when PostgreSQL is not configured or not
+/// reachable.
+fn setup_pg() -> Option<Sides<PgConnection>> {
+    let Ok(admin) = std::env::var("FACADE_TEST_PG_URL") else {
+        println!(
+            "PostgreSQL: SKIPPED, FACADE_TEST_PG_URL is not set (start servers with \
+             `scripts/test-servers start` and `eval $(scripts/test-servers env)`); \
+             benching SQLite only"
+        );
+        return None;
+    };
+    let mut conn = match PgConnection::establish(&admin) {
+        Ok(conn) => conn,
+        Err(err) => {
+            println!(
+                "PostgreSQL: SKIPPED, {} is not reachable ({err}); benching SQLite only",
+                redact(&admin)
+            );
+            return None;
+        }
+    };
+    // A database of its own for each run; fall back to recreating the
+    // tables in the given database if the user may not create databases.
+    let db = "facade_bench_workloads";
+    let created = conn
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .and_then(|()| conn.batch_execute(&format!("CREATE DATABASE {db}")));
+    let url = match created {
+        Ok(()) => {
+            let mut parsed = url::Url::parse(&admin).expect("FACADE_TEST_PG_URL parses");
+            parsed.set_path(&format!("/{db}"));
+            parsed.to_string()
+        }
+        Err(err) => {
+            println!("PostgreSQL: cannot create a database ({err}); recreating the tables instead");
+            conn.batch_execute(
+                "DROP TABLE IF EXISTS items, counters, locks; \
+                 DELETE FROM __diesel_schema_migrations WHERE version LIKE '2015%'",
+            )
+            .or_else(|_| conn.batch_execute("DROP TABLE IF EXISTS items, counters, locks"))
+            .expect("drop the old tables");
+            admin.clone()
+        }
+    };
+    drop(conn);
+    let mut conn = PgConnection::establish(&url).expect("connect to the bench database");
+    seed(&mut conn).expect("seed PostgreSQL");
+    conn.batch_execute("ANALYZE items; ANALYZE counters")
+        .expect("analyze");
+    drop(conn);
+    println!("PostgreSQL: {}", redact(&url));
+    Some(build_sides(&url, ""))
+}
+
+// ------------------------------------------------------------------ criterion
+
+fn criterion_groups<C>(
+    c: &mut Criterion,
+    label: &str,
+    sides: &Sides<C>,
+    w: &WorkloadFns<C>,
+) where
+    C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
+{
+    for (name, facade_fn, base_fn) in w.list() {
+        let mut group = c.benchmark_group(format!("{name}/{label}"));
+        group.throughput(Throughput::Elements(1));
+        let mut ctx = sides.db.context();
+        let mut i = 0u64;
+        group.bench_function("facade", |b| {
+            b.iter(|| {
+                i += 1;
+                facade_fn(&mut ctx, i)
+            })
+        });
+        let mut i = 0u64;
+        group.bench_function("baseline", |b| {
+            b.iter(|| {
+                i += 1;
+                base_fn(&sides.pool, i)
+            })
+        });
+        group.finish();
+    }
+}
+
+type FacadeFn<C> = fn(&mut Context<C>, u64);
+type BaseFn<C> = fn(&Pool<ConnectionManager<C>>, u64);
+
+struct WorkloadFns<C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection> {
+    w1: (FacadeFn<C>, BaseFn<C>),
+    w2: (FacadeFn<C>, BaseFn<C>),
+    w3: (FacadeFn<C>, BaseFn<C>),
+}
+
+impl<C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection> WorkloadFns<C> {
+    fn list(&self) -> [(&'static str, FacadeFn<C>, BaseFn<C>); 3] {
+        [
+            ("W1 read", self.w1.0, self.w1.1),
+            ("W2 composed", self.w2.0, self.w2.1),
+            ("W3 lock", self.w3.0, self.w3.1),
+        ]
+    }
+}
+
+macro_rules! workload_fns {
+    ($module:ident) => {
+        WorkloadFns {
+            w1: (
+                |ctx, i| {
+                    black_box($module::get_item(ctx, item_id(i)).expect("facade W1"));
+                },
+                |pool, i| {
+                    black_box($module::base_get_item(pool, item_id(i)).expect("baseline W1"));
+                },
+            ),
+            w2: (
+                |ctx, i| {
+                    black_box($module::restock(ctx, item_id(i)).expect("facade W2"));
+                },
+                |pool, i| {
+                    black_box($module::base_restock(pool, item_id(i)).expect("baseline W2"));
+                },
+            ),
+            w3: (
+                |ctx, _| {
+                    black_box($module::bump_counter(ctx).expect("facade W3"));
+                },
+                |pool, _| {
+                    black_box($module::base_bump_counter(pool).expect("baseline W3"));
+                },
+            ),
+        }
+    };
+}
+
+/// Run `ops` increments on `THREADS` threads (as evenly as possible), all
+/// released together; the wall time from release to the last thread done.
+fn contended(ops: u64, run: impl Fn(u64) + Sync) -> Duration {
+    let barrier = Barrier::new(THREADS + 1);
+    let per_thread = ops.div_ceil(THREADS as u64);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    run(per_thread);
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        for handle in handles {
+            handle.join().expect("bench thread");
+        }
+        let elapsed = start.elapsed();
+        // Report the time for exactly `ops` increments.
+        elapsed.mul_f64(ops as f64 / (per_thread * THREADS as u64) as f64)
+    })
+}
+
+fn facade_contended(db: &Facade<PgConnection>, per_thread: u64) {
+    let mut ctx = db.context();
+    for _ in 0..per_thread {
+        black_box(pg::bump_counter(&mut ctx).expect("facade contended increment"));
+    }
+}
+
+fn advisory_contended(pool: &pg::BasePool, per_thread: u64) {
+    for _ in 0..per_thread {
+        black_box(base_bump_counter_advisory(pool).expect("advisory contended increment"));
+    }
+}
+
+fn criterion_contended(c: &mut Criterion, sides: &Sides<PgConnection>) {
+    let mut group = c.benchmark_group(format!("PG contended lock ({THREADS} threads)"));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("facade ctx.lock", |b| {
+        b.iter_custom(|iters| contended(iters, |n| facade_contended(&sides.db, n)))
+    });
+    group.bench_function("baseline pg_advisory_xact_lock", |b| {
+        b.iter_custom(|iters| contended(iters, |n| advisory_contended(&sides.pool, n)))
+    });
+    group.finish();
+}
+
+// ------------------------------------------------------------------ summary
+
+struct Row {
+    workload: String,
+    backend: &'static str,
+    facade_ns: f64,
+    base_ns: f64,
+    facade_rounds: Vec<f64>,
+    base_rounds: Vec<f64>,
+    statements: Option<(f64, f64)>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Interleaved rounds of `calls` calls per side; per-call nanoseconds of
+/// each round.
+fn rounds(
+    rounds: u64,
+    calls: u64,
+    mut facade: impl FnMut(u64),
+    mut base: impl FnMut(u64),
+) -> (Vec<f64>, Vec<f64>) {
+    let mut f = Vec::new();
+    let mut b = Vec::new();
+    let mut i = 0u64;
+    let time = |run: &mut dyn FnMut(u64), i: &mut u64| {
+        let start = Instant::now();
+        for _ in 0..calls {
+            *i += 1;
+            run(*i);
+        }
+        start.elapsed().as_nanos() as f64 / calls as f64
+    };
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            f.push(time(&mut facade, &mut i));
+            b.push(time(&mut base, &mut i));
+        } else {
+            b.push(time(&mut base, &mut i));
+            f.push(time(&mut facade, &mut i));
+        }
+    }
+    (f, b)
+}
+
+/// Calls per round so that one round of one side takes about `target`.
+fn calibrate(target: Duration, mut run: impl FnMut(u64)) -> u64 {
+    let probe = 200;
+    let start = Instant::now();
+    for i in 0..probe {
+        run(i);
+    }
+    let per_call = start.elapsed().as_secs_f64() / probe as f64;
+    ((target.as_secs_f64() / per_call) as u64).clamp(200, 200_000)
+}
+
+fn summary_rows<C>(label: &'static str, sides: &Sides<C>, w: &WorkloadFns<C>, out: &mut Vec<Row>)
+where
+    C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
+{
+    let n_rounds = env_u64("FACADE_BENCH_ROUNDS", 5);
+    let round_ms = env_u64("FACADE_BENCH_ROUND_MS", 300);
+    let show_sql = std::env::var("FACADE_BENCH_SHOW_SQL").is_ok_and(|v| v == "1");
+    for (name, facade_fn, base_fn) in w.list() {
+        // Statements per call, on the counted twins.
+        let mut counted_ctx = sides.counted_db.context();
+        let probe = 20u64;
+        // One untimed call first, so a mode switch (SQLite's query_only
+        // pragma) or a first connect is not counted.
+        facade_fn(&mut counted_ctx, 0);
+        base_fn(&sides.counted_pool, 0);
+        sides.facade_counter.take();
+        sides.base_counter.take();
+        for i in 1..=probe {
+            facade_fn(&mut counted_ctx, i);
+        }
+        let f_stmts = sides.facade_counter.take() as f64 / probe as f64;
+        for i in 1..=probe {
+            base_fn(&sides.counted_pool, i);
+        }
+        let b_stmts = sides.base_counter.take() as f64 / probe as f64;
+        if show_sql {
+            sides.facade_counter.start_log();
+            facade_fn(&mut counted_ctx, 1);
+            let f_log = sides.facade_counter.stop_log();
+            sides.base_counter.start_log();
+            base_fn(&sides.counted_pool, 1);
+            let b_log = sides.base_counter.stop_log();
+            println!("--- {name}/{label}: facade statements\n  {}", f_log.join("\n  "));
+            println!("--- {name}/{label}: baseline statements\n  {}", b_log.join("\n  "));
+        }
+
+        let mut ctx = sides.db.context();
+        let target = Duration::from_millis(round_ms);
+        let calls = calibrate(target, |i| facade_fn(&mut ctx, i))
+            .min(calibrate(target, |i| base_fn(&sides.pool, i)));
+        let (f, b) = rounds(
+            n_rounds,
+            calls,
+            |i| facade_fn(&mut ctx, i),
+            |i| base_fn(&sides.pool, i),
+        );
+        out.push(Row {
+            workload: name.to_owned(),
+            backend: label,
+            facade_ns: median(&f),
+            base_ns: median(&b),
+            facade_rounds: f,
+            base_rounds: b,
+            statements: Some((f_stmts, b_stmts)),
+        });
+    }
+}
+
+fn contended_row(sides: &Sides<PgConnection>, out: &mut Vec<Row>) {
+    let n_rounds = env_u64("FACADE_BENCH_ROUNDS", 5);
+    let ops = env_u64("FACADE_BENCH_CONTENDED_OPS", 2000);
+    let before = pg::counter_value(&sides.pool);
+    let mut f = Vec::new();
+    let mut b = Vec::new();
+    // Warm both sides' pools up to THREADS connections.
+    contended(200, |n| facade_contended(&sides.db, n));
+    contended(200, |n| advisory_contended(&sides.pool, n));
+    let mut total = 400u64;
+    for round in 0..n_rounds {
+        let mut run_f = || {
+            let t = contended(ops, |n| facade_contended(&sides.db, n));
+            f.push(t.as_nanos() as f64 / ops as f64);
+        };
+        let mut run_b = || {
+            let t = contended(ops, |n| advisory_contended(&sides.pool, n));
+            b.push(t.as_nanos() as f64 / ops as f64);
+        };
+        if round % 2 == 0 {
+            run_f();
+            run_b();
+        } else {
+            run_b();
+            run_f();
+        }
+        total += 2 * ops.div_ceil(THREADS as u64) * THREADS as u64;
+    }
+    // Both locks must have serialized the read-modify-write: no lost update.
+    let after = pg::counter_value(&sides.pool);
+    assert_eq!(
+        (after - before) as u64,
+        total,
+        "lost updates under contention: the lock did not serialize the increments"
+    );
+    out.push(Row {
+        workload: format!("contended lock, {THREADS} threads"),
+        backend: "postgres",
+        facade_ns: median(&f),
+        base_ns: median(&b),
+        facade_rounds: f,
+        base_rounds: b,
+        statements: None,
+    });
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn print_summary(rows: &[Row]) {
+    println!();
+    println!("== diesel-facade workloads: facade vs hand-written diesel + r2d2 ==");
+    println!(
+        "(median of {} interleaved rounds per side; ratio = facade time / baseline time; \
+         target <= 1.05)",
+        env_u64("FACADE_BENCH_ROUNDS", 5)
+    );
+    println!(
+        "{:<28} {:<9} {:>14} {:>14} {:>7} {:>11}",
+        "workload", "backend", "facade call/s", "baseline call/s", "ratio", "stmts f/b"
+    );
+    for row in rows {
+        let stmts = row
+            .statements
+            .map(|(f, b)| format!("{f:.0}/{b:.0}"))
+            .unwrap_or_else(|| "-".to_owned());
+        println!(
+            "{:<28} {:<9} {:>14.0} {:>16.0} {:>7.3} {:>11}",
+            row.workload,
+            row.backend,
+            1e9 / row.facade_ns,
+            1e9 / row.base_ns,
+            row.facade_ns / row.base_ns,
+            stmts,
+        );
+    }
+    println!();
+    println!("per-round µs/call (facade | baseline):");
+    for row in rows {
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|ns| format!("{:.1}", ns / 1000.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "  {:<28} {:<9} {} | {}",
+            row.workload,
+            row.backend,
+            fmt(&row.facade_rounds),
+            fmt(&row.base_rounds)
+        );
+    }
+}
+
+fn main() {
+    println!("load average at start: {}", loadavg());
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500))
+        .nresamples(10_000)
+        .without_plots()
+        .configure_from_args();
+    let skip_criterion = std::env::var("FACADE_BENCH_SKIP_CRITERION").is_ok_and(|v| v == "1");
+
+    let sqlite_sides = setup_sqlite();
+    let pg_sides = setup_pg();
+    let sqlite_fns: WorkloadFns<SqliteConnection> = workload_fns!(sqlite);
+    let pg_fns: WorkloadFns<PgConnection> = workload_fns!(pg);
+
+    if !skip_criterion {
+        criterion_groups(&mut criterion, "sqlite", &sqlite_sides, &sqlite_fns);
+        if let Some(pg_sides) = &pg_sides {
+            criterion_groups(&mut criterion, "postgres", pg_sides, &pg_fns);
+            criterion_contended(&mut criterion, pg_sides);
+        }
+    }
+
+    let mut rows = Vec::new();
+    summary_rows("sqlite", &sqlite_sides, &sqlite_fns, &mut rows);
+    if let Some(pg_sides) = &pg_sides {
+        summary_rows("postgres", pg_sides, &pg_fns, &mut rows);
+        contended_row(pg_sides, &mut rows);
+    } else {
+        println!("PostgreSQL was not benchmarked (see above).");
+    }
+    print_summary(&rows);
+    println!("load average at end: {}", loadavg());
+    if !skip_criterion {
+        criterion.final_summary();
+    }
+}

@@ -1,0 +1,19 @@
+//! The context parameter taken as `&Ctx`: it must be `&mut`.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{writer, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[writer]
+fn restock(ctx: &Ctx, id: i32) -> QueryResult<usize> {
+    diesel::update(items::table.find(id)).set(items::qty.eq(0)).execute(ctx.conn())
+}
+
+fn main() {}

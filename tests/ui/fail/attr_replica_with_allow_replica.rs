@@ -1,0 +1,19 @@
+//! `replica` and `allow_replica` exclude each other.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[reader(replica, allow_replica)]
+fn qty(ctx: &mut Ctx, id: i32) -> QueryResult<i32> {
+    items::table.find(id).select(items::qty).first(ctx.conn())
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+//! `retry = N` takes a `u32` literal.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{writer, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[writer(retry = "x")]
+fn restock(ctx: &mut Ctx, id: i32) -> QueryResult<usize> {
+    diesel::update(items::table.find(id)).set(items::qty.eq(0)).execute(ctx.conn())
+}
+
+fn main() {}

@@ -1,0 +1,27 @@
+//! A `#[reader]` cannot `.execute(..)` a DELETE.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = items)]
+struct Item {
+    id: i32,
+    name: String,
+    qty: i32,
+}
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[reader]
+fn sneaky(ctx: &mut Ctx) -> QueryResult<usize> {
+    diesel::delete(items::table).execute(ctx.conn())
+}
+
+fn main() {}

@@ -1,0 +1,29 @@
+//! A `#[reader]` cannot `.execute(..)` an UPDATE.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = items)]
+struct Item {
+    id: i32,
+    name: String,
+    qty: i32,
+}
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[reader]
+fn sneaky(ctx: &mut Ctx, id: i32) -> QueryResult<usize> {
+    diesel::update(items::table.find(id))
+        .set(items::qty.eq(0))
+        .execute(ctx.conn())
+}
+
+fn main() {}

@@ -1,0 +1,27 @@
+//! A `#[reader]` cannot take row locks with `.for_share()` (PostgreSQL: SQLite has no FOR SHARE at all).
+use diesel::prelude::*;
+use diesel::PgConnection;
+use diesel_facade::{reader, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = items)]
+struct Item {
+    id: i32,
+    name: String,
+    qty: i32,
+}
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<PgConnection>,
+}
+
+#[reader]
+fn sneaky(ctx: &mut Ctx) -> QueryResult<Vec<Item>> {
+    items::table.select(Item::as_select()).for_share().load(ctx.conn())
+}
+
+fn main() {}

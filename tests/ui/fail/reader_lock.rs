@@ -1,0 +1,28 @@
+//! `ctx.lock(..)` is a writer-only method: a lock is a write.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = items)]
+struct Item {
+    id: i32,
+    name: String,
+    qty: i32,
+}
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[reader]
+fn get(ctx: &mut Ctx, id: i32) -> Result<Item, diesel_facade::Error> {
+    ctx.lock("counter")?;
+    Ok(items::table.find(id).select(Item::as_select()).first(ctx.conn())?)
+}
+
+fn main() {}

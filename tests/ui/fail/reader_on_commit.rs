@@ -1,0 +1,28 @@
+//! `ctx.on_commit(..)` is a writer-only method: a read-only transaction commits nothing.
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use diesel_facade::{reader, Facade, TransactionContext};
+
+diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = items)]
+struct Item {
+    id: i32,
+    name: String,
+    qty: i32,
+}
+
+#[derive(TransactionContext)]
+struct Ctx {
+    #[facade]
+    db: Facade<SqliteConnection>,
+}
+
+#[reader]
+fn get(ctx: &mut Ctx, id: i32) -> QueryResult<Item> {
+    ctx.on_commit(|| println!("read"));
+    items::table.find(id).select(Item::as_select()).first(ctx.conn())
+}
+
+fn main() {}
