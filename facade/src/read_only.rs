@@ -31,8 +31,11 @@ use diesel::{Connection, QueryResult};
 ///
 /// #[reader]
 /// fn stock(ctx: &mut Context<SqliteConnection>) -> QueryResult<(i64, Vec<(i32, i32)>)> {
+///     use diesel::query_builder::AsQuery;
 ///     let n = items::table.count().get_result(ctx.conn())?;
-///     let all = items::table.load(ctx.conn())?;                 // a bare table works
+///     // A bare `items::table.load(..)` does not compile (see below); go
+///     // through `as_query()` or, better, `select(..)`:
+///     let all = items::table.as_query().load(ctx.conn())?;
 ///     let _ = items::table.filter(items::qty.gt(0)).into_boxed().load::<(i32, i32)>(ctx.conn())?;
 ///     Ok((n, all))
 /// }
@@ -42,6 +45,11 @@ use diesel::{Connection, QueryResult};
 /// assert_eq!(stock(&mut db.context())?.0, 0);
 /// # Ok(()) }
 /// ```
+///
+/// Why not a bare `items::table.load(ro)`: diesel implements `LoadQuery` for
+/// every table with every `Connection`, and Rust's coherence rules then forbid
+/// any crate (yours or this one) from adding an impl for your table with
+/// `ReadOnlyConnection`, because diesel might one day make it a `Connection`.
 ///
 /// Writes do not compile:
 ///
