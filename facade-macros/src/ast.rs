@@ -95,6 +95,9 @@ pub(crate) struct Field<'a> {
     pub member: Member,
     pub ty: &'a Type,
     pub marker: Option<&'a Attribute>,
+    /// `#[read_position]`: the field holding the context's
+    /// `diesel_facade::ReadPosition` (read-your-writes on replicas).
+    pub read_position: Option<&'a Attribute>,
 }
 
 impl<'a> ContextStruct<'a> {
@@ -117,6 +120,10 @@ impl<'a> ContextStruct<'a> {
                 },
                 ty: &field.ty,
                 marker: attr::facade_marker(&field.attrs, &mut errors),
+                read_position: field
+                    .attrs
+                    .iter()
+                    .find(|a| a.path().is_ident("read_position")),
             })
             .collect();
         errors.finish()?;

@@ -254,12 +254,17 @@ pub(crate) fn derive_transaction_context(input: &DeriveInput) -> TokenStream {
     ContextStruct::from_syn(input)
         .and_then(|context| {
             let field = context.facade_field()?;
-            Ok(impl_transaction_context(&context, field))
+            let position = context.read_position_field()?;
+            Ok(impl_transaction_context(&context, field, position))
         })
         .unwrap_or_else(syn::Error::into_compile_error)
 }
 
-fn impl_transaction_context(context: &ContextStruct, field: &Field) -> TokenStream {
+fn impl_transaction_context(
+    context: &ContextStruct,
+    field: &Field,
+    position: Option<&Field>,
+) -> TokenStream {
     let ident = context.ident;
     let field_type = field.ty;
     let member = &field.member;
@@ -278,6 +283,16 @@ fn impl_transaction_context(context: &ContextStruct, field: &Field) -> TokenStre
         .predicates
         .push(parse_quote!(#field_type: #facade_field));
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
+    let read_position = position.map(|field| {
+        let member = &field.member;
+        let span = field.ty.span();
+        quote_spanned! {span=>
+            #[inline]
+            fn read_position(&self) -> ::core::option::Option<&::diesel_facade::ReadPosition> {
+                ::core::option::Option::Some(&self.#member)
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #impl_generics ::diesel_facade::TransactionContext for #ident #type_generics
@@ -289,6 +304,8 @@ fn impl_transaction_context(context: &ContextStruct, field: &Field) -> TokenStre
             fn facade(&self) -> &#facade {
                 #as_facade
             }
+
+            #read_position
         }
     }
 }

@@ -170,7 +170,7 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// field; `#[facade(..)]` or `#[facade = ..]` (it takes no arguments);
 /// `#[facade]` on the struct itself. A marked field that holds no `Facade`
 /// fails to compile on that field's type.
-#[proc_macro_derive(TransactionContext, attributes(facade))]
+#[proc_macro_derive(TransactionContext, attributes(facade, read_position))]
 pub fn derive_transaction_context(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::derive_transaction_context(&input).into()

@@ -209,6 +209,28 @@ pub(crate) fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
 
 impl<'a> ContextStruct<'a> {
     /// The field whose `Facade` the context hands out.
+    /// The field marked `#[read_position]`, if any (at most one).
+    pub(crate) fn read_position_field(&self) -> syn::Result<Option<&Field<'a>>> {
+        let marked: Vec<&Field> = self
+            .fields
+            .iter()
+            .filter(|f| f.read_position.is_some())
+            .collect();
+        match marked.as_slice() {
+            [] => Ok(None),
+            [field] => match field.read_position {
+                Some(attr) if !matches!(attr.meta, syn::Meta::Path(_)) => Err(
+                    syn::Error::new_spanned(attr, "`#[read_position]` takes no arguments"),
+                ),
+                _ => Ok(Some(field)),
+            },
+            [_, second, ..] => Err(syn::Error::new_spanned(
+                second.read_position,
+                "only one field can be the context's `#[read_position]`",
+            )),
+        }
+    }
+
     pub(crate) fn facade_field(&self) -> syn::Result<&Field<'a>> {
         let marked: Vec<&Field> = self.fields.iter().filter(|f| f.marker.is_some()).collect();
         if let [field] = marked.as_slice() {

@@ -174,10 +174,7 @@ macro_rules! workloads {
             // ---- the baseline: the same statements by hand ------------
 
             pub fn select_item(conn: &mut Conn, id: i32) -> QueryResult<Item> {
-                items::table
-                    .find(id)
-                    .select(Item::as_select())
-                    .first(conn)
+                items::table.find(id).select(Item::as_select()).first(conn)
             }
 
             pub fn increment_counter(conn: &mut Conn) -> QueryResult<i32> {
@@ -231,10 +228,20 @@ macro_rules! workloads {
 // The facade's SQLite reader begins with a plain BEGIN (it keeps `PRAGMA
 // query_only` on between readers, so a run of readers sends only BEGIN);
 // its writer uses BEGIN IMMEDIATE. PostgreSQL: BEGIN READ ONLY / BEGIN.
-workloads!(sqlite, SqliteConnection,
-    read_begin = "BEGIN", write_begin = "BEGIN IMMEDIATE", lock_upsert = SQLITE_LOCK_UPSERT);
-workloads!(pg, PgConnection,
-    read_begin = "BEGIN READ ONLY", write_begin = "BEGIN", lock_upsert = PG_LOCK_UPSERT);
+workloads!(
+    sqlite,
+    SqliteConnection,
+    read_begin = "BEGIN",
+    write_begin = "BEGIN IMMEDIATE",
+    lock_upsert = SQLITE_LOCK_UPSERT
+);
+workloads!(
+    pg,
+    PgConnection,
+    read_begin = "BEGIN READ ONLY",
+    write_begin = "BEGIN",
+    lock_upsert = PG_LOCK_UPSERT
+);
 
 /// The baseline side of the contended benchmark: the same increment,
 /// serialized by a transaction-scoped advisory lock instead of the locks
@@ -379,7 +386,8 @@ where
     let facade_counter = Arc::new(StatementCounter::default());
     let base_counter = Arc::new(StatementCounter::default());
     let db = facade(None);
-    db.run_migrations().expect("run the facade's migrations (locks table)");
+    db.run_migrations()
+        .expect("run the facade's migrations (locks table)");
     Sides {
         db,
         pool: pool(None),
@@ -463,12 +471,8 @@ fn setup_pg() -> Option<Sides<PgConnection>> {
 
 // ------------------------------------------------------------------ criterion
 
-fn criterion_groups<C>(
-    c: &mut Criterion,
-    label: &str,
-    sides: &Sides<C>,
-    w: &WorkloadFns<C>,
-) where
+fn criterion_groups<C>(c: &mut Criterion, label: &str, sides: &Sides<C>, w: &WorkloadFns<C>)
+where
     C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
 {
     for (name, facade_fn, base_fn) in w.list() {
@@ -697,8 +701,14 @@ where
             sides.base_counter.start_log();
             base_fn(&sides.counted_pool, 1);
             let b_log = sides.base_counter.stop_log();
-            println!("--- {name}/{label}: facade statements\n  {}", f_log.join("\n  "));
-            println!("--- {name}/{label}: baseline statements\n  {}", b_log.join("\n  "));
+            println!(
+                "--- {name}/{label}: facade statements\n  {}",
+                f_log.join("\n  ")
+            );
+            println!(
+                "--- {name}/{label}: baseline statements\n  {}",
+                b_log.join("\n  ")
+            );
         }
 
         let mut ctx = sides.db.context();

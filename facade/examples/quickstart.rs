@@ -68,10 +68,7 @@ fn restock_everything_then_fail(ctx: &mut RequestContext) -> QueryResult<()> {
     diesel::update(items::table)
         .set(items::qty.eq(items::qty + 100))
         .execute(ctx.conn())?;
-    println!(
-        "  inside the failing writer, total = {}",
-        total_qty(ctx)?
-    );
+    println!("  inside the failing writer, total = {}", total_qty(ctx)?);
     Err(diesel::result::Error::RollbackTransaction)
 }
 

@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::backend::SupportedConnection;
 use crate::facade::Facade;
+use crate::replica::ReadPosition;
 
 /// A request context: any type that can hand out its [`Facade`].
 ///
@@ -58,6 +59,14 @@ pub trait TransactionContext {
 
     /// The facade whose pools this context's transactions use.
     fn facade(&self) -> &Facade<Self::Connection>;
+
+    /// Where this context keeps the position of its last commit, for
+    /// read-your-writes on replicas (see [`ReadPosition`]). `None` (the
+    /// default) means replica reads never wait for this context's writes.
+    /// The derive returns the field marked `#[read_position]`.
+    fn read_position(&self) -> Option<&ReadPosition> {
+        None
+    }
 }
 
 /// A ready-made context for scripts, jobs and tests; see [`Facade::context`].
@@ -73,17 +82,36 @@ pub trait TransactionContext {
 /// ```
 pub struct Context<C: SupportedConnection> {
     facade: Facade<C>,
+    position: ReadPosition,
 }
 
 impl<C: SupportedConnection> Context<C> {
     pub(crate) fn new(facade: Facade<C>) -> Self {
-        Context { facade }
+        Context {
+            facade,
+            position: ReadPosition::default(),
+        }
+    }
+
+    /// This context's read-your-writes position (see [`ReadPosition`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// assert_eq!(db.context().position().token(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn position(&self) -> &ReadPosition {
+        &self.position
     }
 }
 
 impl<C: SupportedConnection> Clone for Context<C> {
     fn clone(&self) -> Self {
-        Context::new(self.facade.clone())
+        Context {
+            facade: self.facade.clone(),
+            position: self.position.clone(),
+        }
     }
 }
 
@@ -91,6 +119,7 @@ impl<C: SupportedConnection> fmt::Debug for Context<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("facade", &self.facade)
+            .field("position", &self.position)
             .finish()
     }
 }
@@ -100,5 +129,9 @@ impl<C: SupportedConnection> TransactionContext for Context<C> {
 
     fn facade(&self) -> &Facade<C> {
         &self.facade
+    }
+
+    fn read_position(&self) -> Option<&ReadPosition> {
+        Some(&self.position)
     }
 }

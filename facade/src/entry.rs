@@ -7,8 +7,7 @@ use crate::backend::TxMode;
 use crate::context::TransactionContext;
 use crate::error::Error;
 use crate::scope::{
-    ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, ScopeState,
-    WriteAccess, WriterScope,
+    ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, ScopeState, WriteAccess, WriterScope,
 };
 use crate::transaction::{outermost, savepoint, with_retry, Route, Transaction};
 
@@ -18,7 +17,10 @@ enum Entry<'a, T: TransactionContext> {
     Join(&'a T, &'a mut Transaction<T::Connection>),
 }
 
-fn entry<'a, S: crate::scope::Scope + ?Sized>(ctx: &'a mut S, kind: &'static str) -> Entry<'a, S::Context> {
+fn entry<'a, S: crate::scope::Scope + ?Sized>(
+    ctx: &'a mut S,
+    kind: &'static str,
+) -> Entry<'a, S::Context> {
     match ctx.__scope_state() {
         ScopeState::Idle(ctx) => Entry::Begin(ctx),
         ScopeState::Open { ctx, tx, .. } => {
@@ -139,9 +141,7 @@ pub mod private {
     //! What the macros expand to. Not a public API.
     use super::*;
 
-    pub use crate::scope::{
-        IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess,
-    };
+    pub use crate::scope::{IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess};
     pub use crate::transaction::RetryPolicy;
 
     /// Lets `#[derive(TransactionContext)]` name the connection type of a
@@ -225,13 +225,11 @@ pub mod private {
         F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
     {
         match entry(ctx, "writer") {
-            Entry::Begin(ctx) => {
-                with_retry(ctx.facade(), policy, || {
-                    outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
-                        f(&mut WriterScope::new(ctx, tx))
-                    })
+            Entry::Begin(ctx) => with_retry(ctx.facade(), policy, || {
+                outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+                    f(&mut WriterScope::new(ctx, tx))
                 })
-            }
+            }),
             // Joined: a retry here would re-run only part of the outer
             // transaction, so errors go to the outermost call.
             Entry::Join(ctx, tx) => f(&mut WriterScope::new(ctx, tx)),
@@ -249,13 +247,11 @@ pub mod private {
         F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
     {
         match entry(ctx, "savepoint writer") {
-            Entry::Begin(ctx) => {
-                with_retry(ctx.facade(), policy, || {
-                    outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
-                        f(&mut WriterScope::new(ctx, tx))
-                    })
+            Entry::Begin(ctx) => with_retry(ctx.facade(), policy, || {
+                outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+                    f(&mut WriterScope::new(ctx, tx))
                 })
-            }
+            }),
             // Joined: a retry here would re-run only part of the outer
             // transaction, so errors go to the outermost call.
             Entry::Join(ctx, tx) => savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx))),

@@ -403,15 +403,24 @@ mod tests {
             ErrorKind::SerializationFailure
         );
         assert_eq!(
-            db(K::Unknown, "Record has changed since last read in table 'locks'"),
+            db(
+                K::Unknown,
+                "Record has changed since last read in table 'locks'"
+            ),
             ErrorKind::SerializationFailure
         );
         assert_eq!(
-            db(K::Unknown, "WSREP has not yet prepared node for application use"),
+            db(
+                K::Unknown,
+                "WSREP has not yet prepared node for application use"
+            ),
             ErrorKind::Disconnected
         );
         assert_eq!(
-            db(K::Unknown, "Lock wait timeout exceeded; try restarting transaction"),
+            db(
+                K::Unknown,
+                "Lock wait timeout exceeded; try restarting transaction"
+            ),
             ErrorKind::LockTimeout
         );
         assert_eq!(

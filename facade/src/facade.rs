@@ -10,8 +10,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{
     Instrumentation, InstrumentationEvent, TransactionManager, TransactionManagerStatus,
@@ -22,6 +22,7 @@ use serde::Deserialize;
 use crate::backend::{redact_url, SessionState, SupportedConnection};
 use crate::context::Context;
 use crate::error::{classify, Error, ErrorKind};
+use crate::replica::Position;
 
 /// A factory for a per-connection diesel [`Instrumentation`], see
 /// [`FacadeBuilder::instrumentation`].
@@ -234,9 +235,48 @@ struct PoolSet<C: SupportedConnection> {
     redacted: String,
 }
 
+/// A replica pool and when it may be tried again after failing.
+struct Replica<C: SupportedConnection> {
+    set: PoolSet<C>,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl<C: SupportedConnection> Replica<C> {
+    fn is_down(&self) -> bool {
+        let guard = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        guard.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn mark_down(&self, interval: Duration) {
+        let mut guard = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = Some(Instant::now() + interval);
+    }
+}
+
+/// Replica routing settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplicaSettings {
+    pub(crate) checkout_timeout: Duration,
+    pub(crate) retry_interval: Duration,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) max_lag: Option<Duration>,
+}
+
+impl Default for ReplicaSettings {
+    fn default() -> Self {
+        ReplicaSettings {
+            checkout_timeout: Duration::from_millis(250),
+            retry_interval: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(1),
+            max_lag: None,
+        }
+    }
+}
+
 pub(crate) struct Inner<C: SupportedConnection> {
     writer: PoolSet<C>,
-    replicas: Vec<PoolSet<C>>,
+    replicas: Vec<Replica<C>>,
+    replica_settings: ReplicaSettings,
     next_replica: AtomicUsize,
     max_pool_size: u32,
     pool_timeout: Duration,
@@ -288,7 +328,7 @@ impl<C: SupportedConnection> fmt::Debug for Facade<C> {
                     .inner
                     .replicas
                     .iter()
-                    .map(|r| r.redacted.as_str())
+                    .map(|r| r.set.redacted.as_str())
                     .collect::<Vec<_>>(),
             )
             .field("max_pool_size", &self.inner.max_pool_size)
@@ -322,7 +362,9 @@ impl<C: SupportedConnection> Facade<C> {
     /// ```
     pub fn from_env() -> Result<Self, Error> {
         let writer = std::env::var("DATABASE_URL").map_err(|_| {
-            Error::config("DATABASE_URL is not set (or not UTF-8): set it to the writer database's URL")
+            Error::config(
+                "DATABASE_URL is not set (or not UTF-8): set it to the writer database's URL",
+            )
         })?;
         let mut builder = Facade::builder().writer(writer);
         if let Ok(replicas) = std::env::var("DATABASE_REPLICA_URLS") {
@@ -423,25 +465,96 @@ impl<C: SupportedConnection> Facade<C> {
         self.checkout(&self.inner.writer, "writer")
     }
 
-    /// A connection to the next healthy replica, or `None` if there is no
-    /// replica or none could be reached (the caller falls back to the
-    /// writer).
-    pub(crate) fn checkout_replica(&self) -> Option<(usize, PooledConn<C>)> {
+    /// A connection to the next healthy replica that has caught up with
+    /// `position` (when given), or `None` if there is no replica or none can
+    /// serve the read (the caller falls back to the primary).
+    pub(crate) fn checkout_replica(
+        &self,
+        position: Option<&Position>,
+    ) -> Option<(usize, PooledConn<C>)> {
         let replicas = &self.inner.replicas;
         if replicas.is_empty() {
             return None;
         }
+        let settings = self.inner.replica_settings;
         let start = self.inner.next_replica.fetch_add(1, Ordering::Relaxed);
         for offset in 0..replicas.len() {
             let index = (start + offset) % replicas.len();
-            match self.checkout(&replicas[index], "replica") {
-                Ok(conn) => return Some((index, conn)),
-                Err(err) => tracing::warn!(
-                    replica = %replicas[index].redacted,
-                    error = %err,
-                    "replica unavailable, trying the next one"
-                ),
+            let replica = &replicas[index];
+            if replica.is_down() {
+                continue;
             }
+            let mut conn = match replica.set.pool.get_timeout(settings.checkout_timeout) {
+                Ok(conn) => {
+                    Counters::bump(&self.inner.counters.checkouts);
+                    conn
+                }
+                Err(err) => {
+                    replica.mark_down(settings.retry_interval);
+                    tracing::warn!(
+                        replica = %replica.set.redacted,
+                        error = %err,
+                        retry_in = ?settings.retry_interval,
+                        "replica unavailable; skipping it"
+                    );
+                    continue;
+                }
+            };
+            if let Some(max_lag) = settings.max_lag {
+                let managed = &mut *conn;
+                match C::replica_lag(&mut managed.conn, &managed.session) {
+                    Ok(Some(lag)) if lag <= max_lag => {}
+                    Ok(lag) => {
+                        tracing::warn!(
+                            replica = %replica.set.redacted,
+                            ?lag,
+                            ?max_lag,
+                            "replica lags too far behind; skipping it"
+                        );
+                        continue;
+                    }
+                    Err(err) => {
+                        conn.broken = true;
+                        replica.mark_down(settings.retry_interval);
+                        tracing::warn!(replica = %replica.set.redacted, error = %err, "replica did not answer");
+                        continue;
+                    }
+                }
+            }
+            if let Some(position) = position {
+                let started = Instant::now();
+                let managed = &mut *conn;
+                match C::wait_for_position(
+                    &mut managed.conn,
+                    &managed.session,
+                    position,
+                    settings.wait_timeout,
+                ) {
+                    Ok(true) => {
+                        tracing::debug!(
+                            waited_us =
+                                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                            "replica has this context's last write"
+                        );
+                    }
+                    Ok(false) => {
+                        Counters::bump(&self.inner.counters.replica_fallbacks);
+                        tracing::warn!(
+                            replica = %replica.set.redacted,
+                            wait = ?settings.wait_timeout,
+                            "replica has not applied this context's last write; reading from the primary"
+                        );
+                        return None;
+                    }
+                    Err(err) => {
+                        conn.broken = true;
+                        replica.mark_down(settings.retry_interval);
+                        tracing::warn!(replica = %replica.set.redacted, error = %err, "replica did not answer");
+                        continue;
+                    }
+                }
+            }
+            return Some((index, conn));
         }
         Counters::bump(&self.inner.counters.replica_fallbacks);
         tracing::warn!("no replica could serve the read; using the primary");
@@ -511,6 +624,7 @@ pub struct FacadeBuilder<C> {
     connection_recycle_time: Option<Duration>,
     options: BackendOptions,
     retry: RetrySettings,
+    replica_settings: ReplicaSettings,
     instrumentation: Option<InstrumentationFactory>,
     _conn: PhantomData<fn() -> C>,
 }
@@ -525,6 +639,7 @@ impl<C> Default for FacadeBuilder<C> {
             connection_recycle_time: Some(Duration::from_secs(3600)),
             options: BackendOptions::default(),
             retry: RetrySettings::default(),
+            replica_settings: ReplicaSettings::default(),
             instrumentation: None,
             _conn: PhantomData,
         }
@@ -537,7 +652,11 @@ impl<C> fmt::Debug for FacadeBuilder<C> {
             .field("writer", &self.writer.as_deref().map(redact_url))
             .field(
                 "replicas",
-                &self.replicas.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+                &self
+                    .replicas
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
             )
             .field("max_pool_size", &self.max_pool_size)
             .field("pool_timeout", &self.pool_timeout)
@@ -636,6 +755,31 @@ impl<C> FacadeBuilder<C> {
         self
     }
 
+    /// How long a replica read that must see this context's last write
+    /// waits for the replica to apply it before reading from the primary
+    /// instead (default 1 s).
+    pub fn replica_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.replica_settings.wait_timeout = timeout;
+        self
+    }
+
+    /// Skip replicas that report more replication lag than this (PostgreSQL:
+    /// time since the last replayed transaction while WAL is pending;
+    /// MariaDB: `Seconds_Behind_Master`). Costs one query per replica read.
+    pub fn max_replica_lag(mut self, lag: Duration) -> Self {
+        self.replica_settings.max_lag = Some(lag);
+        self
+    }
+
+    /// How long a replica read waits for a pooled replica connection before
+    /// treating the replica as unavailable (default 250 ms), and how long an
+    /// unavailable replica is skipped before it is tried again (default 5 s).
+    pub fn replica_timeouts(mut self, checkout: Duration, retry_interval: Duration) -> Self {
+        self.replica_settings.checkout_timeout = checkout;
+        self.replica_settings.retry_interval = retry_interval;
+        self
+    }
+
     /// Install a diesel [`Instrumentation`] on every connection (the facade
     /// keeps its own and forwards every event to yours).
     ///
@@ -681,8 +825,7 @@ impl<C> FacadeBuilder<C> {
             builder.pool_timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
         }
         if let Some(secs) = config.connection_recycle_time {
-            builder.connection_recycle_time = (secs > 0)
-                .then(|| Duration::from_secs(secs));
+            builder.connection_recycle_time = (secs > 0).then(|| Duration::from_secs(secs));
         }
         if let Some(on) = config.sqlite_foreign_keys {
             builder.options.sqlite_foreign_keys = on;
@@ -741,12 +884,18 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         let replicas = self
             .replicas
             .iter()
-            .map(|url| self.pool_set(url, &options, false))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|url| {
+                Ok(Replica {
+                    set: self.pool_set(url, &options, false)?,
+                    down_until: Mutex::new(None),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(Facade {
             inner: Arc::new(Inner {
                 writer: writer_set,
                 replicas,
+                replica_settings: self.replica_settings,
                 next_replica: AtomicUsize::new(0),
                 max_pool_size: self.max_pool_size,
                 pool_timeout: self.pool_timeout,

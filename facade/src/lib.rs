@@ -77,6 +77,7 @@ mod error;
 mod facade;
 mod lock;
 mod read_only;
+mod replica;
 pub mod schema;
 mod scope;
 mod transaction;
@@ -89,6 +90,7 @@ pub use error::{Error, ErrorKind};
 pub use facade::{Facade, FacadeBuilder, FacadeConfig, FacadeStats, InstrumentationFactory};
 pub use lock::MAX_LOCK_NAME_CHARS;
 pub use read_only::{ReadOnlyConnection, ReadOnlyQuery};
+pub use replica::ReadPosition;
 pub use scope::{
     IndependentAccess, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Scope,
     WriteAccess, WriterScope,

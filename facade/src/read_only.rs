@@ -14,9 +14,7 @@
 //! feature (it makes `LoadQuery::internal_load` public), which is why
 //! diesel-facade pins diesel to `~2.3`.
 
-use diesel::query_builder::{
-    BoxedSelectStatement, SelectStatement, SqlQuery,
-};
+use diesel::query_builder::{BoxedSelectStatement, SelectStatement, SqlQuery};
 use diesel::query_dsl::LoadQuery;
 use diesel::{Connection, QueryResult};
 

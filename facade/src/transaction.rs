@@ -21,6 +21,7 @@ use crate::backend::{SupportedConnection, TxMode};
 use crate::context::TransactionContext;
 use crate::error::{Error, ErrorKind};
 use crate::facade::{Counters, Facade, PooledConn};
+use crate::replica::{Position, ReadPosition};
 
 /// A hook registered with `on_commit`.
 pub(crate) type CommitHook = Box<dyn FnOnce() + 'static>;
@@ -44,7 +45,11 @@ impl<C: SupportedConnection> Transaction<C> {
 
     pub(crate) fn note_join(&mut self, kind: &'static str) {
         self.joins += 1;
-        tracing::trace!(scope = kind, depth = self.joins, "joined the open transaction");
+        tracing::trace!(
+            scope = kind,
+            depth = self.joins,
+            "joined the open transaction"
+        );
     }
 }
 
@@ -130,8 +135,7 @@ fn is_connection_lost(err: &DieselError) -> bool {
         DieselError::DatabaseError(_, info) => {
             let msg = info.message().to_ascii_lowercase();
             // A Galera node that is not ready (1047) did not commit: not lost.
-            !msg.contains("wsrep")
-                && crate::error::classify(err) == ErrorKind::Disconnected
+            !msg.contains("wsrep") && crate::error::classify(err) == ErrorKind::Disconnected
         }
         _ => false,
     }
@@ -153,12 +157,18 @@ where
     let counters = &facade.inner.counters;
     let (checkout, replica) = match route {
         Route::Primary => (facade.checkout_writer(), None),
-        Route::Replica => match facade.checkout_replica() {
-            Some((index, conn)) => (Ok(conn), Some(index)),
-            None => (facade.checkout_writer(), None),
-        },
+        Route::Replica => {
+            match facade.checkout_replica(ctx.read_position().and_then(|p| p.get()).as_ref()) {
+                Some((index, conn)) => (Ok(conn), Some(index)),
+                None => (facade.checkout_writer(), None),
+            }
+        }
     };
-    let server = if replica.is_some() { "replica" } else { "primary" };
+    let server = if replica.is_some() {
+        "replica"
+    } else {
+        "primary"
+    };
     let conn = match checkout {
         Ok(conn) => conn,
         Err(err) => return Attempt::failed(err),
@@ -186,11 +196,9 @@ where
     tx.conn.set_doomed(None);
     let Transaction { conn, .. } = &mut tx;
     let managed = &mut **conn;
-    if let Err(err) = <T::Connection as SupportedConnection>::begin(
-        &mut managed.conn,
-        mode,
-        &mut managed.session,
-    ) {
+    if let Err(err) =
+        <T::Connection as SupportedConnection>::begin(&mut managed.conn, mode, &mut managed.session)
+    {
         let lost = is_connection_lost(&err);
         let err = Error::from(err);
         if lost || err.kind() == ErrorKind::Disconnected {
@@ -212,7 +220,7 @@ where
 
     let doomed = tx.conn.doomed();
     let attempt = match (result, doomed) {
-        (Ok(value), None) => commit(&mut tx, facade, value),
+        (Ok(value), None) => commit(&mut tx, facade, ctx.read_position(), value),
         (Ok(_), Some((kind, message))) => {
             // The server aborted the transaction (a deadlock the body caught
             // and ignored, say); reporting Ok would claim lost writes.
@@ -271,12 +279,18 @@ where
 fn commit<C: SupportedConnection, R, E: From<Error>>(
     tx: &mut Transaction<C>,
     facade: &Facade<C>,
+    position: Option<&ReadPosition>,
     value: R,
 ) -> Attempt<R, E> {
     let counters = &facade.inner.counters;
     match AnsiTransactionManager::commit_transaction(tx.connection()) {
         Ok(()) => {
             Counters::bump(&counters.commits);
+            if let Some(position) = position {
+                if tx.mode == TxMode::Write && facade.replica_count() > 0 {
+                    record_position(tx, position);
+                }
+            }
             Attempt {
                 result: Ok(value),
                 retry: None,
@@ -300,6 +314,23 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
             let err = Error::from(err);
             tracing::debug!(error = %err, "COMMIT failed");
             Attempt::failed(err)
+        }
+    }
+}
+
+/// Remember where the primary was after this commit, so the context's next
+/// replica read waits for it. If that cannot be read, the context's replica
+/// reads go to the primary until it writes again.
+fn record_position<C: SupportedConnection>(tx: &mut Transaction<C>, position: &ReadPosition) {
+    match C::commit_position(tx.connection()) {
+        Ok(Some(now)) => {
+            tracing::trace!(?now, "recorded commit position");
+            position.set(Some(now));
+        }
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read the commit position; replica reads will use the primary");
+            position.set(Some(Position::Written));
         }
     }
 }

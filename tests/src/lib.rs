@@ -177,7 +177,8 @@ pub fn facade_without_migrations<C: TestBackend>(
     let admin = server_url::<C>()?;
     let url = C::create_database(&admin, test);
     let mut conn = C::establish(&url).expect("connect to the fresh test database");
-    conn.batch_execute(C::SCHEMA).expect("create the test schema");
+    conn.batch_execute(C::SCHEMA)
+        .expect("create the test schema");
     drop(conn);
     let db = configure(
         Facade::builder()
@@ -280,7 +281,10 @@ macro_rules! __backend_suite_body {
 
         #[reader]
         fn get_item(ctx: &mut Req, id: i32) -> QueryResult<Item> {
-            items::table.find(id).select(Item::as_select()).first(ctx.conn())
+            items::table
+                .find(id)
+                .select(Item::as_select())
+                .first(ctx.conn())
         }
 
         #[reader]
@@ -296,7 +300,11 @@ macro_rules! __backend_suite_body {
         #[writer]
         fn insert_item(ctx: &mut Req, id: i32, qty: i32) -> QueryResult<()> {
             diesel::insert_into(items::table)
-                .values((items::id.eq(id), items::name.eq(format!("item {id}")), items::qty.eq(qty)))
+                .values((
+                    items::id.eq(id),
+                    items::name.eq(format!("item {id}")),
+                    items::qty.eq(qty),
+                ))
                 .execute(ctx.conn())
                 .map(drop)
         }
@@ -356,19 +364,34 @@ macro_rules! __backend_suite_body {
             assert_eq!((item.qty, n), (1, 1));
             assert_eq!(after.checkouts - before.checkouts, 1, "pool checkouts");
             assert_eq!(after.transactions - before.transactions, 1);
-            assert_eq!(log.count("begin"), 1, "BEGINs seen by diesel: {:?}", log.all());
-            assert_eq!(log.count("commit"), 1, "COMMITs seen by diesel: {:?}", log.all());
+            assert_eq!(
+                log.count("begin"),
+                1,
+                "BEGINs seen by diesel: {:?}",
+                log.all()
+            );
+            assert_eq!(
+                log.count("commit"),
+                1,
+                "COMMITs seen by diesel: {:?}",
+                log.all()
+            );
             assert_eq!(log.count("rollback"), 0);
         }
 
         #[test]
         fn nested_reader_sees_the_outer_writers_uncommitted_row() {
-            let Some(db) = setup("nested_reader_sees") else { return };
+            let Some(db) = setup("nested_reader_sees") else {
+                return;
+            };
             let mut ctx = Req { db: db.clone() };
             diesel_facade::write(&mut ctx, |ctx| {
                 insert_item(ctx, 7, 3)?;
                 assert_eq!(get_item(ctx, 7)?.qty, 3, "the joined reader sees the write");
-                assert!(!other_context_sees(&db, 7), "another context must not see it yet");
+                assert!(
+                    !other_context_sees(&db, 7),
+                    "another context must not see it yet"
+                );
                 Ok::<_, diesel::result::Error>(())
             })
             .unwrap();
@@ -377,7 +400,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn err_rolls_back_everything() {
-            let Some(db) = setup("err_rolls_back") else { return };
+            let Some(db) = setup("err_rolls_back") else {
+                return;
+            };
             let mut ctx = Req { db: db.clone() };
             let before = db.stats();
             let result: QueryResult<()> = diesel_facade::write(&mut ctx, |ctx| {
@@ -392,7 +417,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn joined_error_does_not_roll_back_the_outer_transaction() {
-            let Some(db) = setup("joined_error") else { return };
+            let Some(db) = setup("joined_error") else {
+                return;
+            };
             let mut ctx = Req { db: db.clone() };
             diesel_facade::write(&mut ctx, |ctx| {
                 insert_item(ctx, 1, 0)?;
@@ -448,7 +475,11 @@ macro_rules! __backend_suite_body {
             assert!(item_exists(&mut ctx, 1).unwrap());
             assert!(!item_exists(&mut ctx, 2).unwrap());
             assert!(item_exists(&mut ctx, 3).unwrap());
-            assert_eq!(db.stats().commits - log_before.commits, 4, "1 writer + 3 readers");
+            assert_eq!(
+                db.stats().commits - log_before.commits,
+                4,
+                "1 writer + 3 readers"
+            );
             // Outermost, a savepoint writer is an ordinary transaction.
             insert_in_savepoint(&mut ctx, 4, false).unwrap();
             assert!(insert_in_savepoint(&mut ctx, 5, true).is_err());
@@ -457,7 +488,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn independent_commits_while_the_outer_rolls_back() {
-            let Some(db) = setup("independent") else { return };
+            let Some(db) = setup("independent") else {
+                return;
+            };
             let mut ctx = Req { db: db.clone() };
             let result: QueryResult<()> = if $single_writer {
                 // SQLite has one writer at a time: an independent writer
@@ -481,7 +514,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn raw_sql_write_in_a_reader_is_a_read_only_violation() {
-            let Some(db) = setup("raw_write_in_reader") else { return };
+            let Some(db) = setup("raw_write_in_reader") else {
+                return;
+            };
             let mut ctx = Req { db: db.clone() };
             let err = diesel_facade::read(&mut ctx, |ctx| {
                 diesel::sql_query("INSERT INTO items (id, name, qty) VALUES (9, 'x', 0)")
@@ -493,7 +528,8 @@ macro_rules! __backend_suite_body {
             // The same connection is fine for writers afterwards.
             insert_item(&mut ctx, 9, 0).unwrap();
             let err = diesel_facade::read(&mut ctx, |ctx| {
-                diesel::sql_query("UPDATE items SET qty = 1").execute(ctx.conn().database_enforced())
+                diesel::sql_query("UPDATE items SET qty = 1")
+                    .execute(ctx.conn().database_enforced())
             })
             .map_err(diesel_facade::Error::from)
             .unwrap_err();
@@ -563,7 +599,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn unique_violation_is_classified() {
-            let Some(db) = setup("unique_violation") else { return };
+            let Some(db) = setup("unique_violation") else {
+                return;
+            };
             let mut ctx = Req { db };
             insert_item(&mut ctx, 1, 0).unwrap();
             let err = diesel_facade::Error::from(insert_item(&mut ctx, 1, 0).unwrap_err());
@@ -572,7 +610,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn context_and_closure_forms_work_together() {
-            let Some(db) = setup("closure_forms") else { return };
+            let Some(db) = setup("closure_forms") else {
+                return;
+            };
             let mut ctx: Context<Conn> = db.context();
             #[writer]
             fn add(ctx: &mut Context<Conn>, id: i32) -> QueryResult<()> {
@@ -591,7 +631,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn bare_tables_load_through_as_query() {
-            let Some(db) = setup("bare_table") else { return };
+            let Some(db) = setup("bare_table") else {
+                return;
+            };
             let mut ctx = Req { db };
             insert_item(&mut ctx, 1, 5).unwrap();
             let rows: Vec<(i32, String, i32)> = diesel_facade::read(&mut ctx, |ctx| {
@@ -638,7 +680,10 @@ macro_rules! __backend_suite_body {
         /// Read the counter, give other threads a chance to interleave, and
         /// write it back plus one: a lost update unless serialized.
         fn increment_counter(conn: &mut Conn) -> QueryResult<()> {
-            let value: i32 = counters::table.find("c").select(counters::value).first(conn)?;
+            let value: i32 = counters::table
+                .find("c")
+                .select(counters::value)
+                .first(conn)?;
             std::thread::sleep(Duration::from_millis(1));
             diesel::update(counters::table.find("c"))
                 .set(counters::value.eq(value + 1))
@@ -659,7 +704,10 @@ macro_rules! __backend_suite_body {
 
         #[reader]
         fn counter_value(ctx: &mut Req) -> QueryResult<i32> {
-            counters::table.find("c").select(counters::value).first(ctx.conn())
+            counters::table
+                .find("c")
+                .select(counters::value)
+                .first(ctx.conn())
         }
 
         fn hammer(db: &Facade<Conn>, threads: usize, iterations: usize, locked: bool) {
@@ -704,7 +752,8 @@ macro_rules! __backend_suite_body {
                 // lock adds nothing there, and nothing is lost.
                 return;
             }
-            let Some(db) = $crate::facade::<Conn>("unlocked_counter", |b| b.max_pool_size(8)) else {
+            let Some(db) = $crate::facade::<Conn>("unlocked_counter", |b| b.max_pool_size(8))
+            else {
                 return;
             };
             const THREADS: usize = 4;
@@ -765,7 +814,9 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn lock_names_are_validated_and_stored_verbatim() {
-            let Some(db) = setup("lock_names") else { return };
+            let Some(db) = setup("lock_names") else {
+                return;
+            };
             let mut ctx = Req { db };
             for bad in [String::new(), "x".repeat(51)] {
                 let err = diesel_facade::write(&mut ctx, |ctx| ctx.lock(&bad)).unwrap_err();
@@ -778,7 +829,10 @@ macro_rules! __backend_suite_body {
             for good in [multibyte, evil, "a".repeat(50)] {
                 diesel_facade::write(&mut ctx, |ctx| ctx.lock(&good)).unwrap();
                 let stored: Vec<String> = diesel_facade::read(&mut ctx, |ctx| {
-                    locks::table.filter(locks::id.eq(&good)).select(locks::id).load(ctx.conn())
+                    locks::table
+                        .filter(locks::id.eq(&good))
+                        .select(locks::id)
+                        .load(ctx.conn())
                 })
                 .unwrap();
                 assert_eq!(stored, vec![good.clone()], "stored verbatim, untruncated");
@@ -799,7 +853,8 @@ macro_rules! __backend_suite_body {
         #[test]
         fn lock_timeout_and_try_lock_while_another_transaction_holds_it() {
             let Some(db) = $crate::facade::<Conn>("lock_timeout", |b| {
-                b.max_pool_size(4).sqlite_busy_timeout(Duration::from_millis(300))
+                b.max_pool_size(4)
+                    .sqlite_busy_timeout(Duration::from_millis(300))
             }) else {
                 return;
             };
@@ -824,7 +879,11 @@ macro_rules! __backend_suite_body {
                 })
                 .unwrap_err();
                 assert_eq!(err.kind(), ErrorKind::LockTimeout, "{err}");
-                assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+                assert!(
+                    started.elapsed() < Duration::from_secs(4),
+                    "{:?}",
+                    started.elapsed()
+                );
                 if !$single_writer {
                     // try_lock says "taken" and leaves the transaction usable.
                     let (took, wrote) = diesel_facade::write(&mut ctx, |ctx| {
@@ -848,16 +907,24 @@ macro_rules! __backend_suite_body {
 
         #[test]
         fn retry_is_inert_on_a_joined_call_and_counts_whole_transactions() {
-            let Some(db) = setup("retry_joined") else { return };
+            let Some(db) = setup("retry_joined") else {
+                return;
+            };
             let mut ctx = Req { db: db.clone() };
             let calls = AtomicUsize::new(0);
             #[writer(retry = 3)]
-            fn fails_retryably(ctx: &mut Req, calls: &AtomicUsize) -> Result<(), diesel_facade::Error> {
+            fn fails_retryably(
+                ctx: &mut Req,
+                calls: &AtomicUsize,
+            ) -> Result<(), diesel_facade::Error> {
                 calls.fetch_add(1, Ordering::SeqCst);
                 // A genuine serialization failure raised by the server would
                 // be classified the same way; this one comes from the body.
                 let _ = ctx.conn();
-                Err(diesel_facade::Error::new(ErrorKind::SerializationFailure, "simulated"))
+                Err(diesel_facade::Error::new(
+                    ErrorKind::SerializationFailure,
+                    "simulated",
+                ))
             }
             // Outermost, the error alone (not seen by the server) is not
             // retried: only errors the database reported doom a transaction.
@@ -865,7 +932,8 @@ macro_rules! __backend_suite_body {
             assert_eq!(calls.load(Ordering::SeqCst), 1);
             assert_eq!(db.stats().retries, 0);
             // Joined, retry is inert: the error reaches the outermost call.
-            let err = diesel_facade::write(&mut ctx, |ctx| fails_retryably(ctx, &calls)).unwrap_err();
+            let err =
+                diesel_facade::write(&mut ctx, |ctx| fails_retryably(ctx, &calls)).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::SerializationFailure);
             assert_eq!(calls.load(Ordering::SeqCst), 2);
             assert_eq!(db.stats().retries, 0);

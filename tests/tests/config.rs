@@ -33,7 +33,12 @@ fn sqlite_bad_urls_are_config_errors() {
 
 #[test]
 fn server_urls_with_the_wrong_shape_are_config_errors() {
-    for url in ["mysql://u:secret@127.0.0.1/db", "not a url", "postgres://", "sqlite.db"] {
+    for url in [
+        "mysql://u:secret@127.0.0.1/db",
+        "not a url",
+        "postgres://",
+        "sqlite.db",
+    ] {
         let err = build_err::<PgConnection>(url);
         assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
         assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
@@ -81,7 +86,9 @@ fn bad_options_are_config_errors() {
 }
 
 fn wrong_password_is_config_and_never_printed<C: TestBackend>() {
-    let Some(admin) = server_url::<C>() else { return };
+    let Some(admin) = server_url::<C>() else {
+        return;
+    };
     let url = with_password(&admin, "Wr0ngPassw0rd");
     let err = build_err::<C>(&url);
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
@@ -91,8 +98,14 @@ fn wrong_password_is_config_and_never_printed<C: TestBackend>() {
 }
 
 fn debug_never_shows_the_password<C: TestBackend>() {
-    let Some(admin) = server_url::<C>() else { return };
-    let password = url::Url::parse(&admin).unwrap().password().unwrap().to_owned();
+    let Some(admin) = server_url::<C>() else {
+        return;
+    };
+    let password = url::Url::parse(&admin)
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_owned();
     let db = Facade::<C>::builder()
         .writer(admin.clone())
         .replica(admin.clone())
@@ -165,7 +178,7 @@ fn serde_json_from(text: &str) -> FacadeConfig {
 
 #[test]
 fn unknown_config_fields_are_rejected() {
-    let err = serde_json::from_str::<FacadeConfig>(r#"{"connection": "x", "max_pool": 3}"#)
-        .unwrap_err();
+    let err =
+        serde_json::from_str::<FacadeConfig>(r#"{"connection": "x", "max_pool": 3}"#).unwrap_err();
     assert!(err.to_string().contains("max_pool"), "{err}");
 }

@@ -55,12 +55,17 @@ fn cluster(test: &str) -> Option<Vec<Facade<MysqlConnection>>> {
                 .expect("facade on a Galera node")
         })
         .collect();
-    facades[0].run_migrations().expect("migrations through node 1");
+    facades[0]
+        .run_migrations()
+        .expect("migrations through node 1");
     Some(facades)
 }
 
 fn increment(conn: &mut MysqlConnection) -> QueryResult<()> {
-    let value: i32 = counters::table.find("c").select(counters::value).first(conn)?;
+    let value: i32 = counters::table
+        .find("c")
+        .select(counters::value)
+        .first(conn)?;
     std::thread::sleep(Duration::from_millis(1));
     diesel::update(counters::table.find("c"))
         .set(counters::value.eq(value + 1))
@@ -84,7 +89,10 @@ fn unlocked_increment(ctx: &mut Req) -> Result<(), diesel_facade::Error> {
 fn counter(node: &Facade<MysqlConnection>) -> i32 {
     diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
         diesel::sql_query("SET SESSION wsrep_sync_wait = 1").execute(ctx.conn())?;
-        let value = counters::table.find("c").select(counters::value).first(ctx.conn());
+        let value = counters::table
+            .find("c")
+            .select(counters::value)
+            .first(ctx.conn());
         diesel::sql_query("SET SESSION wsrep_sync_wait = 0").execute(ctx.conn())?;
         value
     })
@@ -113,7 +121,9 @@ fn hammer(nodes: &[Facade<MysqlConnection>], per_node: usize, iterations: usize,
 
 #[test]
 fn locked_counter_across_three_nodes_is_exact() {
-    let Some(nodes) = cluster("locked") else { return };
+    let Some(nodes) = cluster("locked") else {
+        return;
+    };
     const PER_NODE: usize = 2;
     const ITERATIONS: usize = 20;
     hammer(&nodes, PER_NODE, ITERATIONS, true);
@@ -131,19 +141,26 @@ fn locked_counter_across_three_nodes_is_exact() {
 
 #[test]
 fn without_the_lock_galera_loses_updates() {
-    let Some(nodes) = cluster("unlocked") else { return };
+    let Some(nodes) = cluster("unlocked") else {
+        return;
+    };
     const PER_NODE: usize = 2;
     const ITERATIONS: usize = 20;
     hammer(&nodes, PER_NODE, ITERATIONS, false);
     let expected = (nodes.len() * PER_NODE * ITERATIONS) as i32;
     let value = counter(&nodes[0]);
     eprintln!("galera: unlocked increments -> {value} of {expected}");
-    assert!(value < expected, "some increments must be lost without the lock ({value})");
+    assert!(
+        value < expected,
+        "some increments must be lost without the lock ({value})"
+    );
 }
 
 #[test]
 fn try_lock_cannot_see_another_nodes_uncommitted_lock() {
-    let Some(nodes) = cluster("try_lock") else { return };
+    let Some(nodes) = cluster("try_lock") else {
+        return;
+    };
     let (held_tx, held_rx) = mpsc::channel::<()>();
     let (commit_tx, commit_rx) = mpsc::channel::<()>();
     std::thread::scope(|s| {
@@ -159,15 +176,23 @@ fn try_lock_cannot_see_another_nodes_uncommitted_lock() {
         held_rx.recv().unwrap();
         // On node 2, the lock row held by node 1's open transaction is
         // invisible: try_lock takes it locally...
-        let result = diesel_facade::write(&mut Req { db: nodes[1].clone() }, |ctx| {
-            let took = ctx.try_lock("job")?;
-            assert!(took, "node 2 cannot know about node 1's uncommitted lock");
-            // ...node 1 commits first...
-            commit_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            Ok::<_, diesel_facade::Error>(())
-        });
-        holder.join().unwrap().expect("node 1 committed first and wins");
+        let result = diesel_facade::write(
+            &mut Req {
+                db: nodes[1].clone(),
+            },
+            |ctx| {
+                let took = ctx.try_lock("job")?;
+                assert!(took, "node 2 cannot know about node 1's uncommitted lock");
+                // ...node 1 commits first...
+                commit_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                Ok::<_, diesel_facade::Error>(())
+            },
+        );
+        holder
+            .join()
+            .unwrap()
+            .expect("node 1 committed first and wins");
         // ...and node 2 learns at COMMIT (or its next statement) that it lost.
         let err = result.expect_err("node 2 must fail certification");
         assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
@@ -176,7 +201,9 @@ fn try_lock_cannot_see_another_nodes_uncommitted_lock() {
 
 #[test]
 fn same_node_lock_waits_and_times_out() {
-    let Some(nodes) = cluster("same_node") else { return };
+    let Some(nodes) = cluster("same_node") else {
+        return;
+    };
     let (held_tx, held_rx) = mpsc::channel::<()>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     std::thread::scope(|s| {
@@ -191,7 +218,9 @@ fn same_node_lock_waits_and_times_out() {
             .unwrap();
         });
         held_rx.recv().unwrap();
-        let mut ctx = Req { db: nodes[0].clone() };
+        let mut ctx = Req {
+            db: nodes[0].clone(),
+        };
         let err = diesel_facade::write(&mut ctx, |ctx| {
             ctx.lock_timeout("local", Duration::from_secs(1))
         })

@@ -14,6 +14,7 @@ use diesel::{Connection, QueryResult};
 
 use crate::error::Error;
 use crate::facade::BackendOptions;
+use crate::replica::Position;
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -48,6 +49,12 @@ pub struct SessionState {
     /// `None` when unknown (after a failed BEGIN), which forces the pragma.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) query_only: Option<bool>,
+    /// MySQL/MariaDB: whether this server is a Galera node (`wsrep_on`).
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) galera: bool,
+    /// MySQL/MariaDB: the `wsrep_sync_wait` the session normally runs with.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) wsrep_sync_wait: u8,
 }
 
 /// A diesel connection type diesel-facade can manage: `SqliteConnection`,
@@ -108,6 +115,26 @@ pub trait SupportedConnection:
     /// Run the crate's embedded migrations for this backend.
     #[doc(hidden)]
     fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error>;
+
+    /// After a COMMIT on the primary (outside any transaction), the position
+    /// a replica must reach to see it; `None` where there are no replicas.
+    #[doc(hidden)]
+    fn commit_position(conn: &mut Self) -> QueryResult<Option<Position>>;
+
+    /// Wait until this replica connection has applied `position`:
+    /// `Ok(false)` if `timeout` passes first. Runs outside a transaction.
+    #[doc(hidden)]
+    fn wait_for_position(
+        conn: &mut Self,
+        session: &SessionState,
+        position: &Position,
+        timeout: Duration,
+    ) -> QueryResult<bool>;
+
+    /// How far this replica is behind its primary, `None` if it cannot tell
+    /// (replication stopped).
+    #[doc(hidden)]
+    fn replica_lag(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Duration>>;
 }
 
 /// Run `migrations` on `conn`, naming each one that ran.
@@ -203,8 +230,12 @@ mod tests {
 
     #[test]
     fn server_url_checks_name_the_problem() {
-        let err = check_server_url("mysql://u:pw@h/db", &["postgres", "postgresql"], "PostgreSQL")
-            .unwrap_err();
+        let err = check_server_url(
+            "mysql://u:pw@h/db",
+            &["postgres", "postgresql"],
+            "PostgreSQL",
+        )
+        .unwrap_err();
         assert!(err.contains("scheme `mysql`"), "{err}");
         assert!(!err.contains("pw@"), "{err}");
         let err = check_server_url("not a url", &["mysql"], "MySQL").unwrap_err();

@@ -18,6 +18,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use super::{Sealed, SessionState, SupportedConnection, TxMode};
 use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
+use crate::replica::Position;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
 
@@ -37,9 +38,7 @@ fn lock_wait_timeout(conn: &mut MysqlConnection) -> QueryResult<i64> {
 }
 
 fn set_lock_wait_timeout(conn: &mut MysqlConnection, seconds: i64) -> QueryResult<()> {
-    conn.batch_execute(&format!(
-        "SET SESSION innodb_lock_wait_timeout = {seconds}"
-    ))
+    conn.batch_execute(&format!("SET SESSION innodb_lock_wait_timeout = {seconds}"))
 }
 
 /// Run the upsert with `innodb_lock_wait_timeout` set to `seconds`, restoring
@@ -53,6 +52,30 @@ fn upsert_waiting(conn: &mut MysqlConnection, name: &str, seconds: i64) -> Query
         .map(drop);
     let restored = set_lock_wait_timeout(conn, previous);
     result.and(restored)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Variable {
+    #[diesel(sql_type = Text, column_name = "Value")]
+    value: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Gtid {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    value: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct WaitResult {
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    value: Option<i64>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct SlaveStatus {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Unsigned<BigInt>>, column_name = "Seconds_Behind_Master")]
+    seconds_behind_master: Option<u64>,
 }
 
 impl Sealed for MysqlConnection {}
@@ -74,7 +97,15 @@ impl SupportedConnection for MysqlConnection {
             sql.push_str(&format!(", SESSION wsrep_sync_wait = {level}"));
         }
         conn.batch_execute(&sql)?;
-        Ok(SessionState::default())
+        let galera = diesel::sql_query("SHOW VARIABLES LIKE 'wsrep_on'")
+            .load::<Variable>(conn)?
+            .iter()
+            .any(|v| v.value.eq_ignore_ascii_case("ON"));
+        Ok(SessionState {
+            galera,
+            wsrep_sync_wait: options.wsrep_sync_wait.unwrap_or(0),
+            ..SessionState::default()
+        })
     }
 
     fn begin(conn: &mut Self, mode: TxMode, _session: &mut SessionState) -> QueryResult<()> {
@@ -95,7 +126,11 @@ impl SupportedConnection for MysqlConnection {
             // expires early.
             Some(timeout) => {
                 let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-                upsert_waiting(conn, name, i64::try_from(seconds.max(1)).unwrap_or(i64::MAX))
+                upsert_waiting(
+                    conn,
+                    name,
+                    i64::try_from(seconds.max(1)).unwrap_or(i64::MAX),
+                )
             }
         }
     }
@@ -116,5 +151,63 @@ impl SupportedConnection for MysqlConnection {
 
     fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {
         super::run_migrations(conn, MIGRATIONS)
+    }
+
+    fn commit_position(conn: &mut Self) -> QueryResult<Option<Position>> {
+        let gtid = diesel::sql_query("SELECT CAST(@@SESSION.last_gtid AS CHAR) AS value")
+            .get_result::<Gtid>(conn)?
+            .value
+            .unwrap_or_default();
+        Ok(Some(if gtid.is_empty() {
+            // Galera without GTIDs: replicas must sync with the cluster.
+            Position::Written
+        } else {
+            Position::Gtid(gtid)
+        }))
+    }
+
+    fn wait_for_position(
+        conn: &mut Self,
+        session: &SessionState,
+        position: &Position,
+        timeout: Duration,
+    ) -> QueryResult<bool> {
+        if session.galera {
+            // A Galera node applies the cluster's write-sets in order: one
+            // causal read waits until it has applied everything committed
+            // before it (bounded by the provider's causal read timeout).
+            conn.batch_execute("SET SESSION wsrep_sync_wait = 1")?;
+            let synced = diesel::sql_query("SELECT 1 AS value").execute(conn);
+            let restored = conn.batch_execute(&format!(
+                "SET SESSION wsrep_sync_wait = {}",
+                session.wsrep_sync_wait
+            ));
+            return match synced {
+                Ok(_) => restored.map(|()| true),
+                Err(err) if classify(&err) == ErrorKind::LockTimeout => Ok(false),
+                Err(err) => Err(err),
+            };
+        }
+        let Position::Gtid(gtid) = position else {
+            return Ok(false);
+        };
+        let reached = diesel::sql_query("SELECT MASTER_GTID_WAIT(?, ?) AS value")
+            .bind::<Text, _>(gtid)
+            .bind::<diesel::sql_types::Double, _>(timeout.as_secs_f64())
+            .get_result::<WaitResult>(conn)?
+            .value;
+        Ok(reached == Some(0))
+    }
+
+    fn replica_lag(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Duration>> {
+        if session.galera {
+            return Ok(Some(Duration::ZERO));
+        }
+        let status = diesel::sql_query("SHOW SLAVE STATUS").load::<SlaveStatus>(conn)?;
+        Ok(match status.first() {
+            // Not a replica: it is the primary, or a copy of it.
+            None => Some(Duration::ZERO),
+            Some(row) => row.seconds_behind_master.map(Duration::from_secs),
+        })
     }
 }

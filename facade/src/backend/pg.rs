@@ -5,7 +5,7 @@
 //! row is taken; `lock_timeout` is set with `set_config(.., true)`, which is
 //! transaction-local and undone by that same rollback.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::sql_types::Text;
@@ -15,6 +15,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use super::{Sealed, SessionState, SupportedConnection, TxMode};
 use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
+use crate::replica::Position;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
@@ -38,6 +39,18 @@ fn current_lock_timeout(conn: &mut PgConnection) -> QueryResult<String> {
     diesel::sql_query("SELECT current_setting('lock_timeout') AS value")
         .get_result::<Setting>(conn)
         .map(|s| s.value)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Reached {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    reached: bool,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Lag {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    seconds: Option<f64>,
 }
 
 impl Sealed for PgConnection {}
@@ -116,10 +129,63 @@ impl SupportedConnection for PgConnection {
     }
 
     fn is_missing_table(err: &diesel::result::Error) -> bool {
-        err.to_string().contains("relation \"locks\" does not exist")
+        err.to_string()
+            .contains("relation \"locks\" does not exist")
     }
 
     fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {
         super::run_migrations(conn, MIGRATIONS)
+    }
+
+    fn commit_position(conn: &mut Self) -> QueryResult<Option<Position>> {
+        // After COMMIT returned: the insert position is past the commit
+        // record (inside the transaction it would precede it).
+        diesel::sql_query("SELECT pg_current_wal_insert_lsn()::text AS value")
+            .get_result::<Setting>(conn)
+            .map(|s| Some(Position::PgLsn(s.value)))
+    }
+
+    fn wait_for_position(
+        conn: &mut Self,
+        _: &SessionState,
+        position: &Position,
+        timeout: Duration,
+    ) -> QueryResult<bool> {
+        let Position::PgLsn(lsn) = position else {
+            return Ok(false);
+        };
+        // PostgreSQL 15 has no built-in wait: poll, starting fast (replay
+        // usually catches up within milliseconds).
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let reached = diesel::sql_query(
+                "SELECT COALESCE(pg_last_wal_replay_lsn() >= $1::pg_lsn, true) AS reached",
+            )
+            .bind::<Text, _>(lsn)
+            .get_result::<Reached>(conn)?
+            .reached;
+            if reached {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    fn replica_lag(conn: &mut Self, _: &SessionState) -> QueryResult<Option<Duration>> {
+        let lag = diesel::sql_query(
+            "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0::float8 \
+                         WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
+                         ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 \
+                    END AS seconds",
+        )
+        .get_result::<Lag>(conn)?
+        .seconds;
+        Ok(lag.and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok()))
     }
 }

@@ -17,6 +17,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use super::{Sealed, SessionState, SupportedConnection, TxMode};
 use crate::error::Error;
 use crate::facade::BackendOptions;
+use crate::replica::Position;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
@@ -43,7 +44,11 @@ impl SupportedConnection for SqliteConnection {
         let mut sql = format!(
             "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = {};",
             options.sqlite_busy_timeout.as_millis(),
-            if options.sqlite_foreign_keys { "ON" } else { "OFF" },
+            if options.sqlite_foreign_keys {
+                "ON"
+            } else {
+                "OFF"
+            },
         );
         if options.sqlite_wal {
             // In-memory databases silently keep their own journal mode.
@@ -52,6 +57,7 @@ impl SupportedConnection for SqliteConnection {
         conn.batch_execute(&sql)?;
         Ok(SessionState {
             query_only: Some(false),
+            ..SessionState::default()
         })
     }
 
@@ -90,5 +96,24 @@ impl SupportedConnection for SqliteConnection {
 
     fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {
         super::run_migrations(conn, MIGRATIONS)
+    }
+
+    // SQLite has no replication: a "replica" is just another file, and
+    // there is no position to wait for.
+    fn commit_position(_: &mut Self) -> QueryResult<Option<Position>> {
+        Ok(None)
+    }
+
+    fn wait_for_position(
+        _: &mut Self,
+        _: &SessionState,
+        _: &Position,
+        _: Duration,
+    ) -> QueryResult<bool> {
+        Ok(true)
+    }
+
+    fn replica_lag(_: &mut Self, _: &SessionState) -> QueryResult<Option<Duration>> {
+        Ok(Some(Duration::ZERO))
     }
 }

@@ -1,7 +1,7 @@
 //! `#[reader]`/`#[writer]` on an `async fn`: diesel is synchronous.
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use diesel_facade::{reader, writer, Facade, TransactionContext};
+use diesel_facade::{reader, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 

@@ -5,14 +5,6 @@ use diesel_facade::{reader, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = items)]
-struct Item {
-    id: i32,
-    name: String,
-    qty: i32,
-}
-
 #[derive(TransactionContext)]
 struct Ctx {
     #[facade]
