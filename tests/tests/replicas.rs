@@ -314,8 +314,8 @@ mod galera {
     /// (visible, answered by a node other than node 1, facade says replica)
     #[reader(replica)]
     pub fn look(ctx: &mut Req, id: i32, writer_port: i32) -> QueryResult<(bool, bool, bool)> {
-        let visible = diesel::select(diesel::dsl::exists(items::table.find(id)))
-            .get_result(ctx.conn())?;
+        let visible =
+            diesel::select(diesel::dsl::exists(items::table.find(id))).get_result(ctx.conn())?;
         let other = diesel::sql_query(format!("SELECT @@port <> {writer_port} AS flag"))
             .get_result::<Flag>(ctx.conn())?
             .flag;
@@ -325,7 +325,9 @@ mod galera {
 
 #[test]
 fn galera_nodes_as_replicas_read_their_writes() {
-    let Some(urls) = env("FACADE_TEST_GALERA_URLS") else { return };
+    let Some(urls) = env("FACADE_TEST_GALERA_URLS") else {
+        return;
+    };
     let urls: Vec<&str> = urls.split(',').collect();
     let db_name = "ftg_replicas";
     let mut admin: MysqlConnection = connect_eventually(urls[0]);
@@ -342,12 +344,18 @@ fn galera_nodes_as_replicas_read_their_writes() {
         .replica(with_db(urls[2], db_name))
         .build()
         .unwrap();
-    let mut ctx = galera::Req { db: db.clone(), position: ReadPosition::new() };
+    let mut ctx = galera::Req {
+        db: db.clone(),
+        position: ReadPosition::new(),
+    };
     for id in 1..=20 {
         galera::add(&mut ctx, id).unwrap();
         assert!(ctx.position.token().is_some());
         // Every read right after the write, on node 2 or 3, sees it.
-        assert_eq!(galera::look(&mut ctx, id, writer_port).unwrap(), (true, true, true));
+        assert_eq!(
+            galera::look(&mut ctx, id, writer_port).unwrap(),
+            (true, true, true)
+        );
     }
     assert_eq!(db.stats().replica_fallbacks, 0);
 }
