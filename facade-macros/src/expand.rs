@@ -59,8 +59,26 @@ pub(crate) fn data_access_fn(role: Role, args: TokenStream, item: TokenStream) -
                 None => error,
             }
             .into_compile_error();
+            let item = stub_body(item);
             quote!(#error #item)
         }
+    }
+}
+
+/// The rejected function with its body replaced, so the only errors the
+/// user sees are the macro's (the body would otherwise add misleading ones,
+/// such as "no method `conn` on `&mut Ctx`"). Anything that is not a function
+/// is returned unchanged.
+fn stub_body(item: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::ItemFn>(item.clone()) {
+        Ok(mut function) => {
+            function.block = Box::new(parse_quote!({ ::core::unimplemented!() }));
+            function
+                .attrs
+                .push(parse_quote!(#[allow(unused_variables, unused_mut, dead_code)]));
+            quote!(#function)
+        }
+        Err(_) => item,
     }
 }
 

@@ -116,9 +116,9 @@ pub trait IndependentAccess: Scope {}
 /// # Ok(()) }
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "a `#[reader]` cannot join the transaction of `{Self}`, which may run on a replica",
-    label = "this scope may be reading a replica",
-    note = "mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
+    message = "a `#[reader]` cannot be called with `{Self}`",
+    label = "not a request context, a writer scope or a primary reader scope",
+    note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
 )]
 pub trait ReadAccess: Scope {}
 
@@ -139,6 +139,10 @@ pub trait ReadAccess: Scope {}
 )]
 pub trait ReplicaReadAccess: Scope {}
 
+// `do_not_recommend`: when a scope lacks a capability, rustc should name the
+// capability (with its message), not suggest implementing
+// `TransactionContext` for the scope.
+#[diagnostic::do_not_recommend]
 impl<T: TransactionContext> Scope for T {
     type Context = T;
 
@@ -146,9 +150,13 @@ impl<T: TransactionContext> Scope for T {
         ScopeState::Idle(self)
     }
 }
+#[diagnostic::do_not_recommend]
 impl<T: TransactionContext> WriteAccess for T {}
+#[diagnostic::do_not_recommend]
 impl<T: TransactionContext> IndependentAccess for T {}
+#[diagnostic::do_not_recommend]
 impl<T: TransactionContext> ReadAccess for T {}
+#[diagnostic::do_not_recommend]
 impl<T: TransactionContext> ReplicaReadAccess for T {}
 
 macro_rules! scope_type {
@@ -361,6 +369,53 @@ impl<T: TransactionContext> WriterScope<'_, T> {
         lock::try_lock(self.tx.connection(), name)
     }
 }
+
+/// Carries the error for writer-only methods called on a reader's scope.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is read-only: `lock`, `lock_timeout`, `try_lock` and `on_commit` need a `#[writer]`",
+    label = "only available in a #[writer]",
+    note = "make this function `#[writer]` (locks are writes: they upsert a row of the `locks` table)"
+)]
+pub trait WriterOnly {}
+
+macro_rules! writer_only_methods {
+    ($scope:ident) => {
+        #[doc(hidden)]
+        impl<T: TransactionContext> $scope<'_, T> {
+            pub fn lock(&mut self, _name: &str) -> Result<(), Error>
+            where
+                Self: WriterOnly,
+            {
+                unreachable!("WriterOnly is never implemented")
+            }
+
+            pub fn lock_timeout(&mut self, _name: &str, _timeout: Duration) -> Result<(), Error>
+            where
+                Self: WriterOnly,
+            {
+                unreachable!("WriterOnly is never implemented")
+            }
+
+            pub fn try_lock(&mut self, _name: &str) -> Result<bool, Error>
+            where
+                Self: WriterOnly,
+            {
+                unreachable!("WriterOnly is never implemented")
+            }
+
+            pub fn on_commit(&mut self, _hook: impl FnOnce() + 'static)
+            where
+                Self: WriterOnly,
+            {
+                unreachable!("WriterOnly is never implemented")
+            }
+        }
+    };
+}
+
+writer_only_methods!(ReaderScope);
+writer_only_methods!(ReplicaScope);
 
 impl<T: TransactionContext> ReaderScope<'_, T> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
