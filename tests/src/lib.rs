@@ -55,6 +55,26 @@ pub trait TestBackend: SupportedConnection + Sized {
 
     /// A URL of a new, empty database named after `test`.
     fn create_database(admin_url: &str, test: &str) -> String;
+
+    /// SQL returning this session's server-side id as `id` (BIGINT), and
+    /// SQL that kills a session by id; `None` where there is no server.
+    const KILL: Option<(&'static str, &'static str)>;
+}
+
+/// Kill the server session `id` from a separate connection to `url`.
+pub fn kill_session<C: TestBackend>(url: &str, id: i64) {
+    let (_, kill) = C::KILL.expect("a server backend");
+    let mut admin = C::establish(url).expect("admin connection");
+    admin
+        .batch_execute(&kill.replace("{id}", &id.to_string()))
+        .expect("kill the session");
+}
+
+/// A session id, as returned by `TestBackend::KILL.0`.
+#[derive(diesel::QueryableByName)]
+pub struct SessionId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
 }
 
 fn db_name(test: &str) -> String {
@@ -81,6 +101,7 @@ const SQL_SCHEMA_COMMON: &str = "
 impl TestBackend for diesel::SqliteConnection {
     const URL_VAR: &'static str = "";
     const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
+    const KILL: Option<(&'static str, &'static str)> = None;
 
     fn create_database(_: &str, test: &str) -> String {
         let dir = std::env::temp_dir().join(format!("diesel-facade-tests-{}", std::process::id()));
@@ -96,6 +117,10 @@ impl TestBackend for diesel::SqliteConnection {
 impl TestBackend for diesel::PgConnection {
     const URL_VAR: &'static str = "FACADE_TEST_PG_URL";
     const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
+    const KILL: Option<(&'static str, &'static str)> = Some((
+        "SELECT pg_backend_pid()::bigint AS id",
+        "SELECT pg_terminate_backend({id})",
+    ));
 
     fn create_database(admin_url: &str, test: &str) -> String {
         let db = db_name(test);
@@ -114,6 +139,8 @@ impl TestBackend for diesel::PgConnection {
 
 impl TestBackend for diesel::MysqlConnection {
     const URL_VAR: &'static str = "FACADE_TEST_MYSQL_URL";
+    const KILL: Option<(&'static str, &'static str)> =
+        Some(("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id", "KILL {id}"));
     const SCHEMA: &'static str = "
         CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL) ENGINE=InnoDB;
         CREATE TABLE counters (id VARCHAR(50) PRIMARY KEY, value INTEGER NOT NULL) ENGINE=InnoDB;
@@ -903,6 +930,70 @@ macro_rules! __backend_suite_body {
             });
             // Released at the end of the holder's transaction.
             assert!(diesel_facade::write(&mut Req { db }, |ctx| ctx.try_lock("held")).unwrap());
+        }
+
+        #[test]
+        fn a_connection_lost_before_commit_is_retried_on_a_fresh_one() {
+            let Some((own_id_sql, _)) = <Conn as $crate::TestBackend>::KILL else {
+                return; // SQLite: no server connection to lose
+            };
+            let Some(db) = $crate::facade::<Conn>("lost_connection", |b| b) else {
+                return;
+            };
+            let admin_url = $crate::server_url::<Conn>().expect("server");
+            let attempts = AtomicUsize::new(0);
+
+            #[writer(retry = 3)]
+            fn write_through_a_kill(
+                ctx: &mut Req,
+                attempts: &AtomicUsize,
+                own_id_sql: &str,
+                admin_url: &str,
+            ) -> Result<(), diesel_facade::Error> {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst) as i32;
+                insert_item(ctx, 100 + attempt, 0)?;
+                if attempt == 0 {
+                    let id = diesel::sql_query(own_id_sql)
+                        .get_result::<$crate::SessionId>(ctx.conn())?
+                        .id;
+                    $crate::kill_session::<Conn>(admin_url, id);
+                }
+                insert_item(ctx, 200, 0)?; // fails on the first attempt
+                Ok(())
+            }
+
+            write_through_a_kill(
+                &mut Req { db: db.clone() },
+                &attempts,
+                own_id_sql,
+                &admin_url,
+            )
+            .expect("the retry runs on a fresh connection");
+            assert_eq!(attempts.load(Ordering::SeqCst), 2);
+            assert_eq!(db.stats().retries, 1);
+            let mut ctx = Req { db: db.clone() };
+            assert!(
+                !item_exists(&mut ctx, 100).unwrap(),
+                "the lost attempt left nothing"
+            );
+            assert!(item_exists(&mut ctx, 101).unwrap() && item_exists(&mut ctx, 200).unwrap());
+
+            // Without retry the caller gets a clear Disconnected error, and
+            // the pool replaces the dead connection.
+            let err = diesel_facade::write(&mut ctx, |ctx| {
+                let id = diesel::sql_query(own_id_sql)
+                    .get_result::<$crate::SessionId>(ctx.conn())?
+                    .id;
+                $crate::kill_session::<Conn>(&admin_url, id);
+                insert_item(ctx, 300, 0)
+            })
+            .map_err(diesel_facade::Error::from)
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+            assert!(
+                count_items(&mut ctx).is_ok(),
+                "the next request gets a live connection"
+            );
         }
 
         #[test]
