@@ -217,6 +217,28 @@ pub fn facade_without_migrations<C: TestBackend>(
     Some(db)
 }
 
+/// Run `op` `iterations` times on each of `per_target` threads for every
+/// target (a facade per database node), all at once.
+pub fn spread<T: Sync>(
+    targets: &[T],
+    per_target: usize,
+    iterations: usize,
+    op: impl Fn(&T) + Sync,
+) {
+    std::thread::scope(|s| {
+        for target in targets {
+            for _ in 0..per_target {
+                let op = &op;
+                s.spawn(move || {
+                    for _ in 0..iterations {
+                        op(target);
+                    }
+                });
+            }
+        }
+    });
+}
+
 /// What reached the server, as seen by diesel's instrumentation.
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
@@ -738,20 +760,14 @@ macro_rules! __backend_suite_body {
         }
 
         fn hammer(db: &Facade<Conn>, threads: usize, iterations: usize, locked: bool) {
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    let db = db.clone();
-                    s.spawn(move || {
-                        let mut ctx = Req { db };
-                        for _ in 0..iterations {
-                            if locked {
-                                locked_increment(&mut ctx).expect("no error reaches the caller");
-                            } else {
-                                unlocked_increment(&mut ctx).expect("no error reaches the caller");
-                            }
-                        }
-                    });
+            $crate::spread(std::slice::from_ref(db), threads, iterations, |db| {
+                let mut ctx = Req { db: db.clone() };
+                if locked {
+                    locked_increment(&mut ctx)
+                } else {
+                    unlocked_increment(&mut ctx)
                 }
+                .expect("no error reaches the caller")
             });
         }
 

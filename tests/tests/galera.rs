@@ -100,22 +100,14 @@ fn counter(node: &Facade<MysqlConnection>) -> i32 {
 }
 
 fn hammer(nodes: &[Facade<MysqlConnection>], per_node: usize, iterations: usize, locked: bool) {
-    std::thread::scope(|s| {
-        for node in nodes {
-            for _ in 0..per_node {
-                let db = node.clone();
-                s.spawn(move || {
-                    let mut ctx = Req { db };
-                    for _ in 0..iterations {
-                        if locked {
-                            locked_increment(&mut ctx).expect("no error reaches the caller");
-                        } else {
-                            unlocked_increment(&mut ctx).expect("no error reaches the caller");
-                        }
-                    }
-                });
-            }
+    diesel_facade_tests::spread(nodes, per_node, iterations, |node| {
+        let mut ctx = Req { db: node.clone() };
+        if locked {
+            locked_increment(&mut ctx)
+        } else {
+            unlocked_increment(&mut ctx)
         }
+        .expect("no error reaches the caller")
     });
 }
 
