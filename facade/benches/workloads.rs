@@ -25,13 +25,23 @@
 //! begin_transaction_sql`), the same diesel statements, and
 //! `TransactionManager::commit_transaction`.
 //!
-//! Criterion runs first (facade and baseline side by side per group); then a
-//! compact summary is printed from interleaved timed rounds (median of
-//! `FACADE_BENCH_ROUNDS` rounds, default 5, facade and baseline alternating
-//! which goes first), with the statements each call sends as counted by
-//! diesel's instrumentation. `FACADE_BENCH_SKIP_CRITERION=1` prints only the
-//! summary; `FACADE_BENCH_SHOW_SQL=1` also prints the statements of one call
-//! of each workload.
+//! Criterion runs first (facade and baseline side by side per group). Then
+//! a compact summary is printed from the bench's own timed loops:
+//! `FACADE_BENCH_PAIRS` (default 21) pairs of back-to-back blocks of about
+//! `FACADE_BENCH_BLOCK_MS` (default 40) ms per side, alternating which side
+//! goes first; calls/s from the median block of each side, and the ratio as
+//! the median over pairs of facade time / baseline time, so load from other
+//! processes that comes and goes cancels out. The contended row uses
+//! `FACADE_BENCH_CONTENDED_PAIRS` (9) pairs of `FACADE_BENCH_CONTENDED_OPS`
+//! (400) increments, and checks that no increment was lost. Each row also
+//! shows the statements one call sends on each side, counted by diesel's
+//! instrumentation on separate, counted pools.
+//!
+//! Other switches: `FACADE_BENCH_SKIP_CRITERION=1` prints only the summary;
+//! `FACADE_BENCH_SHOW_SQL=1` prints the statements of one call of each
+//! workload; `FACADE_BENCH_ONLY=w1/sqlite/facade` (any of w1|w2|w3,
+//! sqlite|postgres, facade|baseline) runs only that loop
+//! `FACADE_BENCH_CALLS` times, for a profiler.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -602,11 +612,32 @@ fn criterion_contended(c: &mut Criterion, sides: &Sides<PgConnection>) {
 struct Row {
     workload: String,
     backend: &'static str,
-    facade_ns: f64,
-    base_ns: f64,
-    facade_rounds: Vec<f64>,
-    base_rounds: Vec<f64>,
+    /// Per-call nanoseconds of each block, paired by index.
+    facade_blocks: Vec<f64>,
+    base_blocks: Vec<f64>,
     statements: Option<(f64, f64)>,
+}
+
+impl Row {
+    fn facade_ns(&self) -> f64 {
+        median(&self.facade_blocks)
+    }
+
+    fn base_ns(&self) -> f64 {
+        median(&self.base_blocks)
+    }
+
+    /// The median over pairs of facade time / baseline time: each pair ran
+    /// back to back, so load that comes and goes cancels out.
+    fn ratio(&self) -> f64 {
+        let ratios: Vec<f64> = self
+            .facade_blocks
+            .iter()
+            .zip(&self.base_blocks)
+            .map(|(f, b)| f / b)
+            .collect();
+        median(&ratios)
+    }
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -627,10 +658,14 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Interleaved rounds of `calls` calls per side; per-call nanoseconds of
-/// each round.
-fn rounds(
-    rounds: u64,
+fn pairs() -> u64 {
+    env_u64("FACADE_BENCH_PAIRS", 21).max(1)
+}
+
+/// `pairs` back-to-back blocks of `calls` calls per side, alternating which
+/// side goes first; per-call nanoseconds of each block.
+fn blocks(
+    pairs: u64,
     calls: u64,
     mut facade: impl FnMut(u64),
     mut base: impl FnMut(u64),
@@ -646,8 +681,8 @@ fn rounds(
         }
         start.elapsed().as_nanos() as f64 / calls as f64
     };
-    for round in 0..rounds {
-        if round % 2 == 0 {
+    for pair in 0..pairs {
+        if pair % 2 == 0 {
             f.push(time(&mut facade, &mut i));
             b.push(time(&mut base, &mut i));
         } else {
@@ -658,29 +693,28 @@ fn rounds(
     (f, b)
 }
 
-/// Calls per round so that one round of one side takes about `target`.
+/// Calls per block so that one block of one side takes about `target`.
 fn calibrate(target: Duration, mut run: impl FnMut(u64)) -> u64 {
-    let probe = 200;
+    let probe = 100;
     let start = Instant::now();
     for i in 0..probe {
         run(i);
     }
     let per_call = start.elapsed().as_secs_f64() / probe as f64;
-    ((target.as_secs_f64() / per_call) as u64).clamp(200, 200_000)
+    ((target.as_secs_f64() / per_call) as u64).clamp(50, 100_000)
 }
 
 fn summary_rows<C>(label: &'static str, sides: &Sides<C>, w: &WorkloadFns<C>, out: &mut Vec<Row>)
 where
     C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
 {
-    let n_rounds = env_u64("FACADE_BENCH_ROUNDS", 5);
-    let round_ms = env_u64("FACADE_BENCH_ROUND_MS", 300);
+    let block_ms = env_u64("FACADE_BENCH_BLOCK_MS", 40);
     let show_sql = std::env::var("FACADE_BENCH_SHOW_SQL").is_ok_and(|v| v == "1");
     for (name, facade_fn, base_fn) in w.list() {
         // Statements per call, on the counted twins.
         let mut counted_ctx = sides.counted_db.context();
         let probe = 20u64;
-        // One untimed call first, so a mode switch (SQLite's query_only
+        // One uncounted call first, so a mode switch (SQLite's query_only
         // pragma) or a first connect is not counted.
         facade_fn(&mut counted_ctx, 0);
         base_fn(&sides.counted_pool, 0);
@@ -712,11 +746,11 @@ where
         }
 
         let mut ctx = sides.db.context();
-        let target = Duration::from_millis(round_ms);
+        let target = Duration::from_millis(block_ms);
         let calls = calibrate(target, |i| facade_fn(&mut ctx, i))
             .min(calibrate(target, |i| base_fn(&sides.pool, i)));
-        let (f, b) = rounds(
-            n_rounds,
+        let (f, b) = blocks(
+            pairs(),
             calls,
             |i| facade_fn(&mut ctx, i),
             |i| base_fn(&sides.pool, i),
@@ -724,26 +758,25 @@ where
         out.push(Row {
             workload: name.to_owned(),
             backend: label,
-            facade_ns: median(&f),
-            base_ns: median(&b),
-            facade_rounds: f,
-            base_rounds: b,
+            facade_blocks: f,
+            base_blocks: b,
             statements: Some((f_stmts, b_stmts)),
         });
     }
 }
 
 fn contended_row(sides: &Sides<PgConnection>, out: &mut Vec<Row>) {
-    let n_rounds = env_u64("FACADE_BENCH_ROUNDS", 5);
-    let ops = env_u64("FACADE_BENCH_CONTENDED_OPS", 2000);
+    let n_pairs = env_u64("FACADE_BENCH_CONTENDED_PAIRS", 9).max(1);
+    let ops = env_u64("FACADE_BENCH_CONTENDED_OPS", 400);
     let before = pg::counter_value(&sides.pool);
     let mut f = Vec::new();
     let mut b = Vec::new();
     // Warm both sides' pools up to THREADS connections.
     contended(200, |n| facade_contended(&sides.db, n));
     contended(200, |n| advisory_contended(&sides.pool, n));
-    let mut total = 400u64;
-    for round in 0..n_rounds {
+    let per_run = |ops: u64| ops.div_ceil(THREADS as u64) * THREADS as u64;
+    let mut total = 2 * per_run(200);
+    for pair in 0..n_pairs {
         let mut run_f = || {
             let t = contended(ops, |n| facade_contended(&sides.db, n));
             f.push(t.as_nanos() as f64 / ops as f64);
@@ -752,14 +785,14 @@ fn contended_row(sides: &Sides<PgConnection>, out: &mut Vec<Row>) {
             let t = contended(ops, |n| advisory_contended(&sides.pool, n));
             b.push(t.as_nanos() as f64 / ops as f64);
         };
-        if round % 2 == 0 {
+        if pair % 2 == 0 {
             run_f();
             run_b();
         } else {
             run_b();
             run_f();
         }
-        total += 2 * ops.div_ceil(THREADS as u64) * THREADS as u64;
+        total += 2 * per_run(ops);
     }
     // Both locks must have serialized the read-modify-write: no lost update.
     let after = pg::counter_value(&sides.pool);
@@ -769,12 +802,10 @@ fn contended_row(sides: &Sides<PgConnection>, out: &mut Vec<Row>) {
         "lost updates under contention: the lock did not serialize the increments"
     );
     out.push(Row {
-        workload: format!("contended lock, {THREADS} threads"),
+        workload: format!("contended lock, {THREADS} thr"),
         backend: "postgres",
-        facade_ns: median(&f),
-        base_ns: median(&b),
-        facade_rounds: f,
-        base_rounds: b,
+        facade_blocks: f,
+        base_blocks: b,
         statements: None,
     });
 }
@@ -789,12 +820,14 @@ fn print_summary(rows: &[Row]) {
     println!();
     println!("== diesel-facade workloads: facade vs hand-written diesel + r2d2 ==");
     println!(
-        "(median of {} interleaved rounds per side; ratio = facade time / baseline time; \
-         target <= 1.05)",
-        env_u64("FACADE_BENCH_ROUNDS", 5)
+        "calls/s = 1 / median per-call time over {} back-to-back block pairs \
+         ({} for the contended row);",
+        pairs(),
+        env_u64("FACADE_BENCH_CONTENDED_PAIRS", 9).max(1)
     );
+    println!("ratio = median over pairs of facade time / baseline time (target <= 1.05)");
     println!(
-        "{:<28} {:<9} {:>14} {:>14} {:>7} {:>11}",
+        "{:<24} {:<9} {:>14} {:>16} {:>7} {:>10}",
         "workload", "backend", "facade call/s", "baseline call/s", "ratio", "stmts f/b"
     );
     for row in rows {
@@ -803,17 +836,17 @@ fn print_summary(rows: &[Row]) {
             .map(|(f, b)| format!("{f:.0}/{b:.0}"))
             .unwrap_or_else(|| "-".to_owned());
         println!(
-            "{:<28} {:<9} {:>14.0} {:>16.0} {:>7.3} {:>11}",
+            "{:<24} {:<9} {:>14.0} {:>16.0} {:>7.3} {:>10}",
             row.workload,
             row.backend,
-            1e9 / row.facade_ns,
-            1e9 / row.base_ns,
-            row.facade_ns / row.base_ns,
+            1e9 / row.facade_ns(),
+            1e9 / row.base_ns(),
+            row.ratio(),
             stmts,
         );
     }
     println!();
-    println!("per-round µs/call (facade | baseline):");
+    println!("per-block µs/call, facade | baseline:");
     for row in rows {
         let fmt = |v: &[f64]| {
             v.iter()
@@ -822,12 +855,66 @@ fn print_summary(rows: &[Row]) {
                 .join(" ")
         };
         println!(
-            "  {:<28} {:<9} {} | {}",
+            "  {:<24} {:<9} {} | {}",
             row.workload,
             row.backend,
-            fmt(&row.facade_rounds),
-            fmt(&row.base_rounds)
+            fmt(&row.facade_blocks),
+            fmt(&row.base_blocks)
         );
+    }
+}
+
+/// `FACADE_BENCH_ONLY=<w1|w2|w3>/<sqlite|postgres>/<facade|baseline>`:
+/// run just that loop `FACADE_BENCH_CALLS` times (default 100 000) and
+/// exit, for a profiler (`perf record`, `valgrind --tool=callgrind`).
+fn only(
+    spec: &str,
+    sqlite: (&Sides<SqliteConnection>, &WorkloadFns<SqliteConnection>),
+    pg: Option<(&Sides<PgConnection>, &WorkloadFns<PgConnection>)>,
+) {
+    fn run<C>(sides: &Sides<C>, w: &WorkloadFns<C>, workload: &str, side: &str, calls: u64)
+    where
+        C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
+    {
+        let (f, b) = match workload {
+            "w1" => w.w1,
+            "w2" => w.w2,
+            "w3" => w.w3,
+            other => panic!("FACADE_BENCH_ONLY: unknown workload {other}"),
+        };
+        let start = Instant::now();
+        match side {
+            "facade" => {
+                let mut ctx = sides.db.context();
+                for i in 0..calls {
+                    f(&mut ctx, i);
+                }
+            }
+            "baseline" => {
+                for i in 0..calls {
+                    b(&sides.pool, i);
+                }
+            }
+            other => panic!("FACADE_BENCH_ONLY: unknown side {other}"),
+        }
+        let elapsed = start.elapsed();
+        println!(
+            "{workload} {side}: {calls} calls in {elapsed:?} ({:.2} µs/call)",
+            elapsed.as_secs_f64() * 1e6 / calls as f64
+        );
+    }
+    let calls = env_u64("FACADE_BENCH_CALLS", 100_000);
+    let parts: Vec<&str> = spec.split('/').collect();
+    let [workload, backend, side] = parts[..] else {
+        panic!("FACADE_BENCH_ONLY must look like w1/sqlite/facade, not {spec}");
+    };
+    match backend {
+        "sqlite" => run(sqlite.0, sqlite.1, workload, side, calls),
+        "postgres" => {
+            let (sides, w) = pg.expect("PostgreSQL is not available");
+            run(sides, w, workload, side, calls)
+        }
+        other => panic!("FACADE_BENCH_ONLY: unknown backend {other}"),
     }
 }
 
@@ -846,6 +933,15 @@ fn main() {
     let pg_sides = setup_pg();
     let sqlite_fns: WorkloadFns<SqliteConnection> = workload_fns!(sqlite);
     let pg_fns: WorkloadFns<PgConnection> = workload_fns!(pg);
+
+    if let Ok(spec) = std::env::var("FACADE_BENCH_ONLY") {
+        only(
+            &spec,
+            (&sqlite_sides, &sqlite_fns),
+            pg_sides.as_ref().map(|s| (s, &pg_fns)),
+        );
+        return;
+    }
 
     if !skip_criterion {
         criterion_groups(&mut criterion, "sqlite", &sqlite_sides, &sqlite_fns);

@@ -127,6 +127,11 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with a message that says what happened and, where it
     /// can, what to do about it.
+    ///
+    /// ```
+    /// let err = diesel_facade::Error::new(diesel_facade::ErrorKind::Other, "the report is empty");
+    /// # let _ = err;
+    /// ```
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -149,11 +154,23 @@ impl Error {
     }
 
     /// What kind of failure this is.
+    ///
+    /// ```
+    /// use diesel_facade::{Error, ErrorKind};
+    /// assert_eq!(Error::new(ErrorKind::LockTimeout, "x").kind(), ErrorKind::LockTimeout);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The message, without the kind prefix [`Display`](fmt::Display) adds.
+    ///
+    /// ```
+    /// use diesel_facade::{Error, ErrorKind};
+    /// let err = Error::new(ErrorKind::Config, "max_pool_size must be at least 1");
+    /// assert_eq!(err.message(), "max_pool_size must be at least 1");
+    /// assert_eq!(err.to_string(), "configuration error: max_pool_size must be at least 1");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -26,6 +26,14 @@ use crate::replica::Position;
 
 /// A factory for a per-connection diesel [`Instrumentation`], see
 /// [`FacadeBuilder::instrumentation`].
+///
+/// ```
+/// use diesel::connection::{Instrumentation, InstrumentationEvent};
+/// let factory: diesel_facade::InstrumentationFactory = std::sync::Arc::new(|| {
+///     Box::new(|_event: InstrumentationEvent<'_>| {}) as Box<dyn Instrumentation>
+/// });
+/// # let _ = factory;
+/// ```
 pub type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
 
 /// Backend session options applied to every new connection.
@@ -430,6 +438,16 @@ impl<C: SupportedConnection> Facade<C> {
     }
 
     /// Counters since this facade was built.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// assert_eq!(db.stats().transactions, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> FacadeStats {
         let c = &self.inner.counters;
         FacadeStats {
@@ -457,6 +475,16 @@ impl<C: SupportedConnection> Facade<C> {
     }
 
     /// How many replicas are configured.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// assert_eq!(db.replica_count(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn replica_count(&self) -> usize {
         self.inner.replicas.len()
     }
@@ -666,6 +694,15 @@ impl<C> fmt::Debug for FacadeBuilder<C> {
 
 impl<C> FacadeBuilder<C> {
     /// The writer (primary) database: any diesel URL for the backend.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn writer(mut self, url: impl Into<String>) -> Self {
         self.writer = Some(url.into());
         self
@@ -673,12 +710,36 @@ impl<C> FacadeBuilder<C> {
 
     /// Add a replica for `#[reader(replica)]`. Repeatable; with none,
     /// replica reads use the writer database.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "postgres")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::PgConnection>::builder()
+    ///     .writer("postgres://app:secret@primary/app")
+    ///     .replica("postgres://app:secret@replica-1/app")
+    ///     .replica("postgres://app:secret@replica-2/app")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "postgres"))]
+    /// # fn main() {}
+    /// ```
     pub fn replica(mut self, url: impl Into<String>) -> Self {
         self.replicas.push(url.into());
         self
     }
 
     /// Connections per pool (default 10). Must be at least 1.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .max_pool_size(20)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn max_pool_size(mut self, size: u32) -> Self {
         self.max_pool_size = size;
         self
@@ -686,6 +747,16 @@ impl<C> FacadeBuilder<C> {
 
     /// How long a checkout waits for a free connection before
     /// [`ErrorKind::PoolTimeout`] (default 30 s).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .pool_timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn pool_timeout(mut self, timeout: Duration) -> Self {
         self.pool_timeout = timeout;
         self
@@ -694,12 +765,32 @@ impl<C> FacadeBuilder<C> {
     /// Close connections older than this when they return to the pool
     /// (oslo.db's `connection_recycle_time`, default 1 hour). `None` keeps
     /// them forever.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .connection_recycle_time(Duration::from_secs(600))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn connection_recycle_time(mut self, age: impl Into<Option<Duration>>) -> Self {
         self.connection_recycle_time = age.into();
         self
     }
 
     /// SQLite: enforce foreign keys (`PRAGMA foreign_keys`, default on).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .sqlite_foreign_keys(false)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn sqlite_foreign_keys(mut self, on: bool) -> Self {
         self.options.sqlite_foreign_keys = on;
         self
@@ -707,6 +798,16 @@ impl<C> FacadeBuilder<C> {
 
     /// SQLite: use write-ahead logging with `synchronous = NORMAL` (default
     /// on), so readers never block the writer.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .sqlite_wal(false)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn sqlite_wal(mut self, on: bool) -> Self {
         self.options.sqlite_wal = on;
         self
@@ -714,6 +815,16 @@ impl<C> FacadeBuilder<C> {
 
     /// SQLite: how long a statement waits for another connection's write
     /// lock (`PRAGMA busy_timeout`, default 5 s).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .sqlite_busy_timeout(Duration::from_millis(500))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn sqlite_busy_timeout(mut self, timeout: Duration) -> Self {
         self.options.sqlite_busy_timeout = timeout;
         self
@@ -722,6 +833,19 @@ impl<C> FacadeBuilder<C> {
     /// MySQL/MariaDB: the session `sql_mode` (default `TRADITIONAL`, which
     /// makes the server reject rather than truncate bad data). `None` keeps
     /// the server's.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "mysql")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::MysqlConnection>::builder()
+    ///     .writer("mysql://app:secret@db/app")
+    ///     .mysql_sql_mode(Some("TRADITIONAL,NO_ENGINE_SUBSTITUTION"))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "mysql"))]
+    /// # fn main() {}
+    /// ```
     pub fn mysql_sql_mode(mut self, mode: Option<&str>) -> Self {
         self.options.mysql_sql_mode = mode.map(str::to_owned);
         self
@@ -729,12 +853,38 @@ impl<C> FacadeBuilder<C> {
 
     /// MariaDB Galera: the session `wsrep_sync_wait` (e.g. `1` for causal
     /// reads on any node). Unset by default.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "mysql")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::MysqlConnection>::builder()
+    ///     .writer("mysql://app:secret@galera-1/app")
+    ///     .wsrep_sync_wait(1)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "mysql"))]
+    /// # fn main() {}
+    /// ```
     pub fn wsrep_sync_wait(mut self, level: u8) -> Self {
         self.options.wsrep_sync_wait = Some(level);
         self
     }
 
     /// PostgreSQL: the `application_name` shown in `pg_stat_activity`.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "postgres")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::PgConnection>::builder()
+    ///     .writer("postgres://app:secret@db/app")
+    ///     .application_name("billing-api")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "postgres"))]
+    /// # fn main() {}
+    /// ```
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.options.application_name = Some(name.into());
         self
@@ -742,6 +892,16 @@ impl<C> FacadeBuilder<C> {
 
     /// How many times `#[writer(retry)]` re-runs a transaction by default
     /// (default 10; `#[writer(retry = N)]` overrides it per function).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .max_retries(20)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.retry.max_retries = retries;
         self
@@ -749,6 +909,16 @@ impl<C> FacadeBuilder<C> {
 
     /// Backoff between retries: exponential from `initial`, capped at `max`,
     /// with full jitter (defaults 5 ms and 500 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .retry_backoff(Duration::from_millis(10), Duration::from_secs(1))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry.initial_backoff = initial;
         self.retry.max_backoff = max.max(initial);
@@ -758,6 +928,20 @@ impl<C> FacadeBuilder<C> {
     /// How long a replica read that must see this context's last write
     /// waits for the replica to apply it before reading from the primary
     /// instead (default 1 s).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "postgres")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::PgConnection>::builder()
+    ///     .writer("postgres://app:secret@primary/app")
+    ///     .replica("postgres://app:secret@replica/app")
+    ///     .replica_wait_timeout(Duration::from_millis(250))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "postgres"))]
+    /// # fn main() {}
+    /// ```
     pub fn replica_wait_timeout(mut self, timeout: Duration) -> Self {
         self.replica_settings.wait_timeout = timeout;
         self
@@ -766,6 +950,20 @@ impl<C> FacadeBuilder<C> {
     /// Skip replicas that report more replication lag than this (PostgreSQL:
     /// time since the last replayed transaction while WAL is pending;
     /// MariaDB: `Seconds_Behind_Master`). Costs one query per replica read.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "postgres")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::PgConnection>::builder()
+    ///     .writer("postgres://app:secret@primary/app")
+    ///     .replica("postgres://app:secret@replica/app")
+    ///     .max_replica_lag(Duration::from_secs(5))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "postgres"))]
+    /// # fn main() {}
+    /// ```
     pub fn max_replica_lag(mut self, lag: Duration) -> Self {
         self.replica_settings.max_lag = Some(lag);
         self
@@ -774,6 +972,20 @@ impl<C> FacadeBuilder<C> {
     /// How long a replica read waits for a pooled replica connection before
     /// treating the replica as unavailable (default 250 ms), and how long an
     /// unavailable replica is skipped before it is tried again (default 5 s).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "postgres")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::PgConnection>::builder()
+    ///     .writer("postgres://app:secret@primary/app")
+    ///     .replica("postgres://app:secret@replica/app")
+    ///     .replica_timeouts(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "postgres"))]
+    /// # fn main() {}
+    /// ```
     pub fn replica_timeouts(mut self, checkout: Duration, retry_interval: Duration) -> Self {
         self.replica_settings.checkout_timeout = checkout;
         self.replica_settings.retry_interval = retry_interval;
@@ -855,6 +1067,15 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
     /// host or password fails here, not on the first request) and create the
     /// pools. Replicas connect lazily: a replica that is down at start-up is
     /// skipped by reads until it answers.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn build(self) -> Result<Facade<C>, Error> {
         let writer = self.writer.clone().ok_or_else(|| {
             Error::config("no writer database: call .writer(url) or set DATABASE_URL")

@@ -12,7 +12,12 @@ use std::time::Duration;
 use crate::backend::SupportedConnection;
 use crate::error::{Error, ErrorKind};
 
-/// The longest lock name the `locks.id VARCHAR(50)` column holds.
+/// The longest lock name the `locks.id VARCHAR(50)` column holds, in
+/// characters.
+///
+/// ```
+/// assert_eq!(diesel_facade::MAX_LOCK_NAME_CHARS, 50);
+/// ```
 pub const MAX_LOCK_NAME_CHARS: usize = 50;
 
 pub(crate) fn validate_name(name: &str) -> Result<(), Error> {

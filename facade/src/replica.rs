@@ -107,12 +107,22 @@ pub struct ReadPosition {
 
 impl ReadPosition {
     /// An empty position: replica reads do not wait.
+    ///
+    /// ```
+    /// assert_eq!(diesel_facade::ReadPosition::new().token(), None);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Restore a position saved with [`token`](Self::token). A malformed
     /// token is an [`ErrorKind::Config`] error.
+    ///
+    /// ```
+    /// let position = diesel_facade::ReadPosition::from_token("pg:0/16B3740").unwrap();
+    /// assert!(diesel_facade::ReadPosition::from_token("pg:0/16B3740'; --").is_err());
+    /// # let _ = position;
+    /// ```
     pub fn from_token(token: &str) -> Result<Self, Error> {
         Ok(ReadPosition {
             position: Mutex::new(Some(Position::parse(token)?)),
@@ -121,11 +131,22 @@ impl ReadPosition {
 
     /// The position as a short string (`pg:16/B374D848`, `gtid:0-1-42`,
     /// `written`), or `None` if this context has not written.
+    ///
+    /// ```
+    /// let position = diesel_facade::ReadPosition::from_token("written").unwrap();
+    /// assert_eq!(position.token().as_deref(), Some("written"));
+    /// ```
     pub fn token(&self) -> Option<String> {
         self.get().map(|p| p.token())
     }
 
     /// Forget the position: replica reads stop waiting.
+    ///
+    /// ```
+    /// let position = diesel_facade::ReadPosition::from_token("gtid:0-1-42").unwrap();
+    /// position.clear();
+    /// assert_eq!(position.token(), None);
+    /// ```
     pub fn clear(&self) {
         self.set(None);
     }

@@ -173,12 +173,34 @@ macro_rules! scope_type {
             }
 
             /// The application's context (also reachable through `Deref`).
+            ///
+            /// ```
+            /// use diesel_facade::TransactionContext;
+            /// # fn main() -> Result<(), diesel_facade::Error> {
+            /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+            /// diesel_facade::read(&mut db.context(), |ctx| {
+            ///     assert_eq!(ctx.context().facade().writer_url(), ":memory:");
+            ///     Ok::<_, diesel_facade::Error>(())
+            /// })?;
+            /// # Ok(()) }
+            /// ```
             pub fn context(&self) -> &T {
                 self.ctx
             }
 
             /// Whether this transaction is running on a replica rather than
             /// the primary.
+            ///
+            /// ```
+            /// # fn main() -> Result<(), diesel_facade::Error> {
+            /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+            /// // No replica configured: replica reads run on the primary.
+            /// let on_replica = diesel_facade::read_replica(&mut db.context(), |ctx| {
+            ///     Ok::<_, diesel_facade::Error>(ctx.on_replica())
+            /// })?;
+            /// assert!(!on_replica);
+            /// # Ok(()) }
+            /// ```
             pub fn on_replica(&self) -> bool {
                 self.tx.replica.is_some()
             }
@@ -293,6 +315,17 @@ impl<T: TransactionContext> ReadAccess for ReaderScope<'_, T> {}
 
 impl<T: TransactionContext> WriterScope<'_, T> {
     /// The connection, inside the open read-write transaction.
+    ///
+    /// ```
+    /// use diesel::prelude::*;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// diesel_facade::write(&mut db.context(), |ctx| {
+    ///     let conn: &mut diesel::SqliteConnection = ctx.conn();
+    ///     diesel::sql_query("CREATE TABLE t (x INTEGER)").execute(conn)
+    /// })?;
+    /// # Ok(()) }
+    /// ```
     pub fn conn(&mut self) -> &mut T::Connection {
         self.tx.connection()
     }
@@ -419,6 +452,18 @@ writer_only_methods!(ReplicaScope);
 
 impl<T: TransactionContext> ReaderScope<'_, T> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
+    ///
+    /// ```
+    /// use diesel::prelude::*;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// let one: i32 = diesel_facade::read(&mut db.context(), |ctx| {
+    ///     let conn: &mut diesel_facade::ReadOnlyConnection<diesel::SqliteConnection> = ctx.conn();
+    ///     diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(conn)
+    /// })?;
+    /// assert_eq!(one, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
         ReadOnlyConnection::from_mut(self.tx.connection())
     }
@@ -426,6 +471,18 @@ impl<T: TransactionContext> ReaderScope<'_, T> {
 
 impl<T: TransactionContext> ReplicaScope<'_, T> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
+    ///
+    /// ```
+    /// use diesel::prelude::*;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+    /// let one: i32 = diesel_facade::read_replica(&mut db.context(), |ctx| {
+    ///     let conn: &mut diesel_facade::ReadOnlyConnection<diesel::SqliteConnection> = ctx.conn();
+    ///     diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(conn)
+    /// })?;
+    /// assert_eq!(one, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
         ReadOnlyConnection::from_mut(self.tx.connection())
     }
