@@ -72,7 +72,7 @@ pub(crate) fn data_access_fn(role: Role, args: TokenStream, item: TokenStream) -
 fn stub_body(item: TokenStream) -> TokenStream {
     match syn::parse2::<syn::ItemFn>(item.clone()) {
         Ok(mut function) => {
-            function.block = Box::new(parse_quote!({ ::core::unimplemented!() }));
+            *function.block = parse_quote!({ ::core::unimplemented!() });
             function
                 .attrs
                 .push(parse_quote!(#[allow(unused_variables, unused_mut, dead_code)]));
