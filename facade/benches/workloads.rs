@@ -439,8 +439,13 @@ fn setup_pg() -> Option<Sides<PgConnection>> {
     let mut conn = match PgConnection::establish(&admin) {
         Ok(conn) => conn,
         Err(err) => {
+            let reason = err
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             println!(
-                "PostgreSQL: SKIPPED, {} is not reachable ({err}); benching SQLite only",
+                "PostgreSQL: SKIPPED, {} is not reachable ({reason}); benching SQLite only",
                 redact(&admin)
             );
             return None;
@@ -919,7 +924,11 @@ fn only(
 }
 
 fn main() {
-    println!("load average at start: {}", loadavg());
+    println!(
+        "load average at start: {}; CPUs this process may run on: {}",
+        loadavg(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let mut criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
