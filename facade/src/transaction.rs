@@ -184,7 +184,8 @@ where
         duration_us = tracing::field::Empty,
     );
     let _entered = span.enter();
-    let started = Instant::now();
+    // Only pay for the clock when someone listens to the span.
+    let started = (!span.is_disabled()).then(Instant::now);
     let mut tx = Transaction {
         conn,
         mode,
@@ -251,19 +252,24 @@ where
             }
         }
     };
-    span.record("joins", tx.joins);
-    span.record("savepoints", tx.savepoints);
-    span.record(
-        "outcome",
-        match &attempt.result {
-            Ok(_) => "committed",
-            Err(_) => "rolled back",
-        },
-    );
-    span.record(
-        "duration_us",
-        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-    );
+    if let Some(started) = started {
+        span.record("joins", tx.joins);
+        span.record("savepoints", tx.savepoints);
+        span.record(
+            "outcome",
+            match &attempt.result {
+                Ok(_) => "committed",
+                Err(_) => "rolled back",
+            },
+        );
+        span.record(
+            "duration_us",
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+    if tx.on_commit.is_empty() {
+        return attempt;
+    }
     let hooks = std::mem::take(&mut tx.on_commit);
     // Give the connection back before running hooks, so a hook may use the
     // facade itself.
