@@ -451,6 +451,70 @@ fn backoff(retry: u32, initial: Duration, max: Duration) -> Duration {
 mod tests {
     use super::*;
 
+    struct Message(&'static str);
+    impl diesel::result::DatabaseErrorInformation for Message {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn db_error(kind: DatabaseErrorKind, message: &'static str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(Message(message)))
+    }
+
+    #[test]
+    fn a_vanished_savepoint_is_the_deadlock_that_removed_it() {
+        // MariaDB 1305 after a wsrep abort rolled the whole transaction back.
+        let err = savepoint_error(db_error(
+            DatabaseErrorKind::Unknown,
+            "SAVEPOINT diesel_savepoint_1 does not exist",
+        ));
+        assert_eq!(err.kind(), ErrorKind::Deadlock);
+        assert!(err.kind().is_retryable());
+        let other = savepoint_error(db_error(DatabaseErrorKind::Unknown, "syntax error"));
+        assert_eq!(other.kind(), ErrorKind::Other);
+    }
+
+    #[test]
+    fn only_a_lost_connection_makes_a_commit_unknown() {
+        assert!(is_connection_lost(&db_error(
+            DatabaseErrorKind::ClosedConnection,
+            "server closed the connection unexpectedly"
+        )));
+        assert!(is_connection_lost(&db_error(
+            DatabaseErrorKind::Unknown,
+            "Lost connection to server during query"
+        )));
+        // A Galera node that is not ready did not commit: retryable, not unknown.
+        assert!(!is_connection_lost(&db_error(
+            DatabaseErrorKind::Unknown,
+            "WSREP has not yet prepared node for application use"
+        )));
+        // A certification failure at COMMIT is a deadlock, not a lost commit.
+        assert!(!is_connection_lost(&db_error(
+            DatabaseErrorKind::SerializationFailure,
+            "Deadlock found when trying to get lock; try restarting transaction"
+        )));
+    }
+
     #[test]
     fn backoff_is_capped_and_jittered() {
         let initial = Duration::from_millis(5);

@@ -1,2 +1,3 @@
 //! The shared scenarios on the MariaDB primary of `scripts/test-servers`.
 diesel_facade_tests::backend_suite!(diesel::MysqlConnection, single_writer = false);
+diesel_facade_tests::server_suite!();
