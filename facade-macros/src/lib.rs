@@ -163,13 +163,28 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Generic parameters and where-clauses of the struct carry over to the
 /// impl.
 ///
+/// A field marked `#[read_position]` (of type `diesel_facade::ReadPosition`)
+/// becomes the context's `read_position()`: replica reads on the context
+/// then see its own writes (see `docs/replicas.md`).
+///
+/// ```ignore
+/// #[derive(TransactionContext)]
+/// struct RequestContext {
+///     #[facade]
+///     db: Facade<PgConnection>,
+///     #[read_position]
+///     position: ReadPosition,
+/// }
+/// ```
+///
 /// # Compile errors
 ///
 /// Spanned on the offending token: an enum or union; no `#[facade]` field
 /// and not exactly one field of type `Facade<..>`; more than one `#[facade]`
 /// field; `#[facade(..)]` or `#[facade = ..]` (it takes no arguments);
-/// `#[facade]` on the struct itself. A marked field that holds no `Facade`
-/// fails to compile on that field's type.
+/// `#[facade]` on the struct itself; more than one `#[read_position]` field,
+/// or `#[read_position(..)]`. A marked field that holds no `Facade` fails to
+/// compile on that field's type.
 #[proc_macro_derive(TransactionContext, attributes(facade, read_position))]
 pub fn derive_transaction_context(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
