@@ -303,6 +303,20 @@ mod galera {
         pub position: ReadPosition,
     }
 
+    #[derive(QueryableByName)]
+    pub struct Port {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pub port: i32,
+    }
+
+    /// Which node answered.
+    #[reader(replica)]
+    pub fn answering_port(ctx: &mut Req) -> QueryResult<i32> {
+        diesel::sql_query("SELECT CAST(@@port AS SIGNED) AS port")
+            .get_result::<Port>(ctx.conn())
+            .map(|p| p.port)
+    }
+
     #[writer]
     pub fn add(ctx: &mut Req, id: i32) -> QueryResult<()> {
         diesel::insert_into(items::table)
@@ -358,4 +372,18 @@ fn galera_nodes_as_replicas_read_their_writes() {
         );
     }
     assert_eq!(db.stats().replica_fallbacks, 0);
+    // Healthy replicas are used in turn.
+    let mut ports: Vec<i32> = (0..6)
+        .map(|_| galera::answering_port(&mut ctx).unwrap())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let replica_ports: Vec<i32> = urls[1..]
+        .iter()
+        .map(|u| i32::from(url::Url::parse(u).unwrap().port().unwrap()))
+        .collect();
+    assert_eq!(
+        ports, replica_ports,
+        "both replicas served reads, the writer none"
+    );
 }
