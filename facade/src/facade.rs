@@ -1194,15 +1194,20 @@ impl r2d2::HandleError<Error> for TracingErrorHandler {
 }
 
 /// Deserializable configuration, named after oslo.db's `[database]` options.
+/// Every field but `connection` is optional; unknown fields are rejected, so
+/// a misspelt option is an error rather than silently ignored.
 ///
 /// ```
-/// # fn main() -> Result<(), diesel_facade::Error> {
-/// let config: diesel_facade::FacadeConfig = serde_json_like();
-/// # fn serde_json_like() -> diesel_facade::FacadeConfig {
-/// #     diesel_facade::FacadeConfig { connection: ":memory:".into(), max_pool_size: Some(2), ..Default::default() }
-/// # }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config: diesel_facade::FacadeConfig = serde_json::from_str(r#"{
+///     "connection": ":memory:",
+///     "max_pool_size": 2,
+///     "pool_timeout": 2.5,
+///     "sqlite_busy_timeout_ms": 1000
+/// }"#)?;
 /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::from_config(&config)?;
-/// assert!(!format!("{config:?}").is_empty());
+/// assert!(serde_json::from_str::<diesel_facade::FacadeConfig>(r#"{"conection": "x"}"#).is_err());
+/// # let _ = db;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Default, Deserialize, PartialEq)]

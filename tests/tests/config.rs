@@ -151,21 +151,6 @@ fn mysql_debug_never_shows_the_password() {
 }
 
 #[test]
-fn from_env_reads_database_url_and_replicas() {
-    // The only test in this binary that touches these variables.
-    std::env::remove_var("DATABASE_URL");
-    let err = Facade::<SqliteConnection>::from_env().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.message().contains("DATABASE_URL"), "{err}");
-    std::env::set_var("DATABASE_URL", ":memory:");
-    std::env::set_var("DATABASE_REPLICA_URLS", ":memory:, :memory:");
-    let db = Facade::<SqliteConnection>::from_env().unwrap();
-    assert_eq!(db.replica_count(), 2);
-    std::env::remove_var("DATABASE_URL");
-    std::env::remove_var("DATABASE_REPLICA_URLS");
-}
-
-#[test]
 fn config_deserializes_and_rejects_unknown_fields() {
     let config: FacadeConfig = serde_json_from(r#"{"connection": ":memory:", "max_pool_size": 3}"#);
     assert_eq!(config.max_pool_size, Some(3));
