@@ -6,7 +6,7 @@ use diesel_facade::{reader, writer, Facade, TransactionContext};
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 
 #[derive(TransactionContext)]
-struct Ctx {
+pub struct Ctx {
     #[facade]
     db: Facade<SqliteConnection>,
 }

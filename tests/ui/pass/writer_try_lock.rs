@@ -1,5 +1,4 @@
 //! `ctx.try_lock(name) -> Result<bool, Error>` in a writer.
-use diesel::prelude::*;
 use diesel::SqliteConnection;
 use diesel_facade::{writer, Facade, TransactionContext};
 
