@@ -4,7 +4,7 @@
 //! After a writer commits on a context that has a [`ReadPosition`] (and the
 //! facade has replicas), the facade asks the primary for its position
 //! (PostgreSQL `pg_current_wal_insert_lsn()` after COMMIT, MariaDB
-//! `@@last_gtid`) and stores it there. A later `#[reader(replica)]` on the
+//! `@@last_gtid`, Galera `wsrep_last_committed`) and stores it there. A later `#[reader(replica)]` on the
 //! same context first waits, up to `replica_wait_timeout`, until the replica
 //! has applied that position, and reads from the primary if it has not.
 //! Contexts that never wrote read replicas without waiting.
@@ -23,9 +23,11 @@ pub enum Position {
     PgLsn(String),
     /// A MariaDB GTID list (e.g. `0-1-42`).
     Gtid(String),
-    /// The context wrote, but no position could be read (Galera without
-    /// GTIDs): replicas must catch up with the whole cluster (`wsrep_sync_wait`)
-    /// or the read goes to the primary.
+    /// A Galera cluster-wide seqno (`wsrep_last_committed`), the same on
+    /// every node once it has applied that write-set.
+    GaleraSeqno(u64),
+    /// The context wrote, but its position could not be read: its replica
+    /// reads go to the primary until it writes again.
     Written,
 }
 
@@ -34,6 +36,7 @@ impl Position {
         match self {
             Position::PgLsn(lsn) => format!("pg:{lsn}"),
             Position::Gtid(gtid) => format!("gtid:{gtid}"),
+            Position::GaleraSeqno(seqno) => format!("galera:{seqno}"),
             Position::Written => "written".to_owned(),
         }
     }
@@ -57,6 +60,7 @@ impl Position {
                     && !lo.is_empty()
                     && hi.chars().chain(lo.chars()).all(|c| c.is_ascii_hexdigit())
             }),
+            "galera" => !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()),
             "gtid" => {
                 !value.is_empty()
                     && value
@@ -70,6 +74,7 @@ impl Position {
         }
         Ok(match kind {
             "pg" => Position::PgLsn(value.to_owned()),
+            "galera" => Position::GaleraSeqno(value.parse().map_err(|_| bad())?),
             _ => Position::Gtid(value.to_owned()),
         })
     }
@@ -98,6 +103,7 @@ impl Position {
 /// let restored = ReadPosition::from_token("pg:16/B374D848").unwrap();
 /// assert_eq!(restored.token().as_deref(), Some("pg:16/B374D848"));
 /// assert!(ReadPosition::from_token("pg:'; DROP").is_err());
+/// assert!(ReadPosition::from_token("galera:1234").is_ok());
 /// assert_eq!(ReadPosition::default().token(), None);
 /// ```
 #[derive(Default)]
@@ -197,7 +203,16 @@ mod tests {
                 Some(token)
             );
         }
-        for bad in ["", "pg:", "pg:zz/1", "gtid:a", "mysql:1", "pg:1/2/3"] {
+        for bad in [
+            "",
+            "pg:",
+            "pg:zz/1",
+            "gtid:a",
+            "mysql:1",
+            "pg:1/2/3",
+            "galera:-1",
+            "galera:99999999999999999999999",
+        ] {
             let err = ReadPosition::from_token(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Config, "{bad}");
         }

@@ -328,7 +328,8 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
 /// replica read waits for it. If that cannot be read, the context's replica
 /// reads go to the primary until it writes again.
 fn record_position<C: SupportedConnection>(tx: &mut Transaction<C>, position: &ReadPosition) {
-    match C::commit_position(tx.connection()) {
+    let managed = &mut *tx.conn;
+    match C::commit_position(&mut managed.conn, &managed.session) {
         Ok(Some(now)) => {
             tracing::trace!(?now, "recorded commit position");
             position.set(Some(now));

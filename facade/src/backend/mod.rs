@@ -52,9 +52,6 @@ pub struct SessionState {
     /// MySQL/MariaDB: whether this server is a Galera node (`wsrep_on`).
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) galera: bool,
-    /// MySQL/MariaDB: the `wsrep_sync_wait` the session normally runs with.
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    pub(crate) wsrep_sync_wait: u8,
 }
 
 /// A diesel connection type diesel-facade can manage: `SqliteConnection`,
@@ -119,7 +116,7 @@ pub trait SupportedConnection:
     /// After a COMMIT on the primary (outside any transaction), the position
     /// a replica must reach to see it; `None` where there are no replicas.
     #[doc(hidden)]
-    fn commit_position(conn: &mut Self) -> QueryResult<Option<Position>>;
+    fn commit_position(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Position>>;
 
     /// Wait until this replica connection has applied `position`:
     /// `Ok(false)` if `timeout` passes first. Runs outside a transaction.

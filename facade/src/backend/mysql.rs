@@ -8,7 +8,7 @@
 //! the lock. A lock wait timeout (1205) leaves the transaction open, so
 //! `try_lock` needs no savepoint here.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::sql_types::{BigInt, Text};
@@ -78,6 +78,14 @@ struct SlaveStatus {
     seconds_behind_master: Option<u64>,
 }
 
+/// This Galera node's `wsrep_last_committed`, or `None` if it reports none.
+fn galera_seqno(conn: &mut MysqlConnection) -> QueryResult<Option<u64>> {
+    Ok(diesel::sql_query("SHOW STATUS LIKE 'wsrep_last_committed'")
+        .load::<Variable>(conn)?
+        .first()
+        .and_then(|v| v.value.parse().ok()))
+}
+
 impl Sealed for MysqlConnection {}
 
 impl SupportedConnection for MysqlConnection {
@@ -103,7 +111,6 @@ impl SupportedConnection for MysqlConnection {
             .any(|v| v.value.eq_ignore_ascii_case("ON"));
         Ok(SessionState {
             galera,
-            wsrep_sync_wait: options.wsrep_sync_wait.unwrap_or(0),
             ..SessionState::default()
         })
     }
@@ -153,13 +160,19 @@ impl SupportedConnection for MysqlConnection {
         super::run_migrations(conn, MIGRATIONS)
     }
 
-    fn commit_position(conn: &mut Self) -> QueryResult<Option<Position>> {
+    fn commit_position(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Position>> {
+        if session.galera {
+            // Galera orders every write-set cluster-wide: once another node's
+            // `wsrep_last_committed` reaches this value it has applied our
+            // commit. (Read after COMMIT returned, so it includes it.)
+            return Ok(galera_seqno(conn)?.map(Position::GaleraSeqno));
+        }
         let gtid = diesel::sql_query("SELECT CAST(@@SESSION.last_gtid AS CHAR) AS value")
             .get_result::<Gtid>(conn)?
             .value
             .unwrap_or_default();
         Ok(Some(if gtid.is_empty() {
-            // Galera without GTIDs: replicas must sync with the cluster.
+            // No binary log: nothing a replica could wait for.
             Position::Written
         } else {
             Position::Gtid(gtid)
@@ -172,31 +185,35 @@ impl SupportedConnection for MysqlConnection {
         position: &Position,
         timeout: Duration,
     ) -> QueryResult<bool> {
-        if session.galera {
-            // A Galera node applies the cluster's write-sets in order: one
-            // causal read waits until it has applied everything committed
-            // before it (bounded by the provider's causal read timeout).
-            conn.batch_execute("SET SESSION wsrep_sync_wait = 1")?;
-            let synced = diesel::sql_query("SELECT 1 AS value").execute(conn);
-            let restored = conn.batch_execute(&format!(
-                "SET SESSION wsrep_sync_wait = {}",
-                session.wsrep_sync_wait
-            ));
-            return match synced {
-                Ok(_) => restored.map(|()| true),
-                Err(err) if classify(&err) == ErrorKind::LockTimeout => Ok(false),
-                Err(err) => Err(err),
-            };
+        match (position, session.galera) {
+            (Position::GaleraSeqno(seqno), true) => {
+                // Poll like PostgreSQL: one round trip when the node has
+                // already applied it, which is the usual case.
+                let deadline = Instant::now() + timeout;
+                let mut pause = Duration::from_micros(200);
+                loop {
+                    if galera_seqno(conn)?.is_some_and(|applied| applied >= *seqno) {
+                        return Ok(true);
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(pause.min(deadline - now));
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+            }
+            (Position::Gtid(gtid), false) => {
+                let reached = diesel::sql_query("SELECT MASTER_GTID_WAIT(?, ?) AS value")
+                    .bind::<Text, _>(gtid)
+                    .bind::<diesel::sql_types::Double, _>(timeout.as_secs_f64())
+                    .get_result::<WaitResult>(conn)?
+                    .value;
+                Ok(reached == Some(0))
+            }
+            // A position from another kind of primary cannot be checked here.
+            _ => Ok(false),
         }
-        let Position::Gtid(gtid) = position else {
-            return Ok(false);
-        };
-        let reached = diesel::sql_query("SELECT MASTER_GTID_WAIT(?, ?) AS value")
-            .bind::<Text, _>(gtid)
-            .bind::<diesel::sql_types::Double, _>(timeout.as_secs_f64())
-            .get_result::<WaitResult>(conn)?
-            .value;
-        Ok(reached == Some(0))
     }
 
     fn replica_lag(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Duration>> {

@@ -137,7 +137,7 @@ impl SupportedConnection for PgConnection {
         super::run_migrations(conn, MIGRATIONS)
     }
 
-    fn commit_position(conn: &mut Self) -> QueryResult<Option<Position>> {
+    fn commit_position(conn: &mut Self, _: &SessionState) -> QueryResult<Option<Position>> {
         // After COMMIT returned: the insert position is past the commit
         // record (inside the transaction it would precede it).
         diesel::sql_query("SELECT pg_current_wal_insert_lsn()::text AS value")

@@ -100,7 +100,7 @@ impl SupportedConnection for SqliteConnection {
 
     // SQLite has no replication: a "replica" is just another file, and
     // there is no position to wait for.
-    fn commit_position(_: &mut Self) -> QueryResult<Option<Position>> {
+    fn commit_position(_: &mut Self, _: &SessionState) -> QueryResult<Option<Position>> {
         Ok(None)
     }
 
