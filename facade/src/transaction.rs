@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, TransactionManager, TransactionManagerStatus};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::backend::{SupportedConnection, TxMode};
@@ -373,6 +373,20 @@ where
         Err(err) => {
             tx.on_commit.truncate(hooks_before);
             match AnsiTransactionManager::rollback_transaction(tx.connection()) {
+                Ok(()) if whole_transaction_lost(tx) => {
+                    // diesel tolerated a failed ROLLBACK TO SAVEPOINT (MySQL
+                    // 1305 after a deadlock or wsrep abort rolled everything
+                    // back): the outer transaction is gone too, so it stays
+                    // doomed and the outermost `retry` re-runs it.
+                    if tx.conn.doomed().is_none() {
+                        tx.conn.set_doomed(Some((
+                            ErrorKind::Deadlock,
+                            "the server rolled the transaction back; its savepoint is gone".into(),
+                        )));
+                    }
+                    tracing::debug!("savepoint gone: the whole transaction was rolled back");
+                    Err(err)
+                }
                 Ok(()) => {
                     // The savepoint undid whatever the server rejected inside
                     // it (PostgreSQL recovers from errors this way).
@@ -388,6 +402,19 @@ where
                 }
             }
         }
+    }
+}
+
+/// Whether diesel knows the transaction must be rolled back up to the top
+/// level (a serialization failure or deadlock it saw, or a savepoint
+/// rollback that failed and was tolerated).
+fn whole_transaction_lost<C: SupportedConnection>(tx: &mut Transaction<C>) -> bool {
+    match AnsiTransactionManager::transaction_manager_status_mut(tx.connection()) {
+        TransactionManagerStatus::Valid(status) => status
+            .in_transaction
+            .as_ref()
+            .is_some_and(|s| s.requires_rollback_maybe_up_to_top_level),
+        TransactionManagerStatus::InError => true,
     }
 }
 

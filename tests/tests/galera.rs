@@ -223,3 +223,89 @@ fn same_node_lock_waits_and_times_out() {
         release_tx.send(()).unwrap();
     });
 }
+
+/// After a wsrep abort (another node committed a conflicting write-set),
+/// the server has already rolled the whole local transaction back, so a
+/// savepoint's `ROLLBACK TO SAVEPOINT` fails with 1305: that is reported as
+/// the deadlock it is, and the outermost `retry` re-runs the transaction.
+#[test]
+fn a_savepoint_lost_to_a_wsrep_abort_is_a_deadlock_and_retried() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    let Some(nodes) = cluster("wsrep_savepoint") else {
+        return;
+    };
+    let (reached_tx, reached_rx) = mpsc::channel::<()>();
+    let (conflict_tx, conflict_rx) = mpsc::channel::<()>();
+    let attempts = AtomicUsize::new(0);
+    let first_error = Mutex::new(None::<diesel_facade::Error>);
+
+    #[writer(savepoint)]
+    fn inner(
+        ctx: &mut Req,
+        first: bool,
+        reached: &mpsc::Sender<()>,
+        conflict: &Mutex<mpsc::Receiver<()>>,
+    ) -> Result<(), diesel_facade::Error> {
+        if first {
+            // Let node 1 commit a conflicting upsert of our lock row; its
+            // write-set aborts this transaction when node 2 applies it.
+            reached.send(()).unwrap();
+            conflict.lock().unwrap().recv().unwrap();
+        }
+        ctx.lock("after")
+    }
+
+    #[writer(retry = 5)]
+    fn outer(
+        ctx: &mut Req,
+        attempts: &AtomicUsize,
+        reached: &mpsc::Sender<()>,
+        conflict: &Mutex<mpsc::Receiver<()>>,
+        first_error: &Mutex<Option<diesel_facade::Error>>,
+    ) -> Result<(), diesel_facade::Error> {
+        let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
+        ctx.lock("contended")?;
+        let result = inner(ctx, first, reached, conflict);
+        if first {
+            if let Err(err) = &result {
+                *first_error.lock().unwrap() =
+                    Some(diesel_facade::Error::new(err.kind(), err.message()));
+            }
+        }
+        result
+    }
+
+    let conflict_rx = Mutex::new(conflict_rx);
+    std::thread::scope(|s| {
+        let node1 = nodes[0].clone();
+        s.spawn(move || {
+            reached_rx.recv().unwrap();
+            diesel_facade::write(&mut Req { db: node1 }, |ctx| ctx.lock("contended"))
+                .expect("node 1 commits first");
+            // Give node 2 time to apply it (and abort the local transaction).
+            std::thread::sleep(Duration::from_millis(300));
+            conflict_tx.send(()).unwrap();
+        });
+        outer(
+            &mut Req {
+                db: nodes[1].clone(),
+            },
+            &attempts,
+            &reached_tx,
+            &conflict_rx,
+            &first_error,
+        )
+        .expect("the retry succeeds");
+    });
+    let err = first_error
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the first attempt failed");
+    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
+    eprintln!("first attempt: {err}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert!(nodes[1].stats().retries >= 1);
+}
