@@ -45,6 +45,7 @@ pub struct BackendOptions {
     pub(crate) sqlite_busy_timeout: Duration,
     pub(crate) mysql_sql_mode: Option<String>,
     pub(crate) wsrep_sync_wait: Option<u8>,
+    pub(crate) mysql_wait_timeout: Option<Duration>,
     pub(crate) application_name: Option<String>,
 }
 
@@ -56,6 +57,7 @@ impl Default for BackendOptions {
             sqlite_busy_timeout: Duration::from_secs(5),
             mysql_sql_mode: Some("TRADITIONAL".to_owned()),
             wsrep_sync_wait: None,
+            mysql_wait_timeout: None,
             application_name: None,
         }
     }
@@ -871,6 +873,32 @@ impl<C> FacadeBuilder<C> {
         self
     }
 
+    /// MySQL/MariaDB: the session `wait_timeout`, after which the server
+    /// closes a connection it is waiting on. Unset by default (the server's,
+    /// 8 hours). On Galera, set it to a few seconds: MariaDB 10.11 was seen
+    /// here to leave a brute-force-aborted connection waiting for the client
+    /// while the client waited for its reply (MDEV-20172's symptom); the
+    /// server then closes it, the client gets `Disconnected`, and `retry`
+    /// re-runs the transaction on a fresh connection. Idle pooled
+    /// connections it closes are replaced by the checkout health check.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # #[cfg(feature = "mysql")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::MysqlConnection>::builder()
+    ///     .writer("mysql://app:secret@galera-1/app")
+    ///     .mysql_wait_timeout(Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "mysql"))]
+    /// # fn main() {}
+    /// ```
+    pub fn mysql_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.options.mysql_wait_timeout = Some(timeout);
+        self
+    }
+
     /// PostgreSQL: the `application_name` shown in `pg_stat_activity`.
     ///
     /// ```no_run
@@ -1052,6 +1080,7 @@ impl<C> FacadeBuilder<C> {
             builder.options.mysql_sql_mode = (!mode.is_empty()).then(|| mode.clone());
         }
         builder.options.wsrep_sync_wait = config.wsrep_sync_wait;
+        builder.options.mysql_wait_timeout = config.mysql_wait_timeout.map(Duration::from_secs);
         if let Some(name) = &config.application_name {
             builder.options.application_name = Some(name.clone());
         }
@@ -1092,6 +1121,15 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
                     "mysql_sql_mode `{mode}` may only contain letters, digits, '_' and ','"
                 )));
             }
+        }
+        if self
+            .options
+            .mysql_wait_timeout
+            .is_some_and(|t| t.as_secs() == 0)
+        {
+            return Err(Error::config(
+                "mysql_wait_timeout must be at least one second",
+            ));
         }
         if let Some(level) = self.options.wsrep_sync_wait {
             if level > 15 {
@@ -1234,6 +1272,8 @@ pub struct FacadeConfig {
     pub mysql_sql_mode: Option<String>,
     /// MariaDB Galera `wsrep_sync_wait` (oslo.db `mysql_wsrep_sync_wait`).
     pub wsrep_sync_wait: Option<u8>,
+    /// MySQL/MariaDB session `wait_timeout` in seconds.
+    pub mysql_wait_timeout: Option<u64>,
     /// PostgreSQL `application_name`.
     pub application_name: Option<String>,
     /// Default retries for `#[writer(retry)]` (oslo.db `db_max_retries`).
@@ -1260,6 +1300,7 @@ impl fmt::Debug for FacadeConfig {
             .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
             .field("mysql_sql_mode", &self.mysql_sql_mode)
             .field("wsrep_sync_wait", &self.wsrep_sync_wait)
+            .field("mysql_wait_timeout", &self.mysql_wait_timeout)
             .field("application_name", &self.application_name)
             .field("max_retries", &self.max_retries)
             .finish()

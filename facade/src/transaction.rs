@@ -289,6 +289,14 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
     value: R,
 ) -> Attempt<R, E> {
     let counters = &facade.inner.counters;
+    let managed = &mut *tx.conn;
+    if let Err(err) = C::before_commit(&mut managed.conn, tx.mode, &managed.session) {
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        let err = savepoint_error(err);
+        tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
+        return Attempt::failed(err);
+    }
     match AnsiTransactionManager::commit_transaction(tx.connection()) {
         Ok(()) => {
             Counters::bump(&counters.commits);

@@ -4,7 +4,7 @@
 //! locally, the first COMMIT wins and the other fails certification with a
 //! deadlock error, which `#[writer(retry)]` turns into a re-run.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -17,6 +17,18 @@ use diesel_facade_tests::schema::counters;
 struct Req {
     #[facade]
     db: Facade<MysqlConnection>,
+}
+
+/// The scenarios run one at a time: a DDL statement from one test's set-up
+/// (total-order isolation across the cluster) running while another test's
+/// transactions are being brute-force aborted was seen to leave a victim
+/// connection stuck in the `Killed` state (MariaDB 10.11 + galera-4 26.4).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One facade per node, on a fresh database created through node 1.
@@ -51,6 +63,9 @@ fn cluster(test: &str) -> Option<Vec<Facade<MysqlConnection>>> {
                 .writer(parsed.to_string())
                 .max_pool_size(4)
                 .max_retries(100)
+                // See `mysql_wait_timeout`: turns a rare server-side hang
+                // after a brute-force abort into a retried lost connection.
+                .mysql_wait_timeout(Duration::from_secs(3))
                 .build()
                 .expect("facade on a Galera node")
         })
@@ -61,7 +76,8 @@ fn cluster(test: &str) -> Option<Vec<Facade<MysqlConnection>>> {
     Some(facades)
 }
 
-fn increment(conn: &mut MysqlConnection) -> QueryResult<()> {
+/// Read the counter and write it back plus one; returns the value written.
+fn increment(conn: &mut MysqlConnection) -> QueryResult<i32> {
     let value: i32 = counters::table
         .find("c")
         .select(counters::value)
@@ -69,18 +85,18 @@ fn increment(conn: &mut MysqlConnection) -> QueryResult<()> {
     std::thread::sleep(Duration::from_millis(1));
     diesel::update(counters::table.find("c"))
         .set(counters::value.eq(value + 1))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    Ok(value + 1)
 }
 
 #[writer(retry)]
-fn locked_increment(ctx: &mut Req) -> Result<(), diesel_facade::Error> {
+fn locked_increment(ctx: &mut Req) -> Result<i32, diesel_facade::Error> {
     ctx.lock("counter")?;
     Ok(increment(ctx.conn())?)
 }
 
 #[writer(retry)]
-fn unlocked_increment(ctx: &mut Req) -> Result<(), diesel_facade::Error> {
+fn unlocked_increment(ctx: &mut Req) -> Result<i32, diesel_facade::Error> {
     Ok(increment(ctx.conn())?)
 }
 
@@ -99,31 +115,46 @@ fn counter(node: &Facade<MysqlConnection>) -> i32 {
     .expect("read the counter")
 }
 
-fn hammer(nodes: &[Facade<MysqlConnection>], per_node: usize, iterations: usize, locked: bool) {
+/// The values the committed increments wrote, in no particular order.
+fn hammer(
+    nodes: &[Facade<MysqlConnection>],
+    per_node: usize,
+    iterations: usize,
+    locked: bool,
+) -> Vec<i32> {
+    let written = Mutex::new(Vec::new());
     diesel_facade_tests::spread(nodes, per_node, iterations, |node| {
         let mut ctx = Req { db: node.clone() };
-        if locked {
+        let value = if locked {
             locked_increment(&mut ctx)
         } else {
             unlocked_increment(&mut ctx)
         }
-        .expect("no error reaches the caller")
+        .expect("no error reaches the caller");
+        written.lock().expect("written").push(value);
     });
+    written.into_inner().expect("written")
 }
 
 #[test]
 fn locked_counter_across_three_nodes_is_exact() {
+    let _serial = serial();
     let Some(nodes) = cluster("locked") else {
         return;
     };
     const PER_NODE: usize = 2;
     const ITERATIONS: usize = 20;
-    hammer(&nodes, PER_NODE, ITERATIONS, true);
+    let mut written = hammer(&nodes, PER_NODE, ITERATIONS, true);
     let expected = (nodes.len() * PER_NODE * ITERATIONS) as i32;
     let retries: u64 = nodes.iter().map(|n| n.stats().retries).sum();
     for node in &nodes {
         assert_eq!(counter(node), expected);
     }
+    // Stronger than the total: every committed increment wrote a value no
+    // other one wrote (a silently aborted transaction that still "commits"
+    // would show up here as a duplicate).
+    written.sort_unstable();
+    assert_eq!(written, (1..=expected).collect::<Vec<_>>());
     eprintln!(
         "galera: {} threads over 3 nodes x {ITERATIONS} locked increments -> {expected}, \
          {retries} retries (certification failures and deadlocks)",
@@ -133,12 +164,13 @@ fn locked_counter_across_three_nodes_is_exact() {
 
 #[test]
 fn without_the_lock_galera_loses_updates() {
+    let _serial = serial();
     let Some(nodes) = cluster("unlocked") else {
         return;
     };
     const PER_NODE: usize = 2;
     const ITERATIONS: usize = 20;
-    hammer(&nodes, PER_NODE, ITERATIONS, false);
+    let _ = hammer(&nodes, PER_NODE, ITERATIONS, false);
     let expected = (nodes.len() * PER_NODE * ITERATIONS) as i32;
     let value = counter(&nodes[0]);
     eprintln!("galera: unlocked increments -> {value} of {expected}");
@@ -150,6 +182,7 @@ fn without_the_lock_galera_loses_updates() {
 
 #[test]
 fn try_lock_cannot_see_another_nodes_uncommitted_lock() {
+    let _serial = serial();
     let Some(nodes) = cluster("try_lock") else {
         return;
     };
@@ -193,6 +226,7 @@ fn try_lock_cannot_see_another_nodes_uncommitted_lock() {
 
 #[test]
 fn same_node_lock_waits_and_times_out() {
+    let _serial = serial();
     let Some(nodes) = cluster("same_node") else {
         return;
     };
@@ -230,8 +264,8 @@ fn same_node_lock_waits_and_times_out() {
 /// the deadlock it is, and the outermost `retry` re-runs the transaction.
 #[test]
 fn a_savepoint_lost_to_a_wsrep_abort_is_a_deadlock_and_retried() {
+    let _serial = serial();
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
 
     let Some(nodes) = cluster("wsrep_savepoint") else {
         return;

@@ -95,6 +95,14 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()>;
 
+    /// Last check before the outermost `COMMIT` of a transaction of `mode`:
+    /// an error means the transaction is no longer the one that began (the
+    /// caller rolls back and reports it).
+    #[doc(hidden)]
+    fn before_commit(_conn: &mut Self, _mode: TxMode, _session: &SessionState) -> QueryResult<()> {
+        Ok(())
+    }
+
     /// Upsert `(name, now)` into `locks`, waiting at most `timeout` (the
     /// server default when `None`). Runs inside a write transaction.
     #[doc(hidden)]
