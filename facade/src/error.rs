@@ -369,8 +369,9 @@ impl From<diesel::ConnectionError> for Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    //! Database errors as a server would report them, for unit tests.
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
     struct Info(&'static str);
     impl diesel::result::DatabaseErrorInformation for Info {
@@ -397,8 +398,20 @@ mod tests {
         }
     }
 
+    /// A `DatabaseError` of `kind` with the server message `message`.
+    pub(crate) fn database_error(kind: DatabaseErrorKind, message: &'static str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(Info(message)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::test_support::database_error;
+
     fn db(kind: DatabaseErrorKind, msg: &'static str) -> ErrorKind {
-        Error::from(DieselError::DatabaseError(kind, Box::new(Info(msg)))).kind()
+        Error::from(database_error(kind, msg)).kind()
     }
 
     #[test]
@@ -501,9 +514,9 @@ mod tests {
 
     #[test]
     fn relabelled_errors_keep_their_new_kind() {
-        let lost = Error::from(DieselError::DatabaseError(
+        let lost = Error::from(database_error(
             DatabaseErrorKind::ClosedConnection,
-            Box::new(Info("server closed the connection unexpectedly")),
+            "server closed the connection unexpectedly",
         ))
         .with_kind(ErrorKind::CommitUnknown, "connection lost during COMMIT");
         let through: DieselError = lost.into();

@@ -487,34 +487,7 @@ fn backoff(retry: u32, initial: Duration, max: Duration) -> Duration {
 mod tests {
     use super::*;
 
-    struct Message(&'static str);
-    impl diesel::result::DatabaseErrorInformation for Message {
-        fn message(&self) -> &str {
-            self.0
-        }
-        fn details(&self) -> Option<&str> {
-            None
-        }
-        fn hint(&self) -> Option<&str> {
-            None
-        }
-        fn table_name(&self) -> Option<&str> {
-            None
-        }
-        fn column_name(&self) -> Option<&str> {
-            None
-        }
-        fn constraint_name(&self) -> Option<&str> {
-            None
-        }
-        fn statement_position(&self) -> Option<i32> {
-            None
-        }
-    }
-
-    fn db_error(kind: DatabaseErrorKind, message: &'static str) -> DieselError {
-        DieselError::DatabaseError(kind, Box::new(Message(message)))
-    }
+    use crate::error::test_support::database_error as db_error;
 
     #[test]
     fn a_vanished_savepoint_is_the_deadlock_that_removed_it() {
