@@ -273,6 +273,64 @@ fn classify_database(kind: DatabaseErrorKind, message: &str) -> ErrorKind {
     ErrorKind::Other
 }
 
+/// Whether `err` means the connection dropped (so a COMMIT in flight has an
+/// unknown outcome). A Galera node that is not ready (1047) did not commit:
+/// that is retryable, not lost.
+pub(crate) fn is_connection_lost(err: &DieselError) -> bool {
+    match err {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => is_connection_lost(commit_error),
+        DieselError::DatabaseError(_, info) => {
+            let msg = info.message().to_ascii_lowercase();
+            // A Galera node that is not ready (1047) did not commit: not lost.
+            !msg.contains("wsrep") && crate::error::classify(err) == ErrorKind::Disconnected
+        }
+        _ => false,
+    }
+}
+
+/// After a Galera or InnoDB deadlock the server has already rolled the whole
+/// transaction back, so the savepoint is gone (MySQL 1305, "SAVEPOINT ...
+/// does not exist"): report that as the deadlock it is.
+pub(crate) fn savepoint_failure(err: DieselError) -> Error {
+    let text = err.to_string().to_ascii_lowercase();
+    if text.contains("savepoint") && text.contains("does not exist") {
+        return Error::new(
+            ErrorKind::Deadlock,
+            format!("the server rolled the transaction back (its savepoint is gone: {err})"),
+        )
+        .with_source(err);
+    }
+    Error::from(err)
+}
+
+/// The kind of a failed first connection at `Facade::build`: a server that
+/// answered and refused (wrong user, password or database, or a SQLite path
+/// that cannot be opened) is a configuration problem; one that did not
+/// answer may just be starting.
+pub(crate) fn connect_failure(err: Error) -> Error {
+    let text = err.message().to_ascii_lowercase();
+    let refused_by_server = [
+        "password authentication failed",
+        "access denied",
+        "does not exist",
+        "unknown database",
+        "unable to open database file",
+        "no password supplied",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle));
+    let kind = if err.kind() == ErrorKind::Disconnected && !refused_by_server {
+        ErrorKind::Disconnected
+    } else {
+        ErrorKind::Config
+    };
+    Error::new(kind, err.message().to_owned())
+}
+
 impl From<DieselError> for Error {
     fn from(err: DieselError) -> Self {
         // A facade error that travelled through a `QueryResult` comes back as
@@ -523,5 +581,40 @@ mod tests {
         let back = Error::from(through);
         assert_eq!(back.kind(), ErrorKind::CommitUnknown);
         assert!(back.message().contains("during COMMIT"));
+    }
+
+    #[test]
+    fn a_vanished_savepoint_is_the_deadlock_that_removed_it() {
+        // MariaDB 1305 after a wsrep abort rolled the whole transaction back.
+        let err = savepoint_failure(database_error(
+            DatabaseErrorKind::Unknown,
+            "SAVEPOINT diesel_savepoint_1 does not exist",
+        ));
+        assert_eq!(err.kind(), ErrorKind::Deadlock);
+        assert!(err.kind().is_retryable());
+        let other = savepoint_failure(database_error(DatabaseErrorKind::Unknown, "syntax error"));
+        assert_eq!(other.kind(), ErrorKind::Other);
+    }
+
+    #[test]
+    fn only_a_lost_connection_makes_a_commit_unknown() {
+        assert!(is_connection_lost(&database_error(
+            DatabaseErrorKind::ClosedConnection,
+            "server closed the connection unexpectedly"
+        )));
+        assert!(is_connection_lost(&database_error(
+            DatabaseErrorKind::Unknown,
+            "Lost connection to server during query"
+        )));
+        // A Galera node that is not ready did not commit: retryable, not unknown.
+        assert!(!is_connection_lost(&database_error(
+            DatabaseErrorKind::Unknown,
+            "WSREP has not yet prepared node for application use"
+        )));
+        // A certification failure at COMMIT is a deadlock, not a lost commit.
+        assert!(!is_connection_lost(&database_error(
+            DatabaseErrorKind::SerializationFailure,
+            "Deadlock found when trying to get lock; try restarting transaction"
+        )));
     }
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::backend::{redact_url, SessionState, SupportedConnection};
 use crate::context::Context;
-use crate::error::{classify, Error, ErrorKind};
+use crate::error::{classify, connect_failure, Error, ErrorKind};
 use crate::replica::Position;
 
 /// A factory for a per-connection diesel [`Instrumentation`], see
@@ -1179,33 +1179,10 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             instrumentation: self.instrumentation.clone(),
             _conn: PhantomData,
         };
-        // An in-memory SQLite database exists once per connection: more than
-        // one pooled connection would mean more than one database.
-        let in_memory = C::NAME == "sqlite" && (url == ":memory:" || url.contains("mode=memory"));
-        let max_size = if in_memory { 1 } else { self.max_pool_size };
+        let max_size = C::pool_size_limit(url)
+            .map_or(self.max_pool_size, |limit| self.max_pool_size.min(limit));
         if connect_now {
-            let probe = manager.connect().map_err(|e| {
-                // A server that answered and refused (wrong user, password or
-                // database) is a configuration problem; one that did not
-                // answer may just be starting.
-                let text = e.message().to_ascii_lowercase();
-                let refused_by_server = [
-                    "password authentication failed",
-                    "access denied",
-                    "does not exist",
-                    "unknown database",
-                    "unable to open database file",
-                    "no password supplied",
-                ]
-                .iter()
-                .any(|needle| text.contains(needle));
-                let kind = if e.kind() == ErrorKind::Disconnected && !refused_by_server {
-                    ErrorKind::Disconnected
-                } else {
-                    ErrorKind::Config
-                };
-                Error::new(kind, e.message().to_owned())
-            })?;
+            let probe = manager.connect().map_err(connect_failure)?;
             drop(probe);
         }
         let pool = Pool::builder()

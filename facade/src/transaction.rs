@@ -15,11 +15,11 @@
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager, TransactionManagerStatus};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 
 use crate::backend::{SupportedConnection, TxMode};
 use crate::context::TransactionContext;
-use crate::error::{Error, ErrorKind};
+use crate::error::{is_connection_lost, savepoint_failure, Error, ErrorKind};
 use crate::facade::{Counters, Facade, PooledConn};
 use crate::replica::{Position, ReadPosition};
 
@@ -123,22 +123,6 @@ fn rollback<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<(), Diese
         tx.conn.broken = true;
     }
     result
-}
-
-fn is_connection_lost(err: &DieselError) -> bool {
-    match err {
-        DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        ) => true,
-        DieselError::RollbackErrorOnCommit { commit_error, .. } => is_connection_lost(commit_error),
-        DieselError::DatabaseError(_, info) => {
-            let msg = info.message().to_ascii_lowercase();
-            // A Galera node that is not ready (1047) did not commit: not lost.
-            !msg.contains("wsrep") && crate::error::classify(err) == ErrorKind::Disconnected
-        }
-        _ => false,
-    }
 }
 
 /// Run `body` as an outermost transaction of `mode` on a freshly checked-out
@@ -293,7 +277,7 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
     if let Err(err) = C::before_commit(&mut managed.conn, tx.mode, &managed.session) {
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
-        let err = savepoint_error(err);
+        let err = savepoint_failure(err);
         tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
         return Attempt::failed(err);
     }
@@ -376,7 +360,7 @@ where
     match result {
         Ok(value) => match AnsiTransactionManager::commit_transaction(tx.connection()) {
             Ok(()) => Ok(value),
-            Err(err) => Err(E::from(savepoint_error(err))),
+            Err(err) => Err(E::from(savepoint_failure(err))),
         },
         Err(err) => {
             tx.on_commit.truncate(hooks_before);
@@ -403,7 +387,7 @@ where
                     Err(err)
                 }
                 Err(rollback_err) => {
-                    let err = savepoint_error(rollback_err);
+                    let err = savepoint_failure(rollback_err);
                     tx.conn
                         .set_doomed(Some((err.kind(), err.message().to_owned())));
                     Err(E::from(err))
@@ -424,21 +408,6 @@ fn whole_transaction_lost<C: SupportedConnection>(tx: &mut Transaction<C>) -> bo
             .is_some_and(|s| s.requires_rollback_maybe_up_to_top_level),
         TransactionManagerStatus::InError => true,
     }
-}
-
-/// After a Galera or InnoDB deadlock the server has already rolled the whole
-/// transaction back, so the savepoint is gone (MySQL 1305, "SAVEPOINT ...
-/// does not exist"): report that as the deadlock it is.
-fn savepoint_error(err: DieselError) -> Error {
-    let text = err.to_string().to_ascii_lowercase();
-    if text.contains("savepoint") && text.contains("does not exist") {
-        return Error::new(
-            ErrorKind::Deadlock,
-            format!("the server rolled the transaction back (its savepoint is gone: {err})"),
-        )
-        .with_source(err);
-    }
-    Error::from(err)
 }
 
 /// Re-run `attempt` while it fails with a retryable error, up to the
@@ -486,43 +455,6 @@ fn backoff(retry: u32, initial: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use crate::error::test_support::database_error as db_error;
-
-    #[test]
-    fn a_vanished_savepoint_is_the_deadlock_that_removed_it() {
-        // MariaDB 1305 after a wsrep abort rolled the whole transaction back.
-        let err = savepoint_error(db_error(
-            DatabaseErrorKind::Unknown,
-            "SAVEPOINT diesel_savepoint_1 does not exist",
-        ));
-        assert_eq!(err.kind(), ErrorKind::Deadlock);
-        assert!(err.kind().is_retryable());
-        let other = savepoint_error(db_error(DatabaseErrorKind::Unknown, "syntax error"));
-        assert_eq!(other.kind(), ErrorKind::Other);
-    }
-
-    #[test]
-    fn only_a_lost_connection_makes_a_commit_unknown() {
-        assert!(is_connection_lost(&db_error(
-            DatabaseErrorKind::ClosedConnection,
-            "server closed the connection unexpectedly"
-        )));
-        assert!(is_connection_lost(&db_error(
-            DatabaseErrorKind::Unknown,
-            "Lost connection to server during query"
-        )));
-        // A Galera node that is not ready did not commit: retryable, not unknown.
-        assert!(!is_connection_lost(&db_error(
-            DatabaseErrorKind::Unknown,
-            "WSREP has not yet prepared node for application use"
-        )));
-        // A certification failure at COMMIT is a deadlock, not a lost commit.
-        assert!(!is_connection_lost(&db_error(
-            DatabaseErrorKind::SerializationFailure,
-            "Deadlock found when trying to get lock; try restarting transaction"
-        )));
-    }
 
     #[test]
     fn backoff_is_capped_and_jittered() {

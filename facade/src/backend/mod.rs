@@ -87,6 +87,13 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     fn check_url(url: &str) -> Result<(), String>;
 
+    /// The most connections a pool on `url` may hold, if the URL itself
+    /// limits it (an in-memory SQLite database exists once per connection).
+    #[doc(hidden)]
+    fn pool_size_limit(_url: &str) -> Option<u32> {
+        None
+    }
+
     /// Session settings applied to every new connection.
     #[doc(hidden)]
     fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState>;

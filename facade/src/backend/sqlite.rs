@@ -40,6 +40,11 @@ impl SupportedConnection for SqliteConnection {
         Ok(())
     }
 
+    fn pool_size_limit(url: &str) -> Option<u32> {
+        // More than one pooled connection would mean more than one database.
+        (url == ":memory:" || url.contains("mode=memory")).then_some(1)
+    }
+
     fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
         let mut sql = format!(
             "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = {};",
