@@ -77,8 +77,11 @@ pub struct SessionId {
     pub id: i64,
 }
 
+/// `ft_<test>`, or `ft<prefix>_<test>` with `FACADE_TEST_DB_PREFIX` set, so
+/// two checkouts can run the suites against the same servers at once.
 fn db_name(test: &str) -> String {
-    let mut name: String = format!("ft_{test}")
+    let prefix = std::env::var("FACADE_TEST_DB_PREFIX").unwrap_or_default();
+    let mut name: String = format!("ft{prefix}_{test}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
