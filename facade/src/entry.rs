@@ -3,9 +3,10 @@
 //! beginning a transaction (idle context), joining it, or opening a
 //! savepoint or an independent transaction, then hands the body its scope.
 
+use crate::backend::SupportedConnection;
 use crate::backend::TxMode;
 use crate::context::TransactionContext;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::scope::{
     ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, ScopeState, WriteAccess, WriterScope,
 };
@@ -258,10 +259,49 @@ pub mod private {
         }
     }
 
-    fn context_of<S: crate::scope::Scope + ?Sized>(ctx: &mut S) -> &S::Context {
+    /// The context, and whether a transaction is open on it (checked for
+    /// whether an independent writer can commit beside it).
+    fn independent_context<S: crate::scope::Scope + ?Sized>(
+        ctx: &mut S,
+    ) -> Result<(&S::Context, bool), Error> {
         match ctx.__scope_state() {
-            ScopeState::Idle(ctx) | ScopeState::Open { ctx, .. } => ctx,
+            ScopeState::Idle(ctx) => Ok((ctx, false)),
+            ScopeState::Open { ctx, tx, .. } => {
+                <<S::Context as TransactionContext>::Connection as SupportedConnection>::check_independent(
+                    tx.mode,
+                    &tx.conn.session,
+                )
+                .map_err(|why| Error::new(ErrorKind::Config, why))?;
+                Ok((ctx, true))
+            }
         }
+    }
+
+    /// How long an independent writer nested in an open transaction of its
+    /// own context waits for a row lock: its outer transaction may hold the
+    /// row, and that wait would never end.
+    pub(crate) const NESTED_INDEPENDENT_LOCK_WAIT: std::time::Duration =
+        std::time::Duration::from_secs(10);
+
+    fn independent_attempt<T, R, E>(
+        ctx: &T,
+        nested: bool,
+        f: impl FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+    ) -> crate::transaction::Attempt<R, E>
+    where
+        T: TransactionContext,
+        E: From<Error>,
+    {
+        outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+            if nested {
+                <T::Connection as SupportedConnection>::bound_nested_lock_waits(
+                    tx.connection(),
+                    NESTED_INDEPENDENT_LOCK_WAIT,
+                )
+                .map_err(|e| E::from(Error::from(e)))?;
+            }
+            f(&mut WriterScope::new(ctx, tx))
+        })
     }
 
     pub fn writer_independent<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
@@ -270,12 +310,9 @@ pub mod private {
         E: From<Error>,
         F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
     {
-        let ctx = context_of(ctx);
-        tracing::debug!("independent transaction");
-        outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
-            f(&mut WriterScope::new(ctx, tx))
-        })
-        .result
+        let (ctx, nested) = independent_context(ctx)?;
+        tracing::debug!(nested, "independent transaction");
+        independent_attempt(ctx, nested, f).result
     }
 
     pub fn writer_independent_retry<S, R, E, F>(
@@ -288,11 +325,9 @@ pub mod private {
         E: From<Error>,
         F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
     {
-        let ctx = context_of(ctx);
+        let (ctx, nested) = independent_context(ctx)?;
         with_retry(ctx.facade(), policy, || {
-            outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
-                f(&mut WriterScope::new(ctx, tx))
-            })
+            independent_attempt(ctx, nested, &mut f)
         })
     }
 }

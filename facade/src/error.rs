@@ -55,6 +55,14 @@ pub enum ErrorKind {
     MissingLocksTable,
     /// The facade's configuration (a URL, a pool or backend option) is unusable.
     Config,
+    /// A function returned `Ok` but left diesel transactions of its own open
+    /// (say a `conn.transaction(..)` whose panic was caught): its level was
+    /// rolled back instead of committed. Fix the code; never retried.
+    UnbalancedTransaction,
+    /// `lock(name)` inside a `#[writer(savepoint)]` for a lock the
+    /// transaction does not hold yet: a savepoint's rollback would release
+    /// it early. Take the lock before the savepoint.
+    LockInSavepoint,
     /// A query expected a row and found none.
     NotFound,
     /// Anything else: see the message and [`std::error::Error::source`].
@@ -91,6 +99,8 @@ impl ErrorKind {
             ErrorKind::InvalidLockName => "invalid lock name",
             ErrorKind::MissingLocksTable => "missing locks table",
             ErrorKind::Config => "configuration error",
+            ErrorKind::UnbalancedTransaction => "unbalanced nested transaction",
+            ErrorKind::LockInSavepoint => "lock taken inside a savepoint",
             ErrorKind::NotFound => "not found",
             ErrorKind::Other => "database error",
         }

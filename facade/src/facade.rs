@@ -36,6 +36,15 @@ use crate::replica::Position;
 /// ```
 pub type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
 
+/// The session `wait_timeout` a Galera node gets unless
+/// [`FacadeBuilder::mysql_wait_timeout`] says otherwise: nothing on a
+/// default Galera setup waits forever for a brute-force-aborted connection.
+///
+/// ```
+/// assert_eq!(diesel_facade::GALERA_DEFAULT_WAIT_TIMEOUT.as_secs(), 10);
+/// ```
+pub const GALERA_DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Backend session options applied to every new connection.
 #[doc(hidden)]
 #[derive(Debug, Clone)]
@@ -45,7 +54,9 @@ pub struct BackendOptions {
     pub(crate) sqlite_busy_timeout: Duration,
     pub(crate) mysql_sql_mode: Option<String>,
     pub(crate) wsrep_sync_wait: Option<u8>,
-    pub(crate) mysql_wait_timeout: Option<Duration>,
+    /// `None`: the default (on a Galera node, [`GALERA_DEFAULT_WAIT_TIMEOUT`];
+    /// elsewhere the server's); `Some(None)`: the server's own, always.
+    pub(crate) mysql_wait_timeout: Option<Option<Duration>>,
     pub(crate) application_name: Option<String>,
 }
 
@@ -136,10 +147,65 @@ impl Counters {
 pub(crate) struct FacadeInstrumentation {
     user: Option<Box<dyn Instrumentation>>,
     pub(crate) doomed: Option<(ErrorKind, String)>,
+    /// The backend's test for statements that commit implicitly, where it
+    /// matters (Galera sessions); see `SupportedConnection::implicit_commit_check`.
+    implicit_check: Option<fn(&str) -> bool>,
+    /// Whether such a statement ran since the transaction began.
+    implicit_commit: bool,
+}
+
+/// The first characters a statement's text formats to: enough for its
+/// leading keyword, without formatting the rest (or its binds).
+struct StatementHead {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl fmt::Write for StatementHead {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == 0 && b.is_ascii_whitespace() {
+                continue;
+            }
+            if self.len == self.buf.len() {
+                return Err(fmt::Error); // stop formatting: we have enough
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+impl StatementHead {
+    fn of(query: &dyn fmt::Display) -> Self {
+        let mut head = StatementHead {
+            buf: [0; 24],
+            len: 0,
+        };
+        let _ = fmt::write(&mut head, format_args!("{query}"));
+        head
+    }
+
+    fn as_str(&self) -> &str {
+        let bytes = &self.buf[..self.len];
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            // Cut inside a multibyte character: keep the valid prefix.
+            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+        }
+    }
 }
 
 impl Instrumentation for FacadeInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let (Some(check), InstrumentationEvent::StartQuery { query, .. }) =
+            (self.implicit_check, &event)
+        {
+            if check(StatementHead::of(query).as_str()) {
+                self.implicit_commit = true;
+            }
+        }
         if let InstrumentationEvent::FinishQuery {
             error: Some(err), ..
         } = &event
@@ -181,6 +247,13 @@ impl<C: SupportedConnection> Managed<C> {
             i.doomed = value;
         }
     }
+
+    /// Whether a statement since the last call made the server commit
+    /// implicitly; clears the flag.
+    pub(crate) fn take_implicit_commit(&mut self) -> bool {
+        self.instrumentation()
+            .is_some_and(|i| std::mem::take(&mut i.implicit_commit))
+    }
 }
 
 /// The r2d2 manager: connects, applies session settings, checks health.
@@ -205,6 +278,8 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
         conn.set_instrumentation(FacadeInstrumentation {
             user: self.instrumentation.as_ref().map(|f| f()),
             doomed: None,
+            implicit_check: None,
+            implicit_commit: false,
         });
         let session = C::after_connect(&mut conn, &self.options).map_err(|e| {
             let err = Error::from(e);
@@ -215,11 +290,16 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
             );
             Error::new(err.kind(), message)
         })?;
-        Ok(Managed {
+        let mut managed = Managed {
             conn,
             session,
             broken: false,
-        })
+        };
+        let check = C::implicit_commit_check(&managed.session);
+        if let Some(i) = managed.instrumentation() {
+            i.implicit_check = check;
+        }
+        Ok(managed)
     }
 
     fn is_valid(&self, conn: &mut Managed<C>) -> Result<(), Error> {
@@ -874,13 +954,18 @@ impl<C> FacadeBuilder<C> {
     }
 
     /// MySQL/MariaDB: the session `wait_timeout`, after which the server
-    /// closes a connection it is waiting on. Unset by default (the server's,
-    /// 8 hours). On Galera, set it to a few seconds: MariaDB 10.11 was seen
-    /// here to leave a brute-force-aborted connection waiting for the client
-    /// while the client waited for its reply (MDEV-20172's symptom); the
-    /// server then closes it, the client gets `Disconnected`, and `retry`
-    /// re-runs the transaction on a fresh connection. Idle pooled
-    /// connections it closes are replaced by the checkout health check.
+    /// closes a connection it is waiting on; `None` keeps the server's own
+    /// (8 hours by default).
+    ///
+    /// Default: on a Galera node (detected at connect time),
+    /// [`GALERA_DEFAULT_WAIT_TIMEOUT`] (10 s); elsewhere the server's.
+    /// MariaDB 10.11 was seen here to leave a brute-force-aborted connection
+    /// waiting for the client while the client waited for its reply
+    /// (MDEV-20172's symptom), forever; with the bound the server closes it,
+    /// the client gets `Disconnected`, and `retry` re-runs the transaction
+    /// on a fresh connection. The price: a Galera transaction that stays idle
+    /// between two statements for longer is disconnected too, and idle
+    /// pooled connections closed by the server are replaced at checkout.
     ///
     /// ```no_run
     /// # use std::time::Duration;
@@ -894,8 +979,8 @@ impl<C> FacadeBuilder<C> {
     /// # #[cfg(not(feature = "mysql"))]
     /// # fn main() {}
     /// ```
-    pub fn mysql_wait_timeout(mut self, timeout: Duration) -> Self {
-        self.options.mysql_wait_timeout = Some(timeout);
+    pub fn mysql_wait_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.options.mysql_wait_timeout = Some(timeout.into());
         self
     }
 
@@ -1080,7 +1165,9 @@ impl<C> FacadeBuilder<C> {
             builder.options.mysql_sql_mode = (!mode.is_empty()).then(|| mode.clone());
         }
         builder.options.wsrep_sync_wait = config.wsrep_sync_wait;
-        builder.options.mysql_wait_timeout = config.mysql_wait_timeout.map(Duration::from_secs);
+        builder.options.mysql_wait_timeout = config
+            .mysql_wait_timeout
+            .map(|secs| Some(Duration::from_secs(secs)));
         if let Some(name) = &config.application_name {
             builder.options.application_name = Some(name.clone());
         }
@@ -1125,10 +1212,11 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         if self
             .options
             .mysql_wait_timeout
-            .is_some_and(|t| t.as_secs() == 0)
+            .flatten()
+            .is_some_and(|t| t.as_secs() == 0 || t.as_secs() > 31_536_000)
         {
             return Err(Error::config(
-                "mysql_wait_timeout must be at least one second",
+                "mysql_wait_timeout must be between one second and one year (None: the server's own)",
             ));
         }
         if let Some(level) = self.options.wsrep_sync_wait {

@@ -82,12 +82,15 @@ pub mod schema;
 mod scope;
 mod transaction;
 
-pub use backend::SupportedConnection;
+pub use backend::{ConcurrentWriters, SupportedConnection};
 pub use context::{Context, TransactionContext};
 pub use diesel_facade_macros::{reader, writer, TransactionContext};
 pub use entry::{read, read_replica, write};
 pub use error::{Error, ErrorKind};
-pub use facade::{Facade, FacadeBuilder, FacadeConfig, FacadeStats, InstrumentationFactory};
+pub use facade::{
+    Facade, FacadeBuilder, FacadeConfig, FacadeStats, InstrumentationFactory,
+    GALERA_DEFAULT_WAIT_TIMEOUT,
+};
 pub use lock::MAX_LOCK_NAME_CHARS;
 pub use read_only::{ReadOnlyConnection, ReadOnlyQuery};
 pub use replica::ReadPosition;

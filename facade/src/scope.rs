@@ -18,7 +18,7 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-use crate::backend::SupportedConnection;
+use crate::backend::{ConcurrentWriters, SupportedConnection};
 use crate::context::TransactionContext;
 use crate::error::Error;
 use crate::lock;
@@ -98,8 +98,9 @@ pub trait WriteAccess: Scope {}
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot start an independent transaction",
-    label = "not a request context or a transaction scope",
-    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
+    label = "not a request context or a transaction scope, or a writer on SQLite",
+    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]",
+    note = "inside a `#[writer]` on SQLite (see `diesel_facade::ConcurrentWriters`), which allows one writer at a time, an independent writer would wait for its own caller and could never commit: call it before or after the writer, or from a `#[reader]`"
 )]
 pub trait IndependentAccess: Scope {}
 
@@ -226,7 +227,6 @@ macro_rules! scope_type {
             }
         }
 
-        impl<T: TransactionContext> IndependentAccess for $name<'_, T> {}
         impl<T: TransactionContext> ReplicaReadAccess for $name<'_, T> {}
 
         impl<T: TransactionContext> std::fmt::Debug for $name<'_, T> {
@@ -310,6 +310,14 @@ scope_type!(
 );
 
 impl<T: TransactionContext> WriteAccess for WriterScope<'_, T> {}
+// SQLite has one writer: an independent writer inside a writer could never
+// commit there, so it does not compile.
+impl<T: TransactionContext> IndependentAccess for WriterScope<'_, T> where
+    T::Connection: ConcurrentWriters
+{
+}
+impl<T: TransactionContext> IndependentAccess for ReaderScope<'_, T> {}
+impl<T: TransactionContext> IndependentAccess for ReplicaScope<'_, T> {}
 impl<T: TransactionContext> ReadAccess for WriterScope<'_, T> {}
 impl<T: TransactionContext> ReadAccess for ReaderScope<'_, T> {}
 
@@ -367,7 +375,16 @@ impl<T: TransactionContext> WriterScope<'_, T> {
     /// # Ok(()) }
     /// ```
     pub fn lock(&mut self, name: &str) -> Result<(), Error> {
-        lock::lock(self.tx.connection(), name, None)
+        self.take_lock(name, None)
+    }
+
+    fn take_lock(&mut self, name: &str, timeout: Option<Duration>) -> Result<(), Error> {
+        if self.tx.check_lock_level(name)? {
+            return Ok(()); // already held until the outermost transaction ends
+        }
+        lock::lock(self.tx.connection(), name, timeout)?;
+        self.tx.note_lock(name);
+        Ok(())
     }
 
     /// Like [`lock`](Self::lock), but fail with
@@ -384,7 +401,7 @@ impl<T: TransactionContext> WriterScope<'_, T> {
     /// # Ok(()) }
     /// ```
     pub fn lock_timeout(&mut self, name: &str, timeout: Duration) -> Result<(), Error> {
-        lock::lock(self.tx.connection(), name, Some(timeout))
+        self.take_lock(name, Some(timeout))
     }
 
     /// Take the lock if no other transaction holds it, without waiting:
@@ -399,7 +416,14 @@ impl<T: TransactionContext> WriterScope<'_, T> {
     /// # Ok(()) }
     /// ```
     pub fn try_lock(&mut self, name: &str) -> Result<bool, Error> {
-        lock::try_lock(self.tx.connection(), name)
+        if self.tx.check_lock_level(name)? {
+            return Ok(true);
+        }
+        let took = lock::try_lock(self.tx.connection(), name)?;
+        if took {
+            self.tx.note_lock(name);
+        }
+        Ok(took)
     }
 }
 

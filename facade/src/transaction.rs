@@ -34,6 +34,13 @@ pub struct Transaction<C: SupportedConnection> {
     pub(crate) on_commit: Vec<CommitHook>,
     pub(crate) joins: u32,
     pub(crate) savepoints: u32,
+    /// How many `#[writer(savepoint)]` levels are open right now.
+    pub(crate) savepoint_depth: u32,
+    /// Lock names taken at the outermost level: held until it ends.
+    pub(crate) locks: Vec<String>,
+    /// A retryable error that a rolled-back savepoint hit: if the body then
+    /// fails, the outermost `retry` re-runs the whole transaction.
+    pub(crate) savepoint_retryable: Option<(ErrorKind, String)>,
     /// Whether this transaction runs on a replica.
     pub(crate) replica: Option<usize>,
 }
@@ -41,6 +48,35 @@ pub struct Transaction<C: SupportedConnection> {
 impl<C: SupportedConnection> Transaction<C> {
     pub(crate) fn connection(&mut self) -> &mut C {
         &mut self.conn.conn
+    }
+
+    /// Before `lock(name)`: a lock is held until the outermost transaction
+    /// ends, which a lock first taken inside a savepoint cannot promise (its
+    /// rollback releases the row on PostgreSQL and Galera, and a fresh row on
+    /// MySQL). Inside a savepoint only locks the transaction already holds
+    /// may be taken again.
+    pub(crate) fn check_lock_level(&self, name: &str) -> Result<bool, Error> {
+        if self.savepoint_depth == 0 {
+            return Ok(false);
+        }
+        if self.locks.iter().any(|held| held == name) {
+            return Ok(true);
+        }
+        Err(Error::new(
+            ErrorKind::LockInSavepoint,
+            format!(
+                "cannot take lock `{name}` inside a `#[writer(savepoint)]`: rolling the savepoint \
+                 back would release it before the outermost transaction ends. Take the lock in \
+                 the enclosing writer, before the savepoint"
+            ),
+        ))
+    }
+
+    /// After `lock(name)` succeeded at the outermost level.
+    pub(crate) fn note_lock(&mut self, name: &str) {
+        if self.savepoint_depth == 0 && !self.locks.iter().any(|held| held == name) {
+            self.locks.push(name.to_owned());
+        }
     }
 
     pub(crate) fn note_join(&mut self, kind: &'static str) {
@@ -101,28 +137,80 @@ impl<R, E: From<Error>> Attempt<R, E> {
     }
 }
 
-/// Rolls back the innermost open level (transaction or savepoint) unless
-/// disarmed: the panic and early-return path.
+/// Unless disarmed, rolls back every level above `depth` (the transaction
+/// itself when `depth` is 0) and drops the hooks registered since: the panic
+/// path, including levels a body opened with diesel's own
+/// `conn.transaction(..)` and left open.
 struct RollbackOnDrop<'t, C: SupportedConnection> {
     tx: &'t mut Transaction<C>,
+    depth: u32,
+    hooks: usize,
     armed: bool,
 }
 
 impl<C: SupportedConnection> Drop for RollbackOnDrop<'_, C> {
     fn drop(&mut self) {
-        if self.armed && rollback(self.tx).is_err() {
-            self.tx.conn.broken = true;
+        if self.armed {
+            self.tx.on_commit.truncate(self.hooks);
+            let _ = rollback_to(self.tx, self.depth);
+        }
+    }
+}
+
+/// diesel's transaction depth on this connection: 0 outside a transaction,
+/// 1 in the outermost one, one more per savepoint.
+fn depth<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<u32, DieselError> {
+    AnsiTransactionManager::transaction_manager_status_mut(tx.connection())
+        .transaction_depth()
+        .map(|d| d.map_or(0, |d| d.get()))
+}
+
+/// Roll back every open level above `target`. If that fails the connection
+/// is discarded (the server then rolls back whatever is left).
+fn rollback_to<C: SupportedConnection>(
+    tx: &mut Transaction<C>,
+    target: u32,
+) -> Result<(), DieselError> {
+    loop {
+        let result = match depth(tx) {
+            Ok(current) if current <= target => return Ok(()),
+            Ok(_) => AnsiTransactionManager::rollback_transaction(tx.connection()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "rollback failed; the connection will be discarded");
+            tx.conn.broken = true;
+            return Err(err);
         }
     }
 }
 
 fn rollback<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<(), DieselError> {
-    let result = AnsiTransactionManager::rollback_transaction(tx.connection());
-    if let Err(err) = &result {
-        tracing::warn!(error = %err, "rollback failed; the connection will be discarded");
-        tx.conn.broken = true;
+    rollback_to(tx, 0)
+}
+
+/// A savepoint statement's error: on a backend where a vanished savepoint
+/// means the server rolled everything back, that deadlock.
+fn savepoint_error<C: SupportedConnection>(err: DieselError) -> Error {
+    if C::LOST_SAVEPOINT_MEANS_ROLLED_BACK {
+        savepoint_failure(err)
+    } else {
+        Error::from(err)
     }
-    result
+}
+
+/// The error for a body that returned `Ok` with diesel transactions of its
+/// own still open (a `conn.transaction(..)` whose panic was caught, say):
+/// committing would only release their savepoints.
+fn unbalanced(open: u32) -> Error {
+    Error::new(
+        ErrorKind::UnbalancedTransaction,
+        format!(
+            "the function returned Ok but left {open} nested diesel transaction(s) open \
+             (e.g. a `conn.transaction(..)` that panicked and whose panic was caught); \
+             everything was rolled back and nothing was committed"
+        ),
+    )
 }
 
 /// Run `body` as an outermost transaction of `mode` on a freshly checked-out
@@ -176,9 +264,13 @@ where
         on_commit: Vec::new(),
         joins: 0,
         savepoints: 0,
+        savepoint_depth: 0,
+        locks: Vec::new(),
+        savepoint_retryable: None,
         replica,
     };
     tx.conn.set_doomed(None);
+    tx.conn.take_implicit_commit();
     let Transaction { conn, .. } = &mut tx;
     let managed = &mut **conn;
     if let Err(err) =
@@ -197,6 +289,8 @@ where
 
     let mut guard = RollbackOnDrop {
         tx: &mut tx,
+        depth: 0,
+        hooks: 0,
         armed: true,
     };
     let result = body(ctx, &mut *guard.tx);
@@ -204,7 +298,22 @@ where
     drop(guard);
 
     let doomed = tx.conn.doomed();
+    let open = match depth(&mut tx) {
+        Ok(d) => d,
+        Err(err) => {
+            tx.conn.broken = true;
+            let _ = rollback(&mut tx);
+            Counters::bump(&counters.rollbacks);
+            return Attempt::failed(Error::from(err));
+        }
+    };
     let attempt = match (result, doomed) {
+        (Ok(_), None) if open != 1 => {
+            let _ = rollback(&mut tx);
+            Counters::bump(&counters.rollbacks);
+            tracing::warn!(open, "the body left nested transactions open; rolled back");
+            Attempt::failed(unbalanced(open.saturating_sub(1)))
+        }
         (Ok(value), None) => commit(&mut tx, facade, ctx.read_position(), value),
         (Ok(_), Some((kind, message))) => {
             // The server aborted the transaction (a deadlock the body caught
@@ -230,9 +339,16 @@ where
                 tx.conn.broken = true;
             }
             tracing::debug!("rolled back");
+            // Only what the server reported as retryable re-runs the
+            // transaction (a failed ROLLBACK TO SAVEPOINT dooms it with
+            // whatever kind that failure had); a deadlock that a savepoint
+            // rolled back and the body passed up counts too.
+            let retry = doomed
+                .or_else(|| tx.savepoint_retryable.take())
+                .filter(|(kind, _)| kind.is_retryable());
             Attempt {
                 result: Err(err),
-                retry: doomed,
+                retry,
             }
         }
     };
@@ -259,11 +375,25 @@ where
     // facade itself.
     drop(tx);
     if attempt.result.is_ok() {
-        for hook in hooks {
-            hook();
-        }
+        run_hooks(hooks);
     }
     attempt
+}
+
+/// Run every hook of a committed transaction. A hook that panics does not
+/// keep the others from running; once all have run, the first panic goes
+/// on to the caller (the transaction stays committed).
+fn run_hooks(hooks: Vec<CommitHook>) {
+    let mut first_panic = None;
+    for hook in hooks {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
+            tracing::error!("an on_commit hook panicked after the transaction committed");
+            first_panic.get_or_insert(panic);
+        }
+    }
+    if let Some(panic) = first_panic {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 fn commit<C: SupportedConnection, R, E: From<Error>>(
@@ -274,14 +404,28 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
 ) -> Attempt<R, E> {
     let counters = &facade.inner.counters;
     let managed = &mut *tx.conn;
-    if let Err(err) = C::before_commit(&mut managed.conn, tx.mode, &managed.session) {
+    let implicit_commit = managed.take_implicit_commit();
+    if let Err(err) = C::before_commit(
+        &mut managed.conn,
+        tx.mode,
+        &managed.session,
+        implicit_commit,
+    ) {
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
-        let err = savepoint_failure(err);
+        let err = savepoint_error::<C>(err);
         tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
         return Attempt::failed(err);
     }
     match AnsiTransactionManager::commit_transaction(tx.connection()) {
+        Ok(()) if depth(tx).map_or(true, |d| d != 0) => {
+            // diesel released a savepoint instead of committing: never
+            // report that as a commit.
+            tx.conn.broken = true;
+            let _ = rollback(tx);
+            Counters::bump(&counters.rollbacks);
+            Attempt::failed(unbalanced(1))
+        }
         Ok(()) => {
             Counters::bump(&counters.commits);
             if let Some(position) = position {
@@ -343,28 +487,52 @@ where
     C: SupportedConnection,
     E: From<Error>,
 {
+    let base = match depth(tx) {
+        Ok(d) => d,
+        Err(err) => return Err(E::from(Error::from(err))),
+    };
     if let Err(err) = AnsiTransactionManager::begin_transaction(tx.connection()) {
         return Err(E::from(Error::from(err)));
     }
     tx.savepoints += 1;
+    tx.savepoint_depth += 1;
     tracing::debug!(savepoint = tx.savepoints, "savepoint");
     let hooks_before = tx.on_commit.len();
     let doomed_before = tx.conn.doomed();
     let mut guard = RollbackOnDrop {
         tx: &mut *tx,
+        depth: base,
+        hooks: hooks_before,
         armed: true,
     };
     let result = body(&mut *guard.tx);
     guard.armed = false;
     drop(guard);
+    tx.savepoint_depth -= 1;
+    let open = depth(tx).unwrap_or(u32::MAX);
     match result {
+        Ok(_) if open != base + 1 => {
+            tx.on_commit.truncate(hooks_before);
+            // Only this savepoint's work is undone: the caller may go on.
+            match rollback_to(tx, base) {
+                Ok(()) => Err(E::from(unbalanced(open.saturating_sub(base + 1)))),
+                Err(rollback_err) => {
+                    let err = savepoint_error::<C>(rollback_err);
+                    tx.conn
+                        .set_doomed(Some((err.kind(), err.message().to_owned())));
+                    Err(E::from(err))
+                }
+            }
+        }
         Ok(value) => match AnsiTransactionManager::commit_transaction(tx.connection()) {
             Ok(()) => Ok(value),
-            Err(err) => Err(E::from(savepoint_failure(err))),
+            Err(err) => Err(E::from(savepoint_error::<C>(err))),
         },
         Err(err) => {
             tx.on_commit.truncate(hooks_before);
-            match AnsiTransactionManager::rollback_transaction(tx.connection()) {
+            let seen = tx.conn.doomed();
+            let result = rollback_to(tx, base);
+            match result {
                 Ok(()) if whole_transaction_lost(tx) => {
                     // diesel tolerated a failed ROLLBACK TO SAVEPOINT (MySQL
                     // 1305 after a deadlock or wsrep abort rolled everything
@@ -381,13 +549,19 @@ where
                 }
                 Ok(()) => {
                     // The savepoint undid whatever the server rejected inside
-                    // it (PostgreSQL recovers from errors this way).
+                    // it (PostgreSQL recovers from errors this way), so the
+                    // outer transaction may still commit. If that error was
+                    // retryable and the body passes the failure up, the
+                    // outermost `retry` re-runs the whole transaction.
+                    if let Some(failure) = seen.filter(|_| doomed_before.is_none()) {
+                        tx.savepoint_retryable.get_or_insert(failure);
+                    }
                     tx.conn.set_doomed(doomed_before);
                     tracing::debug!("rolled back to savepoint");
                     Err(err)
                 }
                 Err(rollback_err) => {
-                    let err = savepoint_failure(rollback_err);
+                    let err = savepoint_error::<C>(rollback_err);
                     tx.conn
                         .set_doomed(Some((err.kind(), err.message().to_owned())));
                     Err(E::from(err))

@@ -49,6 +49,10 @@ pub struct SessionState {
     /// `None` when unknown (after a failed BEGIN), which forces the pragma.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) query_only: Option<bool>,
+    /// SQLite: whether the database runs in WAL mode, where a reader does
+    /// not keep a writer on another connection from committing.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) wal: bool,
     /// MySQL/MariaDB: whether this server is a Galera node (`wsrep_on`).
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) galera: bool,
@@ -82,6 +86,14 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     const NAME: &'static str;
 
+    /// Whether a savepoint that vanished (`ROLLBACK TO`/`RELEASE SAVEPOINT`
+    /// failing because it does not exist) means the server rolled the whole
+    /// transaction back: true on MySQL/MariaDB, where a deadlock or a wsrep
+    /// abort does that; elsewhere savepoints only vanish when the
+    /// application's own SQL released them.
+    #[doc(hidden)]
+    const LOST_SAVEPOINT_MEANS_ROLLED_BACK: bool = false;
+
     /// Check a URL before any connection is attempted, so that an unusable
     /// one is a `Config` error naming the problem.
     #[doc(hidden)]
@@ -102,12 +114,45 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()>;
 
+    /// Whether an independent writer can commit while the same context has
+    /// a transaction of `outer` mode open on `session`'s connection: `Err`
+    /// says why not (SQLite has one writer at a time).
+    #[doc(hidden)]
+    fn check_independent(_outer: TxMode, _session: &SessionState) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Bound the row-lock waits of an independent writer that runs while
+    /// its own context holds a transaction open: if the outer transaction
+    /// holds the row, the wait could never end. Runs first in that
+    /// independent transaction.
+    #[doc(hidden)]
+    fn bound_nested_lock_waits(_conn: &mut Self, _timeout: Duration) -> QueryResult<()> {
+        Ok(())
+    }
+
     /// Last check before the outermost `COMMIT` of a transaction of `mode`:
     /// an error means the transaction is no longer the one that began (the
     /// caller rolls back and reports it).
+    /// `implicit_commit` says a statement of this transaction made the
+    /// server commit implicitly (see [`implicit_commit_check`](Self::implicit_commit_check)).
     #[doc(hidden)]
-    fn before_commit(_conn: &mut Self, _mode: TxMode, _session: &SessionState) -> QueryResult<()> {
+    fn before_commit(
+        _conn: &mut Self,
+        _mode: TxMode,
+        _session: &SessionState,
+        _implicit_commit: bool,
+    ) -> QueryResult<()> {
         Ok(())
+    }
+
+    /// A test of a statement's first characters for "the server commits
+    /// the open transaction implicitly before running this", where
+    /// [`before_commit`](Self::before_commit) needs to know; `None` (the
+    /// default) costs nothing per statement.
+    #[doc(hidden)]
+    fn implicit_commit_check(_session: &SessionState) -> Option<fn(&str) -> bool> {
+        None
     }
 
     /// Upsert `(name, now)` into `locks`, waiting at most `timeout` (the
@@ -148,6 +193,23 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     fn replica_lag(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Duration>>;
 }
+
+/// A connection type whose database lets two write transactions be open at
+/// once: `PgConnection`, `MysqlConnection`. Not SQLite, which has one
+/// writer at a time, so an independent writer inside a writer there would
+/// wait for its own caller and could never commit.
+///
+/// ```
+/// fn two_writers<C: diesel_facade::ConcurrentWriters>() {}
+/// # #[cfg(feature = "postgres")]
+/// two_writers::<diesel::PgConnection>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` allows one writer at a time: a `#[writer(independent)]` called inside a `#[writer]` could never commit",
+    label = "an independent writer inside a writer",
+    note = "the outer writer holds the database's only write lock until it ends; call the independent writer before or after the outer writer, or from a `#[reader]` (SQLite in WAL mode, the default)"
+)]
+pub trait ConcurrentWriters: SupportedConnection {}
 
 /// Run `migrations` on `conn`, naming each one that ran.
 #[allow(dead_code)] // used by each enabled backend

@@ -36,6 +36,37 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
 const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, UTC_TIMESTAMP()) \
                       ON DUPLICATE KEY UPDATE ts = IF(VALUES(ts) > ts, VALUES(ts), ts + INTERVAL 1 SECOND)";
 
+/// Whether a statement starting with `head` makes MariaDB commit the open
+/// transaction implicitly (DDL and the like; see "Statements That Cause an
+/// Implicit Commit" in the MariaDB manual). `head` is the statement's first
+/// few characters.
+fn commits_implicitly(head: &str) -> bool {
+    const IMPLICIT: [&str; 14] = [
+        "ALTER",
+        "CREATE",
+        "DROP",
+        "RENAME",
+        "TRUNCATE",
+        "GRANT",
+        "REVOKE",
+        "LOCK",
+        "UNLOCK",
+        "ANALYZE",
+        "OPTIMIZE",
+        "REPAIR",
+        "INSTALL",
+        "UNINSTALL",
+    ];
+    let word: String = head
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    // `CREATE TEMPORARY TABLE` does not commit, but treating it as if it
+    // did only skips the savepoint check for that transaction.
+    IMPLICIT.iter().any(|kw| word.eq_ignore_ascii_case(kw))
+}
+
 #[derive(diesel::QueryableByName)]
 struct Timeout {
     #[diesel(sql_type = BigInt)]
@@ -99,8 +130,11 @@ fn galera_seqno(conn: &mut MysqlConnection) -> QueryResult<Option<u64>> {
 
 impl Sealed for MysqlConnection {}
 
+impl super::ConcurrentWriters for MysqlConnection {}
+
 impl SupportedConnection for MysqlConnection {
     const NAME: &'static str = "mysql";
+    const LOST_SAVEPOINT_MEANS_ROLLED_BACK: bool = true;
 
     fn check_url(url: &str) -> Result<(), String> {
         super::check_server_url(url, &["mysql", "mariadb"], "MySQL/MariaDB")
@@ -115,27 +149,46 @@ impl SupportedConnection for MysqlConnection {
         if let Some(level) = options.wsrep_sync_wait {
             sql.push_str(&format!(", SESSION wsrep_sync_wait = {level}"));
         }
-        if let Some(timeout) = options.mysql_wait_timeout {
-            sql.push_str(&format!(
-                ", SESSION wait_timeout = {}",
-                timeout.as_secs().max(1)
-            ));
-        }
         conn.batch_execute(&sql)?;
         let galera = diesel::sql_query("SHOW VARIABLES LIKE 'wsrep_on'")
             .load::<Variable>(conn)?
             .iter()
             .any(|v| v.value.eq_ignore_ascii_case("ON"));
+        let wait_timeout = match options.mysql_wait_timeout {
+            Some(chosen) => chosen,
+            // See `GALERA_DEFAULT_WAIT_TIMEOUT`: never wait forever on a
+            // brute-force-aborted connection.
+            None if galera => Some(crate::facade::GALERA_DEFAULT_WAIT_TIMEOUT),
+            None => None,
+        };
+        let mut session_sql = Vec::new();
+        if let Some(timeout) = wait_timeout {
+            session_sql.push(format!(
+                "SET SESSION wait_timeout = {}",
+                timeout.as_secs().max(1)
+            ));
+        }
         if galera {
             // Statements that follow a silent brute-force abort must not
             // commit on their own: without autocommit they open a new
             // transaction, which the savepoint check then rolls back.
-            conn.batch_execute("SET SESSION autocommit = 0")?;
+            session_sql.push("SET SESSION autocommit = 0".to_owned());
+        }
+        if !session_sql.is_empty() {
+            conn.batch_execute(&session_sql.join("; "))?;
         }
         Ok(SessionState {
             galera,
             ..SessionState::default()
         })
+    }
+
+    fn implicit_commit_check(session: &SessionState) -> Option<fn(&str) -> bool> {
+        // Only Galera sessions carry the begin savepoint that an implicit
+        // commit removes.
+        session
+            .galera
+            .then_some(commits_implicitly as fn(&str) -> bool)
     }
 
     fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()> {
@@ -149,8 +202,17 @@ impl SupportedConnection for MysqlConnection {
         AnsiTransactionManager::begin_transaction_sql(conn, sql)
     }
 
-    fn before_commit(conn: &mut Self, mode: TxMode, session: &SessionState) -> QueryResult<()> {
-        if mode == TxMode::Write && session.galera {
+    fn before_commit(
+        conn: &mut Self,
+        mode: TxMode,
+        session: &SessionState,
+        implicit_commit: bool,
+    ) -> QueryResult<()> {
+        // After DDL, which MariaDB commits implicitly (and Galera replicates
+        // on its own), the savepoint is gone with the transaction that made
+        // it: the writer then behaves as on one server, where the statements
+        // after the DDL run in a new transaction that COMMIT ends.
+        if mode == TxMode::Write && session.galera && !implicit_commit {
             // Gone (1305) if the transaction that created it was rolled back
             // behind our back: then COMMIT would commit whatever ran since,
             // in a transaction we never began.

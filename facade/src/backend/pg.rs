@@ -55,6 +55,8 @@ struct Lag {
 
 impl Sealed for PgConnection {}
 
+impl super::ConcurrentWriters for PgConnection {}
+
 impl SupportedConnection for PgConnection {
     const NAME: &'static str = "postgres";
 
@@ -81,6 +83,21 @@ impl SupportedConnection for PgConnection {
             TxMode::Read => "BEGIN READ ONLY",
         };
         AnsiTransactionManager::begin_transaction_sql(conn, sql)
+    }
+
+    fn bound_nested_lock_waits(conn: &mut Self, timeout: Duration) -> QueryResult<()> {
+        // Transaction-local, and only where the session waits forever (0):
+        // a lock_timeout the application chose stays.
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        diesel::sql_query(
+            "SELECT set_config('lock_timeout', CASE WHEN current_setting('lock_timeout') = '0' \
+             THEN $1 ELSE current_setting('lock_timeout') END, true) AS value",
+        )
+        .bind::<Text, _>(format!("{ms}ms"))
+        .get_result::<Setting>(conn)
+        .map(drop)
     }
 
     fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {

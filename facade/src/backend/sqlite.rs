@@ -21,6 +21,12 @@ use crate::replica::Position;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
+#[derive(diesel::QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+}
+
 impl Sealed for SqliteConnection {}
 
 impl SupportedConnection for SqliteConnection {
@@ -60,10 +66,31 @@ impl SupportedConnection for SqliteConnection {
             sql.push_str(" PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
         }
         conn.batch_execute(&sql)?;
+        let wal = diesel::sql_query("PRAGMA journal_mode")
+            .get_result::<JournalMode>(conn)?
+            .journal_mode
+            .eq_ignore_ascii_case("wal");
         Ok(SessionState {
             query_only: Some(false),
+            wal,
             ..SessionState::default()
         })
+    }
+
+    fn check_independent(outer: TxMode, session: &SessionState) -> Result<(), String> {
+        match outer {
+            TxMode::Write => Err("SQLite allows one writer at a time: an independent writer \
+                 inside a writer would wait for its own caller's write lock and could never \
+                 commit; run it before or after the writer"
+                .to_owned()),
+            TxMode::Read if !session.wal => {
+                Err("this SQLite database is not in WAL mode, so \
+                 the enclosing reader's lock keeps an independent writer from committing; \
+                 enable WAL (`sqlite_wal(true)`, the default) or run the writer outside the reader"
+                    .to_owned())
+            }
+            TxMode::Read => Ok(()),
+        }
     }
 
     fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()> {
