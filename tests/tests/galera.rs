@@ -33,6 +33,20 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// One facade per node, on a fresh database created through node 1.
 fn cluster(test: &str) -> Option<Vec<Facade<MysqlConnection>>> {
+    cluster_with(test, |b| {
+        // A shorter bound than the default (`GALERA_DEFAULT_WAIT_TIMEOUT`)
+        // keeps a rare server-side hang after a brute-force abort short.
+        b.mysql_wait_timeout(Duration::from_secs(3))
+    })
+}
+
+/// Like [`cluster`], each node's builder configured by `configure`.
+fn cluster_with(
+    test: &str,
+    configure: impl Fn(
+        diesel_facade::FacadeBuilder<MysqlConnection>,
+    ) -> diesel_facade::FacadeBuilder<MysqlConnection>,
+) -> Option<Vec<Facade<MysqlConnection>>> {
     let urls = match std::env::var("FACADE_TEST_GALERA_URLS") {
         Ok(urls) if !urls.is_empty() => urls,
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
@@ -59,15 +73,14 @@ fn cluster(test: &str) -> Option<Vec<Facade<MysqlConnection>>> {
         .map(|url| {
             let mut parsed = url::Url::parse(url).expect("node URL");
             parsed.set_path(&format!("/{db}"));
-            Facade::<MysqlConnection>::builder()
-                .writer(parsed.to_string())
-                .max_pool_size(4)
-                .max_retries(100)
-                // See `mysql_wait_timeout`: turns a rare server-side hang
-                // after a brute-force abort into a retried lost connection.
-                .mysql_wait_timeout(Duration::from_secs(3))
-                .build()
-                .expect("facade on a Galera node")
+            configure(
+                Facade::<MysqlConnection>::builder()
+                    .writer(parsed.to_string())
+                    .max_pool_size(4)
+                    .max_retries(100),
+            )
+            .build()
+            .expect("facade on a Galera node")
         })
         .collect();
     facades[0]
@@ -342,4 +355,104 @@ fn a_savepoint_lost_to_a_wsrep_abort_is_a_deadlock_and_retried() {
     eprintln!("first attempt: {err}");
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     assert!(nodes[1].stats().retries >= 1);
+}
+
+#[derive(diesel::QueryableByName)]
+struct WaitTimeout {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    value: i64,
+}
+
+fn session_wait_timeout(node: &Facade<MysqlConnection>) -> i64 {
+    diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        diesel::sql_query("SELECT CAST(@@SESSION.wait_timeout AS SIGNED) AS value")
+            .get_result::<WaitTimeout>(ctx.conn())
+            .map(|row| row.value)
+    })
+    .expect("read wait_timeout")
+}
+
+/// Nothing waits forever by default: a Galera node (detected at connect
+/// time) gets `GALERA_DEFAULT_WAIT_TIMEOUT` unless the builder says
+/// otherwise, and `mysql_wait_timeout(None)` keeps the server's own.
+#[test]
+fn a_galera_node_gets_a_bounded_wait_timeout_by_default() {
+    let _serial = serial();
+    let Some(nodes) = cluster_with("default_wait", |b| b) else {
+        return;
+    };
+    let default = diesel_facade::GALERA_DEFAULT_WAIT_TIMEOUT.as_secs() as i64;
+    assert_eq!(session_wait_timeout(&nodes[0]), default);
+    let Some(off) = cluster_with("default_wait_off", |b| b.mysql_wait_timeout(None)) else {
+        return;
+    };
+    assert!(session_wait_timeout(&off[0]) > default, "the server's own");
+}
+
+/// DDL, which MariaDB commits implicitly, in a `#[writer]` on Galera
+/// behaves as on one server: it succeeds, and the statements after it
+/// commit too (they no longer fail with "SAVEPOINT ... does not exist").
+#[test]
+fn ddl_in_a_writer_behaves_as_on_one_server() {
+    let _serial = serial();
+    let Some(nodes) = cluster("ddl_writer") else {
+        return;
+    };
+    let mut ctx = Req {
+        db: nodes[0].clone(),
+    };
+    diesel_facade::write(&mut ctx, |ctx| {
+        ctx.conn().batch_execute(
+            "DROP TABLE IF EXISTS ddl_t; \
+             CREATE TABLE ddl_t (id INTEGER PRIMARY KEY) ENGINE=InnoDB",
+        )?;
+        ctx.conn()
+            .batch_execute("INSERT INTO ddl_t (id) VALUES (1)")?;
+        diesel::update(counters::table.find("c"))
+            .set(counters::value.eq(7))
+            .execute(ctx.conn())
+    })
+    .expect("a writer with DDL commits on Galera");
+    assert_eq!(counter(&nodes[1]), 7, "the update after the DDL committed");
+    assert_eq!(nodes[0].stats().retries, 0);
+}
+
+/// The locked-increment workload (6 threads over 3 nodes) on the default
+/// settings (no `mysql_wait_timeout` chosen): every run ends, with the
+/// exact count. `FACADE_GALERA_DEFAULT_RUNS` sets how many runs (3 by
+/// default; 20 for the proof in docs/locks.md). A run that does not end
+/// within 5 minutes fails the test instead of hanging it.
+#[test]
+fn locked_increments_on_default_settings_always_finish() {
+    let _serial = serial();
+    let runs: usize = std::env::var("FACADE_GALERA_DEFAULT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for run in 0..runs {
+        let Some(nodes) = cluster_with("default_settings", |b| b) else {
+            return;
+        };
+        let (done_tx, done_rx) = mpsc::channel();
+        let started = std::time::Instant::now();
+        let worker = std::thread::spawn(move || {
+            let written = hammer(&nodes, 2, 10, true);
+            let _ = done_tx.send(());
+            (nodes, written)
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|_| panic!("run {run} did not finish within 5 minutes"));
+        let (nodes, mut written) = worker.join().expect("worker");
+        written.sort_unstable();
+        assert_eq!(written, (1..=60).collect::<Vec<_>>(), "run {run}");
+        for node in &nodes {
+            assert_eq!(counter(node), 60, "run {run}");
+        }
+        eprintln!(
+            "galera default settings: run {run} finished in {:.1} s, {} retries",
+            started.elapsed().as_secs_f64(),
+            nodes.iter().map(|n| n.stats().retries).sum::<u64>()
+        );
+    }
 }

@@ -1,6 +1,6 @@
-//! Nesting: a `#[writer(independent)]` called inside a `#[writer]` starts a new transaction.
+//! Nesting: a `#[writer(independent)]` called inside a `#[writer]` starts a new transaction (PostgreSQL, MySQL: see `ConcurrentWriters`).
 use diesel::prelude::*;
-use diesel::SqliteConnection;
+use diesel::PgConnection;
 use diesel_facade::{writer, Facade, TransactionContext};
 
 diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
@@ -8,7 +8,7 @@ diesel::table! { items (id) { id -> Integer, name -> Text, qty -> Integer } }
 #[derive(TransactionContext)]
 struct Ctx {
     #[facade]
-    db: Facade<SqliteConnection>,
+    db: Facade<PgConnection>,
 }
 
 #[writer(independent)]
