@@ -34,7 +34,7 @@ impl SupportedConnection for SqliteConnection {
             return Err(format!(
                 "`{}` looks like a server URL, but this facade's connection type is SQLite: \
                  give a file path such as `app.db`",
-                super::redact_url(url)
+                crate::redact::redact_url(url)
             ));
         }
         Ok(())
