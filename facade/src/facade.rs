@@ -733,6 +733,12 @@ impl<C> fmt::Debug for FacadeBuilder<C> {
 impl<C> FacadeBuilder<C> {
     /// The writer (primary) database: any diesel URL for the backend.
     ///
+    /// SQLite: a private in-memory database (`:memory:`, `file::memory:`,
+    /// `file:name?mode=memory`) exists once per connection, so its pool is
+    /// limited to one connection; a shared-cache one
+    /// (`file::memory:?cache=shared`, `file:name?mode=memory&cache=shared`)
+    /// is one database for every connection and is not limited.
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # fn main() -> Result<(), diesel_facade::Error> {
@@ -784,7 +790,8 @@ impl<C> FacadeBuilder<C> {
     }
 
     /// How long a checkout waits for a free connection before
-    /// [`ErrorKind::PoolTimeout`] (default 30 s).
+    /// [`ErrorKind::PoolTimeout`] (default 30 s). `build` rejects zero and
+    /// anything above 24 hours with [`ErrorKind::Config`].
     ///
     /// ```
     /// # use std::time::Duration;
@@ -802,7 +809,8 @@ impl<C> FacadeBuilder<C> {
 
     /// Close connections older than this when they return to the pool
     /// (oslo.db's `connection_recycle_time`, default 1 hour). `None` keeps
-    /// them forever.
+    /// them forever; `Duration::ZERO` is a [`ErrorKind::Config`] error at
+    /// `build`.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -1253,8 +1261,15 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             instrumentation: self.instrumentation.clone(),
             _conn: PhantomData,
         };
-        let max_size = C::pool_size_limit(url)
-            .map_or(self.max_pool_size, |limit| self.max_pool_size.min(limit));
+        let limit = C::pool_size_limit(url);
+        let max_size = limit.map_or(self.max_pool_size, |limit| self.max_pool_size.min(limit));
+        // A URL that limits the pool names a database that lives in its
+        // connection: recycling that connection would empty the database.
+        let max_lifetime = if limit.is_some() {
+            None
+        } else {
+            self.connection_recycle_time
+        };
         if connect_now {
             let probe = manager.connect().map_err(connect_failure)?;
             drop(probe);
@@ -1263,7 +1278,7 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             .max_size(max_size)
             .min_idle(Some(0))
             .idle_timeout(None)
-            .max_lifetime(self.connection_recycle_time)
+            .max_lifetime(max_lifetime)
             .connection_timeout(self.pool_timeout)
             .test_on_check_out(true)
             .error_handler(Box::new(TracingErrorHandler))
