@@ -19,9 +19,10 @@ use diesel::connection::{
 use r2d2::{ManageConnection, Pool, PooledConnection};
 use serde::Deserialize;
 
-use crate::backend::{redact_url, SessionState, SupportedConnection};
+use crate::backend::{SessionState, SupportedConnection};
 use crate::context::Context;
 use crate::error::{classify, connect_failure, Error, ErrorKind};
+use crate::redact::{redact_url, Secrets};
 use crate::replica::Position;
 
 /// A factory for a per-connection diesel [`Instrumentation`], see
@@ -72,6 +73,32 @@ impl Default for BackendOptions {
             application_name: None,
         }
     }
+}
+
+/// The longest any configured wait may be: the pool and replica timeouts,
+/// SQLite's busy timeout, retry backoffs and a lock guard's timeout. A
+/// longer one is a configuration mistake (a request that waits a day has
+/// failed), and `Instant::now() + Duration::MAX` would panic.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// MySQL's and MariaDB's upper limit for `wait_timeout` (365 days).
+const MYSQL_MAX_WAIT_TIMEOUT_SECS: u64 = 31_536_000;
+
+/// A `Config` error unless `value` is at most [`MAX_WAIT`] (and, unless
+/// `zero_ok`, more than zero).
+pub(crate) fn check_wait(option: &str, value: Duration, zero_ok: bool) -> Result<(), Error> {
+    let too_small = !zero_ok && value.is_zero();
+    if too_small || value > MAX_WAIT {
+        let lower = if zero_ok {
+            "at least 0"
+        } else {
+            "greater than 0"
+        };
+        return Err(Error::config(format!(
+            "{option} must be {lower} and at most {MAX_WAIT:?} (24 hours), not {value:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// How `#[writer(retry)]` backs off between attempts.
@@ -260,6 +287,9 @@ impl<C: SupportedConnection> Managed<C> {
 pub(crate) struct Manager<C> {
     url: String,
     redacted: String,
+    /// Scrubbed from every message derived from a driver error: libpq
+    /// repeats parts of the URL (a badly percent-encoded password) in its own.
+    secrets: Secrets,
     options: Arc<BackendOptions>,
     instrumentation: Option<InstrumentationFactory>,
     _conn: PhantomData<fn() -> C>,
@@ -271,8 +301,14 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
 
     fn connect(&self) -> Result<Managed<C>, Error> {
         let mut conn = C::establish(&self.url).map_err(|e| {
+            // The driver's error is dropped, not kept as a source: only
+            // its scrubbed text survives.
             let kind = Error::from(e);
-            let message = format!("could not connect to {}: {}", self.redacted, kind.message());
+            let message = format!(
+                "could not connect to {}: {}",
+                self.redacted,
+                self.secrets.scrub(kind.message())
+            );
             Error::new(kind.kind(), message)
         })?;
         conn.set_instrumentation(FacadeInstrumentation {
@@ -286,7 +322,7 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
             let message = format!(
                 "applying session settings on {} failed: {}",
                 self.redacted,
-                err.message()
+                self.secrets.scrub(err.message())
             );
             Error::new(err.kind(), message)
         })?;
@@ -477,7 +513,7 @@ impl<C: SupportedConnection> Facade<C> {
     /// # Ok(()) }
     /// ```
     pub fn from_config(config: &FacadeConfig) -> Result<Self, Error> {
-        FacadeBuilder::from_config(config).build()
+        FacadeBuilder::from_config(config)?.build()
     }
 
     /// A ready-made request context holding a clone of this facade.
@@ -777,6 +813,12 @@ impl<C> fmt::Debug for FacadeBuilder<C> {
 impl<C> FacadeBuilder<C> {
     /// The writer (primary) database: any diesel URL for the backend.
     ///
+    /// SQLite: a private in-memory database (`:memory:`, `file::memory:`,
+    /// `file:name?mode=memory`) exists once per connection, so its pool is
+    /// limited to one connection; a shared-cache one
+    /// (`file::memory:?cache=shared`, `file:name?mode=memory&cache=shared`)
+    /// is one database for every connection and is not limited.
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # fn main() -> Result<(), diesel_facade::Error> {
@@ -828,7 +870,8 @@ impl<C> FacadeBuilder<C> {
     }
 
     /// How long a checkout waits for a free connection before
-    /// [`ErrorKind::PoolTimeout`] (default 30 s).
+    /// [`ErrorKind::PoolTimeout`] (default 30 s). `build` rejects zero and
+    /// anything above 24 hours with [`ErrorKind::Config`].
     ///
     /// ```
     /// # use std::time::Duration;
@@ -846,7 +889,8 @@ impl<C> FacadeBuilder<C> {
 
     /// Close connections older than this when they return to the pool
     /// (oslo.db's `connection_recycle_time`, default 1 hour). `None` keeps
-    /// them forever.
+    /// them forever; `Duration::ZERO` is a [`ErrorKind::Config`] error at
+    /// `build`.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -1138,7 +1182,7 @@ impl<C> FacadeBuilder<C> {
         self
     }
 
-    fn from_config(config: &FacadeConfig) -> Self {
+    fn from_config(config: &FacadeConfig) -> Result<Self, Error> {
         let mut builder = FacadeBuilder::default().writer(config.connection.clone());
         for replica in &config.replica_connections {
             builder = builder.replica(replica.clone());
@@ -1147,7 +1191,15 @@ impl<C> FacadeBuilder<C> {
             builder = builder.max_pool_size(size);
         }
         if let Some(secs) = config.pool_timeout {
-            builder.pool_timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
+            // Negative, NaN and out-of-range numbers do not convert; zero
+            // and values above the maximum are rejected by `build`.
+            builder.pool_timeout = Duration::try_from_secs_f64(secs).map_err(|_| {
+                Error::config(format!(
+                    "pool_timeout must be a number of seconds greater than 0 and at most {}, \
+                     not {secs}",
+                    MAX_WAIT.as_secs()
+                ))
+            })?;
         }
         if let Some(secs) = config.connection_recycle_time {
             builder.connection_recycle_time = (secs > 0).then(|| Duration::from_secs(secs));
@@ -1174,7 +1226,7 @@ impl<C> FacadeBuilder<C> {
         if let Some(n) = config.max_retries {
             builder.retry.max_retries = n;
         }
-        builder
+        Ok(builder)
     }
 }
 
@@ -1196,36 +1248,7 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         let writer = self.writer.clone().ok_or_else(|| {
             Error::config("no writer database: call .writer(url) or set DATABASE_URL")
         })?;
-        if self.max_pool_size == 0 {
-            return Err(Error::config("max_pool_size must be at least 1"));
-        }
-        if let Some(mode) = &self.options.mysql_sql_mode {
-            if !mode
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ',')
-            {
-                return Err(Error::config(format!(
-                    "mysql_sql_mode `{mode}` may only contain letters, digits, '_' and ','"
-                )));
-            }
-        }
-        if self
-            .options
-            .mysql_wait_timeout
-            .flatten()
-            .is_some_and(|t| t.as_secs() == 0 || t.as_secs() > 31_536_000)
-        {
-            return Err(Error::config(
-                "mysql_wait_timeout must be between one second and one year (None: the server's own)",
-            ));
-        }
-        if let Some(level) = self.options.wsrep_sync_wait {
-            if level > 15 {
-                return Err(Error::config(format!(
-                    "wsrep_sync_wait must be between 0 and 15, not {level}"
-                )));
-            }
-        }
+        self.validate()?;
         let options = Arc::new(self.options.clone());
         let writer_set = self.pool_set(&writer, &options, true)?;
         let replicas = self
@@ -1252,6 +1275,63 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         })
     }
 
+    /// Every option that could make a later call panic, wait without bound
+    /// or send an invalid value to the server is rejected here, naming the
+    /// option and the range it accepts.
+    fn validate(&self) -> Result<(), Error> {
+        if self.max_pool_size == 0 {
+            return Err(Error::config("max_pool_size must be at least 1"));
+        }
+        check_wait("pool_timeout", self.pool_timeout, false)?;
+        if self.connection_recycle_time == Some(Duration::ZERO) {
+            return Err(Error::config(
+                "connection_recycle_time must be greater than 0, or None to keep connections",
+            ));
+        }
+        check_wait(
+            "sqlite_busy_timeout",
+            self.options.sqlite_busy_timeout,
+            true,
+        )?;
+        check_wait("retry_backoff initial", self.retry.initial_backoff, true)?;
+        check_wait("retry_backoff max", self.retry.max_backoff, true)?;
+        let replica = &self.replica_settings;
+        check_wait("replica_wait_timeout", replica.wait_timeout, true)?;
+        check_wait("replica_timeouts checkout", replica.checkout_timeout, false)?;
+        check_wait(
+            "replica_timeouts retry_interval",
+            replica.retry_interval,
+            true,
+        )?;
+        if let Some(mode) = &self.options.mysql_sql_mode {
+            if !mode
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ',')
+            {
+                return Err(Error::config(format!(
+                    "mysql_sql_mode `{mode}` may only contain letters, digits, '_' and ','"
+                )));
+            }
+        }
+        if let Some(Some(timeout)) = self.options.mysql_wait_timeout {
+            // The server's own range for the session `wait_timeout`.
+            if !(1..=MYSQL_MAX_WAIT_TIMEOUT_SECS).contains(&timeout.as_secs()) {
+                return Err(Error::config(format!(
+                    "mysql_wait_timeout must be between 1 second and \
+                     {MYSQL_MAX_WAIT_TIMEOUT_SECS} seconds (365 days), not {timeout:?}"
+                )));
+            }
+        }
+        if let Some(level) = self.options.wsrep_sync_wait {
+            if level > 15 {
+                return Err(Error::config(format!(
+                    "wsrep_sync_wait must be between 0 and 15, not {level}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn pool_set(
         &self,
         url: &str,
@@ -1259,16 +1339,24 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         connect_now: bool,
     ) -> Result<PoolSet<C>, Error> {
         let redacted = redact_url(url);
-        C::check_url(url).map_err(Error::config)?;
+        C::check_url(url).map_err(|message| Error::config(Secrets::of(url).scrub(&message)))?;
         let manager = Manager::<C> {
             url: url.to_owned(),
             redacted: redacted.clone(),
+            secrets: Secrets::of(url),
             options: Arc::clone(options),
             instrumentation: self.instrumentation.clone(),
             _conn: PhantomData,
         };
-        let max_size = C::pool_size_limit(url)
-            .map_or(self.max_pool_size, |limit| self.max_pool_size.min(limit));
+        let limit = C::pool_size_limit(url);
+        let max_size = limit.map_or(self.max_pool_size, |limit| self.max_pool_size.min(limit));
+        // A URL that limits the pool names a database that lives in its
+        // connection: recycling that connection would empty the database.
+        let max_lifetime = if limit.is_some() {
+            None
+        } else {
+            self.connection_recycle_time
+        };
         if connect_now {
             let probe = manager.connect().map_err(connect_failure)?;
             drop(probe);
@@ -1277,7 +1365,7 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             .max_size(max_size)
             .min_idle(Some(0))
             .idle_timeout(None)
-            .max_lifetime(self.connection_recycle_time)
+            .max_lifetime(max_lifetime)
             .connection_timeout(self.pool_timeout)
             .test_on_check_out(true)
             .error_handler(Box::new(TracingErrorHandler))

@@ -77,6 +77,7 @@ mod error;
 mod facade;
 mod lock;
 mod read_only;
+mod redact;
 mod replica;
 pub mod schema;
 mod scope;

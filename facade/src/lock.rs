@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::backend::SupportedConnection;
 use crate::error::{Error, ErrorKind};
+use crate::facade::check_wait;
 
 /// The longest lock name the `locks.id VARCHAR(50)` column holds, in
 /// characters.
@@ -62,6 +63,18 @@ pub(crate) fn lock<C: SupportedConnection>(
     timeout: Option<Duration>,
 ) -> Result<(), Error> {
     validate_name(name)?;
+    if let Some(timeout) = timeout {
+        // Checked before anything reaches the server: PostgreSQL would
+        // abort the transaction over an out-of-range `lock_timeout`.
+        check_wait("lock_timeout", timeout, true).map_err(|err| {
+            err.with_kind(
+                ErrorKind::Config,
+                &format!(
+                    "cannot take lock `{name}` (use lock(name) for the server's default wait)"
+                ),
+            )
+        })?;
+    }
     tracing::debug!(lock = name, ?timeout, "taking lock");
     C::upsert_lock(conn, name, timeout).map_err(|e| {
         let err = lock_error::<C>(e, name);

@@ -21,30 +21,59 @@ mod trust {
     }
 }
 
-/// In rollback-journal mode the enclosing reader's lock keeps an
-/// independent writer from committing: it fails at once and says why,
-/// instead of waiting out the busy timeout. (In WAL mode, the default, it
-/// works: `independent_commits_while_the_outer_rolls_back`.)
-#[test]
-fn an_independent_writer_inside_a_reader_without_wal_fails_at_once() {
+mod independent_in_reader {
+    //! An independent writer inside a reader: it commits in WAL mode (the
+    //! default); in rollback-journal mode it cannot commit while the
+    //! reader's shared lock is held.
+
+    use std::time::Duration;
+
+    use diesel::sql_types::BigInt;
+    use diesel::{QueryResult, RunQueryDsl, SqliteConnection};
     use diesel_facade::{writer, Context, ErrorKind};
 
-    #[writer(independent)]
-    fn touch(ctx: &mut Context<diesel::SqliteConnection>) -> diesel::QueryResult<()> {
-        diesel::connection::SimpleConnection::batch_execute(
-            ctx.conn(),
-            "INSERT INTO counters (id, value) VALUES ('x', 1)",
-        )
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
     }
 
-    let db = diesel_facade_tests::facade::<diesel::SqliteConnection>("indep_no_wal", |b| {
-        b.sqlite_wal(false)
-    })
-    .expect("sqlite");
-    let err = diesel_facade::read(&mut db.context(), |ctx| touch(ctx))
-        .map(|_| ())
+    #[writer(independent)]
+    fn insert_independently(ctx: &mut Context<SqliteConnection>) -> QueryResult<usize> {
+        diesel::sql_query("INSERT INTO counters (id, value) VALUES ('independent', 1)")
+            .execute(ctx.conn())
+    }
+
+    fn independent_writer_inside_a_reader(wal: bool) -> Result<usize, diesel_facade::Error> {
+        let test = if wal { "indep_wal" } else { "indep_journal" };
+        let db = diesel_facade_tests::facade::<SqliteConnection>(test, |b| {
+            b.sqlite_wal(wal)
+                .sqlite_busy_timeout(Duration::from_millis(200))
+        })
+        .expect("SQLite needs no server");
+        let mut ctx = db.context();
+        diesel_facade::read(&mut ctx, |ctx| {
+            // The reader has read: it holds its snapshot (WAL) or its
+            // shared lock (rollback journal) until it ends.
+            let before = diesel::sql_query("SELECT COUNT(*) AS n FROM counters")
+                .get_result::<Count>(ctx.conn())?;
+            assert_eq!(before.n, 1);
+            insert_independently(ctx)
+        })
         .map_err(diesel_facade::Error::from)
-        .expect_err("cannot commit beside the reader");
-    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert!(err.message().contains("WAL"), "{err}");
+    }
+
+    #[test]
+    fn commits_in_wal_mode() {
+        assert_eq!(independent_writer_inside_a_reader(true).unwrap(), 1);
+    }
+
+    /// It could not commit beside the reader's lock: it fails at once and
+    /// says why, instead of waiting out the busy timeout (`LockTimeout`).
+    #[test]
+    fn fails_at_once_in_rollback_journal_mode() {
+        let err = independent_writer_inside_a_reader(false).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.message().contains("WAL"), "{err}");
+    }
 }

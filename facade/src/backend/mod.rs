@@ -5,7 +5,7 @@
 //! connection type. No other module matches on the backend or uses
 //! `#[cfg(feature = ...)]`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, LoadConnection};
 use diesel::migration::MigrationConnection;
@@ -14,6 +14,7 @@ use diesel::{Connection, QueryResult};
 
 use crate::error::Error;
 use crate::facade::BackendOptions;
+use crate::redact::redact_url;
 use crate::replica::Position;
 
 #[cfg(feature = "mysql")]
@@ -211,6 +212,16 @@ pub trait SupportedConnection:
 )]
 pub trait ConcurrentWriters: SupportedConnection {}
 
+/// `timeout` from now, or the latest instant the clock can represent: never
+/// a panic, whatever the timeout.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(crate::facade::MAX_WAIT))
+        .unwrap_or(now)
+}
+
 /// Run `migrations` on `conn`, naming each one that ran.
 #[allow(dead_code)] // used by each enabled backend
 pub(crate) fn run_migrations<C>(
@@ -228,32 +239,6 @@ where
                 format!("running the embedded migrations failed: {e}"),
             )
         })
-}
-
-/// Split a `scheme://user:password@host/...` URL's password out for display.
-pub(crate) fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // set_password only fails for URLs that cannot have one, and
-            // this one has one.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => raw.to_owned(),
-        // Not a URL (a SQLite path or a PostgreSQL key=value string): hide
-        // any `password=` value.
-        Err(_) => redact_key_value(raw),
-    }
-}
-
-fn redact_key_value(raw: &str) -> String {
-    raw.split_whitespace()
-        .map(|part| match part.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-            _ => part.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Check that a server URL parses and uses one of `schemes`.
@@ -281,26 +266,23 @@ pub(crate) fn check_server_url(raw: &str, schemes: &[&str], backend: &str) -> Re
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("`{}` has no host", redact_url(raw)));
     }
+    // The url crate ends the user name and password at the last `@`, libpq
+    // at the first: with two, libpq would connect to a host named after the
+    // end of the password and print it in its error.
+    let rest = raw.split_once("://").map_or(raw, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    if authority.matches('@').count() > 1 {
+        return Err(format!(
+            "`{}` has an unencoded `@` in its user name or password: write it as `%40`",
+            redact_url(raw)
+        ));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_in_urls_and_key_value_strings() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/app"),
-            "postgres://app:***@db:5432/app"
-        );
-        assert_eq!(
-            redact_url("host=db user=app password=s3cret dbname=app"),
-            "host=db user=app password=*** dbname=app"
-        );
-        assert_eq!(redact_url("app.db"), "app.db");
-        assert!(!redact_url("mysql://root:hunter2@127.0.0.1/x").contains("hunter2"));
-    }
 
     #[test]
     fn server_url_checks_name_the_problem() {

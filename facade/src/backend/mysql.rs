@@ -228,14 +228,13 @@ impl SupportedConnection for MysqlConnection {
                 .execute(conn)
                 .map(drop),
             // InnoDB counts whole seconds; round up so a timeout never
-            // expires early.
+            // expires early, within the server's range (1 to 2^30 s).
             Some(timeout) => {
-                let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-                upsert_waiting(
-                    conn,
-                    name,
-                    i64::try_from(seconds.max(1)).unwrap_or(i64::MAX),
-                )
+                let seconds = timeout
+                    .as_secs()
+                    .saturating_add(u64::from(timeout.subsec_nanos() > 0))
+                    .clamp(1, 1 << 30);
+                upsert_waiting(conn, name, i64::try_from(seconds).unwrap_or(1 << 30))
             }
         }
     }
@@ -287,7 +286,7 @@ impl SupportedConnection for MysqlConnection {
             (Position::GaleraSeqno(seqno), true) => {
                 // Poll like PostgreSQL: one round trip when the node has
                 // already applied it, which is the usual case.
-                let deadline = Instant::now() + timeout;
+                let deadline = super::deadline(timeout);
                 let mut pause = Duration::from_micros(200);
                 loop {
                     if galera_seqno(conn)?.is_some_and(|applied| applied >= *seqno) {

@@ -108,8 +108,9 @@ impl SupportedConnection for PgConnection {
                 .map(drop);
         };
         let previous = current_lock_timeout(conn)?;
-        // 0 would mean "wait forever" to PostgreSQL.
-        let millis = timeout.as_millis().max(1);
+        // 0 would mean "wait forever" to PostgreSQL, and it rejects values
+        // above INT_MAX milliseconds (about 24.8 days).
+        let millis = timeout.as_millis().clamp(1, 2_147_483_647);
         set_lock_timeout(conn, &format!("{millis}ms"))?;
         diesel::sql_query(UPSERT)
             .bind::<Text, _>(name)
@@ -173,7 +174,7 @@ impl SupportedConnection for PgConnection {
         };
         // PostgreSQL 15 has no built-in wait: poll, starting fast (replay
         // usually catches up within milliseconds).
-        let deadline = Instant::now() + timeout;
+        let deadline = super::deadline(timeout);
         let mut pause = Duration::from_micros(200);
         loop {
             let reached = diesel::sql_query(

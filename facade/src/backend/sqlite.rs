@@ -27,6 +27,73 @@ struct JournalMode {
     journal_mode: String,
 }
 
+/// Where an SQLite URL keeps its data, as `sqlite3_open_v2` with
+/// `SQLITE_OPEN_URI` (diesel's flags) reads it.
+#[derive(Debug, PartialEq, Eq)]
+enum Storage {
+    File,
+    /// One database per connection: `:memory:`, `file::memory:`,
+    /// `file:x?mode=memory`, an empty `file:` path (a temporary database).
+    PrivateMemory,
+    /// One database per process, shared by every connection that opens it.
+    SharedMemory,
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+fn storage(url: &str) -> Storage {
+    if url == ":memory:" {
+        return Storage::PrivateMemory;
+    }
+    // diesel rewrites a `sqlite://` prefix to `file:`.
+    let uri = if let Some(rest) = url.strip_prefix("sqlite://") {
+        rest
+    } else if starts_with_ignore_case(url, "file:") {
+        &url[5..]
+    } else {
+        return Storage::File;
+    };
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let query = query.split('#').next().unwrap_or(query);
+    let path = path.split('#').next().unwrap_or(path);
+    // `file://host/path`: the authority is dropped (it must be empty or
+    // `localhost`).
+    let path = match path.strip_prefix("//") {
+        Some(rest) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => path,
+    };
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    };
+    let shared_cache = param("cache") == Some("shared");
+    if param("vfs") == Some("memdb") {
+        return if path.starts_with('/') {
+            Storage::SharedMemory
+        } else {
+            Storage::PrivateMemory
+        };
+    }
+    if path == ":memory:" || param("mode") == Some("memory") {
+        return if shared_cache {
+            Storage::SharedMemory
+        } else {
+            Storage::PrivateMemory
+        };
+    }
+    if path.is_empty() {
+        // A temporary database, private to its connection.
+        return Storage::PrivateMemory;
+    }
+    Storage::File
+}
+
 impl Sealed for SqliteConnection {}
 
 impl SupportedConnection for SqliteConnection {
@@ -36,19 +103,31 @@ impl SupportedConnection for SqliteConnection {
         if url.trim().is_empty() {
             return Err("the SQLite database path is empty".to_owned());
         }
+        if starts_with_ignore_case(url, "sqlite:") && !url.starts_with("sqlite://") {
+            return Err(format!(
+                "`{}` would open a file of that name: diesel reads only `sqlite://` as a URL \
+                 prefix. Write `:memory:` (or `sqlite://:memory:`) for an in-memory database, \
+                 or a path such as `app.db`",
+                crate::redact::redact_url(url)
+            ));
+        }
         if url.contains("://") && !url.starts_with("file:") && !url.starts_with("sqlite://") {
             return Err(format!(
                 "`{}` looks like a server URL, but this facade's connection type is SQLite: \
                  give a file path such as `app.db`",
-                super::redact_url(url)
+                crate::redact::redact_url(url)
             ));
         }
         Ok(())
     }
 
+    /// A private in-memory (or temporary) database exists once per
+    /// connection, so its pool holds one connection; a shared-cache or
+    /// `memdb` one (`file::memory:?cache=shared`,
+    /// `file:name?mode=memory&cache=shared`, `file:/name?vfs=memdb`) is one
+    /// database for every connection of the process and is not limited.
     fn pool_size_limit(url: &str) -> Option<u32> {
-        // More than one pooled connection would mean more than one database.
-        (url == ":memory:" || url.contains("mode=memory")).then_some(1)
+        (storage(url) == Storage::PrivateMemory).then_some(1)
     }
 
     fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
@@ -147,5 +226,55 @@ impl SupportedConnection for SqliteConnection {
 
     fn replica_lag(_: &mut Self, _: &SessionState) -> QueryResult<Option<Duration>> {
         Ok(Some(Duration::ZERO))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_forms_are_recognised() {
+        for url in [
+            ":memory:",
+            "file::memory:",
+            "FILE::memory:",
+            "sqlite://:memory:",
+            "file:app?mode=memory",
+            "file:app?mode=memory&cache=private",
+            "file:",
+            "file:?cache=shared",
+            "file:x?vfs=memdb",
+        ] {
+            assert_eq!(storage(url), Storage::PrivateMemory, "{url}");
+            assert_eq!(SqliteConnection::pool_size_limit(url), Some(1), "{url}");
+        }
+        for url in [
+            "file::memory:?cache=shared",
+            "sqlite://:memory:?cache=shared",
+            "file:app?mode=memory&cache=shared",
+            "file:/app?vfs=memdb",
+        ] {
+            assert_eq!(storage(url), Storage::SharedMemory, "{url}");
+            assert_eq!(SqliteConnection::pool_size_limit(url), None, "{url}");
+        }
+        for url in [
+            "app.db",
+            "/tmp/mode=memory.db",
+            "file:app.db",
+            "file:///tmp/app.db?mode=rwc",
+            "file://localhost/tmp/app.db",
+            "sqlite://app.db",
+        ] {
+            assert_eq!(storage(url), Storage::File, "{url}");
+        }
+    }
+
+    #[test]
+    fn sqlx_style_urls_are_rejected() {
+        let err = SqliteConnection::check_url("sqlite::memory:").unwrap_err();
+        assert!(err.contains(":memory:"), "{err}");
+        assert!(SqliteConnection::check_url("sqlite:app.db").is_err());
+        assert!(SqliteConnection::check_url("sqlite://app.db").is_ok());
     }
 }

@@ -1,0 +1,469 @@
+//! Keeping passwords out of everything the facade shows.
+//!
+//! A database URL is redacted before it reaches a `Debug` or `Display`
+//! implementation, an error message or a log line, and any text a driver
+//! derives from it (libpq repeats a password whose percent-encoding it
+//! cannot decode) is scrubbed of the secrets the URL contains. Both work
+//! from one list of secret spans per form, so whatever redaction hides,
+//! scrubbing hides too:
+//!
+//! - `scheme://user:password@host/db?password=..`: the userinfo password
+//!   (up to the last `@` when the URL is malformed, so a typo elsewhere
+//!   cannot expose it) and every secret query parameter;
+//! - libpq `key=value` strings, parsed like libpq does (quoted values with
+//!   `\'` escapes, spaces around `=`);
+//! - SQLite paths and `file:` URIs, whose query may carry parameters too.
+//!
+//! Redaction errs on the side of hiding too much: a malformed URL may lose
+//! more than its password, never less.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+const MASK: &str = "***";
+
+/// `raw` with every secret replaced by `***`.
+pub(crate) fn redact_url(raw: &str) -> String {
+    let mut shown = String::with_capacity(raw.len());
+    let mut last = 0;
+    for span in secret_spans(raw) {
+        shown.push_str(&raw[last..span.start]);
+        shown.push_str(MASK);
+        last = span.end;
+    }
+    shown.push_str(&raw[last..]);
+    shown
+}
+
+/// The secrets of one URL, in every spelling a driver may repeat them in.
+#[derive(Clone, Default)]
+pub(crate) struct Secrets(Vec<String>);
+
+impl Secrets {
+    pub(crate) fn of(raw: &str) -> Self {
+        let mut found = Vec::new();
+        for span in secret_spans(raw) {
+            let text = &raw[span];
+            let unquoted = text
+                .strip_prefix('\'')
+                .map(|t| t.strip_suffix('\'').unwrap_or(t))
+                .unwrap_or(text);
+            found.push(text.to_owned());
+            found.push(unquoted.to_owned());
+            found.push(unescape_backslashes(unquoted));
+            found.push(percent_decode(unquoted).into_owned());
+            found.push(percent_decode(&unquoted.replace('+', " ")).into_owned());
+        }
+        found.retain(|s| !s.is_empty());
+        // Longest first, so that a secret containing another is replaced
+        // whole.
+        found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        found.dedup();
+        Secrets(found)
+    }
+
+    /// `text` with every occurrence of these secrets replaced by `***`.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        self.0
+            .iter()
+            .fold(text.to_owned(), |text, secret| text.replace(secret, MASK))
+    }
+}
+
+/// The byte ranges of `raw` that hold secrets, sorted and disjoint.
+fn secret_spans(raw: &str) -> Vec<Range<usize>> {
+    let scheme_end = raw.find("://").filter(|&end| {
+        let scheme = &raw[..end];
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let mut spans = if let Some(scheme_end) = scheme_end {
+        url_spans(raw, scheme_end + 3)
+    } else if raw
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("file:"))
+    {
+        query_spans(raw, 0)
+    } else {
+        key_value_spans(raw)
+    };
+    spans.sort_by_key(|s| s.start);
+    spans.dedup_by(|later, earlier| {
+        // Merge overlaps (a nested URL inside a redacted value).
+        if later.start < earlier.end {
+            earlier.end = earlier.end.max(later.end);
+            true
+        } else {
+            false
+        }
+    });
+    spans
+}
+
+/// `scheme://[user[:password]@]host[:port][/db][?params]`, parsed or not.
+fn url_spans(raw: &str, rest_start: usize) -> Vec<Range<usize>> {
+    let rest = &raw[rest_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // Within a well-formed authority the userinfo ends at its last `@`
+    // (as the url crate and libpq agree). An `@` only further on means
+    // a password with an unencoded `/`, `?` or `#` in it: then everything
+    // up to that `@` is treated as userinfo.
+    let userinfo_end = rest[..authority_end].rfind('@').or_else(|| rest.rfind('@'));
+    let mut spans = Vec::new();
+    let mut host_start = 0;
+    if let Some(at) = userinfo_end {
+        if let Some(colon) = rest[..at].find(':') {
+            spans.push(rest_start + colon + 1..rest_start + at);
+        }
+        host_start = at + 1;
+    }
+    spans.extend(query_spans(&rest[host_start..], rest_start + host_start));
+    spans
+}
+
+/// Secret `key=value` parameters of the query in `text` (which starts at
+/// `offset` in the whole string).
+fn query_spans(text: &str, offset: usize) -> Vec<Range<usize>> {
+    let Some(question) = text.find('?') else {
+        return Vec::new();
+    };
+    let query_start = question + 1;
+    let query_end = text[query_start..]
+        .find('#')
+        .map_or(text.len(), |i| query_start + i);
+    let mut spans = Vec::new();
+    let mut start = query_start;
+    for pair in text[query_start..query_end].split(['&', ';']) {
+        if let Some((key, _)) = pair.split_once('=') {
+            if is_secret_key(&percent_decode(key)) {
+                let value_start = start + key.len() + 1;
+                spans.push(offset + value_start..offset + start + pair.len());
+            }
+        }
+        start += pair.len() + 1;
+    }
+    spans
+}
+
+/// libpq `key = value` pairs: values are bare words or single-quoted with
+/// backslash escapes. A secret key whose value cannot be delimited (no
+/// `=`, an unterminated quote) hides the rest of the string.
+fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
+    let bytes = raw.as_bytes();
+    let skip_space = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut spans = Vec::new();
+    let mut i = skip_space(0);
+    while i < bytes.len() {
+        let key_start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'=' {
+            i += 1;
+        }
+        let secret = is_secret_key(&raw[key_start..i]);
+        i = skip_space(i);
+        if i >= bytes.len() || bytes[i] != b'=' {
+            if secret && i < bytes.len() {
+                spans.push(i..raw.len());
+                break;
+            }
+            continue;
+        }
+        i = skip_space(i + 1);
+        let value_start = i;
+        let mut terminated = true;
+        if bytes.get(i) == Some(&b'\'') {
+            i += 1;
+            terminated = false;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'\'' => {
+                        i += 1;
+                        terminated = true;
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+        } else {
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+        }
+        let value_end = i.min(raw.len());
+        if secret || !terminated {
+            if secret || raw[value_start..].contains("://") {
+                spans.push(value_start..if terminated { value_end } else { raw.len() });
+            }
+            if !terminated {
+                break;
+            }
+        } else if raw[value_start..value_end].contains("://") {
+            // libpq expands a URI given as `dbname`.
+            let value = &raw[value_start..value_end];
+            let inner = value.trim_matches('\'');
+            let inner_start = value_start + (value.len() - value.trim_start_matches('\'').len());
+            match inner.find("://") {
+                Some(scheme_end) if !inner.contains('\\') => spans.extend(
+                    url_spans(inner, scheme_end + 3)
+                        .into_iter()
+                        .map(|s| inner_start + s.start..inner_start + s.end),
+                ),
+                _ => spans.push(value_start..value_end),
+            }
+        }
+        i = skip_space(i);
+    }
+    spans
+}
+
+/// Parameter names that carry secrets: libpq's `password` and
+/// `sslpassword`, and anything else that looks like one.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// `%XX` sequences decoded; invalid ones kept as they are (as the url
+/// crate keeps them).
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                // Two hex digits always fit in a byte.
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'%'));
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn unescape_backslashes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (input, what must be shown, the secret that must never be shown)
+    const CASES: &[(&str, &str, &str)] = &[
+        (
+            "postgres://app:s3cret@db:5432/app",
+            "postgres://app:***@db:5432/app",
+            "s3cret",
+        ),
+        (
+            "postgresql://app:s3cret@db/app?sslmode=require",
+            "postgresql://app:***@db/app?sslmode=require",
+            "s3cret",
+        ),
+        (
+            "mysql://root:hunter2@127.0.0.1/x",
+            "mysql://root:***@127.0.0.1/x",
+            "hunter2",
+        ),
+        (
+            "mariadb://root:hunter2@[::1]:3306/x?ssl_mode=required",
+            "mariadb://root:***@[::1]:3306/x?ssl_mode=required",
+            "hunter2",
+        ),
+        // A typo in the port: the URL does not parse.
+        (
+            "postgres://u:hunter2@host:54x2/db",
+            "postgres://u:***@host:54x2/db",
+            "hunter2",
+        ),
+        // Unencoded `@`, `/`, `#` and `?` in the password.
+        (
+            "postgres://u:hun@ter2@host/db",
+            "postgres://u:***@host/db",
+            "ter2",
+        ),
+        (
+            "postgres://u:hun/ter2@host/db",
+            "postgres://u:***@host/db",
+            "ter2",
+        ),
+        (
+            "mysql://u:hun#ter2@host/db",
+            "mysql://u:***@host/db",
+            "ter2",
+        ),
+        (
+            "mysql://u:hun?ter2@host/db",
+            "mysql://u:***@host/db",
+            "ter2",
+        ),
+        (
+            "postgres://u:p%40ss%20word@host/db",
+            "postgres://u:***@host/db",
+            "p@ss word",
+        ),
+        (
+            "postgres://u:hunter%zz2@host/db",
+            "postgres://u:***@host/db",
+            "hunter%zz2",
+        ),
+        (
+            "postgresql://u@host/db?password=hunter2",
+            "postgresql://u@host/db?password=***",
+            "hunter2",
+        ),
+        (
+            "postgresql://host/db?sslmode=disable&password=hunter2&application_name=x",
+            "postgresql://host/db?sslmode=disable&password=***&application_name=x",
+            "hunter2",
+        ),
+        (
+            "postgresql:///db?host=/var/run/postgresql&PASSWORD=hunter2",
+            "postgresql:///db?host=/var/run/postgresql&PASSWORD=***",
+            "hunter2",
+        ),
+        (
+            "postgresql://u@host/db?sslpassword=hunter2#frag",
+            "postgresql://u@host/db?sslpassword=***#frag",
+            "hunter2",
+        ),
+        (
+            "postgresql://u:hunter2@h1:5432,h2:5433/db",
+            "postgresql://u:***@h1:5432,h2:5433/db",
+            "hunter2",
+        ),
+        (
+            "postgres://u:pw@host/db?application_name=a@b",
+            "postgres://u:***@host/db?application_name=a@b",
+            "pw@",
+        ),
+        (
+            "host=db user=app password=s3cret dbname=app",
+            "host=db user=app password=*** dbname=app",
+            "s3cret",
+        ),
+        (
+            "host=db password='hunter 2' dbname=app",
+            "host=db password=*** dbname=app",
+            "hunter",
+        ),
+        (
+            "host=db password = hunter2 dbname=app",
+            "host=db password = *** dbname=app",
+            "hunter2",
+        ),
+        (
+            r"host=db password='hun\'ter 2' dbname=app",
+            "host=db password=*** dbname=app",
+            "ter 2",
+        ),
+        (
+            r"host=db password=hun\ ter2 dbname=app",
+            "host=db password=*** dbname=app",
+            "ter2",
+        ),
+        (
+            "host=db password='hunter 2",
+            "host=db password=***",
+            "hunter",
+        ),
+        (
+            "host=db password hunter2",
+            "host=db password ***",
+            "hunter2",
+        ),
+        (
+            "host=db PassWord=hunter2",
+            "host=db PassWord=***",
+            "hunter2",
+        ),
+        (
+            "dbname='postgresql://u:hunter2@h/db' user=x",
+            "dbname='postgresql://u:***@h/db' user=x",
+            "hunter2",
+        ),
+        (
+            "file:app.db?mode=ro&password=hunter2",
+            "file:app.db?mode=ro&password=***",
+            "hunter2",
+        ),
+        ("app.db", "app.db", "\u{0}"),
+        (":memory:", ":memory:", "\u{0}"),
+        ("/tmp/my dir/app.db", "/tmp/my dir/app.db", "\u{0}"),
+    ];
+
+    #[test]
+    fn every_form_is_redacted() {
+        for (raw, shown, secret) in CASES {
+            let redacted = redact_url(raw);
+            assert_eq!(&redacted, shown, "{raw}");
+            assert!(!redacted.contains(secret), "{raw} -> {redacted}");
+        }
+    }
+
+    #[test]
+    fn scrubbing_removes_every_spelling_of_the_secret() {
+        // A driver that echoes the whole connection string.
+        for (raw, _, secret) in CASES {
+            let scrubbed = Secrets::of(raw).scrub(&format!("cannot use \"{raw}\""));
+            assert!(!scrubbed.contains(secret), "{raw}: {scrubbed}");
+        }
+        // libpq's message for a bad percent-encoding repeats the raw token.
+        let secrets = Secrets::of("postgres://u:hunter%zz2@host/db");
+        let scrubbed = secrets.scrub("invalid percent-encoded token: \"hunter%zz2\"");
+        assert_eq!(scrubbed, "invalid percent-encoded token: \"***\"");
+        // The decoded form is scrubbed too.
+        let secrets = Secrets::of("postgres://u:p%40ss@host/db");
+        assert_eq!(
+            secrets.scrub("user u, password p@ss"),
+            "user u, password ***"
+        );
+        let secrets = Secrets::of(r"password='it\'s'");
+        assert_eq!(secrets.scrub("password it's"), "password ***");
+    }
+
+    #[test]
+    fn urls_without_secrets_are_left_alone() {
+        for raw in [
+            "postgres://app@db/app",
+            "postgres://db:5432/app?sslmode=require",
+            "host=db user=app",
+        ] {
+            assert_eq!(redact_url(raw), raw);
+            assert_eq!(Secrets::of(raw).scrub(raw), raw);
+        }
+    }
+}
