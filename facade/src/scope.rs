@@ -361,7 +361,11 @@ impl<T: TransactionContext> WriterScope<'_, T> {
 
     /// Take the exclusive lock `name` (1 to 50 characters) by upserting its
     /// row in the `locks` table; held until the outermost transaction ends.
-    /// Waits as long as the server's lock wait allows.
+    /// Waits as long as the server's lock wait allows. Inside a
+    /// `#[writer(savepoint)]` only a lock the transaction already holds may
+    /// be taken (it returns at once); any other name is
+    /// [`ErrorKind::LockInSavepoint`](crate::ErrorKind::LockInSavepoint),
+    /// since the savepoint's rollback would release it early.
     ///
     /// ```
     /// # fn main() -> Result<(), diesel_facade::Error> {
