@@ -86,6 +86,17 @@ fn cluster_with(
     facades[0]
         .run_migrations()
         .expect("migrations through node 1");
+    // Other nodes apply DDL asynchronously: wait (a causal read) until each
+    // one has the tables before the test uses it.
+    for node in &facades {
+        diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+            ctx.conn().batch_execute(
+                "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM locks; \
+                 SELECT COUNT(*) FROM counters; SET SESSION wsrep_sync_wait = 0",
+            )
+        })
+        .expect("the node has applied the set-up");
+    }
     Some(facades)
 }
 
