@@ -163,9 +163,12 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Generic parameters and where-clauses of the struct carry over to the
 /// impl.
 ///
-/// A field marked `#[read_position]` (of type `diesel_facade::ReadPosition`)
-/// becomes the context's `read_position()`: replica reads on the context
-/// then see its own writes (see `docs/replicas.md`).
+/// Every derived context sees its own writes on replicas: by default its
+/// `read_position()` is the position its `Facade` field carries. A field
+/// marked `#[read_position]` (of type `diesel_facade::ReadPosition`) becomes
+/// the context's `read_position()` instead; mark one only to keep the
+/// position apart from the handle, e.g. to restore it from the user's
+/// session with `ReadPosition::from_token` (see `docs/replicas.md`).
 ///
 /// ```ignore
 /// #[derive(TransactionContext)]

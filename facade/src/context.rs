@@ -61,11 +61,33 @@ pub trait TransactionContext {
     fn facade(&self) -> &Facade<Self::Connection>;
 
     /// Where this context keeps the position of its last commit, for
-    /// read-your-writes on replicas (see [`ReadPosition`]). `None` (the
-    /// default) means replica reads never wait for this context's writes.
-    /// The derive returns the field marked `#[read_position]`.
+    /// read-your-writes on replicas (see [`ReadPosition`]).
+    ///
+    /// By default, the position its [`Facade`] handle carries
+    /// ([`Facade::read_position`]), so every context sees its own writes on
+    /// replicas without asking for it. The derive returns the field marked
+    /// `#[read_position]` instead, if there is one. Returning `None` opts
+    /// out: replica reads then never wait for this context's writes (and
+    /// may not see them).
+    ///
+    /// ```
+    /// use diesel::SqliteConnection;
+    /// use diesel_facade::{Facade, TransactionContext};
+    ///
+    /// struct Job { db: Facade<SqliteConnection> }
+    ///
+    /// impl TransactionContext for Job {
+    ///     type Connection = SqliteConnection;
+    ///     fn facade(&self) -> &Facade<SqliteConnection> { &self.db }
+    /// }
+    ///
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let job = Job { db: Facade::builder().writer(":memory:").build()? };
+    /// assert!(std::ptr::eq(job.read_position().unwrap(), job.db.read_position()));
+    /// # Ok(()) }
+    /// ```
     fn read_position(&self) -> Option<&ReadPosition> {
-        None
+        Some(self.facade().read_position())
     }
 }
 
@@ -82,18 +104,16 @@ pub trait TransactionContext {
 /// ```
 pub struct Context<C: SupportedConnection> {
     facade: Facade<C>,
-    position: ReadPosition,
 }
 
 impl<C: SupportedConnection> Context<C> {
     pub(crate) fn new(facade: Facade<C>) -> Self {
-        Context {
-            facade,
-            position: ReadPosition::default(),
-        }
+        Context { facade }
     }
 
-    /// This context's read-your-writes position (see [`ReadPosition`]).
+    /// This context's read-your-writes position (see [`ReadPosition`]): the
+    /// one its facade handle carries, a copy of the position of the facade
+    /// it was made from.
     ///
     /// ```
     /// # fn main() -> Result<(), diesel_facade::Error> {
@@ -102,7 +122,7 @@ impl<C: SupportedConnection> Context<C> {
     /// # Ok(()) }
     /// ```
     pub fn position(&self) -> &ReadPosition {
-        &self.position
+        self.facade.read_position()
     }
 }
 
@@ -110,7 +130,6 @@ impl<C: SupportedConnection> Clone for Context<C> {
     fn clone(&self) -> Self {
         Context {
             facade: self.facade.clone(),
-            position: self.position.clone(),
         }
     }
 }
@@ -119,7 +138,7 @@ impl<C: SupportedConnection> fmt::Debug for Context<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("facade", &self.facade)
-            .field("position", &self.position)
+            .field("position", self.position())
             .finish()
     }
 }
@@ -129,9 +148,5 @@ impl<C: SupportedConnection> TransactionContext for Context<C> {
 
     fn facade(&self) -> &Facade<C> {
         &self.facade
-    }
-
-    fn read_position(&self) -> Option<&ReadPosition> {
-        Some(&self.position)
     }
 }

@@ -142,6 +142,7 @@ pub mod private {
     //! What the macros expand to. Not a public API.
     use super::*;
 
+    pub use crate::replica::Position;
     pub use crate::scope::{IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess};
     pub use crate::transaction::RetryPolicy;
 

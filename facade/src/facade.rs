@@ -21,9 +21,9 @@ use serde::Deserialize;
 
 use crate::backend::{SessionState, SupportedConnection};
 use crate::context::Context;
-use crate::error::{classify, connect_failure, Error, ErrorKind};
+use crate::error::{classify, connect_failure, is_connection_lost, Error, ErrorKind};
 use crate::redact::{redact_url, Secrets};
-use crate::replica::Position;
+use crate::replica::{Applied, Position, ReadPosition, Recorded};
 
 /// A factory for a per-connection diesel [`Instrumentation`], see
 /// [`FacadeBuilder::instrumentation`].
@@ -379,6 +379,17 @@ impl<C: SupportedConnection> Replica<C> {
     }
 }
 
+/// How waiting for a context's position on a replica ended.
+enum Waited {
+    /// The replica has it: read there.
+    Reached,
+    /// Read from the primary (the replica is behind, or the position is
+    /// unusable and was dropped).
+    UsePrimary,
+    /// The replica failed: mark it down and try the next one.
+    ReplicaFailed,
+}
+
 /// Replica routing settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReplicaSettings {
@@ -413,6 +424,13 @@ pub(crate) struct Inner<C: SupportedConnection> {
 /// The shared database handle: a writer pool, zero or more replica pools and
 /// the configuration. Clone it freely; clones share the pools.
 ///
+/// Each handle also carries a [`ReadPosition`]: the position of the last
+/// commit made through a context holding this handle, so that the context's
+/// `#[reader(replica)]` calls see its own writes (see
+/// [`read_position`](Self::read_position)). A clone starts with a copy of
+/// the position and tracks its own from then on: build each request's
+/// context with `db.clone()`.
+///
 /// ```
 /// use diesel::SqliteConnection;
 /// use diesel_facade::Facade;
@@ -433,12 +451,18 @@ pub(crate) struct Inner<C: SupportedConnection> {
 /// ```
 pub struct Facade<C: SupportedConnection> {
     pub(crate) inner: Arc<Inner<C>>,
+    /// The read-your-writes position of contexts that have no
+    /// `#[read_position]` field of their own.
+    position: ReadPosition,
 }
 
 impl<C: SupportedConnection> Clone for Facade<C> {
+    /// Shares the pools; copies the read position into a fresh cell, so the
+    /// clone's writes do not make the original wait, nor the other way round.
     fn clone(&self) -> Self {
         Facade {
             inner: Arc::clone(&self.inner),
+            position: self.position.clone(),
         }
     }
 }
@@ -536,6 +560,33 @@ impl<C: SupportedConnection> Facade<C> {
         Context::new(self.clone())
     }
 
+    /// The read-your-writes position this handle carries: a context whose
+    /// [`read_position`](crate::TransactionContext::read_position) is the
+    /// default (no `#[read_position]` field) records its commits here, and
+    /// its replica reads wait for them. Use [`ReadPosition::token`] to carry
+    /// it to the user's next request.
+    ///
+    /// ```
+    /// use diesel::SqliteConnection;
+    /// use diesel_facade::{Facade, TransactionContext};
+    ///
+    /// #[derive(TransactionContext)]
+    /// struct RequestContext {
+    ///     #[facade]
+    ///     db: Facade<SqliteConnection>,
+    /// }
+    ///
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = Facade::<SqliteConnection>::builder().writer(":memory:").build()?;
+    /// let ctx = RequestContext { db: db.clone() };
+    /// assert!(std::ptr::eq(ctx.read_position().unwrap(), ctx.db.read_position()));
+    /// assert_eq!(ctx.db.read_position().token(), None); // it has not written
+    /// # Ok(()) }
+    /// ```
+    pub fn read_position(&self) -> &ReadPosition {
+        &self.position
+    }
+
     /// Run diesel-facade's embedded migrations (the `locks` table) on the
     /// writer database. Idempotent; shares diesel's
     /// `__diesel_schema_migrations` table with the application's migrations.
@@ -611,18 +662,29 @@ impl<C: SupportedConnection> Facade<C> {
         self.checkout(&self.inner.writer, "writer")
     }
 
-    /// A connection to the next healthy replica that has caught up with
-    /// `position` (when given), or `None` if there is no replica or none can
-    /// serve the read (the caller falls back to the primary).
+    /// A connection to the next healthy replica that has caught up with the
+    /// context's `position` (when given), or `None` if there is no replica or
+    /// none can serve the read (the caller falls back to the primary).
     pub(crate) fn checkout_replica(
         &self,
-        position: Option<&Position>,
+        position: Option<&ReadPosition>,
     ) -> Option<(usize, PooledConn<C>)> {
         let replicas = &self.inner.replicas;
         if replicas.is_empty() {
             return None;
         }
         let settings = self.inner.replica_settings;
+        let recorded = position.and_then(|cell| cell.recorded().map(|r| (cell, r)));
+        if recorded
+            .as_ref()
+            .is_some_and(|(_, r)| r.position == Position::Written)
+        {
+            Counters::bump(&self.inner.counters.replica_fallbacks);
+            tracing::debug!(
+                "this context wrote but its position is unknown; reading from the primary"
+            );
+            return None;
+        }
         let start = self.inner.next_replica.fetch_add(1, Ordering::Relaxed);
         for offset in 0..replicas.len() {
             let index = (start + offset) % replicas.len();
@@ -667,35 +729,16 @@ impl<C: SupportedConnection> Facade<C> {
                     }
                 }
             }
-            if let Some(position) = position {
-                let started = Instant::now();
-                let managed = &mut *conn;
-                match C::wait_for_position(
-                    &mut managed.conn,
-                    &managed.session,
-                    position,
-                    settings.wait_timeout,
-                ) {
-                    Ok(true) => {
-                        tracing::debug!(
-                            waited_us =
-                                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                            "replica has this context's last write"
-                        );
-                    }
-                    Ok(false) => {
+            if let Some((cell, recorded)) = &recorded {
+                match self.wait_for_position(replica, &mut conn, cell, recorded) {
+                    Waited::Reached => {}
+                    Waited::UsePrimary => {
                         Counters::bump(&self.inner.counters.replica_fallbacks);
-                        tracing::warn!(
-                            replica = %replica.set.redacted,
-                            wait = ?settings.wait_timeout,
-                            "replica has not applied this context's last write; reading from the primary"
-                        );
                         return None;
                     }
-                    Err(err) => {
+                    Waited::ReplicaFailed => {
                         conn.broken = true;
                         replica.mark_down(settings.retry_interval);
-                        tracing::warn!(replica = %replica.set.redacted, error = %err, "replica did not answer");
                         continue;
                     }
                 }
@@ -705,6 +748,143 @@ impl<C: SupportedConnection> Facade<C> {
         Counters::bump(&self.inner.counters.replica_fallbacks);
         tracing::warn!("no replica could serve the read; using the primary");
         None
+    }
+
+    /// Wait, bounded, until the replica behind `conn` has applied the
+    /// context's position. A position restored from a token is checked
+    /// before any waiting: if the replica is behind it, the primary is asked
+    /// whether it exists at all, and a position from the future is dropped
+    /// rather than waited for. A replica that rejects such a position is not
+    /// at fault: the position is dropped and the replica stays in use.
+    fn wait_for_position(
+        &self,
+        replica: &Replica<C>,
+        conn: &mut PooledConn<C>,
+        cell: &ReadPosition,
+        recorded: &Recorded,
+    ) -> Waited {
+        let settings = self.inner.replica_settings;
+        let position = &recorded.position;
+        let started = Instant::now();
+        let managed = &mut **conn;
+        if !recorded.verified {
+            match C::wait_for_position(
+                &mut managed.conn,
+                &managed.session,
+                position,
+                Duration::ZERO,
+            ) {
+                Ok(Applied::Yes) => {
+                    cell.mark_verified(position);
+                    return Waited::Reached;
+                }
+                Ok(Applied::NotYet) => match self.position_is_ahead(position) {
+                    Some(true) => {
+                        cell.forget(position);
+                        tracing::warn!(
+                            "a restored read position is ahead of the primary (a token from \
+                             the future); dropped it and reading from the primary"
+                        );
+                        return Waited::UsePrimary;
+                    }
+                    Some(false) => cell.mark_verified(position),
+                    // The primary could not tell right now: wait as usual.
+                    None => {}
+                },
+                Ok(Applied::Foreign) => return self.foreign(replica, cell, recorded),
+                Err(err) => return self.rejected(replica, cell, recorded, &err),
+            }
+        }
+        match C::wait_for_position(
+            &mut managed.conn,
+            &managed.session,
+            position,
+            settings.wait_timeout,
+        ) {
+            Ok(Applied::Yes) => {
+                tracing::debug!(
+                    waited_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    "replica has this context's last write"
+                );
+                Waited::Reached
+            }
+            Ok(Applied::NotYet) => {
+                tracing::warn!(
+                    replica = %replica.set.redacted,
+                    wait = ?settings.wait_timeout,
+                    "replica has not applied this context's last write; reading from the primary"
+                );
+                Waited::UsePrimary
+            }
+            Ok(Applied::Foreign) => self.foreign(replica, cell, recorded),
+            Err(err) => self.rejected(replica, cell, recorded, &err),
+        }
+    }
+
+    /// The replica cannot check this kind of position. One from a token is
+    /// invalid here and is dropped; one this process recorded (a Galera
+    /// writer with a non-Galera replica, say) sends reads to the primary.
+    fn foreign(&self, replica: &Replica<C>, cell: &ReadPosition, recorded: &Recorded) -> Waited {
+        if !recorded.verified {
+            cell.forget(&recorded.position);
+        }
+        tracing::warn!(
+            replica = %replica.set.redacted,
+            restored = !recorded.verified,
+            "the replica cannot check this kind of read position; reading from the primary"
+        );
+        Waited::UsePrimary
+    }
+
+    /// The replica answered the wait with an error. A lost connection is the
+    /// replica's fault, and so is any error about a position this process
+    /// recorded itself; an error about a restored (token) position that the
+    /// replica answered is the token's: drop it, keep the replica. The
+    /// server's message can quote the token, so only its kind is logged.
+    fn rejected(
+        &self,
+        replica: &Replica<C>,
+        cell: &ReadPosition,
+        recorded: &Recorded,
+        err: &diesel::result::Error,
+    ) -> Waited {
+        let kind = classify(err);
+        if recorded.verified || kind == ErrorKind::Disconnected || is_connection_lost(err) {
+            tracing::warn!(replica = %replica.set.redacted, error = %err, "replica did not answer");
+            return Waited::ReplicaFailed;
+        }
+        cell.forget(&recorded.position);
+        tracing::warn!(
+            replica = %replica.set.redacted,
+            error_kind = ?kind,
+            "the replica rejected a restored read position; dropped it and reading from the primary"
+        );
+        Waited::UsePrimary
+    }
+
+    /// Ask the primary whether `position` is ahead of everything it has
+    /// committed. `None` if it cannot tell within the replica checkout
+    /// timeout (then the caller just waits, bounded, as for any position).
+    fn position_is_ahead(&self, position: &Position) -> Option<bool> {
+        let settings = self.inner.replica_settings;
+        let mut conn = self
+            .inner
+            .writer
+            .pool
+            .get_timeout(settings.checkout_timeout)
+            .ok()?;
+        Counters::bump(&self.inner.counters.checkouts);
+        let managed = &mut *conn;
+        match C::position_is_ahead(&mut managed.conn, &managed.session, position) {
+            Ok(ahead) => Some(ahead),
+            Err(err) => {
+                if is_connection_lost(&err) {
+                    conn.broken = true;
+                }
+                tracing::debug!(error_kind = ?classify(&err), "could not compare a read position with the primary");
+                None
+            }
+        }
     }
 
     fn checkout(&self, set: &PoolSet<C>, role: &str) -> Result<PooledConn<C>, Error> {
@@ -1272,6 +1452,7 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
                 retry: self.retry,
                 counters: Counters::default(),
             }),
+            position: ReadPosition::new(),
         })
     }
 

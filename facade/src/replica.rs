@@ -1,27 +1,63 @@
-//! Read-your-writes: where a context's last commit is kept, and how it is
-//! carried across requests.
+//! Read-your-writes: where a context's last commit is kept, how it is
+//! carried across requests, and how a carried position is checked before
+//! anything trusts it.
 //!
-//! After a writer commits on a context that has a [`ReadPosition`] (and the
-//! facade has replicas), the facade asks the primary for its position
-//! (PostgreSQL `pg_current_wal_insert_lsn()` after COMMIT, MariaDB
-//! `@@last_gtid`, Galera `wsrep_last_committed`) and stores it there. A later `#[reader(replica)]` on the
+//! After a writer commits (and the facade has replicas), the facade asks the
+//! primary for its position (PostgreSQL `pg_current_wal_insert_lsn()` after
+//! COMMIT, MariaDB `@@last_gtid`, Galera `wsrep_last_committed`) and stores
+//! it in the context's [`ReadPosition`]. A later `#[reader(replica)]` on the
 //! same context first waits, up to `replica_wait_timeout`, until the replica
 //! has applied that position, and reads from the primary if it has not.
 //! Contexts that never wrote read replicas without waiting.
+//!
+//! # Where the position lives
+//!
+//! Every [`Facade`](crate::Facade) handle carries a `ReadPosition`, and a
+//! context without a `#[read_position]` field uses its facade's. That makes
+//! read-your-writes the default: a context has no other state of its own,
+//! and the handle is the one thing every context owns. `Facade::clone`
+//! copies the current position into a fresh cell, so each context built with
+//! `db.clone()` tracks its own writes from then on, and contexts never wait
+//! for each other's. A context that never writes pays one uncontended lock
+//! per replica read to find the cell empty; a facade without replicas never
+//! records a position at all. A `#[read_position]` field is only needed to
+//! keep the position apart from the handle, e.g. to hand it to the next
+//! request.
+//!
+//! # Tokens are untrusted input
+//!
+//! A token comes back from a cookie, so it is parsed strictly
+//! ([`ReadPosition::from_token`]): a PostgreSQL LSN is two hex numbers that
+//! each fit 32 bits, a MariaDB GTID list is `domain-server-seq` triples of
+//! decimal numbers (32, 32 and 64 bits), a Galera seqno a 64-bit number;
+//! anything else is an [`ErrorKind::Config`] error that quotes at most a
+//! short, escaped prefix of the token. A parsed token is still unverified:
+//! the first replica read that finds the replica behind it asks the primary
+//! whether the position exists at all, and drops a position from the future
+//! (ahead of the primary) instead of waiting for it, and a replica that
+//! rejects a token's position is not marked down (the token is dropped).
 
 use std::fmt;
 use std::sync::Mutex;
 
 use crate::error::{Error, ErrorKind};
 
+/// The longest token [`ReadPosition::from_token`] looks at. A GTID triple is
+/// at most 42 characters, so this leaves room for a few dozen domains.
+const MAX_TOKEN_LEN: usize = 1024;
+
+/// At most this many characters of a rejected token are quoted in the error.
+const QUOTED_CHARS: usize = 24;
+
 /// A position in the primary's history a replica must reach before serving
-/// this context.
+/// this context. Built only from validated input: a parsed token or the
+/// primary's own answer.
 #[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
-    /// A PostgreSQL WAL position (`pg_lsn` text, e.g. `16/B374D848`).
+    /// A PostgreSQL WAL position in canonical `pg_lsn` text (`16/B374D848`).
     PgLsn(String),
-    /// A MariaDB GTID list (e.g. `0-1-42`).
+    /// A MariaDB GTID list in canonical text (`0-1-42,1-2-7`).
     Gtid(String),
     /// A Galera cluster-wide seqno (`wsrep_last_committed`), the same on
     /// every node once it has applied that write-set.
@@ -31,7 +67,119 @@ pub enum Position {
     Written,
 }
 
+/// What a replica said about a position it was asked to wait for.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// It has applied the position.
+    Yes,
+    /// Not (yet) within the time it was given.
+    NotYet,
+    /// It cannot check this kind of position (another backend's).
+    Foreign,
+}
+
+/// One `domain-server-seq` of a MariaDB GTID list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GtidTriple {
+    pub(crate) domain: u32,
+    pub(crate) server: u32,
+    pub(crate) seq: u64,
+}
+
+/// Digits only (no sign, no spaces, no `_`), then the number must fit.
+fn decimal<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn hex32(text: &str) -> Option<u32> {
+    if text.is_empty() || text.len() > 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// `HI/LO` as PostgreSQL prints a `pg_lsn`, each half fitting 32 bits.
+pub(crate) fn parse_pg_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some(u64::from(hex32(hi)?) << 32 | u64::from(hex32(lo)?))
+}
+
+fn format_pg_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// A comma-separated list of `domain-server-seq`, each domain at most once
+/// (the empty list is no position and is rejected).
+pub(crate) fn parse_gtid_list(text: &str) -> Option<Vec<GtidTriple>> {
+    let mut list: Vec<GtidTriple> = Vec::new();
+    for part in text.split(',') {
+        let mut fields = part.split('-');
+        let triple = GtidTriple {
+            domain: decimal(fields.next()?)?,
+            server: decimal(fields.next()?)?,
+            seq: decimal(fields.next()?)?,
+        };
+        if fields.next().is_some() || list.iter().any(|t| t.domain == triple.domain) {
+            return None;
+        }
+        list.push(triple);
+    }
+    Some(list)
+}
+
+fn format_gtid_list(list: &[GtidTriple]) -> String {
+    let parts: Vec<String> = list
+        .iter()
+        .map(|t| format!("{}-{}-{}", t.domain, t.server, t.seq))
+        .collect();
+    parts.join(",")
+}
+
+/// Whether a replica that has applied `replica` (its `gtid_slave_pos`, or a
+/// primary's `gtid_binlog_pos`) has everything `wanted` names, domain by
+/// domain, as `MASTER_GTID_WAIT` judges it.
+pub(crate) fn gtid_list_covers(replica: &[GtidTriple], wanted: &[GtidTriple]) -> bool {
+    wanted.iter().all(|w| {
+        replica
+            .iter()
+            .any(|r| r.domain == w.domain && r.seq >= w.seq)
+    })
+}
+
+/// At most [`QUOTED_CHARS`] characters of untrusted `text`, escaped, for an
+/// error message.
+fn quote(text: &str) -> String {
+    let mut quoted: String = text
+        .chars()
+        .take(QUOTED_CHARS)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().nth(QUOTED_CHARS).is_some() {
+        quoted.push('…');
+    }
+    quoted
+}
+
 impl Position {
+    /// A position from the primary's `pg_lsn` text; `Written` if it does not
+    /// parse (then the context's replica reads use the primary).
+    pub(crate) fn from_server_pg_lsn(text: &str) -> Position {
+        parse_pg_lsn(text.trim())
+            .map_or(Position::Written, |lsn| Position::PgLsn(format_pg_lsn(lsn)))
+    }
+
+    /// A position from the primary's `@@last_gtid`; `Written` if it is empty
+    /// (no binary log) or does not parse.
+    pub(crate) fn from_server_gtid(text: &str) -> Position {
+        parse_gtid_list(text.trim()).map_or(Position::Written, |list| {
+            Position::Gtid(format_gtid_list(&list))
+        })
+    }
+
     fn token(&self) -> String {
         match self {
             Position::PgLsn(lsn) => format!("pg:{lsn}"),
@@ -42,51 +190,56 @@ impl Position {
     }
 
     fn parse(token: &str) -> Result<Self, Error> {
-        let bad = || {
+        let bad = |why: &str| {
             Error::new(
                 ErrorKind::Config,
                 format!(
-                    "`{token}` is not a read position token (expected pg:…, gtid:… or written)"
+                    "`{}` is not a read position token ({why}; expected pg:HI/LO, \
+                     gtid:DOMAIN-SERVER-SEQ[,..], galera:SEQNO or written)",
+                    quote(token)
                 ),
             )
         };
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(bad("too long"));
+        }
         if token == "written" {
             return Ok(Position::Written);
         }
-        let (kind, value) = token.split_once(':').ok_or_else(bad)?;
-        let valid = match kind {
-            "pg" => value.split_once('/').is_some_and(|(hi, lo)| {
-                !hi.is_empty()
-                    && !lo.is_empty()
-                    && hi.chars().chain(lo.chars()).all(|c| c.is_ascii_hexdigit())
-            }),
-            "galera" => !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()),
-            "gtid" => {
-                !value.is_empty()
-                    && value
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || c == '-' || c == ',')
-            }
-            _ => false,
-        };
-        if !valid {
-            return Err(bad());
+        let (kind, value) = token.split_once(':').ok_or_else(|| bad("no kind"))?;
+        match kind {
+            "pg" => parse_pg_lsn(value)
+                .map(|lsn| Position::PgLsn(format_pg_lsn(lsn)))
+                .ok_or_else(|| bad("not two 32-bit hex numbers")),
+            "gtid" => parse_gtid_list(value)
+                .map(|list| Position::Gtid(format_gtid_list(&list)))
+                .ok_or_else(|| bad("not a list of 32-32-64-bit decimal triples")),
+            "galera" => decimal(value)
+                .map(Position::GaleraSeqno)
+                .ok_or_else(|| bad("not a 64-bit decimal number")),
+            _ => Err(bad("unknown kind")),
         }
-        Ok(match kind {
-            "pg" => Position::PgLsn(value.to_owned()),
-            "galera" => Position::GaleraSeqno(value.parse().map_err(|_| bad())?),
-            _ => Position::Gtid(value.to_owned()),
-        })
     }
 }
 
+/// A recorded position and whether it can be trusted to exist: positions
+/// from this process's own commits are; positions from tokens are not until
+/// the primary confirmed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) position: Position,
+    pub(crate) verified: bool,
+}
+
 /// Where a context keeps the position of its last commit, so its replica
-/// reads see its own writes. Put one in your context and mark it
-/// `#[read_position]`; [`Context`](crate::Context) has one.
+/// reads see its own writes.
 ///
-/// The position can travel with the user between requests, e.g. in a
-/// session cookie: [`token`](Self::token) after the request,
-/// [`from_token`](Self::from_token) at the start of the next.
+/// Every [`Facade`](crate::Facade) handle has one (see
+/// [`Facade::read_position`](crate::Facade::read_position)), and a context
+/// uses its facade's unless a field is marked `#[read_position]`: mark one
+/// only to keep the position apart from the handle, e.g. to carry it to the
+/// user's next request, in a session cookie: [`token`](Self::token) after
+/// the request, [`from_token`](Self::from_token) at the start of the next.
 ///
 /// ```
 /// use diesel::SqliteConnection;
@@ -108,7 +261,7 @@ impl Position {
 /// ```
 #[derive(Default)]
 pub struct ReadPosition {
-    position: Mutex<Option<Position>>,
+    state: Mutex<Option<Recorded>>,
 }
 
 impl ReadPosition {
@@ -121,29 +274,47 @@ impl ReadPosition {
         Self::default()
     }
 
-    /// Restore a position saved with [`token`](Self::token). A malformed
-    /// token is an [`ErrorKind::Config`] error.
+    /// Restore a position saved with [`token`](Self::token).
+    ///
+    /// The token is untrusted input and is parsed strictly: `pg:HI/LO` (two
+    /// hex numbers of at most 32 bits), `gtid:D-S-N[,D-S-N..]` (decimal,
+    /// 32/32/64 bits, each domain once), `galera:N` (64 bits) or `written`,
+    /// at most 1024 bytes. Anything else is an [`ErrorKind::Config`] error
+    /// whose message quotes only a short, escaped prefix of the token.
+    ///
+    /// A token that parses can still name a position the primary has never
+    /// reached (a forged or stale-cluster cookie). The first replica read
+    /// that finds the replica behind it checks the position against the
+    /// primary, and drops one from the future (that read goes to the
+    /// primary) instead of waiting `replica_wait_timeout` for it.
     ///
     /// ```
-    /// let position = diesel_facade::ReadPosition::from_token("pg:0/16B3740").unwrap();
-    /// assert!(diesel_facade::ReadPosition::from_token("pg:0/16B3740'; --").is_err());
+    /// use diesel_facade::{ErrorKind, ReadPosition};
+    /// let position = ReadPosition::from_token("pg:0/16B3740").unwrap();
     /// # let _ = position;
+    /// for bad in ["pg:0/16B3740'; --", "pg:FFFFFFFFF/0", "gtid:-", "gtid:0-1-", "galera:-1"] {
+    ///     assert_eq!(ReadPosition::from_token(bad).unwrap_err().kind(), ErrorKind::Config);
+    /// }
     /// ```
     pub fn from_token(token: &str) -> Result<Self, Error> {
         Ok(ReadPosition {
-            position: Mutex::new(Some(Position::parse(token)?)),
+            state: Mutex::new(Some(Recorded {
+                position: Position::parse(token)?,
+                verified: false,
+            })),
         })
     }
 
     /// The position as a short string (`pg:16/B374D848`, `gtid:0-1-42`,
-    /// `written`), or `None` if this context has not written.
+    /// `galera:1234`, `written`), or `None` if this context has not written
+    /// (or its restored position was dropped as invalid).
     ///
     /// ```
     /// let position = diesel_facade::ReadPosition::from_token("written").unwrap();
     /// assert_eq!(position.token().as_deref(), Some("written"));
     /// ```
     pub fn token(&self) -> Option<String> {
-        self.get().map(|p| p.token())
+        self.recorded().map(|r| r.position.token())
     }
 
     /// Forget the position: replica reads stop waiting.
@@ -154,20 +325,52 @@ impl ReadPosition {
     /// assert_eq!(position.token(), None);
     /// ```
     pub fn clear(&self) {
-        self.set(None);
+        *self.lock() = None;
     }
 
-    pub(crate) fn get(&self) -> Option<Position> {
-        match self.position.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    /// Tests only: a position that skipped validation, to prove that a
+    /// value the server rejects is handled like the bad token it is.
+    #[doc(hidden)]
+    pub fn __unvalidated(position: Position) -> Self {
+        ReadPosition {
+            state: Mutex::new(Some(Recorded {
+                position,
+                verified: false,
+            })),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Recorded>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn recorded(&self) -> Option<Recorded> {
+        self.lock().clone()
+    }
+
+    /// Record the position of a commit this process made (trusted).
     pub(crate) fn set(&self, position: Option<Position>) {
-        match self.position.lock() {
-            Ok(mut guard) => *guard = position,
-            Err(poisoned) => *poisoned.into_inner() = position,
+        *self.lock() = position.map(|position| Recorded {
+            position,
+            verified: true,
+        });
+    }
+
+    /// The primary has reached `position`: it is real, only not yet replayed.
+    pub(crate) fn mark_verified(&self, position: &Position) {
+        if let Some(recorded) = self.lock().as_mut() {
+            if recorded.position == *position {
+                recorded.verified = true;
+            }
+        }
+    }
+
+    /// Drop `position` as invalid, unless the context recorded a newer one
+    /// in the meantime.
+    pub(crate) fn forget(&self, position: &Position) {
+        let mut guard = self.lock();
+        if guard.as_ref().is_some_and(|r| r.position == *position) {
+            *guard = None;
         }
     }
 }
@@ -175,7 +378,7 @@ impl ReadPosition {
 impl Clone for ReadPosition {
     fn clone(&self) -> Self {
         ReadPosition {
-            position: Mutex::new(self.get()),
+            state: Mutex::new(self.recorded()),
         }
     }
 }
@@ -194,8 +397,11 @@ mod tests {
     fn tokens_round_trip_and_reject_garbage() {
         for token in [
             "pg:0/16B3740",
+            "pg:FFFFFFFF/FFFFFFFF",
             "gtid:0-1-42",
             "gtid:0-1-42,1-2-3",
+            "gtid:4294967295-4294967295-18446744073709551615",
+            "galera:18446744073709551615",
             "written",
         ] {
             assert_eq!(
@@ -203,18 +409,107 @@ mod tests {
                 Some(token)
             );
         }
+        let long = format!("gtid:{}", "1".repeat(5000));
+        let many = format!(
+            "gtid:{}",
+            (0..40)
+                .map(|d| format!("{d}-1-1"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         for bad in [
             "",
             "pg:",
             "pg:zz/1",
-            "gtid:a",
-            "mysql:1",
+            "pg:FFFFFFFFF/0",
+            "pg:0/FFFFFFFFF",
+            "pg:/0",
+            "pg:0/",
+            "pg:+1/0",
             "pg:1/2/3",
+            "pg: 1/2",
+            "gtid:",
+            "gtid:-",
+            "gtid:--",
+            "gtid:0-1-",
+            "gtid:-1-2",
+            "gtid:0--2",
+            "gtid:0-1-2-3",
+            "gtid:0-1-2,",
+            "gtid:,0-1-2",
+            "gtid:0-1-2,,1-1-1",
+            "gtid:0-1-2,0-2-3",
+            "gtid:4294967296-1-1",
+            "gtid:0-4294967296-1",
+            "gtid:0-1-18446744073709551616",
+            "gtid:0-1-+2",
+            "gtid:٣-1-2",
+            "gtid:0-1-2\n",
+            "galera:",
             "galera:-1",
+            "galera:+1",
             "galera:99999999999999999999999",
+            "galera:１",
+            "mysql:1",
+            "Written",
+            "pg:0/1\u{0}",
+            long.as_str(),
         ] {
             let err = ReadPosition::from_token(bad).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Config, "{bad}");
+            assert_eq!(err.kind(), ErrorKind::Config, "{bad:?}");
+            assert!(
+                err.to_string().len() < 400,
+                "quotes at most a prefix: {err}"
+            );
         }
+        assert!(ReadPosition::from_token(&many).is_ok(), "40 domains fit");
+    }
+
+    #[test]
+    fn rejected_tokens_are_quoted_short_and_escaped() {
+        let hostile = format!("gtid:\u{1b}[31m\n{}", "x".repeat(10_000));
+        let message = ReadPosition::from_token(&hostile).unwrap_err().to_string();
+        assert!(
+            !message.contains('\u{1b}') && !message.contains('\n'),
+            "{message}"
+        );
+        assert!(!message.contains(&"x".repeat(QUOTED_CHARS)), "{message}");
+    }
+
+    #[test]
+    fn server_positions_are_canonical_or_written() {
+        assert_eq!(
+            Position::from_server_pg_lsn("16/b374d848"),
+            Position::PgLsn("16/B374D848".into())
+        );
+        assert_eq!(Position::from_server_pg_lsn("junk"), Position::Written);
+        assert_eq!(
+            Position::from_server_gtid("0-1-42"),
+            Position::Gtid("0-1-42".into())
+        );
+        assert_eq!(Position::from_server_gtid(""), Position::Written);
+    }
+
+    #[test]
+    fn gtid_coverage_is_per_domain() {
+        let list = |s: &str| parse_gtid_list(s).unwrap();
+        assert!(gtid_list_covers(&list("0-1-10,1-1-5"), &list("0-2-10")));
+        assert!(!gtid_list_covers(&list("0-1-10"), &list("0-1-11")));
+        assert!(!gtid_list_covers(&list("0-1-10"), &list("1-1-1")));
+    }
+
+    #[test]
+    fn a_forgotten_position_stays_forgotten_unless_replaced() {
+        let cell = ReadPosition::from_token("galera:5").unwrap();
+        let old = cell.recorded().unwrap().position;
+        cell.set(Some(Position::GaleraSeqno(6)));
+        cell.forget(&old);
+        assert_eq!(
+            cell.token().as_deref(),
+            Some("galera:6"),
+            "newer write kept"
+        );
+        cell.forget(&Position::GaleraSeqno(6));
+        assert_eq!(cell.token(), None);
     }
 }

@@ -229,12 +229,10 @@ where
     let counters = &facade.inner.counters;
     let (checkout, replica) = match route {
         Route::Primary => (facade.checkout_writer(), None),
-        Route::Replica => {
-            match facade.checkout_replica(ctx.read_position().and_then(|p| p.get()).as_ref()) {
-                Some((index, conn)) => (Ok(conn), Some(index)),
-                None => (facade.checkout_writer(), None),
-            }
-        }
+        Route::Replica => match facade.checkout_replica(ctx.read_position()) {
+            Some((index, conn)) => (Ok(conn), Some(index)),
+            None => (facade.checkout_writer(), None),
+        },
     };
     let server = if replica.is_some() {
         "replica"

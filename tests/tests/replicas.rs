@@ -11,7 +11,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use diesel::{MysqlConnection, PgConnection};
-use diesel_facade::{reader, writer, ErrorKind, Facade, ReadPosition, TransactionContext};
+use diesel_facade::{
+    reader, writer, Context, ErrorKind, Facade, ReadOnlyConnection, ReadPosition,
+    TransactionContext,
+};
 use diesel_facade_tests::schema::items;
 
 fn env(var: &str) -> Option<String> {
@@ -25,6 +28,39 @@ fn env(var: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// `ft<prefix>_<base>`, with `FACADE_TEST_DB_PREFIX`, so that checkouts
+/// sharing the servers do not drop each other's databases.
+fn db_name(kind: &str, base: &str) -> String {
+    let prefix = std::env::var("FACADE_TEST_DB_PREFIX").unwrap_or_default();
+    let prefix: String = prefix.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("{kind}{prefix}_{base}")
+}
+
+/// Tokens a cookie can carry that must be rejected at parse; the first ones
+/// passed the old character check and reached the server.
+fn hostile_tokens() -> Vec<String> {
+    let mut tokens: Vec<String> = [
+        "pg:FFFFFFFFF/0",
+        "pg:0/1FFFFFFFF",
+        "gtid:-",
+        "gtid:0-1-",
+        "gtid:0-1-18446744073709551616",
+        "gtid:4294967296-1-1",
+        "gtid:0-1-1,,",
+        "gtid:0-1-1,0-1-1",
+        "galera:18446744073709551616",
+        "pg:0/1\u{0}",
+        "gtid:\u{663}-1-2",
+        "pg:１/2",
+    ]
+    .iter()
+    .map(|t| t.to_string())
+    .collect();
+    tokens.push(format!("gtid:{}", "0-1-1,".repeat(5000)));
+    tokens.push(format!("pg:{}/0", "0".repeat(100_000)));
+    tokens
 }
 
 fn with_db(url: &str, db: &str) -> String {
@@ -60,6 +96,8 @@ macro_rules! replica_scenarios {
         on_replica_sql = $on_replica_sql:expr,
         pause_sql = $pause:expr,
         resume_sql = $resume:expr,
+        rejected_position = $rejected:expr,
+        future_tokens = $future:expr,
     ) => {
         type Conn = $conn;
 
@@ -95,6 +133,50 @@ macro_rules! replica_scenarios {
             Ok((visible, server_is_replica, ctx.on_replica()))
         }
 
+        /// A context with no `#[read_position]` field.
+        #[derive(TransactionContext)]
+        struct Plain {
+            #[facade]
+            db: Facade<Conn>,
+        }
+
+        fn probe(conn: &mut ReadOnlyConnection<Conn>, id: i32) -> QueryResult<(bool, bool)> {
+            let visible =
+                diesel::select(diesel::dsl::exists(items::table.find(id))).get_result(conn)?;
+            let server_is_replica = diesel::sql_query($on_replica_sql)
+                .get_result::<Flag>(conn)?
+                .flag;
+            Ok((visible, server_is_replica))
+        }
+
+        #[writer]
+        fn add_plain(ctx: &mut Plain, id: i32) -> QueryResult<()> {
+            diesel::insert_into(items::table)
+                .values((items::id.eq(id), items::name.eq("p"), items::qty.eq(0)))
+                .execute(ctx.conn())
+                .map(drop)
+        }
+
+        #[reader(replica)]
+        fn look_plain(ctx: &mut Plain, id: i32) -> QueryResult<(bool, bool, bool)> {
+            let (visible, server_is_replica) = probe(ctx.conn(), id)?;
+            Ok((visible, server_is_replica, ctx.on_replica()))
+        }
+
+        #[writer]
+        fn add_ctx(ctx: &mut Context<Conn>, id: i32) -> QueryResult<()> {
+            diesel::insert_into(items::table)
+                .values((items::id.eq(id), items::name.eq("c"), items::qty.eq(0)))
+                .execute(ctx.conn())
+                .map(drop)
+        }
+
+        #[reader(replica)]
+        fn look_ctx(ctx: &mut Context<Conn>, id: i32) -> QueryResult<(bool, bool, bool)> {
+            let (visible, server_is_replica) = probe(ctx.conn(), id)?;
+            Ok((visible, server_is_replica, ctx.on_replica()))
+        }
+
         struct Resume<'a> {
             conn: &'a std::cell::RefCell<Conn>,
         }
@@ -105,7 +187,7 @@ macro_rules! replica_scenarios {
         }
 
         pub fn run(primary: &str, replica: &str) {
-            let db_name = "ft_replica_routing";
+            let db_name = db_name("ft", "replica_routing");
             {
                 let mut admin: Conn = connect_eventually(primary);
                 let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"));
@@ -113,8 +195,8 @@ macro_rules! replica_scenarios {
                     .batch_execute(&format!("CREATE DATABASE {db_name}"))
                     .expect("create database");
             }
-            let primary_url = with_db(primary, db_name);
-            let replica_url = with_db(replica, db_name);
+            let primary_url = with_db(primary, &db_name);
+            let replica_url = with_db(replica, &db_name);
             let mut setup: Conn = connect_eventually(&primary_url);
             setup
                 .batch_execute(
@@ -170,6 +252,36 @@ macro_rules! replica_scenarios {
             );
             assert!(started.elapsed() < wait, "and does not wait");
 
+            // 2b. The same without a `#[read_position]` field: the context's
+            //     facade handle keeps the position, so it reads its own write
+            //     (from the primary, replay being paused), and so does a
+            //     `Facade::context()`.
+            let mut plain = Plain { db: db.clone() };
+            add_plain(&mut plain, 20).unwrap();
+            assert_eq!(
+                look_plain(&mut plain, 20).unwrap(),
+                (true, false, false),
+                "a context without #[read_position] reads its own write"
+            );
+            assert!(plain.db.read_position().token().is_some(), "position on the handle");
+            let mut derived = Plain { db: plain.db.clone() };
+            assert_eq!(
+                look_plain(&mut derived, 20).unwrap(),
+                (true, false, false),
+                "a handle cloned after the write carries its position"
+            );
+            let mut script = db.context();
+            add_ctx(&mut script, 21).unwrap();
+            assert_eq!(look_ctx(&mut script, 21).unwrap(), (true, false, false));
+            let started = Instant::now();
+            assert_eq!(
+                look_plain(&mut Plain { db: db.clone() }, 20).unwrap(),
+                (false, true, true),
+                "a fresh clone of the shared facade did not write: no wait, stale replica"
+            );
+            assert!(started.elapsed() < wait, "and does not wait");
+            assert_eq!(db.read_position().token(), None, "the shared handle never wrote");
+
             // 3. The position travels as a token (e.g. in a session cookie).
             let token = writer_ctx.position.token().expect("token");
             let mut next_request = Req {
@@ -183,7 +295,64 @@ macro_rules! replica_scenarios {
             let fallbacks = db.stats().replica_fallbacks;
             assert_eq!(look(&mut writer_ctx, 2).unwrap(), (true, true, true));
             assert_eq!(look(&mut next_request, 2).unwrap(), (true, true, true));
+            assert_eq!(look_plain(&mut plain, 20).unwrap(), (true, true, true));
+            assert_eq!(look_ctx(&mut script, 21).unwrap(), (true, true, true));
             assert_eq!(db.stats().replica_fallbacks, fallbacks);
+
+            // 4b. Hostile tokens are rejected before anything uses them.
+            for bad in hostile_tokens() {
+                let err = ReadPosition::from_token(&bad).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Config);
+                assert!(err.to_string().len() < 300, "the token is not echoed whole");
+            }
+
+            // 4c. A position the replica rejects (one that skipped
+            //     validation) is the token's fault: that read goes to the
+            //     primary and drops it, and the replica stays in use.
+            let mut hostile = Req {
+                db: db.clone(),
+                position: ReadPosition::__unvalidated($rejected),
+            };
+            assert_eq!(look(&mut hostile, 1).unwrap(), (true, false, false));
+            assert_eq!(hostile.position.token(), None, "the rejected position is dropped");
+            assert_eq!(
+                look(&mut req(&db), 1).unwrap(),
+                (true, true, true),
+                "the replica was not marked down"
+            );
+            assert_eq!(look(&mut hostile, 1).unwrap(), (true, true, true));
+
+            // 4d. A token from the future (ahead of the primary) is dropped
+            //     instead of waited for, on every request that sends it.
+            let patient = Facade::<Conn>::builder()
+                .writer(primary_url.clone())
+                .replica(replica_url.clone())
+                .replica_wait_timeout(Duration::from_secs(5))
+                .build()
+                .expect("facade with a replica");
+            for future in $future {
+                for request in 0..2 {
+                    let mut ctx = Req {
+                        db: patient.clone(),
+                        position: ReadPosition::from_token(future).expect("well-formed"),
+                    };
+                    let started = Instant::now();
+                    assert_eq!(look(&mut ctx, 1).unwrap(), (true, false, false), "{future}");
+                    assert_eq!(ctx.position.token(), None, "{future} dropped (request {request})");
+                    assert!(
+                        started.elapsed() < Duration::from_secs(4),
+                        "{future}: no full wait ({:?})",
+                        started.elapsed()
+                    );
+                }
+            }
+            // A real token the replica has applied still reads the replica.
+            let mut returning = Req {
+                db: patient.clone(),
+                position: ReadPosition::from_token(&token).unwrap(),
+            };
+            assert_eq!(look(&mut returning, 2).unwrap(), (true, true, true));
+            assert_eq!(returning.position.token(), Some(token.clone()));
 
             // 5. Raw SQL cannot write through a replica read.
             let err = diesel_facade::read_replica(&mut req(&db), |ctx| {
@@ -258,6 +427,8 @@ mod pg {
         on_replica_sql = "SELECT pg_is_in_recovery() AS flag",
         pause_sql = "SELECT pg_wal_replay_pause()",
         resume_sql = "SELECT pg_wal_replay_resume()",
+        rejected_position = diesel_facade::__private::Position::PgLsn("FFFFFFFFF/0".into()),
+        future_tokens = ["pg:FFFFFFFF/FFFFFFFF"],
     }
 }
 
@@ -268,6 +439,8 @@ mod mariadb {
         on_replica_sql = "SELECT @@server_id <> 1 AS flag",
         pause_sql = "STOP SLAVE SQL_THREAD",
         resume_sql = "START SLAVE SQL_THREAD",
+        rejected_position = diesel_facade::__private::Position::Gtid("-".into()),
+        future_tokens = ["gtid:0-1-18446744073709551615", "gtid:4242-1-1"],
     }
 }
 
@@ -309,6 +482,36 @@ mod galera {
         pub port: i32,
     }
 
+    /// A context with no `#[read_position]` field.
+    #[derive(TransactionContext)]
+    pub struct Plain {
+        #[facade]
+        pub db: Facade<MysqlConnection>,
+    }
+
+    #[writer]
+    pub fn add_plain(ctx: &mut Plain, id: i32) -> QueryResult<()> {
+        diesel::insert_into(items::table)
+            .values((items::id.eq(id), items::name.eq("p"), items::qty.eq(0)))
+            .execute(ctx.conn())
+            .map(drop)
+    }
+
+    /// (visible, answered by a node other than node 1, facade says replica)
+    #[reader(replica)]
+    pub fn look_plain(
+        ctx: &mut Plain,
+        id: i32,
+        writer_port: i32,
+    ) -> QueryResult<(bool, bool, bool)> {
+        let visible =
+            diesel::select(diesel::dsl::exists(items::table.find(id))).get_result(ctx.conn())?;
+        let other = diesel::sql_query(format!("SELECT @@port <> {writer_port} AS flag"))
+            .get_result::<Flag>(ctx.conn())?
+            .flag;
+        Ok((visible, other, ctx.on_replica()))
+    }
+
     /// Which node answered.
     #[reader(replica)]
     pub fn answering_port(ctx: &mut Req) -> QueryResult<i32> {
@@ -343,7 +546,7 @@ fn galera_nodes_as_replicas_read_their_writes() {
         return;
     };
     let urls: Vec<&str> = urls.split(',').collect();
-    let db_name = "ftg_replicas";
+    let db_name = db_name("ftg", "replicas");
     let mut admin: MysqlConnection = connect_eventually(urls[0]);
     admin
         .batch_execute(&format!(
@@ -353,9 +556,9 @@ fn galera_nodes_as_replicas_read_their_writes() {
         .expect("create the database on node 1");
     let writer_port = url::Url::parse(urls[0]).unwrap().port().unwrap() as i32;
     let db = Facade::<MysqlConnection>::builder()
-        .writer(with_db(urls[0], db_name))
-        .replica(with_db(urls[1], db_name))
-        .replica(with_db(urls[2], db_name))
+        .writer(with_db(urls[0], &db_name))
+        .replica(with_db(urls[1], &db_name))
+        .replica(with_db(urls[2], &db_name))
         .build()
         .unwrap();
     let mut ctx = galera::Req {
@@ -386,4 +589,87 @@ fn galera_nodes_as_replicas_read_their_writes() {
         ports, replica_ports,
         "both replicas served reads, the writer none"
     );
+}
+
+/// A context with no `#[read_position]` field reads its own write on a Galera
+/// node whose applier is held back (FLUSH TABLES WITH READ LOCK): from the
+/// primary after the bounded wait, where it used to read the node's stale
+/// data. A token from the future is dropped without waiting.
+#[test]
+fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
+    let Some(urls) = env("FACADE_TEST_GALERA_URLS") else {
+        return;
+    };
+    let urls: Vec<&str> = urls.split(',').collect();
+    let db_name = db_name("ftg", "replicas_plain");
+    let mut admin: MysqlConnection = connect_eventually(urls[0]);
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {db_name}; CREATE DATABASE {db_name}; USE {db_name};
+             CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);"
+        ))
+        .expect("create the database on node 1");
+    let writer_port = url::Url::parse(urls[0]).unwrap().port().unwrap() as i32;
+    let wait = Duration::from_millis(400);
+    let db = Facade::<MysqlConnection>::builder()
+        .writer(with_db(urls[0], &db_name))
+        .replica(with_db(urls[1], &db_name))
+        .replica_wait_timeout(wait)
+        .build()
+        .unwrap();
+    let mut plain = galera::Plain { db: db.clone() };
+    // The table has reached node 2 once a write made after it is visible there.
+    galera::add_plain(&mut plain, 1).unwrap();
+    assert_eq!(
+        galera::look_plain(&mut plain, 1, writer_port).unwrap(),
+        (true, true, true)
+    );
+
+    // Hold node 2's applier back (briefly: other suites share the cluster).
+    let node2 = std::cell::RefCell::new(connect_eventually::<MysqlConnection>(urls[1]));
+    struct Unlock<'a>(&'a std::cell::RefCell<MysqlConnection>);
+    impl Drop for Unlock<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.borrow_mut().batch_execute("UNLOCK TABLES");
+        }
+    }
+    node2
+        .borrow_mut()
+        .batch_execute("FLUSH TABLES WITH READ LOCK")
+        .expect("FTWRL on node 2");
+    let unlock = Unlock(&node2);
+    galera::add_plain(&mut plain, 2).unwrap();
+    let seen = galera::look_plain(&mut plain, 2, writer_port).unwrap();
+    let bystander = galera::look_plain(&mut galera::Plain { db: db.clone() }, 2, writer_port);
+    drop(unlock);
+    assert_eq!(
+        seen,
+        (true, false, false),
+        "read its own write, from node 1"
+    );
+    assert!(plain.db.read_position().token().is_some());
+    assert_eq!(
+        bystander.unwrap(),
+        (false, true, true),
+        "node 2 was held back: a context that did not write reads it stale"
+    );
+
+    // A seqno from the future is dropped rather than waited for.
+    let patient = Facade::<MysqlConnection>::builder()
+        .writer(with_db(urls[0], &db_name))
+        .replica(with_db(urls[1], &db_name))
+        .replica_wait_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut future = galera::Req {
+        db: patient.clone(),
+        position: ReadPosition::from_token("galera:18446744073709551615").unwrap(),
+    };
+    let started = Instant::now();
+    assert_eq!(
+        galera::look(&mut future, 1, writer_port).unwrap(),
+        (true, false, false)
+    );
+    assert_eq!(future.position.token(), None);
+    assert!(started.elapsed() < Duration::from_secs(4), "no full wait");
 }

@@ -15,7 +15,7 @@ use diesel::{Connection, QueryResult};
 use crate::error::Error;
 use crate::facade::BackendOptions;
 use crate::redact::redact_url;
-use crate::replica::Position;
+use crate::replica::{Applied, Position};
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -179,14 +179,27 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     fn commit_position(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Position>>;
 
-    /// Wait until this replica connection has applied `position`:
-    /// `Ok(false)` if `timeout` passes first. Runs outside a transaction.
+    /// Whether this replica connection has applied `position`, waiting up to
+    /// `timeout` for it (`Duration::ZERO`: look once, without waiting).
+    /// [`Applied::Foreign`] for a position this kind of replica cannot
+    /// check (another backend's, or a GTID on a Galera node). Runs outside
+    /// a transaction.
     #[doc(hidden)]
     fn wait_for_position(
         conn: &mut Self,
         session: &SessionState,
         position: &Position,
         timeout: Duration,
+    ) -> QueryResult<Applied>;
+
+    /// On the primary: whether `position` is ahead of everything it has
+    /// committed, i.e. a position from the future that no replica will
+    /// reach. Runs outside a transaction.
+    #[doc(hidden)]
+    fn position_is_ahead(
+        conn: &mut Self,
+        session: &SessionState,
+        position: &Position,
     ) -> QueryResult<bool>;
 
     /// How far this replica is behind its primary, `None` if it cannot tell

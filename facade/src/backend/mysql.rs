@@ -29,7 +29,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use super::{Sealed, SessionState, SupportedConnection, TxMode};
 use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
-use crate::replica::Position;
+use crate::replica::{gtid_list_covers, parse_gtid_list, Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
 
@@ -268,12 +268,9 @@ impl SupportedConnection for MysqlConnection {
             .get_result::<Gtid>(conn)?
             .value
             .unwrap_or_default();
-        Ok(Some(if gtid.is_empty() {
-            // No binary log: nothing a replica could wait for.
-            Position::Written
-        } else {
-            Position::Gtid(gtid)
-        }))
+        // Empty without a binary log: nothing a replica could wait for, so
+        // `Written` (read the primary).
+        Ok(Some(Position::from_server_gtid(&gtid)))
     }
 
     fn wait_for_position(
@@ -281,7 +278,7 @@ impl SupportedConnection for MysqlConnection {
         session: &SessionState,
         position: &Position,
         timeout: Duration,
-    ) -> QueryResult<bool> {
+    ) -> QueryResult<Applied> {
         match (position, session.galera) {
             (Position::GaleraSeqno(seqno), true) => {
                 // Poll like PostgreSQL: one round trip when the node has
@@ -290,11 +287,11 @@ impl SupportedConnection for MysqlConnection {
                 let mut pause = Duration::from_micros(200);
                 loop {
                     if galera_seqno(conn)?.is_some_and(|applied| applied >= *seqno) {
-                        return Ok(true);
+                        return Ok(Applied::Yes);
                     }
                     let now = Instant::now();
                     if now >= deadline {
-                        return Ok(false);
+                        return Ok(Applied::NotYet);
                     }
                     std::thread::sleep(pause.min(deadline - now));
                     pause = (pause * 2).min(Duration::from_millis(10));
@@ -306,9 +303,37 @@ impl SupportedConnection for MysqlConnection {
                     .bind::<diesel::sql_types::Double, _>(timeout.as_secs_f64())
                     .get_result::<WaitResult>(conn)?
                     .value;
-                Ok(reached == Some(0))
+                Ok(if reached == Some(0) {
+                    Applied::Yes
+                } else {
+                    Applied::NotYet
+                })
             }
             // A position from another kind of primary cannot be checked here.
+            _ => Ok(Applied::Foreign),
+        }
+    }
+
+    fn position_is_ahead(
+        conn: &mut Self,
+        session: &SessionState,
+        position: &Position,
+    ) -> QueryResult<bool> {
+        match (position, session.galera) {
+            (Position::GaleraSeqno(seqno), true) => {
+                Ok(galera_seqno(conn)?.is_some_and(|committed| *seqno > committed))
+            }
+            (Position::Gtid(gtid), false) => {
+                let wanted = parse_gtid_list(gtid).unwrap_or_default();
+                let binlog =
+                    diesel::sql_query("SELECT CAST(@@GLOBAL.gtid_binlog_pos AS CHAR) AS value")
+                        .get_result::<Gtid>(conn)?
+                        .value
+                        .unwrap_or_default();
+                // Empty without a binary log: then no GTID came from here.
+                let committed = parse_gtid_list(&binlog).unwrap_or_default();
+                Ok(!gtid_list_covers(&committed, &wanted))
+            }
             _ => Ok(false),
         }
     }

@@ -15,7 +15,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use super::{Sealed, SessionState, SupportedConnection, TxMode};
 use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
-use crate::replica::Position;
+use crate::replica::{Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
@@ -160,7 +160,7 @@ impl SupportedConnection for PgConnection {
         // record (inside the transaction it would precede it).
         diesel::sql_query("SELECT pg_current_wal_insert_lsn()::text AS value")
             .get_result::<Setting>(conn)
-            .map(|s| Some(Position::PgLsn(s.value)))
+            .map(|s| Some(Position::from_server_pg_lsn(&s.value)))
     }
 
     fn wait_for_position(
@@ -168,9 +168,9 @@ impl SupportedConnection for PgConnection {
         _: &SessionState,
         position: &Position,
         timeout: Duration,
-    ) -> QueryResult<bool> {
+    ) -> QueryResult<Applied> {
         let Position::PgLsn(lsn) = position else {
-            return Ok(false);
+            return Ok(Applied::Foreign);
         };
         // PostgreSQL 15 has no built-in wait: poll, starting fast (replay
         // usually catches up within milliseconds).
@@ -184,15 +184,31 @@ impl SupportedConnection for PgConnection {
             .get_result::<Reached>(conn)?
             .reached;
             if reached {
-                return Ok(true);
+                return Ok(Applied::Yes);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(false);
+                return Ok(Applied::NotYet);
             }
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(Duration::from_millis(10));
         }
+    }
+
+    fn position_is_ahead(
+        conn: &mut Self,
+        _: &SessionState,
+        position: &Position,
+    ) -> QueryResult<bool> {
+        let Position::PgLsn(lsn) = position else {
+            return Ok(false);
+        };
+        Ok(
+            diesel::sql_query("SELECT $1::pg_lsn > pg_current_wal_insert_lsn() AS reached")
+                .bind::<Text, _>(lsn)
+                .get_result::<Reached>(conn)?
+                .reached,
+        )
     }
 
     fn replica_lag(conn: &mut Self, _: &SessionState) -> QueryResult<Option<Duration>> {

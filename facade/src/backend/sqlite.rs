@@ -17,7 +17,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use super::{Sealed, SessionState, SupportedConnection, TxMode};
 use crate::error::Error;
 use crate::facade::BackendOptions;
-use crate::replica::Position;
+use crate::replica::{Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
@@ -220,8 +220,12 @@ impl SupportedConnection for SqliteConnection {
         _: &SessionState,
         _: &Position,
         _: Duration,
-    ) -> QueryResult<bool> {
-        Ok(true)
+    ) -> QueryResult<Applied> {
+        Ok(Applied::Yes)
+    }
+
+    fn position_is_ahead(_: &mut Self, _: &SessionState, _: &Position) -> QueryResult<bool> {
+        Ok(false)
     }
 
     fn replica_lag(_: &mut Self, _: &SessionState) -> QueryResult<Option<Duration>> {
