@@ -416,7 +416,7 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
         return Attempt::failed(err);
     }
     match AnsiTransactionManager::commit_transaction(tx.connection()) {
-        Ok(()) if depth(tx).map_or(true, |d| d != 0) => {
+        Ok(()) if depth(tx).ok() != Some(0) => {
             // diesel released a savepoint instead of committing: never
             // report that as a commit.
             tx.conn.broken = true;
