@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::backend::{redact_url, SessionState, SupportedConnection};
 use crate::context::Context;
-use crate::error::{classify, connect_failure, Error, ErrorKind};
+use crate::error::{classify, Error, ErrorKind};
 use crate::replica::Position;
 
 /// A factory for a per-connection diesel [`Instrumentation`], see
@@ -63,12 +63,14 @@ impl Default for BackendOptions {
     }
 }
 
-/// How `#[writer(retry)]` backs off between attempts.
+/// How `#[writer(retry)]` backs off between attempts, and when it stops.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RetrySettings {
     pub(crate) max_retries: u32,
     pub(crate) initial_backoff: Duration,
     pub(crate) max_backoff: Duration,
+    /// No retry starts later than this after the first attempt began.
+    pub(crate) max_duration: Duration,
 }
 
 impl Default for RetrySettings {
@@ -77,6 +79,7 @@ impl Default for RetrySettings {
             max_retries: 10,
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(500),
+            max_duration: Duration::from_secs(60),
         }
     }
 }
@@ -183,24 +186,59 @@ impl<C: SupportedConnection> Managed<C> {
     }
 }
 
+/// The outcome of a pool's most recent connect attempt. r2d2 connects in
+/// the background and only reports a failure when a checkout times out, so
+/// the manager records it here for `checkout` to act on at once.
+#[derive(Default)]
+pub(crate) struct LastConnect {
+    failure: Mutex<Option<(ErrorKind, String)>>,
+}
+
+impl LastConnect {
+    fn record(&self, failure: Option<(ErrorKind, String)>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
+    }
+
+    /// The last connect attempt's failure, if it failed.
+    fn failure(&self) -> Option<(ErrorKind, String)> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 /// The r2d2 manager: connects, applies session settings, checks health.
 pub(crate) struct Manager<C> {
     url: String,
     redacted: String,
     options: Arc<BackendOptions>,
     instrumentation: Option<InstrumentationFactory>,
+    last_connect: Arc<LastConnect>,
     _conn: PhantomData<fn() -> C>,
 }
 
-impl<C: SupportedConnection> ManageConnection for Manager<C> {
-    type Connection = Managed<C>;
-    type Error = Error;
-
-    fn connect(&self) -> Result<Managed<C>, Error> {
+impl<C: SupportedConnection> Manager<C> {
+    fn establish(&self) -> Result<Managed<C>, Error> {
         let mut conn = C::establish(&self.url).map_err(|e| {
-            let kind = Error::from(e);
-            let message = format!("could not connect to {}: {}", self.redacted, kind.message());
-            Error::new(kind.kind(), message)
+            if C::connect_refused(&e) {
+                // The server answered and said no: retrying cannot help, and
+                // the message (the server's) names the user or database,
+                // never the password.
+                let cause = Error::from(e);
+                return Error::config(format!(
+                    "{} refused the connection: {}",
+                    self.redacted,
+                    cause.message().trim_end()
+                ));
+            }
+            let cause = Error::from(e);
+            let message = format!(
+                "could not connect to {}: {}",
+                self.redacted,
+                cause.message().trim_end()
+            );
+            Error::new(cause.kind(), message)
         })?;
         conn.set_instrumentation(FacadeInstrumentation {
             user: self.instrumentation.as_ref().map(|f| f()),
@@ -220,6 +258,22 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
             session,
             broken: false,
         })
+    }
+}
+
+impl<C: SupportedConnection> ManageConnection for Manager<C> {
+    type Connection = Managed<C>;
+    type Error = Error;
+
+    fn connect(&self) -> Result<Managed<C>, Error> {
+        let result = self.establish();
+        self.last_connect.record(
+            result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind(), e.message().to_owned())),
+        );
+        result
     }
 
     fn is_valid(&self, conn: &mut Managed<C>) -> Result<(), Error> {
@@ -243,7 +297,13 @@ pub(crate) type PooledConn<C> = PooledConnection<Manager<C>>;
 struct PoolSet<C: SupportedConnection> {
     pool: Pool<Manager<C>>,
     redacted: String,
+    last_connect: Arc<LastConnect>,
 }
+
+/// How often a checkout waiting for a new connection looks whether the
+/// server refused it, so a refusal fails the checkout at once instead of
+/// after `pool_timeout`.
+const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// A replica pool and when it may be tried again after failing.
 struct Replica<C: SupportedConnection> {
@@ -593,17 +653,47 @@ impl<C: SupportedConnection> Facade<C> {
 
     fn checkout(&self, set: &PoolSet<C>, role: &str) -> Result<PooledConn<C>, Error> {
         let timeout = self.inner.pool_timeout;
-        match set.pool.get_timeout(timeout) {
-            Ok(conn) => {
-                Counters::bump(&self.inner.counters.checkouts);
-                Ok(conn)
+        let deadline = Instant::now() + timeout;
+        loop {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(REFUSAL_CHECK_INTERVAL);
+            let err = match set.pool.get_timeout(wait) {
+                Ok(conn) => {
+                    Counters::bump(&self.inner.counters.checkouts);
+                    return Ok(conn);
+                }
+                Err(err) => err,
+            };
+            let last_connect = set.last_connect.failure();
+            if let Some((ErrorKind::Config, message)) = last_connect {
+                // The server refused the pool's last attempt (wrong
+                // password, dropped database): waiting cannot fix that. The
+                // pool keeps trying in the background and recovers by itself.
+                return Err(Error::config(format!(
+                    "no connection to the {role} database: {message}"
+                )));
             }
-            Err(err) => {
-                let text = err.to_string();
-                let plain = "timed out waiting for connection";
-                if text == plain {
+            if Instant::now() < deadline {
+                continue;
+            }
+            let text = err.to_string();
+            let plain = "timed out waiting for connection";
+            let cause = match last_connect {
+                Some((_, message)) => Some(message),
+                None if text != plain => Some(
+                    text.strip_prefix(plain)
+                        .unwrap_or(&text)
+                        .trim_start_matches(':')
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            return Err(match cause {
+                None => {
                     let state = set.pool.state();
-                    Err(Error::new(
+                    Error::new(
                         ErrorKind::PoolTimeout,
                         format!(
                             "no connection to the {role} database {} became free within {timeout:?}: \
@@ -614,19 +704,16 @@ impl<C: SupportedConnection> Facade<C> {
                             state.connections - state.idle_connections,
                             self.inner.max_pool_size,
                         ),
-                    ))
-                } else {
-                    let cause = text.strip_prefix(plain).unwrap_or(&text);
-                    let cause = cause.trim_start_matches(':').trim();
-                    Err(Error::new(
-                        ErrorKind::Disconnected,
-                        format!(
-                            "no connection to the {role} database {} within {timeout:?}: {cause}",
-                            set.redacted
-                        ),
-                    ))
+                    )
                 }
-            }
+                Some(cause) => Error::new(
+                    ErrorKind::Disconnected,
+                    format!(
+                        "no connection to the {role} database {} within {timeout:?}: {cause}",
+                        set.redacted
+                    ),
+                ),
+            });
         }
     }
 }
@@ -953,6 +1040,26 @@ impl<C> FacadeBuilder<C> {
         self
     }
 
+    /// The longest `#[writer(retry)]` keeps retrying: no retry starts later
+    /// than this after the first attempt began (default 60 s), whatever
+    /// `max_retries` allows. An attempt already running is not interrupted,
+    /// so a call can take this plus one attempt (at most `pool_timeout` to
+    /// get a connection, plus the body).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .max_retry_duration(Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn max_retry_duration(mut self, duration: Duration) -> Self {
+        self.retry.max_duration = duration;
+        self
+    }
+
     /// How long a replica read that must see this context's last write
     /// waits for the replica to apply it before reading from the primary
     /// instead (default 1 s).
@@ -1087,6 +1194,9 @@ impl<C> FacadeBuilder<C> {
         if let Some(n) = config.max_retries {
             builder.retry.max_retries = n;
         }
+        if let Some(secs) = config.max_retry_duration {
+            builder.retry.max_duration = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
+        }
         builder
     }
 }
@@ -1172,17 +1282,25 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
     ) -> Result<PoolSet<C>, Error> {
         let redacted = redact_url(url);
         C::check_url(url).map_err(Error::config)?;
+        let last_connect = Arc::new(LastConnect::default());
         let manager = Manager::<C> {
             url: url.to_owned(),
             redacted: redacted.clone(),
             options: Arc::clone(options),
             instrumentation: self.instrumentation.clone(),
+            last_connect: Arc::clone(&last_connect),
             _conn: PhantomData,
         };
         let max_size = C::pool_size_limit(url)
             .map_or(self.max_pool_size, |limit| self.max_pool_size.min(limit));
         if connect_now {
-            let probe = manager.connect().map_err(connect_failure)?;
+            // A server that does not answer may just be starting
+            // (`Disconnected`); anything else at start-up (a refusal, a
+            // session setting the server rejects) is the configuration's.
+            let probe = manager.establish().map_err(|e| match e.kind() {
+                ErrorKind::Disconnected | ErrorKind::Config => e,
+                _ => Error::config(e.message().to_owned()),
+            })?;
             drop(probe);
         }
         let pool = Pool::builder()
@@ -1194,7 +1312,11 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             .test_on_check_out(true)
             .error_handler(Box::new(TracingErrorHandler))
             .build_unchecked(manager);
-        Ok(PoolSet { pool, redacted })
+        Ok(PoolSet {
+            pool,
+            redacted,
+            last_connect,
+        })
     }
 }
 
@@ -1255,6 +1377,9 @@ pub struct FacadeConfig {
     pub application_name: Option<String>,
     /// Default retries for `#[writer(retry)]` (oslo.db `db_max_retries`).
     pub max_retries: Option<u32>,
+    /// Seconds after the first attempt of `#[writer(retry)]` past which no
+    /// retry starts (see [`FacadeBuilder::max_retry_duration`]).
+    pub max_retry_duration: Option<f64>,
 }
 
 impl fmt::Debug for FacadeConfig {
@@ -1280,6 +1405,7 @@ impl fmt::Debug for FacadeConfig {
             .field("mysql_wait_timeout", &self.mysql_wait_timeout)
             .field("application_name", &self.application_name)
             .field("max_retries", &self.max_retries)
+            .field("max_retry_duration", &self.max_retry_duration)
             .finish()
     }
 }
