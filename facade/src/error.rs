@@ -552,7 +552,10 @@ mod tests {
             db(K::Unknown, "Lost connection to server during query"),
             ErrorKind::Disconnected
         );
-        assert_eq!(db(K::Unknown, "Server has gone away"), ErrorKind::Disconnected);
+        assert_eq!(
+            db(K::Unknown, "Server has gone away"),
+            ErrorKind::Disconnected
+        );
         assert_eq!(
             db(K::Unknown, "Duplicate entry '7' for key 'PRIMARY'"),
             ErrorKind::UniqueViolation
@@ -639,8 +642,7 @@ mod tests {
             "database table is locked: locks",
             "attempt to write a readonly database",
         ];
-        type Reader =
-            fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>;
+        type Reader = fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>;
         let readers: [(&str, Reader, &[&'static str]); 3] = [
             ("postgres", PgConnection::read_error, &pg),
             ("mysql", MysqlConnection::read_error, &mysql),
@@ -658,7 +660,11 @@ mod tests {
                 };
                 for (name, read, _) in &readers {
                     let says = read(*kind, &**info);
-                    assert_eq!(says.is_some(), name == owner, "{name} on {owner}'s `{wording}`");
+                    assert_eq!(
+                        says.is_some(),
+                        name == owner,
+                        "{name} on {owner}'s `{wording}`"
+                    );
                 }
             }
         }

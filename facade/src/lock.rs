@@ -111,7 +111,17 @@ mod tests {
 
     #[test]
     fn names_without_control_characters_or_edge_whitespace() {
-        for bad in ["report ", " report", "report\t", "\u{a0}report", "\0x", "a\0", "a\nb", "\u{7f}", "a\u{85}"] {
+        for bad in [
+            "report ",
+            " report",
+            "report\t",
+            "\u{a0}report",
+            "\0x",
+            "a\0",
+            "a\nb",
+            "\u{7f}",
+            "a\u{85}",
+        ] {
             let err = validate_name(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidLockName, "{bad:?}");
         }

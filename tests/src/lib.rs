@@ -1059,3 +1059,5 @@ macro_rules! __backend_suite_body {
         }
     };
 }
+
+pub mod trust;

@@ -122,8 +122,10 @@ pub trait SupportedConnection:
     /// this server's. Only consulted for what diesel's code-derived
     /// [`DatabaseErrorKind`] leaves open.
     #[doc(hidden)]
-    fn read_error(kind: DatabaseErrorKind, info: &dyn DatabaseErrorInformation)
-        -> Option<ServerSays>;
+    fn read_error(
+        kind: DatabaseErrorKind,
+        info: &dyn DatabaseErrorInformation,
+    ) -> Option<ServerSays>;
 
     /// Session settings applied to every new connection.
     #[doc(hidden)]

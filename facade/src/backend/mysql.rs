@@ -130,8 +130,16 @@ impl SupportedConnection for MysqlConnection {
         // for another language a refusal is taken for a transient failure.
         message.starts_with("Access denied for user ")
             || framed(message, "Unknown database '", "'")
-            || framed(message, "Host '", "' is not allowed to connect to this MariaDB server")
-            || framed(message, "Host '", "' is not allowed to connect to this MySQL server")
+            || framed(
+                message,
+                "Host '",
+                "' is not allowed to connect to this MariaDB server",
+            )
+            || framed(
+                message,
+                "Host '",
+                "' is not allowed to connect to this MySQL server",
+            )
     }
 
     /// diesel maps error numbers to kinds only through prepared statements
@@ -165,7 +173,9 @@ impl SupportedConnection for MysqlConnection {
             "Cannot execute statement in a READ ONLY transaction" => Kind(K::ReadOnlyViolation),
             m if m.starts_with("The MariaDB server is running with the --read-only option")
                 || m.starts_with("The MySQL server is running with the --read-only option")
-                || m.starts_with("The MySQL server is running with the --super-read-only option") =>
+                || m.starts_with(
+                    "The MySQL server is running with the --super-read-only option",
+                ) =>
             {
                 Kind(K::ReadOnlyViolation)
             }
@@ -179,7 +189,9 @@ impl SupportedConnection for MysqlConnection {
             | "Connection was killed"
             | "Server shutdown in progress" => ConnectionLost,
             m if m.starts_with("Lost connection to ")
-                || m.starts_with("The client was disconnected by the server because of inactivity") =>
+                || m.starts_with(
+                    "The client was disconnected by the server because of inactivity",
+                ) =>
             {
                 ConnectionLost
             }
