@@ -182,6 +182,10 @@ pub trait SupportedConnection:
     fn replica_lag(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Duration>>;
 }
 
+/// One backend's `SupportedConnection::read_error`.
+pub(crate) type ErrorReader =
+    fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>;
+
 /// Read a database error with every enabled backend's rules, for the places
 /// that do not know which backend raised it (`Error::from(diesel::result::Error)`).
 /// Sound because each backend's rules only match its own server's fixed
@@ -191,7 +195,7 @@ pub(crate) fn read_error_any(
     kind: DatabaseErrorKind,
     info: &dyn DatabaseErrorInformation,
 ) -> Option<ServerSays> {
-    let readers: &[fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>] = &[
+    let readers: &[ErrorReader] = &[
         #[cfg(feature = "postgres")]
         <diesel::PgConnection as SupportedConnection>::read_error,
         #[cfg(feature = "mysql")]
