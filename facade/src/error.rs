@@ -1,15 +1,39 @@
 //! The one error type of diesel-facade and its classification.
 //!
-//! diesel exposes neither SQLSTATEs nor server error numbers, so the kind of a
-//! database error is derived from diesel's [`DatabaseErrorKind`] where it is
-//! precise and from the server's message text where it is not (see DESIGN §6).
-//! Classification is deterministic: converting an [`Error`] into a
-//! [`diesel::result::Error`] and back yields the same [`ErrorKind`], which is
-//! what lets `QueryResult<T>` functions pass facade errors through unchanged.
+//! diesel exposes neither SQLSTATEs nor server error numbers (DESIGN §6), so
+//! the kind of a database error comes, in this order, from:
+//!
+//! 1. diesel's [`DatabaseErrorKind`], which diesel derived from the
+//!    server's codes (unique, foreign key, read-only, closed connection):
+//!    no message text can change these;
+//! 2. the rules of the backend that raised the error, in its own file
+//!    (`backend/{pg,mysql,sqlite}.rs`, `SupportedConnection::read_error`):
+//!    the server's fixed wording, matched whole or from the start of the
+//!    message, never as a substring. Servers put parameters, which may be
+//!    row data (`Duplicate entry 'deadlock' for key ...`, `invalid input
+//!    syntax for type integer: "lost connection"`), after a fixed start, so
+//!    data can never steer the kind.
+//!
+//! `Error::from(diesel::result::Error)` does not know which backend raised
+//! the error (diesel's error carries no backend), so it consults every
+//! enabled backend's rules. That is sound because each backend's rules
+//! match only its own server's wordings and no two servers share one (a
+//! unit test below checks each backend's wordings against the others'
+//! rules); so the facade's own paths and an application's `Error::from`
+//! always agree, and converting an [`Error`] into a [`diesel::result::Error`]
+//! and back keeps its [`ErrorKind`], which is what lets `QueryResult<T>`
+//! functions pass facade errors through unchanged.
+//!
+//! The wordings are English. MySQL/MariaDB sessions are set to
+//! `lc_messages = 'en_US'`; PostgreSQL's `lc_messages` can only be changed
+//! by a superuser, so on a server configured for another language the
+//! message-derived kinds degrade to `Other` (see docs/guide.md).
 
 use std::fmt;
 
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
+
+use crate::backend::{self, ServerSays};
 
 /// What went wrong, in terms an application can act on.
 ///
@@ -49,11 +73,15 @@ pub enum ErrorKind {
     CommitUnknown,
     /// No pooled connection became free within `pool_timeout`.
     PoolTimeout,
-    /// A lock name was empty or longer than 50 characters.
+    /// A lock name was not 1 to 50 characters, contained a control
+    /// character, or began or ended with whitespace (see
+    /// [`MAX_LOCK_NAME_CHARS`](crate::MAX_LOCK_NAME_CHARS) and docs/locks.md).
     InvalidLockName,
     /// The `locks` table does not exist: run the migrations.
     MissingLocksTable,
-    /// The facade's configuration (a URL, a pool or backend option) is unusable.
+    /// The facade's configuration (a URL, a pool or backend option) is
+    /// unusable, or the server refused to connect (wrong user or password,
+    /// unknown database): not retried.
     Config,
     /// A function returned `Ok` but left diesel transactions of its own open
     /// (say a `conn.transaction(..)` whose panic was caught): its level was
@@ -219,68 +247,45 @@ impl Error {
     }
 }
 
-/// Classify a diesel error without knowing the backend: every backend's
-/// messages are distinct enough to be matched together.
+/// The kind of a diesel error, by the rules of the module docs.
 pub(crate) fn classify(err: &DieselError) -> ErrorKind {
     match err {
         DieselError::NotFound => ErrorKind::NotFound,
-        DieselError::DatabaseError(kind, info) => classify_database(*kind, info.message()),
+        DieselError::DatabaseError(kind, info) => match read_database(*kind, &**info) {
+            ServerSays::Kind(kind) => kind,
+            ServerSays::ConnectionLost => ErrorKind::Disconnected,
+            ServerSays::SavepointGone => ErrorKind::Other,
+        },
         DieselError::RollbackErrorOnCommit { commit_error, .. } => classify(commit_error),
         DieselError::BrokenTransactionManager => ErrorKind::Disconnected,
         _ => ErrorKind::Other,
     }
 }
 
-fn classify_database(kind: DatabaseErrorKind, message: &str) -> ErrorKind {
-    let lower = message.to_ascii_lowercase();
-    let has = |needle: &str| lower.contains(needle);
-    // Order matters: MySQL reports deadlocks as `SerializationFailure`
-    // through prepared statements, and as `Unknown` through batch_execute.
-    if has("deadlock") {
-        return ErrorKind::Deadlock;
-    }
-    if has("record has changed since last read") {
-        return ErrorKind::SerializationFailure;
-    }
-    if has("wsrep has not yet prepared node") || has("wsrep") && has("not ready") {
-        return ErrorKind::Disconnected;
-    }
-    match kind {
-        DatabaseErrorKind::SerializationFailure => return ErrorKind::SerializationFailure,
-        DatabaseErrorKind::UniqueViolation => return ErrorKind::UniqueViolation,
-        DatabaseErrorKind::ForeignKeyViolation => return ErrorKind::ForeignKeyViolation,
-        DatabaseErrorKind::ReadOnlyTransaction => return ErrorKind::ReadOnlyViolation,
+fn read_database(kind: DatabaseErrorKind, info: &dyn DatabaseErrorInformation) -> ServerSays {
+    // diesel derived these from SQLSTATEs and error numbers: no message can
+    // change them.
+    let exact = match kind {
+        DatabaseErrorKind::UniqueViolation => Some(ErrorKind::UniqueViolation),
+        DatabaseErrorKind::ForeignKeyViolation => Some(ErrorKind::ForeignKeyViolation),
+        DatabaseErrorKind::ReadOnlyTransaction => Some(ErrorKind::ReadOnlyViolation),
         DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
-            return ErrorKind::Disconnected
+            return ServerSays::ConnectionLost
         }
-        _ => {}
+        _ => None,
+    };
+    if let Some(kind) = exact {
+        return ServerSays::Kind(kind);
     }
-    if has("attempt to write a readonly database")
-        || has("read-only transaction")
-        || has("read only transaction")
-        || has("--read-only option")
-        || has("cannot execute") && has("during recovery")
-    {
-        return ErrorKind::ReadOnlyViolation;
+    // The rest by the backends' fixed wordings (MySQL's 1213 also arrives as
+    // `SerializationFailure` and is a deadlock).
+    if let Some(says) = backend::read_error_any(kind, info) {
+        return says;
     }
-    if has("lock wait timeout exceeded")
-        || has("canceling statement due to lock timeout")
-        || has("database is locked")
-        || has("could not obtain lock")
-    {
-        return ErrorKind::LockTimeout;
-    }
-    if has("lost connection")
-        || has("server has gone away")
-        || has("server closed the connection")
-        || has("terminating connection")
-        || has("no connection to the server")
-        || has("connection reset")
-        || has("broken pipe")
-    {
-        return ErrorKind::Disconnected;
-    }
-    ErrorKind::Other
+    ServerSays::Kind(match kind {
+        DatabaseErrorKind::SerializationFailure => ErrorKind::SerializationFailure,
+        _ => ErrorKind::Other,
+    })
 }
 
 /// Whether `err` means the connection dropped (so a COMMIT in flight has an
@@ -288,16 +293,10 @@ fn classify_database(kind: DatabaseErrorKind, message: &str) -> ErrorKind {
 /// that is retryable, not lost.
 pub(crate) fn is_connection_lost(err: &DieselError) -> bool {
     match err {
-        DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        ) => true,
-        DieselError::RollbackErrorOnCommit { commit_error, .. } => is_connection_lost(commit_error),
-        DieselError::DatabaseError(_, info) => {
-            let msg = info.message().to_ascii_lowercase();
-            // A Galera node that is not ready (1047) did not commit: not lost.
-            !msg.contains("wsrep") && crate::error::classify(err) == ErrorKind::Disconnected
+        DieselError::DatabaseError(kind, info) => {
+            read_database(*kind, &**info) == ServerSays::ConnectionLost
         }
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => is_connection_lost(commit_error),
         _ => false,
     }
 }
@@ -306,8 +305,9 @@ pub(crate) fn is_connection_lost(err: &DieselError) -> bool {
 /// transaction back, so the savepoint is gone (MySQL 1305, "SAVEPOINT ...
 /// does not exist"): report that as the deadlock it is.
 pub(crate) fn savepoint_failure(err: DieselError) -> Error {
-    let text = err.to_string().to_ascii_lowercase();
-    if text.contains("savepoint") && text.contains("does not exist") {
+    let gone = matches!(&err, DieselError::DatabaseError(kind, info)
+        if read_database(*kind, &**info) == ServerSays::SavepointGone);
+    if gone {
         return Error::new(
             ErrorKind::Deadlock,
             format!("the server rolled the transaction back (its savepoint is gone: {err})"),
@@ -315,30 +315,6 @@ pub(crate) fn savepoint_failure(err: DieselError) -> Error {
         .with_source(err);
     }
     Error::from(err)
-}
-
-/// The kind of a failed first connection at `Facade::build`: a server that
-/// answered and refused (wrong user, password or database, or a SQLite path
-/// that cannot be opened) is a configuration problem; one that did not
-/// answer may just be starting.
-pub(crate) fn connect_failure(err: Error) -> Error {
-    let text = err.message().to_ascii_lowercase();
-    let refused_by_server = [
-        "password authentication failed",
-        "access denied",
-        "does not exist",
-        "unknown database",
-        "unable to open database file",
-        "no password supplied",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle));
-    let kind = if err.kind() == ErrorKind::Disconnected && !refused_by_server {
-        ErrorKind::Disconnected
-    } else {
-        ErrorKind::Config
-    };
-    Error::new(kind, err.message().to_owned())
 }
 
 impl From<DieselError> for Error {
@@ -441,13 +417,13 @@ pub(crate) mod test_support {
     //! Database errors as a server would report them, for unit tests.
     use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-    struct Info(&'static str);
+    struct Info(&'static str, Option<&'static str>);
     impl diesel::result::DatabaseErrorInformation for Info {
         fn message(&self) -> &str {
             self.0
         }
         fn details(&self) -> Option<&str> {
-            None
+            self.1
         }
         fn hint(&self) -> Option<&str> {
             None
@@ -468,7 +444,16 @@ pub(crate) mod test_support {
 
     /// A `DatabaseError` of `kind` with the server message `message`.
     pub(crate) fn database_error(kind: DatabaseErrorKind, message: &'static str) -> DieselError {
-        DieselError::DatabaseError(kind, Box::new(Info(message)))
+        DieselError::DatabaseError(kind, Box::new(Info(message, None)))
+    }
+
+    /// A `DatabaseError` with a DETAIL, as PostgreSQL reports them.
+    pub(crate) fn database_error_with_details(
+        kind: DatabaseErrorKind,
+        message: &'static str,
+        details: &'static str,
+    ) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(Info(message, Some(details))))
     }
 }
 
@@ -482,13 +467,28 @@ mod tests {
         Error::from(database_error(kind, msg)).kind()
     }
 
+    const PG_DEADLOCK_DETAIL: &str = "Process 4242 waits for ShareLock on transaction 812; \
+                                      blocked by process 4243.";
+
     #[test]
     fn classifies_each_backends_messages() {
         use DatabaseErrorKind as K;
-        assert_eq!(db(K::Unknown, "deadlock detected"), ErrorKind::Deadlock);
+        let pg_deadlock = Error::from(super::test_support::database_error_with_details(
+            K::Unknown,
+            "deadlock detected",
+            PG_DEADLOCK_DETAIL,
+        ));
+        assert_eq!(pg_deadlock.kind(), ErrorKind::Deadlock);
         assert_eq!(
             db(
                 K::SerializationFailure,
+                "Deadlock found when trying to get lock; try restarting transaction"
+            ),
+            ErrorKind::Deadlock
+        );
+        assert_eq!(
+            db(
+                K::Unknown,
                 "Deadlock found when trying to get lock; try restarting transaction"
             ),
             ErrorKind::Deadlock
@@ -525,6 +525,13 @@ mod tests {
             db(K::Unknown, "canceling statement due to lock timeout"),
             ErrorKind::LockTimeout
         );
+        assert_eq!(
+            db(
+                K::Unknown,
+                "could not obtain lock on row in relation \"locks\""
+            ),
+            ErrorKind::LockTimeout
+        );
         assert_eq!(db(K::Unknown, "database is locked"), ErrorKind::LockTimeout);
         assert_eq!(
             db(K::Unknown, "attempt to write a readonly database"),
@@ -540,6 +547,13 @@ mod tests {
         assert_eq!(
             db(
                 K::Unknown,
+                "Cannot execute statement in a READ ONLY transaction"
+            ),
+            ErrorKind::ReadOnlyViolation
+        );
+        assert_eq!(
+            db(
+                K::Unknown,
                 "The MariaDB server is running with the --read-only option so it cannot execute this statement"
             ),
             ErrorKind::ReadOnlyViolation
@@ -547,6 +561,14 @@ mod tests {
         assert_eq!(
             db(K::Unknown, "Lost connection to server during query"),
             ErrorKind::Disconnected
+        );
+        assert_eq!(
+            db(K::Unknown, "Server has gone away"),
+            ErrorKind::Disconnected
+        );
+        assert_eq!(
+            db(K::Unknown, "Duplicate entry '7' for key 'PRIMARY'"),
+            ErrorKind::UniqueViolation
         );
         assert_eq!(
             db(K::UniqueViolation, "duplicate key"),
@@ -557,6 +579,105 @@ mod tests {
             ErrorKind::ForeignKeyViolation
         );
         assert_eq!(db(K::Unknown, "syntax error"), ErrorKind::Other);
+    }
+
+    /// Values inside messages never decide the kind (issue 7, item 2).
+    #[test]
+    fn data_in_a_message_cannot_steer_the_kind() {
+        use DatabaseErrorKind as K;
+        // MariaDB duplicates, prepared (UniqueViolation) or batch (Unknown).
+        for kind in [K::UniqueViolation, K::Unknown] {
+            for message in [
+                "Duplicate entry 'deadlock detected' for key 'PRIMARY'",
+                "Duplicate entry 'Deadlock found when trying to get lock; try restarting transaction' for key 'PRIMARY'",
+                "Duplicate entry 'Lost connection to server during query' for key 'PRIMARY'",
+                "Duplicate entry 'broken pipe' for key 'PRIMARY'",
+                "Duplicate entry 'database is locked' for key 'PRIMARY'",
+            ] {
+                assert_eq!(db(kind, message), ErrorKind::UniqueViolation, "{message}");
+            }
+        }
+        // PostgreSQL and SQLite messages that quote a value.
+        for message in [
+            "invalid input syntax for type integer: \"deadlock detected\"",
+            "invalid input syntax for type integer: \"lost connection\"",
+            "invalid input syntax for type integer: \"server closed the connection unexpectedly\"",
+            "invalid input syntax for type integer: \"canceling statement due to lock timeout\"",
+            "JSON path error near 'database is locked'",
+            "JSON path error near 'broken pipe'",
+            "Incorrect integer value: 'Lost connection to server during query' for column `db`.`items`.`qty` at row 1",
+            "Data too long for column 'name' at row 1: deadlock",
+        ] {
+            assert_eq!(db(K::Unknown, message), ErrorKind::Other, "{message}");
+        }
+        // An application's own `RAISE EXCEPTION 'deadlock detected'` has no
+        // process list in its DETAIL.
+        assert_eq!(db(K::Unknown, "deadlock detected"), ErrorKind::Other);
+        assert!(!is_connection_lost(&database_error(
+            K::UniqueViolation,
+            "Duplicate entry 'Lost connection to server during query' for key 'PRIMARY'"
+        )));
+    }
+
+    /// Each backend's rules recognise only its own server's wordings, which
+    /// is what makes consulting them all (when the backend is unknown) sound.
+    #[cfg(all(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    #[test]
+    fn each_backends_rules_match_only_its_own_wordings() {
+        use crate::backend::SupportedConnection;
+        use diesel::{MysqlConnection, PgConnection, SqliteConnection};
+        use DatabaseErrorKind as K;
+        let pg = [
+            "deadlock detected",
+            "canceling statement due to lock timeout",
+            "could not obtain lock on relation \"locks\"",
+            "terminating connection due to administrator command",
+            "server closed the connection unexpectedly",
+            "no connection to the server",
+        ];
+        let mysql = [
+            "Deadlock found when trying to get lock; try restarting transaction",
+            "Lock wait timeout exceeded; try restarting transaction",
+            "Record has changed since last read in table 'locks'",
+            "WSREP has not yet prepared node for application use",
+            "Duplicate entry 'x' for key 'PRIMARY'",
+            "Cannot execute statement in a READ ONLY transaction",
+            "SAVEPOINT diesel_savepoint_1 does not exist",
+            "Lost connection to server during query",
+            "Server has gone away",
+            "Connection was killed",
+        ];
+        let sqlite = [
+            "database is locked",
+            "database table is locked: locks",
+            "attempt to write a readonly database",
+        ];
+        type Reader = fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>;
+        let readers: [(&str, Reader, &[&'static str]); 3] = [
+            ("postgres", PgConnection::read_error, &pg),
+            ("mysql", MysqlConnection::read_error, &mysql),
+            ("sqlite", SqliteConnection::read_error, &sqlite),
+        ];
+        for (owner, _, wordings) in &readers {
+            for wording in *wordings {
+                let err = super::test_support::database_error_with_details(
+                    K::Unknown,
+                    wording,
+                    PG_DEADLOCK_DETAIL,
+                );
+                let DieselError::DatabaseError(kind, info) = &err else {
+                    unreachable!()
+                };
+                for (name, read, _) in &readers {
+                    let says = read(*kind, &**info);
+                    assert_eq!(
+                        says.is_some(),
+                        name == owner,
+                        "{name} on {owner}'s `{wording}`"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

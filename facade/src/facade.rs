@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::backend::{SessionState, SupportedConnection};
 use crate::context::Context;
-use crate::error::{classify, connect_failure, is_connection_lost, Error, ErrorKind};
+use crate::error::{classify, is_connection_lost, Error, ErrorKind};
 use crate::redact::{redact_url, Secrets};
 use crate::replica::{Applied, Position, ReadPosition, Recorded};
 
@@ -101,12 +101,14 @@ pub(crate) fn check_wait(option: &str, value: Duration, zero_ok: bool) -> Result
     Ok(())
 }
 
-/// How `#[writer(retry)]` backs off between attempts.
+/// How `#[writer(retry)]` backs off between attempts, and when it stops.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RetrySettings {
     pub(crate) max_retries: u32,
     pub(crate) initial_backoff: Duration,
     pub(crate) max_backoff: Duration,
+    /// No retry starts later than this after the first attempt began.
+    pub(crate) max_duration: Duration,
 }
 
 impl Default for RetrySettings {
@@ -115,6 +117,7 @@ impl Default for RetrySettings {
             max_retries: 10,
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(500),
+            max_duration: Duration::from_secs(60),
         }
     }
 }
@@ -283,6 +286,28 @@ impl<C: SupportedConnection> Managed<C> {
     }
 }
 
+/// The outcome of a pool's most recent connect attempt. r2d2 connects in
+/// the background and only reports a failure when a checkout times out, so
+/// the manager records it here for `checkout` to act on at once.
+#[derive(Default)]
+pub(crate) struct LastConnect {
+    failure: Mutex<Option<(ErrorKind, String)>>,
+}
+
+impl LastConnect {
+    fn record(&self, failure: Option<(ErrorKind, String)>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
+    }
+
+    /// The last connect attempt's failure, if it failed.
+    fn failure(&self) -> Option<(ErrorKind, String)> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 /// The r2d2 manager: connects, applies session settings, checks health.
 pub(crate) struct Manager<C> {
     url: String,
@@ -292,24 +317,31 @@ pub(crate) struct Manager<C> {
     secrets: Secrets,
     options: Arc<BackendOptions>,
     instrumentation: Option<InstrumentationFactory>,
+    last_connect: Arc<LastConnect>,
     _conn: PhantomData<fn() -> C>,
 }
 
-impl<C: SupportedConnection> ManageConnection for Manager<C> {
-    type Connection = Managed<C>;
-    type Error = Error;
-
-    fn connect(&self) -> Result<Managed<C>, Error> {
+impl<C: SupportedConnection> Manager<C> {
+    fn establish(&self) -> Result<Managed<C>, Error> {
         let mut conn = C::establish(&self.url).map_err(|e| {
             // The driver's error is dropped, not kept as a source: only
             // its scrubbed text survives.
-            let kind = Error::from(e);
+            if C::connect_refused(&e) {
+                // The server answered and said no: retrying cannot help.
+                let cause = Error::from(e);
+                return Error::config(format!(
+                    "{} refused the connection: {}",
+                    self.redacted,
+                    self.secrets.scrub(cause.message().trim_end())
+                ));
+            }
+            let cause = Error::from(e);
             let message = format!(
                 "could not connect to {}: {}",
                 self.redacted,
-                self.secrets.scrub(kind.message())
+                self.secrets.scrub(cause.message().trim_end())
             );
-            Error::new(kind.kind(), message)
+            Error::new(cause.kind(), message)
         })?;
         conn.set_instrumentation(FacadeInstrumentation {
             user: self.instrumentation.as_ref().map(|f| f()),
@@ -337,6 +369,22 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
         }
         Ok(managed)
     }
+}
+
+impl<C: SupportedConnection> ManageConnection for Manager<C> {
+    type Connection = Managed<C>;
+    type Error = Error;
+
+    fn connect(&self) -> Result<Managed<C>, Error> {
+        let result = self.establish();
+        self.last_connect.record(
+            result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind(), e.message().to_owned())),
+        );
+        result
+    }
 
     fn is_valid(&self, conn: &mut Managed<C>) -> Result<(), Error> {
         conn.conn.ping().map_err(Error::from)
@@ -359,7 +407,13 @@ pub(crate) type PooledConn<C> = PooledConnection<Manager<C>>;
 struct PoolSet<C: SupportedConnection> {
     pool: Pool<Manager<C>>,
     redacted: String,
+    last_connect: Arc<LastConnect>,
 }
+
+/// How often a checkout waiting for a new connection looks whether the
+/// server refused it, so a refusal fails the checkout at once instead of
+/// after `pool_timeout`.
+const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// A replica pool and when it may be tried again after failing.
 struct Replica<C: SupportedConnection> {
@@ -889,17 +943,47 @@ impl<C: SupportedConnection> Facade<C> {
 
     fn checkout(&self, set: &PoolSet<C>, role: &str) -> Result<PooledConn<C>, Error> {
         let timeout = self.inner.pool_timeout;
-        match set.pool.get_timeout(timeout) {
-            Ok(conn) => {
-                Counters::bump(&self.inner.counters.checkouts);
-                Ok(conn)
+        let deadline = Instant::now() + timeout;
+        loop {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(REFUSAL_CHECK_INTERVAL);
+            let err = match set.pool.get_timeout(wait) {
+                Ok(conn) => {
+                    Counters::bump(&self.inner.counters.checkouts);
+                    return Ok(conn);
+                }
+                Err(err) => err,
+            };
+            let last_connect = set.last_connect.failure();
+            if let Some((ErrorKind::Config, message)) = last_connect {
+                // The server refused the pool's last attempt (wrong
+                // password, dropped database): waiting cannot fix that. The
+                // pool keeps trying in the background and recovers by itself.
+                return Err(Error::config(format!(
+                    "no connection to the {role} database: {message}"
+                )));
             }
-            Err(err) => {
-                let text = err.to_string();
-                let plain = "timed out waiting for connection";
-                if text == plain {
+            if Instant::now() < deadline {
+                continue;
+            }
+            let text = err.to_string();
+            let plain = "timed out waiting for connection";
+            let cause = match last_connect {
+                Some((_, message)) => Some(message),
+                None if text != plain => Some(
+                    text.strip_prefix(plain)
+                        .unwrap_or(&text)
+                        .trim_start_matches(':')
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            return Err(match cause {
+                None => {
                     let state = set.pool.state();
-                    Err(Error::new(
+                    Error::new(
                         ErrorKind::PoolTimeout,
                         format!(
                             "no connection to the {role} database {} became free within {timeout:?}: \
@@ -910,19 +994,16 @@ impl<C: SupportedConnection> Facade<C> {
                             state.connections - state.idle_connections,
                             self.inner.max_pool_size,
                         ),
-                    ))
-                } else {
-                    let cause = text.strip_prefix(plain).unwrap_or(&text);
-                    let cause = cause.trim_start_matches(':').trim();
-                    Err(Error::new(
-                        ErrorKind::Disconnected,
-                        format!(
-                            "no connection to the {role} database {} within {timeout:?}: {cause}",
-                            set.redacted
-                        ),
-                    ))
+                    )
                 }
-            }
+                Some(cause) => Error::new(
+                    ErrorKind::Disconnected,
+                    format!(
+                        "no connection to the {role} database {} within {timeout:?}: {cause}",
+                        set.redacted
+                    ),
+                ),
+            });
         }
     }
 }
@@ -1262,6 +1343,26 @@ impl<C> FacadeBuilder<C> {
         self
     }
 
+    /// The longest `#[writer(retry)]` keeps retrying: no retry starts later
+    /// than this after the first attempt began (default 60 s), whatever
+    /// `max_retries` allows. An attempt already running is not interrupted,
+    /// so a call can take this plus one attempt (at most `pool_timeout` to
+    /// get a connection, plus the body).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .max_retry_duration(Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn max_retry_duration(mut self, duration: Duration) -> Self {
+        self.retry.max_duration = duration;
+        self
+    }
+
     /// How long a replica read that must see this context's last write
     /// waits for the replica to apply it before reading from the primary
     /// instead (default 1 s).
@@ -1406,6 +1507,14 @@ impl<C> FacadeBuilder<C> {
         if let Some(n) = config.max_retries {
             builder.retry.max_retries = n;
         }
+        if let Some(secs) = config.max_retry_duration {
+            builder.retry.max_duration = Duration::try_from_secs_f64(secs).map_err(|_| {
+                Error::config(format!(
+                    "max_retry_duration must be a number of seconds from 0 to {}, not {secs}",
+                    MAX_WAIT.as_secs()
+                ))
+            })?;
+        }
         Ok(builder)
     }
 }
@@ -1476,6 +1585,7 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         )?;
         check_wait("retry_backoff initial", self.retry.initial_backoff, true)?;
         check_wait("retry_backoff max", self.retry.max_backoff, true)?;
+        check_wait("max_retry_duration", self.retry.max_duration, true)?;
         let replica = &self.replica_settings;
         check_wait("replica_wait_timeout", replica.wait_timeout, true)?;
         check_wait("replica_timeouts checkout", replica.checkout_timeout, false)?;
@@ -1521,12 +1631,14 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
     ) -> Result<PoolSet<C>, Error> {
         let redacted = redact_url(url);
         C::check_url(url).map_err(|message| Error::config(Secrets::of(url).scrub(&message)))?;
+        let last_connect = Arc::new(LastConnect::default());
         let manager = Manager::<C> {
             url: url.to_owned(),
             redacted: redacted.clone(),
             secrets: Secrets::of(url),
             options: Arc::clone(options),
             instrumentation: self.instrumentation.clone(),
+            last_connect: Arc::clone(&last_connect),
             _conn: PhantomData,
         };
         let limit = C::pool_size_limit(url);
@@ -1539,7 +1651,13 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             self.connection_recycle_time
         };
         if connect_now {
-            let probe = manager.connect().map_err(connect_failure)?;
+            // A server that does not answer may just be starting
+            // (`Disconnected`); anything else at start-up (a refusal, a
+            // session setting the server rejects) is the configuration's.
+            let probe = manager.establish().map_err(|e| match e.kind() {
+                ErrorKind::Disconnected | ErrorKind::Config => e,
+                _ => Error::config(e.message().to_owned()),
+            })?;
             drop(probe);
         }
         let pool = Pool::builder()
@@ -1551,7 +1669,11 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             .test_on_check_out(true)
             .error_handler(Box::new(TracingErrorHandler))
             .build_unchecked(manager);
-        Ok(PoolSet { pool, redacted })
+        Ok(PoolSet {
+            pool,
+            redacted,
+            last_connect,
+        })
     }
 }
 
@@ -1612,6 +1734,9 @@ pub struct FacadeConfig {
     pub application_name: Option<String>,
     /// Default retries for `#[writer(retry)]` (oslo.db `db_max_retries`).
     pub max_retries: Option<u32>,
+    /// Seconds after the first attempt of `#[writer(retry)]` past which no
+    /// retry starts (see [`FacadeBuilder::max_retry_duration`]).
+    pub max_retry_duration: Option<f64>,
 }
 
 impl fmt::Debug for FacadeConfig {
@@ -1637,6 +1762,7 @@ impl fmt::Debug for FacadeConfig {
             .field("mysql_wait_timeout", &self.mysql_wait_timeout)
             .field("application_name", &self.application_name)
             .field("max_retries", &self.max_retries)
+            .field("max_retry_duration", &self.max_retry_duration)
             .finish()
     }
 }

@@ -21,22 +21,47 @@ use crate::facade::check_wait;
 /// ```
 pub const MAX_LOCK_NAME_CHARS: usize = 50;
 
+/// The one definition of a lock name, checked before any SQL and identical
+/// on every backend: 1 to [`MAX_LOCK_NAME_CHARS`] characters, no control
+/// characters (NUL, which PostgreSQL cannot store, newlines, ...) and no
+/// whitespace at either end. MySQL/MariaDB's `utf8mb4_bin` collation pads
+/// with spaces, so `"report"` and `"report "` would be one lock there and
+/// two elsewhere; refusing edge whitespace makes two names the same lock
+/// exactly when they are the same string, on every backend.
 pub(crate) fn validate_name(name: &str) -> Result<(), Error> {
+    let invalid = |why: String| {
+        // Quoted with escapes, so invisible characters show; long names cut.
+        let mut shown: String = name.chars().take(MAX_LOCK_NAME_CHARS).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        Err(Error::new(
+            ErrorKind::InvalidLockName,
+            format!("lock name {shown:?} {why}"),
+        ))
+    };
     let chars = name.chars().count();
     if chars == 0 {
-        return Err(Error::new(
-            ErrorKind::InvalidLockName,
-            "a lock name must not be empty",
-        ));
+        return invalid("is empty; a lock name is 1 to 50 characters".to_owned());
     }
     if chars > MAX_LOCK_NAME_CHARS {
-        return Err(Error::new(
-            ErrorKind::InvalidLockName,
-            format!(
-                "lock name is {chars} characters long; the limit is {MAX_LOCK_NAME_CHARS} \
-                 (names are never truncated, so two long names cannot merge into one lock)"
-            ),
+        return invalid(format!(
+            "is {chars} characters long; the limit is {MAX_LOCK_NAME_CHARS} \
+             (names are never truncated, so two long names cannot merge into one lock)"
         ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return invalid(format!(
+            "contains the control character U+{:04X}; lock names may not",
+            u32::from(c)
+        ));
+    }
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return invalid(
+            "begins or ends with whitespace; MySQL/MariaDB would ignore trailing spaces, \
+             so such names are refused on every backend"
+                .to_owned(),
+        );
     }
     Ok(())
 }
@@ -96,6 +121,27 @@ pub(crate) fn try_lock<C: SupportedConnection>(conn: &mut C, name: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_without_control_characters_or_edge_whitespace() {
+        for bad in [
+            "report ",
+            " report",
+            "report\t",
+            "\u{a0}report",
+            "\0x",
+            "a\0",
+            "a\nb",
+            "\u{7f}",
+            "a\u{85}",
+        ] {
+            let err = validate_name(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidLockName, "{bad:?}");
+        }
+        for good in ["report", "monthly report", "a", "x'); DROP TABLE locks; --"] {
+            assert!(validate_name(good).is_ok(), "{good:?}");
+        }
+    }
 
     #[test]
     fn names_are_one_to_fifty_characters() {

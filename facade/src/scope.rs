@@ -359,8 +359,10 @@ impl<T: TransactionContext> WriterScope<'_, T> {
         self.tx.on_commit.push(Box::new(hook));
     }
 
-    /// Take the exclusive lock `name` (1 to 50 characters) by upserting its
-    /// row in the `locks` table; held until the outermost transaction ends.
+    /// Take the exclusive lock `name` by upserting its row in the `locks`
+    /// table; held until the outermost transaction ends. A name is 1 to 50
+    /// characters, without control characters or whitespace at either end;
+    /// anything else is `ErrorKind::InvalidLockName`, before any SQL.
     /// Waits as long as the server's lock wait allows. Inside a
     /// `#[writer(savepoint)]` only a lock the transaction already holds may
     /// be taken (it returns at once); any other name is

@@ -583,7 +583,8 @@ fn whole_transaction_lost<C: SupportedConnection>(tx: &mut Transaction<C>) -> bo
 }
 
 /// Re-run `attempt` while it fails with a retryable error, up to the
-/// policy's limit, sleeping with capped exponential backoff and full jitter.
+/// policy's limit and `max_duration` after the first attempt began,
+/// sleeping with capped exponential backoff and full jitter.
 pub(crate) fn with_retry<C, R, E>(
     facade: &Facade<C>,
     policy: RetryPolicy,
@@ -594,14 +595,16 @@ where
 {
     let settings = facade.inner.retry;
     let max = policy.max_retries.unwrap_or(settings.max_retries);
+    let started = Instant::now();
     let mut retries = 0u32;
     loop {
         let outcome = attempt();
+        let delay = backoff(retries + 1, settings.initial_backoff, settings.max_backoff);
+        let in_time = started.elapsed().saturating_add(delay) <= settings.max_duration;
         match outcome.retry {
-            Some((kind, message)) if retries < max => {
+            Some((kind, message)) if retries < max && in_time => {
                 retries += 1;
                 Counters::bump(&facade.inner.counters.retries);
-                let delay = backoff(retries, settings.initial_backoff, settings.max_backoff);
                 tracing::warn!(
                     attempt = retries + 1,
                     max_attempts = max + 1,
@@ -611,6 +614,15 @@ where
                     "retrying transaction"
                 );
                 std::thread::sleep(delay);
+            }
+            Some((kind, _)) if retries < max => {
+                tracing::warn!(
+                    attempts = retries + 1,
+                    error_kind = ?kind,
+                    max_retry_duration = ?settings.max_duration,
+                    "not retrying: max_retry_duration reached"
+                );
+                return outcome.result;
             }
             _ => return outcome.result,
         }

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use diesel::connection::{AnsiTransactionManager, LoadConnection};
 use diesel::migration::MigrationConnection;
 use diesel::r2d2::R2D2Connection;
-use diesel::{Connection, QueryResult};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
+use diesel::{Connection, ConnectionError, QueryResult};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::redact::redact_url;
 use crate::replica::{Applied, Position};
@@ -57,6 +58,21 @@ pub struct SessionState {
     /// MySQL/MariaDB: whether this server is a Galera node (`wsrep_on`).
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) galera: bool,
+}
+
+/// What a backend reads in one of its server's errors, beyond diesel's
+/// [`DatabaseErrorKind`] (see `crate::error` for how the readers are used).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSays {
+    /// An error of this kind.
+    Kind(ErrorKind),
+    /// The connection is gone (`Disconnected`): a `COMMIT` in flight has an
+    /// unknown outcome.
+    ConnectionLost,
+    /// A savepoint no longer exists because the server rolled the whole
+    /// transaction back (MySQL 1305 after a deadlock or a wsrep abort).
+    SavepointGone,
 }
 
 /// A diesel connection type diesel-facade can manage: `SqliteConnection`,
@@ -106,6 +122,23 @@ pub trait SupportedConnection:
     fn pool_size_limit(_url: &str) -> Option<u32> {
         None
     }
+
+    /// Whether a failed connect means the server answered and refused (bad
+    /// credentials, unknown database, a SQLite path that cannot be opened):
+    /// a configuration problem that retrying cannot fix.
+    #[doc(hidden)]
+    fn connect_refused(err: &ConnectionError) -> bool;
+
+    /// This backend's reading of a database error, from the server's fixed
+    /// wording anchored at the start of the primary message (never a
+    /// substring, which data could supply), or `None` if the wording is not
+    /// this server's. Only consulted for what diesel's code-derived
+    /// [`DatabaseErrorKind`] leaves open.
+    #[doc(hidden)]
+    fn read_error(
+        kind: DatabaseErrorKind,
+        info: &dyn DatabaseErrorInformation,
+    ) -> Option<ServerSays>;
 
     /// Session settings applied to every new connection.
     #[doc(hidden)]
@@ -233,6 +266,26 @@ pub(crate) fn deadline(timeout: Duration) -> Instant {
     now.checked_add(timeout)
         .or_else(|| now.checked_add(crate::facade::MAX_WAIT))
         .unwrap_or(now)
+}
+
+/// Read a database error with every enabled backend's rules, for the places
+/// that do not know which backend raised it (`Error::from(diesel::result::Error)`).
+/// Sound because each backend's rules only match its own server's fixed
+/// wordings, anchored, and no two servers share one (a unit test in
+/// `crate::error` checks that).
+pub(crate) fn read_error_any(
+    kind: DatabaseErrorKind,
+    info: &dyn DatabaseErrorInformation,
+) -> Option<ServerSays> {
+    let readers: &[fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>] = &[
+        #[cfg(feature = "postgres")]
+        <diesel::PgConnection as SupportedConnection>::read_error,
+        #[cfg(feature = "mysql")]
+        <diesel::MysqlConnection as SupportedConnection>::read_error,
+        #[cfg(feature = "sqlite")]
+        <diesel::SqliteConnection as SupportedConnection>::read_error,
+    ];
+    readers.iter().find_map(|read| read(kind, info))
 }
 
 /// Run `migrations` on `conn`, naming each one that ran.

@@ -22,11 +22,12 @@
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use diesel::sql_types::{BigInt, Text};
-use diesel::{MysqlConnection, QueryResult, RunQueryDsl};
+use diesel::{ConnectionError, MysqlConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Sealed, SessionState, SupportedConnection, TxMode};
+use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
 use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{gtid_list_covers, parse_gtid_list, Applied, Position};
@@ -128,6 +129,19 @@ fn galera_seqno(conn: &mut MysqlConnection) -> QueryResult<Option<u64>> {
         .and_then(|v| v.value.parse().ok()))
 }
 
+/// 1213, also a Galera certification failure. diesel says
+/// `SerializationFailure` through prepared statements and `Unknown` through
+/// `batch_execute`; the wording is the same.
+const DEADLOCK: &str = "Deadlock found when trying to get lock; try restarting transaction";
+
+/// Whether `message` is exactly `start`, something, and `end`. The server's
+/// messages put their parameters (which may be row data, as in `Duplicate
+/// entry '<value>' for key ...`) after a fixed start, so data can never
+/// supply the start.
+fn framed(message: &str, start: &str, end: &str) -> bool {
+    message.len() >= start.len() + end.len() && message.starts_with(start) && message.ends_with(end)
+}
+
 impl Sealed for MysqlConnection {}
 
 impl super::ConcurrentWriters for MysqlConnection {}
@@ -140,8 +154,89 @@ impl SupportedConnection for MysqlConnection {
         super::check_server_url(url, &["mysql", "mariadb"], "MySQL/MariaDB")
     }
 
+    fn connect_refused(err: &ConnectionError) -> bool {
+        let ConnectionError::BadConnection(message) = err else {
+            return false;
+        };
+        // 1045 and 1044 (wrong user or password, no access to the
+        // database), 1049 (unknown database), 1130 (host not allowed). These
+        // come in the server's global `lc_messages`: on a server configured
+        // for another language a refusal is taken for a transient failure.
+        message.starts_with("Access denied for user ")
+            || framed(message, "Unknown database '", "'")
+            || framed(
+                message,
+                "Host '",
+                "' is not allowed to connect to this MariaDB server",
+            )
+            || framed(
+                message,
+                "Host '",
+                "' is not allowed to connect to this MySQL server",
+            )
+    }
+
+    /// diesel maps error numbers to kinds only through prepared statements
+    /// (unique, foreign key, 1792 read-only, 1213 as `SerializationFailure`);
+    /// everything else, and every error of `batch_execute`, arrives as the
+    /// server's or the client library's message, matched from its start.
+    /// Sessions run with `lc_messages = 'en_US'` so the wording is known.
+    fn read_error(
+        kind: DatabaseErrorKind,
+        info: &dyn DatabaseErrorInformation,
+    ) -> Option<ServerSays> {
+        use ErrorKind as K;
+        use ServerSays::{ConnectionLost, Kind};
+        let message = info.message();
+        Some(match message {
+            DEADLOCK => Kind(K::Deadlock),
+            _ if kind != DatabaseErrorKind::Unknown => return None,
+            // 1205: the transaction stays open.
+            "Lock wait timeout exceeded; try restarting transaction" => Kind(K::LockTimeout),
+            // 1020, MariaDB's snapshot isolation check: retryable.
+            m if framed(m, "Record has changed since last read in table '", "'") => {
+                Kind(K::SerializationFailure)
+            }
+            // 1047 on a Galera node cut off from the cluster: nothing was
+            // committed, so the connection is not "lost" mid-COMMIT.
+            "WSREP has not yet prepared node for application use" => Kind(K::Disconnected),
+            // 1062 through `batch_execute` (prepared statements already say
+            // `UniqueViolation`).
+            m if framed(m, "Duplicate entry '", "'") => Kind(K::UniqueViolation),
+            // 1792 through `batch_execute`, and 1290 on a read-only server.
+            "Cannot execute statement in a READ ONLY transaction" => Kind(K::ReadOnlyViolation),
+            m if m.starts_with("The MariaDB server is running with the --read-only option")
+                || m.starts_with("The MySQL server is running with the --read-only option")
+                || m.starts_with(
+                    "The MySQL server is running with the --super-read-only option",
+                ) =>
+            {
+                Kind(K::ReadOnlyViolation)
+            }
+            // 1305 for a savepoint of ours (the names are diesel's and the
+            // facade's, never data).
+            m if framed(m, "SAVEPOINT ", " does not exist") => ServerSays::SavepointGone,
+            // The client library (libmariadb or libmysqlclient: 2006, 2013,
+            // 2055) and the server (1927, 1053, MySQL 4031).
+            "Server has gone away"
+            | "MySQL server has gone away"
+            | "Connection was killed"
+            | "Server shutdown in progress" => ConnectionLost,
+            m if m.starts_with("Lost connection to ")
+                || m.starts_with(
+                    "The client was disconnected by the server because of inactivity",
+                ) =>
+            {
+                ConnectionLost
+            }
+            _ => return None,
+        })
+    }
+
     fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
-        let mut sql = String::from("SET NAMES utf8mb4");
+        // English server messages whatever the server's configured language:
+        // `read_error` matches their wording.
+        let mut sql = String::from("SET NAMES utf8mb4, SESSION lc_messages = 'en_US'");
         if let Some(mode) = &options.mysql_sql_mode {
             // Validated at build time to be letters, digits, '_' and ','.
             sql.push_str(&format!(", SESSION sql_mode = '{mode}'"));
@@ -249,8 +344,9 @@ impl SupportedConnection for MysqlConnection {
     }
 
     fn is_missing_table(err: &diesel::result::Error) -> bool {
-        let msg = err.to_string();
-        msg.contains(".locks' doesn't exist")
+        // 1146 `Table '<database>.locks' doesn't exist`.
+        matches!(err, diesel::result::Error::DatabaseError(_, info)
+            if framed(info.message(), "Table '", ".locks' doesn't exist"))
     }
 
     fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {

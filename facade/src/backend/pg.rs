@@ -8,11 +8,12 @@
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use diesel::sql_types::Text;
-use diesel::{PgConnection, QueryResult, RunQueryDsl};
+use diesel::{ConnectionError, PgConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Sealed, SessionState, SupportedConnection, TxMode};
+use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
 use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{Applied, Position};
@@ -53,6 +54,27 @@ struct Lag {
     seconds: Option<f64>,
 }
 
+/// What the server says when it refuses a connection, as (start, end) of
+/// its message. libpq reports `connection to server at "<host>" ..., port
+/// <n> failed: FATAL:  <server message>` (one such part per host tried), so
+/// each part's server message is matched from its start.
+const REFUSALS: &[(&str, &str)] = &[
+    ("password authentication failed for user \"", "\""),
+    ("database \"", "\" does not exist"),
+    ("role \"", "\" does not exist"),
+    ("permission denied for database \"", "\""),
+    ("no pg_hba.conf entry for ", ""),
+    ("pg_hba.conf rejects connection for ", ""),
+    ("fe_sendauth: no password supplied", ""),
+];
+
+/// Whether `message` is exactly `start`, a name, and `end`, as in
+/// `database "x" does not exist` (the name is an identifier the
+/// configuration or the schema chose, never row data).
+fn quoted_then(message: &str, start: &str, end: &str) -> bool {
+    message.len() >= start.len() + end.len() && message.starts_with(start) && message.ends_with(end)
+}
+
 impl Sealed for PgConnection {}
 
 impl super::ConcurrentWriters for PgConnection {}
@@ -66,6 +88,61 @@ impl SupportedConnection for PgConnection {
             return Ok(());
         }
         super::check_server_url(url, &["postgres", "postgresql"], "PostgreSQL")
+    }
+
+    fn connect_refused(err: &ConnectionError) -> bool {
+        let ConnectionError::BadConnection(message) = err else {
+            return false;
+        };
+        message.split("failed: ").skip(1).any(|part| {
+            let part = part.strip_prefix("FATAL:  ").unwrap_or(part);
+            let server = part.lines().next().unwrap_or_default().trim_end();
+            REFUSALS
+                .iter()
+                .any(|(start, end)| quoted_then(server, start, end))
+        })
+    }
+
+    /// diesel maps SQLSTATEs to kinds for unique, foreign-key, read-only,
+    /// serialization and connection errors; the rest arrive as `Unknown`
+    /// with the server's primary message, which is matched whole. Values
+    /// never appear in these messages (PostgreSQL puts them in DETAIL), and
+    /// a message that quotes a value (`invalid input syntax for type
+    /// integer: "..."`) matches no rule.
+    fn read_error(
+        kind: DatabaseErrorKind,
+        info: &dyn DatabaseErrorInformation,
+    ) -> Option<ServerSays> {
+        if kind != DatabaseErrorKind::Unknown {
+            return None;
+        }
+        // libpq's own messages end with a newline.
+        Some(match info.message().trim_end() {
+            // 40P01. Its DETAIL names the processes ("Process 12 waits for
+            // ..."), which an application's own `RAISE EXCEPTION 'deadlock
+            // detected'` would not have.
+            "deadlock detected" if info.details().is_some_and(|d| d.starts_with("Process ")) => {
+                ServerSays::Kind(ErrorKind::Deadlock)
+            }
+            // 55P03 from `lock_timeout`, and from NOWAIT row or table locks.
+            "canceling statement due to lock timeout" => ServerSays::Kind(ErrorKind::LockTimeout),
+            m if quoted_then(m, "could not obtain lock on row in relation \"", "\"")
+                || quoted_then(m, "could not obtain lock on relation \"", "\"") =>
+            {
+                ServerSays::Kind(ErrorKind::LockTimeout)
+            }
+            // 57P01-57P03 and libpq's own reports; usually diesel has already
+            // said `ClosedConnection`.
+            "terminating connection due to administrator command"
+            | "terminating connection due to idle-in-transaction timeout"
+            | "terminating connection due to idle-session timeout"
+            | "the database system is shutting down"
+            | "no connection to the server" => ServerSays::ConnectionLost,
+            m if m.starts_with("server closed the connection unexpectedly") => {
+                ServerSays::ConnectionLost
+            }
+            _ => return None,
+        })
     }
 
     fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
@@ -147,8 +224,8 @@ impl SupportedConnection for PgConnection {
     }
 
     fn is_missing_table(err: &diesel::result::Error) -> bool {
-        err.to_string()
-            .contains("relation \"locks\" does not exist")
+        matches!(err, diesel::result::Error::DatabaseError(_, info)
+            if info.message() == "relation \"locks\" does not exist")
     }
 
     fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {

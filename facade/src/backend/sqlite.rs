@@ -10,12 +10,13 @@
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use diesel::sql_types::Text;
-use diesel::{QueryResult, RunQueryDsl, SqliteConnection};
+use diesel::{ConnectionError, QueryResult, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Sealed, SessionState, SupportedConnection, TxMode};
-use crate::error::Error;
+use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
+use crate::error::{Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{Applied, Position};
 
@@ -130,6 +131,34 @@ impl SupportedConnection for SqliteConnection {
         (storage(url) == Storage::PrivateMemory).then_some(1)
     }
 
+    fn connect_refused(_err: &ConnectionError) -> bool {
+        // Opening a file never waits for a server: a path that cannot be
+        // opened stays unopenable until someone fixes the configuration.
+        true
+    }
+
+    /// SQLite's own wordings (`sqlite3_errstr`) for result codes diesel
+    /// reports as `Unknown`; they are whole messages, matched exactly.
+    fn read_error(
+        _kind: DatabaseErrorKind,
+        info: &dyn DatabaseErrorInformation,
+    ) -> Option<ServerSays> {
+        let message = info.message();
+        let kind = match message {
+            // SQLITE_BUSY: the busy timeout expired.
+            "database is locked" => ErrorKind::LockTimeout,
+            // SQLITE_LOCKED: a table lock held by another connection of a
+            // shared cache ("database table is locked: <table>").
+            m if m == "database table is locked" || m.starts_with("database table is locked: ") => {
+                ErrorKind::LockTimeout
+            }
+            // SQLITE_READONLY: `PRAGMA query_only` or a read-only file.
+            "attempt to write a readonly database" => ErrorKind::ReadOnlyViolation,
+            _ => return None,
+        };
+        Some(ServerSays::Kind(kind))
+    }
+
     fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
         let mut sql = format!(
             "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = {};",
@@ -202,7 +231,8 @@ impl SupportedConnection for SqliteConnection {
     }
 
     fn is_missing_table(err: &diesel::result::Error) -> bool {
-        err.to_string().contains("no such table: locks")
+        matches!(err, diesel::result::Error::DatabaseError(_, info)
+            if info.message() == "no such table: locks")
     }
 
     fn run_embedded_migrations(conn: &mut Self) -> Result<Vec<String>, Error> {
