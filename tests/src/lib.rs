@@ -1081,3 +1081,5 @@ macro_rules! __backend_suite_body {
         }
     };
 }
+
+pub mod hostile;
