@@ -1766,3 +1766,60 @@ impl fmt::Debug for FacadeConfig {
             .finish()
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::transaction::{with_retry, Attempt, RetryPolicy};
+
+    fn always_retryable(
+        db: &Facade<diesel::SqliteConnection>,
+        takes: Duration,
+    ) -> (Result<(), Error>, usize) {
+        let mut attempts = 0;
+        let result = with_retry(db, RetryPolicy::default_attempts(), || {
+            attempts += 1;
+            std::thread::sleep(takes);
+            Attempt {
+                result: Err(Error::new(ErrorKind::Disconnected, "gone")),
+                retry: Some((ErrorKind::Disconnected, "gone".to_owned())),
+            }
+        });
+        (result, attempts)
+    }
+
+    #[test]
+    fn retries_stop_at_max_retry_duration() {
+        let quick = |b: FacadeBuilder<diesel::SqliteConnection>| {
+            b.writer(":memory:")
+                .retry_backoff(Duration::from_micros(1), Duration::from_micros(1))
+        };
+        // Within the bound: all max_retries (10) retries.
+        let db = quick(Facade::builder()).build().unwrap();
+        let (result, attempts) = always_retryable(&db, Duration::ZERO);
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Disconnected);
+        assert_eq!((attempts, db.stats().retries), (11, 10));
+        // The first attempt alone outlasts the bound: no retry.
+        let db = quick(Facade::builder())
+            .max_retry_duration(Duration::from_millis(10))
+            .build()
+            .unwrap();
+        let (_, attempts) = always_retryable(&db, Duration::from_millis(20));
+        assert_eq!((attempts, db.stats().retries), (1, 0));
+    }
+
+    #[test]
+    fn max_retry_duration_comes_from_the_config() {
+        let config = FacadeConfig {
+            connection: ":memory:".into(),
+            max_retry_duration: Some(0.5),
+            ..FacadeConfig::default()
+        };
+        let builder = FacadeBuilder::<diesel::SqliteConnection>::from_config(&config);
+        assert_eq!(builder.retry.max_duration, Duration::from_millis(500));
+        assert_eq!(
+            RetrySettings::default().max_duration,
+            Duration::from_secs(60)
+        );
+    }
+}

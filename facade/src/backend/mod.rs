@@ -268,6 +268,10 @@ pub(crate) fn deadline(timeout: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// One backend's `SupportedConnection::read_error`.
+pub(crate) type ErrorReader =
+    fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>;
+
 /// Read a database error with every enabled backend's rules, for the places
 /// that do not know which backend raised it (`Error::from(diesel::result::Error)`).
 /// Sound because each backend's rules only match its own server's fixed
@@ -277,7 +281,7 @@ pub(crate) fn read_error_any(
     kind: DatabaseErrorKind,
     info: &dyn DatabaseErrorInformation,
 ) -> Option<ServerSays> {
-    let readers: &[fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>] = &[
+    let readers: &[ErrorReader] = &[
         #[cfg(feature = "postgres")]
         <diesel::PgConnection as SupportedConnection>::read_error,
         #[cfg(feature = "mysql")]
