@@ -1815,8 +1815,21 @@ mod tests {
             max_retry_duration: Some(0.5),
             ..FacadeConfig::default()
         };
-        let builder = FacadeBuilder::<diesel::SqliteConnection>::from_config(&config);
+        let builder = FacadeBuilder::<diesel::SqliteConnection>::from_config(&config)
+            .expect("a valid config");
         assert_eq!(builder.retry.max_duration, Duration::from_millis(500));
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+            let config = FacadeConfig {
+                connection: ":memory:".into(),
+                max_retry_duration: Some(bad),
+                ..FacadeConfig::default()
+            };
+            let err = match FacadeBuilder::<diesel::SqliteConnection>::from_config(&config) {
+                Ok(builder) => builder.build().map(drop).expect_err("out of range"),
+                Err(err) => err,
+            };
+            assert_eq!(err.kind(), ErrorKind::Config, "{bad}: {err}");
+        }
         assert_eq!(
             RetrySettings::default().max_duration,
             Duration::from_secs(60)
