@@ -62,25 +62,9 @@ fn a_connection_lost_during_commit_is_commit_unknown_and_not_retried() {
 }
 
 mod trust {
+    diesel_facade_tests::trust_tests!(server: diesel::PgConnection);
     diesel_facade_tests::trust_tests!(diesel::PgConnection;
-        ok_with_a_nested_transaction_left_open_commits_nothing,
-        savepoint_ok_with_a_nested_transaction_left_open_is_rolled_back,
-        hooks_of_a_savepoint_that_panicked_never_run,
-        a_panicking_hook_runs_the_others_and_the_commit_stands,
-        a_lock_first_taken_inside_a_savepoint_is_refused,
-        a_lock_survives_a_savepoint_rollback,
-        a_deadlock_inside_a_savepoint_is_retried_by_the_outermost_retry,
-        independent_commits_while_the_outer_writer_rolls_back,
+        a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
         an_independent_writer_blocked_by_its_own_outer_writer_times_out,
     );
-
-    /// Releasing diesel's own savepoint makes its ROLLBACK TO fail with a
-    /// kind that is not retryable (on MySQL a vanished savepoint is taken
-    /// for the deadlock that removes it there, so this one is not run).
-    #[test]
-    fn a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried() {
-        diesel_facade_tests::trust::a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried::<diesel::PgConnection>(
-            "RELEASE SAVEPOINT diesel_savepoint_1",
-        );
-    }
 }

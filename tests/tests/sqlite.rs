@@ -2,23 +2,10 @@
 diesel_facade_tests::backend_suite!(diesel::SqliteConnection, single_writer = true);
 
 mod trust {
+    diesel_facade_tests::trust_tests!(every_backend: diesel::SqliteConnection);
     diesel_facade_tests::trust_tests!(diesel::SqliteConnection;
-        ok_with_a_nested_transaction_left_open_commits_nothing,
-        savepoint_ok_with_a_nested_transaction_left_open_is_rolled_back,
-        hooks_of_a_savepoint_that_panicked_never_run,
-        a_panicking_hook_runs_the_others_and_the_commit_stands,
-        a_lock_first_taken_inside_a_savepoint_is_refused,
+        a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
     );
-
-    /// Releasing diesel's own savepoint makes its ROLLBACK TO fail with a
-    /// kind that is not retryable (on MySQL a vanished savepoint is taken
-    /// for the deadlock that removes it there, so this one is not run).
-    #[test]
-    fn a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried() {
-        diesel_facade_tests::trust::a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried::<diesel::SqliteConnection>(
-            "RELEASE SAVEPOINT diesel_savepoint_1",
-        );
-    }
 }
 
 mod independent_in_reader {
