@@ -69,6 +69,8 @@
 //! `sqlite` (default), `postgres`, `mysql`: one per backend.
 
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly) labels feature-gated items with their feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod context;

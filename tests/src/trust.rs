@@ -1,5 +1,5 @@
 //! Scenarios for the commit, savepoint, hook and lock promises, written once
-//! as generic functions and stamped out per backend by [`trust_tests!`]
+//! as generic functions and stamped out per backend by [`trust_tests!`](crate::trust_tests)
 //! (only the `#[test]` wrappers are generated; the bodies live here).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -32,7 +32,7 @@ use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{gtid_list_covers, parse_gtid_list, Applied, Position};
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
 const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, UTC_TIMESTAMP()) \
                       ON DUPLICATE KEY UPDATE ts = IF(VALUES(ts) > ts, VALUES(ts), ts + INTERVAL 1 SECOND)";

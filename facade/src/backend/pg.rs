@@ -18,7 +18,7 @@ use crate::error::{classify, Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{Applied, Position};
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES ($1, now() AT TIME ZONE 'UTC') \
                       ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";

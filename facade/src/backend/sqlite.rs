@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{Applied, Position};
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 #[derive(diesel::QueryableByName)]
 struct JournalMode {
