@@ -56,6 +56,8 @@ impl<C: SupportedConnection> Transaction<C> {
     /// MySQL). Inside a savepoint only locks the transaction already holds
     /// may be taken again.
     pub(crate) fn check_lock_level(&self, name: &str) -> Result<bool, Error> {
+        // A bad name is reported as such, wherever it is taken.
+        crate::lock::validate_name(name)?;
         if self.savepoint_depth == 0 {
             return Ok(false);
         }

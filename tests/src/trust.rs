@@ -160,6 +160,8 @@ fn lock_in_savepoint<C: TestBackend>(ctx: &mut Context<C>, name: &str) -> Result
 pub fn a_lock_first_taken_inside_a_savepoint_is_refused<C: TestBackend>() {
     let db = setup::<C>("trust_lock_in_sp");
     diesel_facade::write(&mut db.context(), |ctx| {
+        let bad = lock_in_savepoint(ctx, "report ").expect_err("an invalid name");
+        assert_eq!(bad.kind(), ErrorKind::InvalidLockName, "{bad}");
         let err = lock_in_savepoint(ctx, "report").expect_err("not held yet");
         assert_eq!(err.kind(), ErrorKind::LockInSavepoint, "{err}");
         assert!(err.message().contains("before the savepoint"), "{err}");
