@@ -81,6 +81,38 @@ impl Default for BackendOptions {
 /// failed), and `Instant::now() + Duration::MAX` would panic.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The URLs of a comma-separated list. A comma starts a new URL only where
+/// a `scheme://` follows it, so a comma inside a password or in a
+/// multi-host PostgreSQL URL (`postgres://h1,h2/db`) stays in its URL.
+fn split_url_list(list: &str) -> Vec<&str> {
+    let starts_url = |rest: &str| {
+        let rest = rest.trim_start();
+        rest.find("://").is_some_and(|end| {
+            end > 0
+                && rest[..end]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        })
+    };
+    let mut urls = Vec::new();
+    let mut start = 0;
+    for (comma, _) in list.match_indices(',') {
+        if starts_url(&list[comma + 1..]) {
+            urls.push(&list[start..comma]);
+            start = comma + 1;
+        }
+    }
+    urls.push(&list[start..]);
+    urls.into_iter()
+        .map(|url| url.trim_matches(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// The largest pool: r2d2 reserves room for every connection up front, and
+/// no server accepts more connections than this from one client anyway.
+pub(crate) const MAX_POOL_SIZE: u32 = 10_000;
+
 /// MySQL's and MariaDB's upper limit for `wait_timeout` (365 days).
 const MYSQL_MAX_WAIT_TIMEOUT_SECS: u64 = 31_536_000;
 
@@ -176,28 +208,32 @@ impl Counters {
 /// application's own instrumentation.
 pub(crate) struct FacadeInstrumentation {
     user: Option<Box<dyn Instrumentation>>,
+    /// The first retryable error of this transaction.
     pub(crate) doomed: Option<(ErrorKind, String)>,
+    /// The first error of any kind of this transaction: on PostgreSQL it
+    /// may have aborted the transaction even though the body handled it.
+    first_error: Option<(ErrorKind, String)>,
     /// The backend's test for statements that commit implicitly, where it
-    /// matters (Galera sessions); see `SupportedConnection::implicit_commit_check`.
-    implicit_check: Option<fn(&str) -> bool>,
-    /// Whether such a statement ran since the transaction began.
-    implicit_commit: bool,
+    /// matters; see `SupportedConnection::implicit_commit_check`.
+    implicit_check: Option<fn(&str, bool) -> bool>,
+    /// How many such statements ran since the transaction began.
+    implicit_commits: u32,
 }
 
-/// The first characters a statement's text formats to: enough for its
-/// leading keyword, without formatting the rest (or its binds).
+/// The beginning of a statement's text (a batch's, or a prepared
+/// statement's SQL without its binds): enough to classify it, without
+/// formatting all of a large statement.
 struct StatementHead {
-    buf: [u8; 24],
+    buf: [u8; 512],
     len: usize,
+    cut: bool,
 }
 
 impl fmt::Write for StatementHead {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for &b in s.as_bytes() {
-            if self.len == 0 && b.is_ascii_whitespace() {
-                continue;
-            }
             if self.len == self.buf.len() {
+                self.cut = true;
                 return Err(fmt::Error); // stop formatting: we have enough
             }
             self.buf[self.len] = b;
@@ -210,19 +246,26 @@ impl fmt::Write for StatementHead {
 impl StatementHead {
     fn of(query: &dyn fmt::Display) -> Self {
         let mut head = StatementHead {
-            buf: [0; 24],
+            buf: [0; 512],
             len: 0,
+            cut: false,
         };
         let _ = fmt::write(&mut head, format_args!("{query}"));
         head
     }
 
-    fn as_str(&self) -> &str {
+    /// The SQL text, and whether it is all there.
+    fn sql(&self) -> (&str, bool) {
         let bytes = &self.buf[..self.len];
-        match std::str::from_utf8(bytes) {
+        let text = match std::str::from_utf8(bytes) {
             Ok(s) => s,
             // Cut inside a multibyte character: keep the valid prefix.
             Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        // diesel prints a prepared statement as `SQL -- binds: [..]`.
+        match text.find(" -- binds: ") {
+            Some(end) => (&text[..end], true),
+            None => (text, !self.cut),
         }
     }
 }
@@ -232,8 +275,10 @@ impl Instrumentation for FacadeInstrumentation {
         if let (Some(check), InstrumentationEvent::StartQuery { query, .. }) =
             (self.implicit_check, &event)
         {
-            if check(StatementHead::of(query).as_str()) {
-                self.implicit_commit = true;
+            let head = StatementHead::of(query);
+            let (sql, complete) = head.sql();
+            if check(sql, complete) {
+                self.implicit_commits += 1;
             }
         }
         if let InstrumentationEvent::FinishQuery {
@@ -243,6 +288,9 @@ impl Instrumentation for FacadeInstrumentation {
             let kind = classify(err);
             if kind.is_retryable() && self.doomed.is_none() {
                 self.doomed = Some((kind, err.to_string()));
+            }
+            if self.first_error.is_none() {
+                self.first_error = Some((kind, err.to_string()));
             }
         }
         if let Some(user) = &mut self.user {
@@ -258,6 +306,9 @@ pub(crate) struct Managed<C> {
     /// Set when the connection must not be reused (a failed rollback, a lost
     /// connection, a Galera node that is not ready).
     pub(crate) broken: bool,
+    /// Reinstalls the facade's instrumentation if a body replaced it.
+    factory: Option<InstrumentationFactory>,
+    implicit_check: Option<fn(&str, bool) -> bool>,
 }
 
 impl<C: SupportedConnection> Managed<C> {
@@ -265,6 +316,36 @@ impl<C: SupportedConnection> Managed<C> {
         self.conn
             .instrumentation()
             .downcast_mut::<FacadeInstrumentation>()
+    }
+
+    fn install_instrumentation(&mut self) {
+        self.conn.set_instrumentation(FacadeInstrumentation {
+            user: self.factory.as_ref().map(|f| f()),
+            doomed: None,
+            first_error: None,
+            implicit_check: self.implicit_check,
+            implicit_commits: 0,
+        });
+    }
+
+    /// Start watching a new transaction: forget the last one's errors and
+    /// implicit commits, and put the facade's instrumentation back if an
+    /// earlier body replaced it.
+    pub(crate) fn begin_watching(&mut self) {
+        match self.instrumentation() {
+            Some(i) => {
+                i.doomed = None;
+                i.first_error = None;
+                i.implicit_commits = 0;
+            }
+            None => self.install_instrumentation(),
+        }
+    }
+
+    /// Whether the facade still watches this connection (a body may have
+    /// replaced its instrumentation with `set_instrumentation`).
+    pub(crate) fn watched(&mut self) -> bool {
+        self.instrumentation().is_some()
     }
 
     /// The retryable error this transaction hit, if any.
@@ -278,11 +359,14 @@ impl<C: SupportedConnection> Managed<C> {
         }
     }
 
-    /// Whether a statement since the last call made the server commit
-    /// implicitly; clears the flag.
-    pub(crate) fn take_implicit_commit(&mut self) -> bool {
-        self.instrumentation()
-            .is_some_and(|i| std::mem::take(&mut i.implicit_commit))
+    /// The first error of any kind this transaction hit.
+    pub(crate) fn first_error(&mut self) -> Option<(ErrorKind, String)> {
+        self.instrumentation().and_then(|i| i.first_error.clone())
+    }
+
+    /// How many statements that commit implicitly ran in this transaction.
+    pub(crate) fn implicit_commits(&mut self) -> u32 {
+        self.instrumentation().map_or(0, |i| i.implicit_commits)
     }
 }
 
@@ -346,8 +430,9 @@ impl<C: SupportedConnection> Manager<C> {
         conn.set_instrumentation(FacadeInstrumentation {
             user: self.instrumentation.as_ref().map(|f| f()),
             doomed: None,
+            first_error: None,
             implicit_check: None,
-            implicit_commit: false,
+            implicit_commits: 0,
         });
         let session = C::after_connect(&mut conn, &self.options).map_err(|e| {
             let err = Error::from(e);
@@ -358,14 +443,16 @@ impl<C: SupportedConnection> Manager<C> {
             );
             Error::new(err.kind(), message)
         })?;
+        let implicit_check = C::implicit_commit_check(&session);
         let mut managed = Managed {
             conn,
             session,
             broken: false,
+            factory: self.instrumentation.clone(),
+            implicit_check,
         };
-        let check = C::implicit_commit_check(&managed.session);
         if let Some(i) = managed.instrumentation() {
-            i.implicit_check = check;
+            i.implicit_check = implicit_check;
         }
         Ok(managed)
     }
@@ -572,7 +659,7 @@ impl<C: SupportedConnection> Facade<C> {
         })?;
         let mut builder = Facade::builder().writer(writer);
         if let Ok(replicas) = std::env::var("DATABASE_REPLICA_URLS") {
-            for url in replicas.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            for url in split_url_list(&replicas) {
                 builder = builder.replica(url);
             }
         }
@@ -956,10 +1043,14 @@ impl<C: SupportedConnection> Facade<C> {
                 Err(err) => err,
             };
             let last_connect = set.last_connect.failure();
-            if let Some((ErrorKind::Config, message)) = last_connect {
-                // The server refused the pool's last attempt (wrong
-                // password, dropped database): waiting cannot fix that. The
-                // pool keeps trying in the background and recovers by itself.
+            // The server refused the pool's last attempt (wrong password,
+            // dropped database) and the pool holds no connection that could
+            // come back: waiting cannot fix that. (With connections out,
+            // one may come back in time, as after a password rotation.)
+            // The pool keeps trying in the background and recovers by itself.
+            let nothing_to_wait_for = set.pool.state().connections == 0;
+            if let (Some((ErrorKind::Config, message)), true) = (&last_connect, nothing_to_wait_for)
+            {
                 return Err(Error::config(format!(
                     "no connection to the {role} database: {message}"
                 )));
@@ -1569,8 +1660,11 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
     /// or send an invalid value to the server is rejected here, naming the
     /// option and the range it accepts.
     fn validate(&self) -> Result<(), Error> {
-        if self.max_pool_size == 0 {
-            return Err(Error::config("max_pool_size must be at least 1"));
+        if self.max_pool_size == 0 || self.max_pool_size > MAX_POOL_SIZE {
+            return Err(Error::config(format!(
+                "max_pool_size must be between 1 and {MAX_POOL_SIZE}, not {}",
+                self.max_pool_size
+            )));
         }
         check_wait("pool_timeout", self.pool_timeout, false)?;
         if self.connection_recycle_time == Some(Duration::ZERO) {
@@ -1806,6 +1900,16 @@ mod tests {
             .unwrap();
         let (_, attempts) = always_retryable(&db, Duration::from_millis(20));
         assert_eq!((attempts, db.stats().retries), (1, 0));
+    }
+
+    #[test]
+    fn replica_lists_split_only_before_a_scheme() {
+        assert_eq!(
+            split_url_list("postgres://u:Pa55,word9@h/db, postgres://u:pw@h2,h3/db ,"),
+            ["postgres://u:Pa55,word9@h/db", "postgres://u:pw@h2,h3/db"]
+        );
+        assert_eq!(split_url_list(""), Vec::<&str>::new());
+        assert_eq!(split_url_list("a.db"), ["a.db"]);
     }
 
     #[test]

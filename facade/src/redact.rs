@@ -89,6 +89,18 @@ fn secret_spans(raw: &str) -> Vec<Range<usize>> {
     } else {
         key_value_spans(raw)
     };
+    if scheme_end.is_none() {
+        // Not a well-formed URL (a leading space, a typo in the scheme,
+        // `scheme:user:pw@host`): whatever stands between a `:` and the
+        // last `@` may be a password. Hide too much rather than too little.
+        // (A libpq `key=value` string was parsed above.)
+        if let Some(at) = raw.rfind('@').filter(|&at| !raw[..at].contains('=')) {
+            if let Some(colon) = raw[..at].find(':') {
+                spans.push(colon + 1..at);
+            }
+        }
+        spans.extend(query_spans(raw, 0));
+    }
     spans.sort_by_key(|s| s.start);
     spans.dedup_by(|later, earlier| {
         // Merge overlaps (a nested URL inside a redacted value).
@@ -227,7 +239,8 @@ fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
 /// `sslpassword`, and anything else that looks like one.
 fn is_secret_key(key: &str) -> bool {
     let key = key.trim().to_ascii_lowercase();
-    ["pass", "pwd", "secret", "token"]
+    // `key`: SQLCipher's `?key=` passphrase.
+    ["pass", "pwd", "secret", "token", "key"]
         .iter()
         .any(|word| key.contains(word))
 }
@@ -424,6 +437,31 @@ mod tests {
         (":memory:", ":memory:", "\u{0}"),
         ("/tmp/my dir/app.db", "/tmp/my dir/app.db", "\u{0}"),
     ];
+
+    #[test]
+    fn malformed_urls_never_show_the_password() {
+        for raw in [
+            " postgres://u:hunter2@h/db",
+            " mysql://u:hunter2@h/db",
+            "postgres ://u:hunter2@h/db",
+            "post_gres://u:hunter2@h/db",
+            "my_sql://u:hunter2@h/db",
+            "postgres:/u:hunter2@h/db",
+            "postgres:u:hunter2@h/db",
+            "sqlite:u:hunter2@h/db",
+            "file:app.db?key=hunter2",
+            "app.db?key=hunter2",
+        ] {
+            let shown = redact_url(raw);
+            assert!(!shown.contains("hunter2"), "{raw} -> {shown}");
+            assert!(
+                !Secrets::of(raw)
+                    .scrub(&format!("driver said: {raw}"))
+                    .contains("hunter2"),
+                "{raw}"
+            );
+        }
+    }
 
     #[test]
     fn every_form_is_redacted() {

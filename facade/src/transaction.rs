@@ -191,6 +191,25 @@ fn rollback<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<(), Diese
     rollback_to(tx, 0)
 }
 
+/// If the body hit an error, handled it and returned `Ok`, but the server
+/// aborted the transaction at that error (PostgreSQL does, outside a
+/// savepoint), the error to report instead of a commit that would be a
+/// silent `ROLLBACK`.
+fn aborted_by_a_handled_error<C: SupportedConnection>(tx: &mut Transaction<C>) -> Option<Error> {
+    let (kind, message) = tx.conn.first_error()?;
+    match C::transaction_usable(tx.connection()) {
+        Ok(()) => None,
+        Err(_) => Some(Error::new(
+            kind,
+            format!(
+                "the server aborted this transaction at an error the function handled \
+                 ({message}) and would not commit it; nothing was committed. Run statements \
+                 that may fail inside a `#[writer(savepoint)]`"
+            ),
+        )),
+    }
+}
+
 /// A savepoint statement's error: on a backend where a vanished savepoint
 /// means the server rolled everything back, that deadlock.
 fn savepoint_error<C: SupportedConnection>(err: DieselError) -> Error {
@@ -269,8 +288,7 @@ where
         savepoint_retryable: None,
         replica,
     };
-    tx.conn.set_doomed(None);
-    tx.conn.take_implicit_commit();
+    tx.conn.begin_watching();
     let Transaction { conn, .. } = &mut tx;
     let managed = &mut **conn;
     if let Err(err) =
@@ -297,6 +315,21 @@ where
     guard.armed = false;
     drop(guard);
 
+    if !tx.conn.watched() {
+        // The body replaced the connection's instrumentation: the facade
+        // could not see the errors of this transaction, so it cannot tell
+        // whether the server aborted it.
+        tx.conn.broken = true;
+        let _ = rollback(&mut tx);
+        Counters::bump(&counters.rollbacks);
+        return Attempt::failed(Error::new(
+            ErrorKind::Other,
+            "the function replaced the connection's diesel instrumentation \
+             (`set_instrumentation`), so the facade could not watch this transaction for \
+             aborts; it was rolled back. Install instrumentation with \
+             `FacadeBuilder::instrumentation` instead",
+        ));
+    }
     let doomed = tx.conn.doomed();
     let open = match depth(&mut tx) {
         Ok(d) => d,
@@ -314,7 +347,21 @@ where
             tracing::warn!(open, "the body left nested transactions open; rolled back");
             Attempt::failed(unbalanced(open.saturating_sub(1)))
         }
-        (Ok(value), None) => commit(&mut tx, facade, ctx.read_position(), value),
+        (Ok(value), None) => match aborted_by_a_handled_error(&mut tx) {
+            Some(err) => {
+                let _ = rollback(&mut tx);
+                Counters::bump(&counters.rollbacks);
+                Attempt::failed(err)
+            }
+            None => commit(&mut tx, facade, ctx.read_position(), value),
+        },
+        (Ok(_), Some((kind, message))) if !kind.is_retryable() => {
+            // Doomed by the facade itself (see `savepoint`): the message
+            // says what happened.
+            let _ = rollback(&mut tx);
+            Counters::bump(&counters.rollbacks);
+            Attempt::failed(Error::new(kind, message))
+        }
         (Ok(_), Some((kind, message))) => {
             // The server aborted the transaction (a deadlock the body caught
             // and ignored, say); reporting Ok would claim lost writes.
@@ -404,7 +451,13 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
 ) -> Attempt<R, E> {
     let counters = &facade.inner.counters;
     let managed = &mut *tx.conn;
-    let implicit_commit = managed.take_implicit_commit();
+    let implicit_commits = managed.implicit_commits();
+    if implicit_commits > 0 {
+        // Statements that end transactions can also change the session
+        // (`SET autocommit = 1`): start the next one on a fresh connection.
+        managed.broken = true;
+    }
+    let implicit_commit = implicit_commits > 0;
     if let Err(err) = C::before_commit(
         &mut managed.conn,
         tx.mode,
@@ -499,6 +552,7 @@ where
     tracing::debug!(savepoint = tx.savepoints, "savepoint");
     let hooks_before = tx.on_commit.len();
     let doomed_before = tx.conn.doomed();
+    let implicit_before = tx.conn.implicit_commits();
     let mut guard = RollbackOnDrop {
         tx: &mut *tx,
         depth: base,
@@ -509,6 +563,22 @@ where
     guard.armed = false;
     drop(guard);
     tx.savepoint_depth -= 1;
+    if tx.conn.implicit_commits() > implicit_before {
+        // DDL (or the like) ended the transaction on the server, and the
+        // savepoint with it: neither RELEASE nor ROLLBACK TO can work, and
+        // part of the work is already committed.
+        tx.on_commit.truncate(hooks_before);
+        tx.conn.broken = true;
+        let message = "a statement inside this `#[writer(savepoint)]` (DDL, `LOCK`, \
+                       `SET autocommit`, ...) made the server commit the transaction \
+                       implicitly, which also removed the savepoint: what ran before it is \
+                       committed, and the rest cannot be rolled back to the savepoint. Run \
+                       DDL outside savepoints"
+            .to_owned();
+        tx.conn
+            .set_doomed(Some((ErrorKind::CommitUnknown, message.clone())));
+        return Err(E::from(Error::new(ErrorKind::CommitUnknown, message)));
+    }
     let open = depth(tx).unwrap_or(u32::MAX);
     match result {
         Ok(_) if open != base + 1 => {

@@ -338,6 +338,60 @@ where
     .expect("the outer writer goes on and commits");
 }
 
+/// Inserts row 1, hits a duplicate of it and handles that error, tries row
+/// 2, returns `Ok`.
+fn write_handling_a_duplicate<C: TestBackend>(db: &Facade<C>) -> Result<(), Error> {
+    diesel_facade::write(&mut db.context(), |ctx| {
+        insert(ctx.conn(), 1)?;
+        let duplicate = insert(ctx.conn(), 1).expect_err("a duplicate key");
+        assert_eq!(Error::from(duplicate).kind(), ErrorKind::UniqueViolation);
+        let _ = insert(ctx.conn(), 2); // PostgreSQL refuses: the transaction is aborted
+        Ok(())
+    })
+}
+
+/// MySQL and SQLite keep a transaction usable after a failed statement:
+/// a handled duplicate, then `Ok`, commits everything else.
+pub fn a_handled_error_then_ok_commits_the_rest<C: TestBackend>() {
+    let db = setup::<C>("trust_handled_ok");
+    write_handling_a_duplicate(&db).expect("commits");
+    assert_eq!(db.stats().commits, 1);
+    assert!(exists(&db, 1) && exists(&db, 2));
+}
+
+/// PostgreSQL aborts the transaction at the failed statement and answers
+/// its `COMMIT` with a silent `ROLLBACK`: the caller gets the handled
+/// error's kind instead of an `Ok` for writes that are gone.
+pub fn a_handled_error_that_aborted_the_transaction_is_not_reported_committed<C: TestBackend>() {
+    let db = setup::<C>("trust_handled_aborted");
+    let err = write_handling_a_duplicate(&db).expect_err("nothing was committed");
+    assert_eq!(err.kind(), ErrorKind::UniqueViolation, "{err}");
+    assert!(err.message().contains("savepoint"), "names the fix: {err}");
+    assert_eq!(db.stats().commits, 0, "{:?}", db.stats());
+    assert!(!exists(&db, 1) && !exists(&db, 2));
+}
+
+#[writer(savepoint)]
+fn insert_in_a_savepoint<C: TestBackend>(ctx: &mut Context<C>, id: i32) -> Result<(), Error> {
+    insert(ctx.conn(), id)?;
+    Ok(())
+}
+
+/// The documented way: a statement that may fail runs in a savepoint, and
+/// the transaction commits after the handled error on every backend.
+pub fn a_handled_error_inside_a_savepoint_lets_the_transaction_commit<C: TestBackend>() {
+    let db = setup::<C>("trust_handled_in_sp");
+    diesel_facade::write(&mut db.context(), |ctx| {
+        insert(ctx.conn(), 1)?;
+        let err = insert_in_a_savepoint(ctx, 1).expect_err("a duplicate key");
+        assert_eq!(err.kind(), ErrorKind::UniqueViolation, "{err}");
+        insert(ctx.conn(), 2)?;
+        Ok::<_, Error>(())
+    })
+    .expect("commits");
+    assert!(exists(&db, 1) && exists(&db, 2));
+}
+
 /// Stamp out one `#[test]` per scenario for the connection type `$conn`:
 /// `every_backend: Conn`, `server: Conn` (adds the scenarios that need two
 /// concurrent writers), or an explicit list `Conn; scenario, ...`.
@@ -350,6 +404,7 @@ macro_rules! trust_tests {
             hooks_of_a_savepoint_that_panicked_never_run,
             a_panicking_hook_runs_the_others_and_the_commit_stands,
             a_lock_first_taken_inside_a_savepoint_is_refused,
+            a_handled_error_inside_a_savepoint_lets_the_transaction_commit,
         );
     };
     (server: $conn:ty) => {

@@ -43,7 +43,22 @@ fn server_urls_with_the_wrong_shape_are_config_errors() {
         assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
         assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
     }
-    for url in ["postgres://u:secret@127.0.0.1/db", "garbage", "mysql://"] {
+    // White space around a URL: the url crate forgives it, libpq and
+    // libmariadb do not; and the password stays hidden.
+    for url in [
+        " postgres://u:secret@127.0.0.1/db",
+        "postgres://u:secret@127.0.0.1/db ",
+    ] {
+        let err = build_err::<PgConnection>(url);
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
+        assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
+    }
+    for url in [
+        "postgres://u:secret@127.0.0.1/db",
+        "garbage",
+        "mysql://",
+        " mysql://u:secret@h/db",
+    ] {
         let err = build_err::<MysqlConnection>(url);
         assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
         assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
@@ -71,6 +86,16 @@ fn bad_options_are_config_errors() {
     let err = Facade::<SqliteConnection>::builder().build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("writer"), "{err}");
+    // r2d2 reserves room for every connection up front: a huge pool is a
+    // Config error, not an allocation failure that aborts the process.
+    for size in [u32::MAX, 10_001] {
+        let err = Facade::<SqliteConnection>::builder()
+            .writer("big.db")
+            .max_pool_size(size)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    }
     let err = Facade::<MysqlConnection>::builder()
         .writer("mysql://u:p@127.0.0.1:1/db")
         .mysql_sql_mode(Some("TRADITIONAL'; DROP TABLE x; --"))

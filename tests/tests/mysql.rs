@@ -4,4 +4,7 @@ diesel_facade_tests::server_suite!();
 
 mod trust {
     diesel_facade_tests::trust_tests!(server: diesel::MysqlConnection);
+    diesel_facade_tests::trust_tests!(diesel::MysqlConnection;
+        a_handled_error_then_ok_commits_the_rest,
+    );
 }

@@ -66,5 +66,121 @@ mod trust {
     diesel_facade_tests::trust_tests!(diesel::PgConnection;
         a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
         an_independent_writer_blocked_by_its_own_outer_writer_times_out,
+        a_handled_error_that_aborted_the_transaction_is_not_reported_committed,
     );
+}
+
+/// A body that replaces the connection's diesel instrumentation would blind
+/// the facade (retries, swallowed aborts): that transaction is rolled back
+/// with an error that names the fix, and the next one on the same pooled
+/// connection is watched again (its 40001 is retried).
+#[test]
+fn a_body_replacing_the_instrumentation_is_rolled_back_and_the_watch_restored() {
+    use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
+    use diesel_facade::{Context, Error};
+
+    struct Blind;
+    impl Instrumentation for Blind {
+        fn on_connection_event(&mut self, _: InstrumentationEvent<'_>) {}
+    }
+
+    #[writer(retry = 2)]
+    fn serialization_failure(
+        ctx: &mut Context<diesel::PgConnection>,
+        attempts: &AtomicUsize,
+    ) -> Result<(), Error> {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        ctx.conn().batch_execute(
+            "DO $$BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END$$",
+        )?;
+        Ok(())
+    }
+
+    let db = diesel_facade_tests::facade::<diesel::PgConnection>("instrumentation_swap", |b| {
+        b.max_pool_size(1)
+    })
+    .expect("server");
+    let err = diesel_facade::write(&mut db.context(), |ctx| {
+        ctx.conn()
+            .batch_execute("INSERT INTO items (id, name, qty) VALUES (1, 'x', 0)")?;
+        ctx.conn().set_instrumentation(Blind);
+        Ok::<_, Error>(())
+    })
+    .expect_err("not committed unwatched");
+    assert!(
+        err.message().contains("FacadeBuilder::instrumentation"),
+        "{err}"
+    );
+    let attempts = AtomicUsize::new(0);
+    let err = serialization_failure(&mut db.context(), &attempts).expect_err("always fails");
+    assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "watched again: retried twice"
+    );
+    let rows: i64 = diesel_facade::write(&mut db.context(), |ctx| {
+        <diesel::PgConnection as diesel_facade_tests::TestBackend>::query_n(
+            ctx.conn(),
+            "SELECT COUNT(*) AS n FROM items",
+        )
+    })
+    .expect("count");
+    assert_eq!(rows, 0, "the unwatched transaction was rolled back");
+}
+
+/// A password rotated on the server while the pool holds a healthy
+/// connection: a request waits for that connection instead of failing at
+/// once with the refusal (it fails fast only when the pool has nothing to
+/// wait for).
+#[test]
+fn a_refused_reconnect_waits_for_a_healthy_pooled_connection() {
+    use diesel::connection::SimpleConnection;
+    use diesel_facade_tests::TestBackend;
+
+    let admin = diesel_facade_tests::server_url::<diesel::PgConnection>().expect("server");
+    let url = diesel::PgConnection::create_database(&admin, "rotation");
+    let database = url::Url::parse(&url).expect("url").path()[1..].to_owned();
+    let user = format!("ft_rotation_{}", std::process::id());
+    let mut root = diesel::PgConnection::establish(&admin).expect("admin");
+    root.batch_execute(&format!(
+        "DROP ROLE IF EXISTS {user}; CREATE ROLE {user} LOGIN PASSWORD 'old_pw'; \
+         GRANT ALL ON DATABASE {database} TO {user}"
+    ))
+    .expect("role");
+    let mut login = url::Url::parse(&url).expect("url");
+    login.set_username(&user).expect("user");
+    login.set_password(Some("old_pw")).expect("password");
+    let db = Facade::<diesel::PgConnection>::builder()
+        .writer(login.to_string())
+        .max_pool_size(4)
+        .pool_timeout(Duration::from_secs(10))
+        .build()
+        .expect("facade");
+    diesel_facade::write(&mut db.context(), |ctx| {
+        ctx.conn().batch_execute("SELECT 1")
+    })
+    .expect("one healthy connection");
+    root.batch_execute(&format!("ALTER ROLE {user} PASSWORD 'new_pw'"))
+        .expect("rotate");
+    std::thread::scope(|s| {
+        let holder = s.spawn(|| {
+            diesel_facade::write(&mut db.context(), |ctx| {
+                ctx.conn().batch_execute("SELECT pg_sleep(0.5)")
+            })
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let during = diesel_facade::write(&mut db.context(), |ctx| {
+            ctx.conn().batch_execute("SELECT 1")
+        });
+        holder
+            .join()
+            .expect("holder")
+            .expect("the healthy connection works");
+        during.expect("waited for the healthy connection");
+    });
+    drop(db);
+    // One statement per call: DROP DATABASE refuses to run in a batch.
+    let _ = root.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+    let _ = root.batch_execute(&format!("DROP ROLE IF EXISTS {user}"));
 }

@@ -5,6 +5,7 @@ mod trust {
     diesel_facade_tests::trust_tests!(every_backend: diesel::SqliteConnection);
     diesel_facade_tests::trust_tests!(diesel::SqliteConnection;
         a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
+        a_handled_error_then_ok_commits_the_rest,
     );
 }
 

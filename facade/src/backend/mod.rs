@@ -180,13 +180,24 @@ pub trait SupportedConnection:
         Ok(())
     }
 
-    /// A test of a statement's first characters for "the server commits
-    /// the open transaction implicitly before running this", where
+    /// A test of a statement's SQL text (the beginning of it; the flag says
+    /// whether it is complete) for "the server may commit the open
+    /// transaction implicitly at this", where
     /// [`before_commit`](Self::before_commit) needs to know; `None` (the
     /// default) costs nothing per statement.
     #[doc(hidden)]
-    fn implicit_commit_check(_session: &SessionState) -> Option<fn(&str) -> bool> {
+    fn implicit_commit_check(_session: &SessionState) -> Option<fn(&str, bool) -> bool> {
         None
+    }
+
+    /// After a body that hit an error (and handled it) returned `Ok`:
+    /// whether the transaction can still commit. PostgreSQL aborts a
+    /// transaction at any failed statement outside a savepoint, and then
+    /// answers `COMMIT` with a silent `ROLLBACK`; elsewhere a failed
+    /// statement leaves the transaction usable.
+    #[doc(hidden)]
+    fn transaction_usable(_conn: &mut Self) -> QueryResult<()> {
+        Ok(())
     }
 
     /// Upsert `(name, now)` into `locks`, waiting at most `timeout` (the
@@ -314,6 +325,13 @@ where
 /// Check that a server URL parses and uses one of `schemes`.
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn check_server_url(raw: &str, schemes: &[&str], backend: &str) -> Result<(), String> {
+    if raw.trim() != raw {
+        // The url crate would forgive it; libpq and libmariadb do not.
+        return Err(format!(
+            "`{}` has white space before or after it",
+            redact_url(raw)
+        ));
+    }
     let parsed = url::Url::parse(raw).map_err(|e| {
         format!(
             "`{}` is not a {backend} URL ({e}); expected {}://user:password@host:port/database",

@@ -177,6 +177,12 @@ impl SupportedConnection for PgConnection {
         .map(drop)
     }
 
+    fn transaction_usable(conn: &mut Self) -> QueryResult<()> {
+        // Fails with 25P02 ("current transaction is aborted") if an earlier
+        // statement aborted it. Only sent after a statement failed.
+        conn.batch_execute("SELECT 1")
+    }
+
     fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
         let Some(timeout) = timeout else {
             return diesel::sql_query(UPSERT)

@@ -1,0 +1,159 @@
+//! Statements that make MariaDB commit the open transaction implicitly
+//! (DDL, `FLUSH`, `SET autocommit`, ...) inside writers, on one MariaDB
+//! server and on a Galera node. The promise (docs/locks.md): a writer with
+//! such statements behaves as on one server, whatever their spelling
+//! (comments, later in a batch), and one inside a `#[writer(savepoint)]`,
+//! where the savepoint cannot survive, is `CommitUnknown`, never a
+//! retryable deadlock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, MysqlConnection};
+use diesel_facade::{writer, Context, Error, ErrorKind, Facade};
+use diesel_facade_tests::TestBackend;
+
+/// A facade on a fresh database: the MariaDB primary, or Galera node 1.
+fn target(test: &str, galera: bool) -> Facade<MysqlConnection> {
+    if !galera {
+        return diesel_facade_tests::facade::<MysqlConnection>(test, |b| b).expect("server");
+    }
+    let node = match std::env::var("FACADE_TEST_GALERA_URLS") {
+        Ok(urls) if !urls.is_empty() => urls.split(',').next().unwrap_or_default().to_owned(),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("FACADE_TEST_GALERA_URLS is not set under CI=true")
+        }
+        _ => panic!("FACADE_TEST_GALERA_URLS is not set: start scripts/test-servers"),
+    };
+    let url = MysqlConnection::create_database(&node, &format!("g_{test}"));
+    let mut conn = MysqlConnection::establish(&url).expect("connect");
+    conn.batch_execute(MysqlConnection::SCHEMA)
+        .expect("test schema");
+    Facade::builder()
+        .writer(url)
+        .build()
+        .expect("facade on Galera node 1")
+}
+
+fn counter(db: &Facade<MysqlConnection>) -> i64 {
+    diesel_facade::write(&mut db.context(), |ctx| {
+        MysqlConnection::query_n(
+            ctx.conn(),
+            "SELECT CAST(value AS SIGNED) AS n FROM counters WHERE id = 'c'",
+        )
+    })
+    .expect("read the counter")
+}
+
+#[writer(retry = 3)]
+fn bump_around(
+    ctx: &mut Context<MysqlConnection>,
+    statement: &str,
+    attempts: &AtomicUsize,
+) -> Result<(), Error> {
+    attempts.fetch_add(1, Ordering::SeqCst);
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    ctx.conn().batch_execute(statement)?;
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 10 WHERE id = 'c'")?;
+    Ok(())
+}
+
+const SPELLINGS: [(&str, &str); 8] = [
+    (
+        "plain",
+        "CREATE TABLE t1 (id INT PRIMARY KEY) ENGINE=InnoDB",
+    ),
+    (
+        "block_comment",
+        "/* why */ CREATE TABLE t2 (id INT PRIMARY KEY) ENGINE=InnoDB",
+    ),
+    (
+        "line_comment",
+        "-- why\nCREATE TABLE t3 (id INT PRIMARY KEY) ENGINE=InnoDB",
+    ),
+    (
+        "later_in_a_batch",
+        "SELECT 1; CREATE TABLE t4 (id INT PRIMARY KEY) ENGINE=InnoDB",
+    ),
+    (
+        "after_a_set",
+        "SET @x = 1; ALTER TABLE items ADD COLUMN extra INT NULL",
+    ),
+    ("flush", "FLUSH TABLES"),
+    ("set_autocommit", "SET autocommit = 1"),
+    ("truncate", "TRUNCATE TABLE items"),
+];
+
+fn every_spelling_behaves_as_on_one_server(galera: bool) {
+    let mut wrong = Vec::new();
+    for (name, statement) in SPELLINGS {
+        let db = target(&format!("implicit_{name}"), galera);
+        let attempts = AtomicUsize::new(0);
+        let result = bump_around(&mut db.context(), statement, &attempts);
+        let value = counter(&db);
+        let tried = attempts.load(Ordering::SeqCst);
+        if result.is_err() || value != 11 || tried != 1 {
+            wrong.push(format!(
+                "{name}: {result:?}, counter {value}, attempts {tried}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn implicit_commits_in_a_writer_behave_as_on_one_server_on_mariadb() {
+    every_spelling_behaves_as_on_one_server(false);
+}
+
+#[test]
+fn implicit_commits_in_a_writer_behave_as_on_one_server_on_galera() {
+    every_spelling_behaves_as_on_one_server(true);
+}
+
+#[writer(savepoint)]
+fn ddl_in_a_savepoint(ctx: &mut Context<MysqlConnection>) -> Result<(), Error> {
+    ctx.conn()
+        .batch_execute("CREATE TABLE t_sp (id INT PRIMARY KEY) ENGINE=InnoDB")?;
+    Ok(())
+}
+
+#[writer(retry = 3)]
+fn bump_around_a_savepoint_with_ddl(
+    ctx: &mut Context<MysqlConnection>,
+    attempts: &AtomicUsize,
+) -> Result<(), Error> {
+    attempts.fetch_add(1, Ordering::SeqCst);
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    ddl_in_a_savepoint(ctx)?;
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 10 WHERE id = 'c'")?;
+    Ok(())
+}
+
+fn ddl_in_a_savepoint_is_commit_unknown(galera: bool) {
+    let db = target("implicit_in_savepoint", galera);
+    let attempts = AtomicUsize::new(0);
+    let err = bump_around_a_savepoint_with_ddl(&mut db.context(), &attempts)
+        .expect_err("the savepoint cannot survive the implicit commit");
+    assert_eq!(err.kind(), ErrorKind::CommitUnknown, "{err}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "never retried");
+    assert_eq!(
+        counter(&db),
+        1,
+        "what ran before the DDL was committed, once"
+    );
+}
+
+#[test]
+fn ddl_in_a_savepoint_is_commit_unknown_on_mariadb() {
+    ddl_in_a_savepoint_is_commit_unknown(false);
+}
+
+#[test]
+fn ddl_in_a_savepoint_is_commit_unknown_on_galera() {
+    ddl_in_a_savepoint_is_commit_unknown(true);
+}
