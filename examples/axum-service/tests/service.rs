@@ -71,6 +71,8 @@ fn fresh_database(test: &str, replica_var: Option<&str>) -> Option<(String, Opti
     Some((with_database(&admin, &db), replica))
 }
 
+const POOL_SIZE: u32 = 10;
+
 /// How many times a replica was asked whether it has applied a read
 /// position (the read-your-writes wait), as diesel's instrumentation sees
 /// the queries.
@@ -110,6 +112,7 @@ fn database_counting(
 ) -> Facade<PgConnection> {
     let mut builder = Facade::<PgConnection>::builder()
         .writer(primary)
+        .max_pool_size(POOL_SIZE)
         .pool_timeout(Duration::from_secs(10))
         .instrumentation(waits.factory());
     if let Some(replica) = replica {
@@ -128,6 +131,7 @@ fn database_counting(
 /// The service, listening on an ephemeral port of 127.0.0.1.
 struct Service {
     base: String,
+    db: Facade<PgConnection>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -144,10 +148,15 @@ impl Service {
         };
         let task = tokio::spawn(axum_service::serve(
             listener,
-            axum_service::router(db),
+            axum_service::router(db.clone()),
             shutdown,
         ));
-        Service { base, stop, task }
+        Service {
+            base,
+            db,
+            stop,
+            task,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -162,7 +171,34 @@ impl Service {
             .expect("the server stops within 30 s")
             .expect("the server task did not panic")
             .expect("serve returned Ok");
+        let db = self.db;
+        tokio::task::spawn_blocking(move || settle(&db))
+            .await
+            .expect("settle the pool");
     }
+}
+
+/// Wait until the writer pool has no connection attempt in flight.
+///
+/// r2d2 connects on background threads, a few at a time, and a burst of
+/// requests can be served by the first connections while the rest are
+/// still connecting. If the test process exits then, OpenSSL's exit
+/// handler (libpq authenticates with it) frees its locks under those
+/// threads and the process dies with SIGSEGV after every test passed.
+/// Holding `POOL_SIZE` connections at once means none is pending.
+fn settle(db: &Facade<PgConnection>) {
+    let barrier = std::sync::Barrier::new(POOL_SIZE as usize);
+    std::thread::scope(|s| {
+        for _ in 0..POOL_SIZE {
+            s.spawn(|| {
+                diesel_facade::write(&mut db.context(), |_| {
+                    barrier.wait();
+                    Ok::<_, diesel_facade::Error>(())
+                })
+                .expect("a pooled connection");
+            });
+        }
+    });
 }
 
 /// A client like a browser: it keeps cookies, and goes straight to
