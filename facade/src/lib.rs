@@ -66,13 +66,17 @@
 //!
 //! ## Features
 //!
-//! `sqlite` (default), `postgres`, `mysql`: one per backend.
+//! `sqlite` (default), `postgres`, `mysql`: one per backend. `tokio`:
+//! [`run_blocking`], to call `#[reader]`/`#[writer]` functions from async
+//! code (see `examples/axum-service`).
 
 #![warn(missing_docs)]
 // docs.rs (`--cfg docsrs`, nightly) labels feature-gated items with their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+#[cfg(feature = "tokio")]
+mod blocking;
 mod context;
 mod entry;
 mod error;
@@ -86,6 +90,9 @@ mod scope;
 mod transaction;
 
 pub use backend::{ConcurrentWriters, SupportedConnection};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use blocking::run_blocking;
 pub use context::{Context, TransactionContext};
 pub use diesel_facade_macros::{reader, writer, TransactionContext};
 pub use entry::{read, read_replica, write};
