@@ -142,6 +142,7 @@ fn format_gtid_list(list: &[GtidTriple]) -> String {
 /// Whether a replica that has applied `replica` (its `gtid_slave_pos`, or a
 /// primary's `gtid_binlog_pos`) has everything `wanted` names, domain by
 /// domain, as `MASTER_GTID_WAIT` judges it.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) fn gtid_list_covers(replica: &[GtidTriple], wanted: &[GtidTriple]) -> bool {
     wanted.iter().all(|w| {
         replica
@@ -167,6 +168,7 @@ fn quote(text: &str) -> String {
 impl Position {
     /// A position from the primary's `pg_lsn` text; `Written` if it does not
     /// parse (then the context's replica reads use the primary).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn from_server_pg_lsn(text: &str) -> Position {
         parse_pg_lsn(text.trim())
             .map_or(Position::Written, |lsn| Position::PgLsn(format_pg_lsn(lsn)))
@@ -174,6 +176,7 @@ impl Position {
 
     /// A position from the primary's `@@last_gtid`; `Written` if it is empty
     /// (no binary log) or does not parse.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) fn from_server_gtid(text: &str) -> Position {
         parse_gtid_list(text.trim()).map_or(Position::Written, |list| {
             Position::Gtid(format_gtid_list(&list))
