@@ -81,30 +81,35 @@ impl Default for BackendOptions {
 /// failed), and `Instant::now() + Duration::MAX` would panic.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The URLs of a comma-separated list. A comma starts a new URL only where
-/// a `scheme://` follows it, so a comma inside a password or in a
-/// multi-host PostgreSQL URL (`postgres://h1,h2/db`) stays in its URL.
+/// The URLs of a comma-separated list. A comma inside a server URL's
+/// authority (`scheme://` up to the next `/`, `?` or `#`) belongs to that
+/// URL: a password with a comma, a multi-host PostgreSQL URL
+/// (`postgres://h1,h2/db`). Every other comma separates two entries.
 fn split_url_list(list: &str) -> Vec<&str> {
-    let starts_url = |rest: &str| {
-        let rest = rest.trim_start();
-        rest.find("://").is_some_and(|end| {
-            end > 0
-                && rest[..end]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        })
-    };
     let mut urls = Vec::new();
     let mut start = 0;
-    for (comma, _) in list.match_indices(',') {
-        if starts_url(&list[comma + 1..]) {
-            urls.push(&list[start..comma]);
-            start = comma + 1;
+    let mut in_authority = false;
+    let mut i = 0;
+    let bytes = list.as_bytes();
+    while i < bytes.len() {
+        if list[i..].starts_with("://") {
+            in_authority = true;
+            i += 3;
+            continue;
         }
+        match bytes[i] {
+            b'/' | b'?' | b'#' => in_authority = false,
+            b',' if !in_authority => {
+                urls.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
     }
     urls.push(&list[start..]);
     urls.into_iter()
-        .map(|url| url.trim_matches(|c: char| c == ',' || c.is_whitespace()))
+        .map(str::trim)
         .filter(|u| !u.is_empty())
         .collect()
 }
@@ -1910,6 +1915,11 @@ mod tests {
         );
         assert_eq!(split_url_list(""), Vec::<&str>::new());
         assert_eq!(split_url_list("a.db"), ["a.db"]);
+        assert_eq!(split_url_list(":memory:, :memory:"), [":memory:", ":memory:"]);
+        assert_eq!(
+            split_url_list("mysql://u:p@h1/db,mysql://u:p@h2/db"),
+            ["mysql://u:p@h1/db", "mysql://u:p@h2/db"]
+        );
     }
 
     #[test]
