@@ -1915,7 +1915,10 @@ mod tests {
         );
         assert_eq!(split_url_list(""), Vec::<&str>::new());
         assert_eq!(split_url_list("a.db"), ["a.db"]);
-        assert_eq!(split_url_list(":memory:, :memory:"), [":memory:", ":memory:"]);
+        assert_eq!(
+            split_url_list(":memory:, :memory:"),
+            [":memory:", ":memory:"]
+        );
         assert_eq!(
             split_url_list("mysql://u:p@h1/db,mysql://u:p@h2/db"),
             ["mysql://u:p@h1/db", "mysql://u:p@h2/db"]
