@@ -369,6 +369,13 @@ impl<C: SupportedConnection> Managed<C> {
         self.instrumentation().and_then(|i| i.first_error.clone())
     }
 
+    /// Start counting implicit commits afresh (after the facade's own BEGIN).
+    pub(crate) fn forget_implicit_commits(&mut self) {
+        if let Some(i) = self.instrumentation() {
+            i.implicit_commits = 0;
+        }
+    }
+
     /// How many statements that commit implicitly ran in this transaction.
     pub(crate) fn implicit_commits(&mut self) -> u32 {
         self.instrumentation().map_or(0, |i| i.implicit_commits)

@@ -303,6 +303,8 @@ where
         tracing::debug!(error = %err, "BEGIN failed");
         return Attempt::failed(err);
     }
+    // The BEGIN itself is no implicit commit of this transaction.
+    tx.conn.forget_implicit_commits();
     Counters::bump(&counters.transactions);
 
     let mut guard = RollbackOnDrop {

@@ -171,14 +171,17 @@ fn locked_counter_across_three_nodes_is_exact() {
     let mut written = hammer(&nodes, PER_NODE, ITERATIONS, true);
     let expected = (nodes.len() * PER_NODE * ITERATIONS) as i32;
     let retries: u64 = nodes.iter().map(|n| n.stats().retries).sum();
-    for node in &nodes {
-        assert_eq!(counter(node), expected);
-    }
     // Stronger than the total: every committed increment wrote a value no
     // other one wrote (a silently aborted transaction that still "commits"
     // would show up here as a duplicate).
     written.sort_unstable();
     assert_eq!(written, (1..=expected).collect::<Vec<_>>());
+    let seen: Vec<i32> = nodes.iter().map(counter).collect();
+    assert_eq!(
+        seen,
+        vec![expected; nodes.len()],
+        "the counter on each node"
+    );
     eprintln!(
         "galera: {} threads over 3 nodes x {ITERATIONS} locked increments -> {expected}, \
          {retries} retries (certification failures and deadlocks)",
@@ -474,4 +477,48 @@ fn locked_increments_on_default_settings_always_finish() {
             nodes.iter().map(|n| n.stats().retries).sum::<u64>()
         );
     }
+}
+
+/// The abort guard is on for an ordinary writer: its own `BEGIN` does not
+/// count as an implicit commit, so `RELEASE SAVEPOINT` is checked before
+/// every `COMMIT`, and the connection is kept for the next transaction.
+#[test]
+fn every_plain_writer_is_checked_by_the_abort_guard() {
+    let _serial = serial();
+    let log = diesel_facade_tests::EventLog::default();
+    let Some(nodes) = cluster_with("guard_on", |b| {
+        b.mysql_wait_timeout(Duration::from_secs(3))
+            .max_pool_size(1)
+            .instrumentation(log.factory())
+    }) else {
+        return;
+    };
+    log.clear();
+    for _ in 0..3 {
+        locked_increment(&mut Req {
+            db: nodes[0].clone(),
+        })
+        .expect("increment");
+    }
+    assert_eq!(
+        log.count("query RELEASE SAVEPOINT diesel_facade_transaction"),
+        3,
+        "{:#?}",
+        log.all()
+    );
+    assert_eq!(log.count("commit"), 3, "{:#?}", log.all());
+    let session = || {
+        diesel_facade::write(
+            &mut Req {
+                db: nodes[0].clone(),
+            },
+            |ctx| {
+                diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
+                    .get_result::<diesel_facade_tests::SessionId>(ctx.conn())
+                    .map(|row| row.id)
+            },
+        )
+        .expect("session id")
+    };
+    assert_eq!(session(), session(), "the same pooled connection");
 }
