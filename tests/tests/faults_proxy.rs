@@ -183,8 +183,16 @@ where
     C: Proxied,
     InsertRow: ExecuteDsl<C>,
 {
-    let test = format!("{cut:?}_{backend}");
-    let mut rig = rig::<C>(&test)?;
+    cut_point_on::<C>(&format!("{cut:?}_{backend}"), cut, backend)
+}
+
+/// [`cut_point`] on a database of its own named after `test`.
+fn cut_point_on<C>(test: &str, cut: Cut, backend: &str) -> Option<Vec<Run>>
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    let mut rig = rig::<C>(test)?;
     let mut runs = Vec::new();
     let mut cut_at = std::collections::BTreeMap::<&str, u32>::new();
     for run in 0..RUNS {
@@ -465,7 +473,8 @@ fn mariadb_cut_after_the_commit_reply_keeps_the_row_and_is_never_rerun() {
             during the COM_SET_OPTION that diesel's batch_execute sends next, is reported \
             CommitUnknown instead of Ok"]
 fn mariadb_cut_after_the_commit_reply_is_ok_with_the_row() {
-    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::AfterCommit, "mariadb") {
+    let test = "AfterCommit_mariadb_ok";
+    if let Some(runs) = cut_point_on::<diesel::MysqlConnection>(test, Cut::AfterCommit, "mariadb") {
         assert_expected(Cut::AfterCommit, &runs);
     }
 }
