@@ -434,31 +434,64 @@ fn settle<C: SupportedConnection>(
         return rolled_back(tx, err);
     }
     let doomed = tx.conn.doomed();
+    if !body_ok {
+        // The body's own error stands, whatever state the connection is in
+        // (diesel may call its transaction manager broken after a lost
+        // connection: that must not replace the application's error).
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        if doomed
+            .as_ref()
+            .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
+        {
+            tx.conn.broken = true;
+        }
+        tracing::debug!("rolled back");
+        // Only what the server reported as retryable re-runs the
+        // transaction (a failed ROLLBACK TO SAVEPOINT dooms it with
+        // whatever kind that failure had); a deadlock that a savepoint
+        // rolled back and the body passed up counts too.
+        let retry = doomed
+            .or_else(|| tx.savepoint_retryable.take())
+            .filter(|(kind, _)| kind.is_retryable());
+        return Ended::Stands(retry);
+    }
     let open = match depth(tx) {
         Ok(d) => d,
         Err(err) => {
             tx.conn.broken = true;
-            return rolled_back(tx, Error::from(err));
+            let err = match doomed {
+                // The body handled (or never saw) the lost connection.
+                Some((kind, message)) => Error::new(
+                    kind,
+                    format!(
+                        "the function returned Ok, but the transaction could not go on \
+                         ({message}); nothing was committed"
+                    ),
+                ),
+                None => Error::from(err),
+            };
+            return rolled_back(tx, err);
         }
     };
-    match (body_ok, doomed) {
-        (true, None) if open != 1 => {
+    match doomed {
+        None if open != 1 => {
             tracing::warn!(open, "the body left nested transactions open; rolled back");
             rolled_back(tx, unbalanced(open.saturating_sub(1)))
         }
-        (true, None) => match aborted_by_a_handled_error(tx) {
+        None => match aborted_by_a_handled_error(tx) {
             Some(err) => rolled_back(tx, err),
             None => match commit(tx, facade, position) {
                 Ok(()) => Ended::Stands(None),
                 Err(err) => Ended::Replaced(err),
             },
         },
-        (true, Some((kind, message))) if !kind.is_retryable() => {
+        Some((kind, message)) if !kind.is_retryable() => {
             // Doomed by the facade itself (see `savepoint`): the message
             // says what happened.
             rolled_back(tx, Error::new(kind, message))
         }
-        (true, Some((kind, message))) => {
+        Some((kind, message)) => {
             // The server aborted the transaction (a deadlock the body caught
             // and ignored, say); reporting Ok would claim lost writes.
             let err = Error::new(
@@ -469,25 +502,6 @@ fn settle<C: SupportedConnection>(
                 ),
             );
             rolled_back(tx, err)
-        }
-        (false, doomed) => {
-            let _ = rollback(tx);
-            Counters::bump(&counters.rollbacks);
-            if doomed
-                .as_ref()
-                .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
-            {
-                tx.conn.broken = true;
-            }
-            tracing::debug!("rolled back");
-            // Only what the server reported as retryable re-runs the
-            // transaction (a failed ROLLBACK TO SAVEPOINT dooms it with
-            // whatever kind that failure had); a deadlock that a savepoint
-            // rolled back and the body passed up counts too.
-            let retry = doomed
-                .or_else(|| tx.savepoint_retryable.take())
-                .filter(|(kind, _)| kind.is_retryable());
-            Ended::Stands(retry)
         }
     }
 }
