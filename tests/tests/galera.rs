@@ -59,7 +59,9 @@ fn cluster_with(
     };
     let urls: Vec<&str> = urls.split(',').collect();
     assert_eq!(urls.len(), 3, "three Galera nodes");
-    let db = format!("ftg_{test}");
+    // FACADE_TEST_DB_PREFIX keeps two checkouts' runs on one cluster apart.
+    let prefix = std::env::var("FACADE_TEST_DB_PREFIX").unwrap_or_default();
+    let db = format!("ftg{prefix}_{test}");
     let mut admin = MysqlConnection::establish(urls[0]).expect("connect to Galera node 1");
     admin
         .batch_execute(&format!(
@@ -68,34 +70,61 @@ fn cluster_with(
              INSERT INTO counters (id, value) VALUES ('c', 0);"
         ))
         .expect("create the test database on node 1");
+    // Other nodes apply DDL on their own schedule (seen: a node that did not
+    // know the new database yet, or the tables, even to a causal read, on a
+    // loaded machine): wait until each node has the set-up, up to 30 s.
+    let settle = |what: &str, mut ready: Box<dyn FnMut() -> Result<(), String> + '_>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match ready() {
+                Ok(()) => return,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    panic!("{what} within 30 s: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    };
     let facades: Vec<_> = urls
         .iter()
         .map(|url| {
             let mut parsed = url::Url::parse(url).expect("node URL");
             parsed.set_path(&format!("/{db}"));
-            configure(
-                Facade::<MysqlConnection>::builder()
-                    .writer(parsed.to_string())
-                    .max_pool_size(4)
-                    .max_retries(100),
-            )
-            .build()
-            .expect("facade on a Galera node")
+            let mut facade = None;
+            settle(
+                "a facade on each Galera node",
+                Box::new(|| {
+                    let built = configure(
+                        Facade::<MysqlConnection>::builder()
+                            .writer(parsed.to_string())
+                            .max_pool_size(4)
+                            .max_retries(100),
+                    )
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                    facade = Some(built);
+                    Ok(())
+                }),
+            );
+            facade.expect("set when settled")
         })
         .collect();
     facades[0]
         .run_migrations()
         .expect("migrations through node 1");
-    // Other nodes apply DDL asynchronously: wait (a causal read) until each
-    // one has the tables before the test uses it.
     for node in &facades {
-        diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
-            ctx.conn().batch_execute(
-                "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM locks; \
-                 SELECT COUNT(*) FROM counters; SET SESSION wsrep_sync_wait = 0",
-            )
-        })
-        .expect("the node has applied the set-up");
+        settle(
+            "each node has applied the set-up",
+            Box::new(|| {
+                diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+                    ctx.conn().batch_execute(
+                        "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM locks; \
+                         SELECT COUNT(*) FROM counters; SET SESSION wsrep_sync_wait = 0",
+                    )
+                })
+                .map_err(|e| e.to_string())
+            }),
+        );
     }
     Some(facades)
 }

@@ -198,10 +198,12 @@ impl SupportedConnection for MysqlConnection {
     }
 
     fn writer_candidates(url: &str) -> Vec<String> {
-        crate::facade::split_url_list(url)
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+        let list = crate::facade::split_url_list(url);
+        if list.len() < 2 {
+            // One URL is checked as given (white space around it included).
+            return vec![url.to_owned()];
+        }
+        list.into_iter().map(str::to_owned).collect()
     }
 
     fn connect_refused(err: &ConnectionError) -> bool {
