@@ -117,12 +117,31 @@ fn secret_spans(raw: &str) -> Vec<Range<usize>> {
 /// `scheme://[user[:password]@]host[:port][/db][?params]`, parsed or not.
 fn url_spans(raw: &str, rest_start: usize) -> Vec<Range<usize>> {
     let rest = &raw[rest_start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    // Within a well-formed authority the userinfo ends at its last `@`
-    // (as the url crate and libpq agree). An `@` only further on means
-    // a password with an unencoded `/`, `?` or `#` in it: then everything
-    // up to that `@` is treated as userinfo.
-    let userinfo_end = rest[..authority_end].rfind('@').or_else(|| rest.rfind('@'));
+    // Only a `?` followed by `name=` starts the query: one followed by
+    // anything else is taken to be part of a password.
+    let query_start = rest
+        .match_indices('?')
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let after = &rest[i + 1..];
+            let name_len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+                .unwrap_or(after.len());
+            name_len > 0 && after[name_len..].starts_with('=')
+        })
+        .unwrap_or(rest.len());
+    // The userinfo ends at the last `@` before the query. In a well-formed
+    // URL that is the authority's last `@` (as the url crate and libpq
+    // agree). An `@` further on means a password with an unencoded `/`,
+    // `?` or `#` in it (`u:a@b/c@host`): everything up to it is hidden. An
+    // `@` in a parameter (`?application_name=a@b`) leaves the host shown.
+    // With no `@` before the query, the last one anywhere is taken, in case
+    // the password holds `?name=`; the query is then searched from its
+    // start too, in case that `@` was in a parameter's value.
+    // Not covered: an unencoded `@` and then `?name=` in one password
+    // (`u:a@b?c=d@host`), which both the url crate and libpq read as the
+    // password `a` and the query `c=d@host`.
+    let userinfo_end = rest[..query_start].rfind('@').or_else(|| rest.rfind('@'));
     let mut spans = Vec::new();
     let mut host_start = 0;
     if let Some(at) = userinfo_end {
@@ -130,6 +149,9 @@ fn url_spans(raw: &str, rest_start: usize) -> Vec<Range<usize>> {
             spans.push(rest_start + colon + 1..rest_start + at);
         }
         host_start = at + 1;
+    }
+    if host_start > query_start {
+        spans.extend(query_spans(&rest[query_start..], rest_start + query_start));
     }
     spans.extend(query_spans(&rest[host_start..], rest_start + host_start));
     spans
@@ -343,6 +365,23 @@ mod tests {
             "mysql://u:***@host/db",
             "ter2",
         ),
+        // Unencoded `@` followed by `/`, `?` or `#` in the password.
+        (
+            "postgres://u:hu@n/ter2@host/db",
+            "postgres://u:***@host/db",
+            "ter2",
+        ),
+        ("postgres://a:Q7@/X9@a/a", "postgres://a:***@a/a", "X9"),
+        (
+            "mysql://u:hu@n?ter2@host/db?ssl_mode=required",
+            "mysql://u:***@host/db?ssl_mode=required",
+            "ter2",
+        ),
+        (
+            "mysql://u:hu@n#ter2@host/db",
+            "mysql://u:***@host/db",
+            "ter2",
+        ),
         (
             "postgres://u:p%40ss%20word@host/db",
             "postgres://u:***@host/db",
@@ -352,6 +391,14 @@ mod tests {
             "postgres://u:hunter%zz2@host/db",
             "postgres://u:***@host/db",
             "hunter%zz2",
+        ),
+        // `?name=` in the password, with no `@` before it.
+        ("postgres://a:Q7?a=X9@a/a", "postgres://a:***@a/a", "X9"),
+        // An `@` in a secret parameter of a URL without a user.
+        (
+            "postgresql://host/db?password=hun@ter2",
+            "postgresql://host/db?password=***",
+            "ter2",
         ),
         (
             "postgresql://u@host/db?password=hunter2",
