@@ -20,8 +20,9 @@ use r2d2::{ManageConnection, Pool, PooledConnection};
 use serde::Deserialize;
 
 use crate::backend::{SessionState, SupportedConnection};
+use crate::classify::{classify, is_connection_lost};
 use crate::context::Context;
-use crate::error::{classify, is_connection_lost, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 use crate::redact::{redact_url, Secrets};
 use crate::replica::{Applied, Position, ReadPosition, Recorded};
 

@@ -77,6 +77,7 @@
 mod backend;
 #[cfg(feature = "tokio")]
 mod blocking;
+mod classify;
 mod context;
 mod entry;
 mod error;

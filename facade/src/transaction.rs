@@ -18,8 +18,9 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager, Transaction
 use diesel::result::Error as DieselError;
 
 use crate::backend::{SupportedConnection, TxMode};
+use crate::classify::{is_connection_lost, savepoint_failure};
 use crate::context::TransactionContext;
-use crate::error::{is_connection_lost, savepoint_failure, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 use crate::facade::{Counters, Facade, PooledConn, RetrySettings};
 use crate::replica::{Position, ReadPosition};
 

@@ -293,6 +293,14 @@ pub(crate) fn deadline(timeout: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Whether `C`'s own rules read `err` as a lock timeout: for a backend's
+/// lock code, which knows which server raised the error.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn is_lock_timeout<C: SupportedConnection>(err: &diesel::result::Error) -> bool {
+    matches!(err, diesel::result::Error::DatabaseError(kind, info)
+        if C::read_error(*kind, &**info) == Some(ServerSays::Kind(ErrorKind::LockTimeout)))
+}
+
 /// One backend's `SupportedConnection::read_error`.
 pub(crate) type ErrorReader =
     fn(DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Option<ServerSays>;

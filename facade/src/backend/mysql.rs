@@ -28,7 +28,7 @@ use diesel::{ConnectionError, MysqlConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
-use crate::error::{classify, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{gtid_list_covers, parse_gtid_list, Applied, Position};
 
@@ -407,7 +407,7 @@ impl SupportedConnection for MysqlConnection {
         // MariaDB accepts 0 (do not wait); MySQL clamps it to 1 second.
         match upsert_waiting(conn, name, 0) {
             Ok(()) => Ok(true),
-            Err(err) if classify(&err) == ErrorKind::LockTimeout => Ok(false),
+            Err(err) if super::is_lock_timeout::<Self>(&err) => Ok(false),
             Err(err) => Err(err),
         }
     }

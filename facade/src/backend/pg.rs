@@ -14,7 +14,7 @@ use diesel::{ConnectionError, PgConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
-use crate::error::{classify, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 use crate::facade::BackendOptions;
 use crate::replica::{Applied, Position};
 
@@ -217,7 +217,7 @@ impl SupportedConnection for PgConnection {
                 conn.batch_execute("RELEASE SAVEPOINT diesel_facade_try_lock")?;
                 set_lock_timeout(conn, &previous).map(|_| true)
             }
-            Err(err) if classify(&err) == ErrorKind::LockTimeout => {
+            Err(err) if super::is_lock_timeout::<Self>(&err) => {
                 conn.batch_execute("ROLLBACK TO SAVEPOINT diesel_facade_try_lock")?;
                 conn.batch_execute("RELEASE SAVEPOINT diesel_facade_try_lock")?;
                 Ok(false)
