@@ -19,7 +19,7 @@ use diesel::connection::{
 use r2d2::{ManageConnection, Pool, PooledConnection};
 use serde::Deserialize;
 
-use crate::backend::{SessionState, SupportedConnection};
+use crate::backend::SupportedConnection;
 use crate::classify::{classify, is_connection_lost};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind};
@@ -37,44 +37,6 @@ use crate::replica::{Applied, Position, ReadPosition, Recorded};
 /// # let _ = factory;
 /// ```
 pub type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
-
-/// The session `wait_timeout` a Galera node gets unless
-/// [`FacadeBuilder::mysql_wait_timeout`] says otherwise: nothing on a
-/// default Galera setup waits forever for a brute-force-aborted connection.
-///
-/// ```
-/// assert_eq!(diesel_facade::GALERA_DEFAULT_WAIT_TIMEOUT.as_secs(), 10);
-/// ```
-pub const GALERA_DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Backend session options applied to every new connection.
-#[doc(hidden)]
-#[derive(Debug, Clone)]
-pub struct BackendOptions {
-    pub(crate) sqlite_foreign_keys: bool,
-    pub(crate) sqlite_wal: bool,
-    pub(crate) sqlite_busy_timeout: Duration,
-    pub(crate) mysql_sql_mode: Option<String>,
-    pub(crate) wsrep_sync_wait: Option<u8>,
-    /// `None`: the default (on a Galera node, [`GALERA_DEFAULT_WAIT_TIMEOUT`];
-    /// elsewhere the server's); `Some(None)`: the server's own, always.
-    pub(crate) mysql_wait_timeout: Option<Option<Duration>>,
-    pub(crate) application_name: Option<String>,
-}
-
-impl Default for BackendOptions {
-    fn default() -> Self {
-        BackendOptions {
-            sqlite_foreign_keys: true,
-            sqlite_wal: true,
-            sqlite_busy_timeout: Duration::from_secs(5),
-            mysql_sql_mode: Some("TRADITIONAL".to_owned()),
-            wsrep_sync_wait: None,
-            mysql_wait_timeout: None,
-            application_name: None,
-        }
-    }
-}
 
 /// The longest any configured wait may be: the pool and replica timeouts,
 /// SQLite's busy timeout, retry backoffs and a lock guard's timeout. A
@@ -122,9 +84,6 @@ const FAILOVER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest pool: r2d2 reserves room for every connection up front, and
 /// no server accepts more connections than this from one client anyway.
 pub(crate) const MAX_POOL_SIZE: u32 = 10_000;
-
-/// MySQL's and MariaDB's upper limit for `wait_timeout` (365 days).
-const MYSQL_MAX_WAIT_TIMEOUT_SECS: u64 = 31_536_000;
 
 /// A `Config` error unless `value` is at most [`MAX_WAIT`] (and, unless
 /// `zero_ok`, more than zero).
@@ -310,9 +269,9 @@ impl Instrumentation for FacadeInstrumentation {
 }
 
 /// A pooled connection with the facade's per-connection state.
-pub(crate) struct Managed<C> {
+pub(crate) struct Managed<C: SupportedConnection> {
     pub(crate) conn: C,
-    pub(crate) session: SessionState,
+    pub(crate) session: C::Session,
     /// Set when the connection must not be reused (a failed rollback, a lost
     /// connection, a Galera node that is not ready).
     pub(crate) broken: bool,
@@ -456,13 +415,13 @@ impl Target {
 }
 
 /// The r2d2 manager: connects, applies session settings, checks health.
-pub(crate) struct Manager<C> {
+pub(crate) struct Manager<C: SupportedConnection> {
     /// One URL, or (a writer failover list) several in order of preference:
     /// every new connection goes to the first that accepts it.
     targets: Vec<Target>,
     /// How long a failover list waits for a node's port to answer.
     probe_timeout: Duration,
-    options: Arc<BackendOptions>,
+    options: Arc<C::Options>,
     instrumentation: Option<InstrumentationFactory>,
     last_connect: Arc<LastConnect>,
     _conn: PhantomData<fn() -> C>,
@@ -1224,20 +1183,21 @@ impl<C: SupportedConnection> Facade<C> {
 ///     .build()?;
 /// # Ok(()) }
 /// ```
-pub struct FacadeBuilder<C> {
+pub struct FacadeBuilder<C: SupportedConnection> {
     writer: Option<String>,
     replicas: Vec<String>,
     max_pool_size: u32,
     pool_timeout: Duration,
     connection_recycle_time: Option<Duration>,
-    options: BackendOptions,
+    /// The backend's own options, set by its builder methods (in its file).
+    options: C::Options,
     retry: RetrySettings,
     replica_settings: ReplicaSettings,
     instrumentation: Option<InstrumentationFactory>,
     _conn: PhantomData<fn() -> C>,
 }
 
-impl<C> Default for FacadeBuilder<C> {
+impl<C: SupportedConnection> Default for FacadeBuilder<C> {
     fn default() -> Self {
         FacadeBuilder {
             writer: None,
@@ -1245,7 +1205,7 @@ impl<C> Default for FacadeBuilder<C> {
             max_pool_size: 10,
             pool_timeout: Duration::from_secs(30),
             connection_recycle_time: Some(Duration::from_secs(3600)),
-            options: BackendOptions::default(),
+            options: C::Options::default(),
             retry: RetrySettings::default(),
             replica_settings: ReplicaSettings::default(),
             instrumentation: None,
@@ -1254,7 +1214,7 @@ impl<C> Default for FacadeBuilder<C> {
     }
 }
 
-impl<C> fmt::Debug for FacadeBuilder<C> {
+impl<C: SupportedConnection> fmt::Debug for FacadeBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FacadeBuilder")
             .field("writer", &self.writer.as_deref().map(redact_url))
@@ -1272,7 +1232,7 @@ impl<C> fmt::Debug for FacadeBuilder<C> {
     }
 }
 
-impl<C> FacadeBuilder<C> {
+impl<C: SupportedConnection> FacadeBuilder<C> {
     /// The writer (primary) database: any diesel URL for the backend.
     ///
     /// SQLite: a private in-memory database (`:memory:`, `file::memory:`,
@@ -1391,147 +1351,6 @@ impl<C> FacadeBuilder<C> {
     /// ```
     pub fn connection_recycle_time(mut self, age: impl Into<Option<Duration>>) -> Self {
         self.connection_recycle_time = age.into();
-        self
-    }
-
-    /// SQLite: enforce foreign keys (`PRAGMA foreign_keys`, default on).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
-    ///     .writer(":memory:")
-    ///     .sqlite_foreign_keys(false)
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn sqlite_foreign_keys(mut self, on: bool) -> Self {
-        self.options.sqlite_foreign_keys = on;
-        self
-    }
-
-    /// SQLite: use write-ahead logging with `synchronous = NORMAL` (default
-    /// on), so readers never block the writer.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
-    ///     .writer(":memory:")
-    ///     .sqlite_wal(false)
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn sqlite_wal(mut self, on: bool) -> Self {
-        self.options.sqlite_wal = on;
-        self
-    }
-
-    /// SQLite: how long a statement waits for another connection's write
-    /// lock (`PRAGMA busy_timeout`, default 5 s).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
-    ///     .writer(":memory:")
-    ///     .sqlite_busy_timeout(Duration::from_millis(500))
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn sqlite_busy_timeout(mut self, timeout: Duration) -> Self {
-        self.options.sqlite_busy_timeout = timeout;
-        self
-    }
-
-    /// MySQL/MariaDB: the session `sql_mode` (default `TRADITIONAL`, which
-    /// makes the server reject rather than truncate bad data). `None` keeps
-    /// the server's.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # #[cfg(feature = "mysql")]
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// let db = diesel_facade::Facade::<diesel::MysqlConnection>::builder()
-    ///     .writer("mysql://app:secret@db/app")
-    ///     .mysql_sql_mode(Some("TRADITIONAL,NO_ENGINE_SUBSTITUTION"))
-    ///     .build()?;
-    /// # Ok(()) }
-    /// # #[cfg(not(feature = "mysql"))]
-    /// # fn main() {}
-    /// ```
-    pub fn mysql_sql_mode(mut self, mode: Option<&str>) -> Self {
-        self.options.mysql_sql_mode = mode.map(str::to_owned);
-        self
-    }
-
-    /// MariaDB Galera: the session `wsrep_sync_wait` (e.g. `1` for causal
-    /// reads on any node). Unset by default.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # #[cfg(feature = "mysql")]
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// let db = diesel_facade::Facade::<diesel::MysqlConnection>::builder()
-    ///     .writer("mysql://app:secret@galera-1/app")
-    ///     .wsrep_sync_wait(1)
-    ///     .build()?;
-    /// # Ok(()) }
-    /// # #[cfg(not(feature = "mysql"))]
-    /// # fn main() {}
-    /// ```
-    pub fn wsrep_sync_wait(mut self, level: u8) -> Self {
-        self.options.wsrep_sync_wait = Some(level);
-        self
-    }
-
-    /// MySQL/MariaDB: the session `wait_timeout`, after which the server
-    /// closes a connection it is waiting on; `None` keeps the server's own
-    /// (8 hours by default).
-    ///
-    /// Default: on a Galera node (detected at connect time),
-    /// [`GALERA_DEFAULT_WAIT_TIMEOUT`] (10 s); elsewhere the server's.
-    /// MariaDB 10.11 was seen here to leave a brute-force-aborted connection
-    /// waiting for the client while the client waited for its reply
-    /// (MDEV-20172's symptom), forever; with the bound the server closes it,
-    /// the client gets `Disconnected`, and `retry` re-runs the transaction
-    /// on a fresh connection. The price: a Galera transaction that stays idle
-    /// between two statements for longer is disconnected too, and idle
-    /// pooled connections closed by the server are replaced at checkout.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # #[cfg(feature = "mysql")]
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// let db = diesel_facade::Facade::<diesel::MysqlConnection>::builder()
-    ///     .writer("mysql://app:secret@galera-1/app")
-    ///     .mysql_wait_timeout(Duration::from_secs(10))
-    ///     .build()?;
-    /// # Ok(()) }
-    /// # #[cfg(not(feature = "mysql"))]
-    /// # fn main() {}
-    /// ```
-    pub fn mysql_wait_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.options.mysql_wait_timeout = Some(timeout.into());
-        self
-    }
-
-    /// PostgreSQL: the `application_name` shown in `pg_stat_activity`.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # #[cfg(feature = "postgres")]
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// let db = diesel_facade::Facade::<diesel::PgConnection>::builder()
-    ///     .writer("postgres://app:secret@db/app")
-    ///     .application_name("billing-api")
-    ///     .build()?;
-    /// # Ok(()) }
-    /// # #[cfg(not(feature = "postgres"))]
-    /// # fn main() {}
-    /// ```
-    pub fn application_name(mut self, name: impl Into<String>) -> Self {
-        self.options.application_name = Some(name.into());
         self
     }
 
@@ -1690,6 +1509,12 @@ impl<C> FacadeBuilder<C> {
         self
     }
 
+    /// For the backends' own builder methods (in their files).
+    pub(crate) fn with_options(mut self, set: impl FnOnce(&mut C::Options)) -> Self {
+        set(&mut self.options);
+        self
+    }
+
     fn from_config(config: &FacadeConfig) -> Result<Self, Error> {
         let mut builder = FacadeBuilder::default().writer(config.connection.clone());
         for replica in &config.replica_connections {
@@ -1712,25 +1537,17 @@ impl<C> FacadeBuilder<C> {
         if let Some(secs) = config.connection_recycle_time {
             builder.connection_recycle_time = (secs > 0).then(|| Duration::from_secs(secs));
         }
-        if let Some(on) = config.sqlite_foreign_keys {
-            builder.options.sqlite_foreign_keys = on;
+        if let Some(field) = config
+            .backend_fields_set()
+            .find(|field| !C::CONFIG_FIELDS.contains(field))
+        {
+            return Err(Error::config(format!(
+                "the configuration sets `{field}`, which is not an option of this facade's \
+                 backend ({}): remove it, or give it to a facade of the backend it belongs to",
+                C::NAME
+            )));
         }
-        if let Some(on) = config.sqlite_wal {
-            builder.options.sqlite_wal = on;
-        }
-        if let Some(ms) = config.sqlite_busy_timeout_ms {
-            builder.options.sqlite_busy_timeout = Duration::from_millis(ms);
-        }
-        if let Some(mode) = &config.mysql_sql_mode {
-            builder.options.mysql_sql_mode = (!mode.is_empty()).then(|| mode.clone());
-        }
-        builder.options.wsrep_sync_wait = config.wsrep_sync_wait;
-        builder.options.mysql_wait_timeout = config
-            .mysql_wait_timeout
-            .map(|secs| Some(Duration::from_secs(secs)));
-        if let Some(name) = &config.application_name {
-            builder.options.application_name = Some(name.clone());
-        }
+        C::apply_config(&mut builder.options, config);
         if let Some(n) = config.max_retries {
             builder.retry.max_retries = n;
         }
@@ -1760,12 +1577,12 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
     ///     .build()?;
     /// # Ok(()) }
     /// ```
-    pub fn build(self) -> Result<Facade<C>, Error> {
+    pub fn build(mut self) -> Result<Facade<C>, Error> {
         let writer = self.writer.clone().ok_or_else(|| {
             Error::config("no writer database: call .writer(url) or set DATABASE_URL")
         })?;
         self.validate()?;
-        let options = Arc::new(self.options.clone());
+        let options = Arc::new(std::mem::take(&mut self.options));
         let writer_set = self.pool_set(&writer, &options, true)?;
         let replicas = self
             .replicas
@@ -1808,11 +1625,6 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
                 "connection_recycle_time must be greater than 0, or None to keep connections",
             ));
         }
-        check_wait(
-            "sqlite_busy_timeout",
-            self.options.sqlite_busy_timeout,
-            true,
-        )?;
         check_wait("retry_backoff initial", self.retry.initial_backoff, true)?;
         check_wait("retry_backoff max", self.retry.max_backoff, true)?;
         check_wait("max_retry_duration", self.retry.max_duration, true)?;
@@ -1824,39 +1636,13 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             replica.retry_interval,
             true,
         )?;
-        if let Some(mode) = &self.options.mysql_sql_mode {
-            if !mode
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ',')
-            {
-                return Err(Error::config(format!(
-                    "mysql_sql_mode `{mode}` may only contain letters, digits, '_' and ','"
-                )));
-            }
-        }
-        if let Some(Some(timeout)) = self.options.mysql_wait_timeout {
-            // The server's own range for the session `wait_timeout`.
-            if !(1..=MYSQL_MAX_WAIT_TIMEOUT_SECS).contains(&timeout.as_secs()) {
-                return Err(Error::config(format!(
-                    "mysql_wait_timeout must be between 1 second and \
-                     {MYSQL_MAX_WAIT_TIMEOUT_SECS} seconds (365 days), not {timeout:?}"
-                )));
-            }
-        }
-        if let Some(level) = self.options.wsrep_sync_wait {
-            if level > 15 {
-                return Err(Error::config(format!(
-                    "wsrep_sync_wait must be between 0 and 15, not {level}"
-                )));
-            }
-        }
-        Ok(())
+        C::validate_options(&self.options)
     }
 
     fn pool_set(
         &self,
         url: &str,
-        options: &Arc<BackendOptions>,
+        options: &Arc<C::Options>,
         connect_now: bool,
     ) -> Result<PoolSet<C>, Error> {
         let urls = if connect_now {
@@ -1940,6 +1726,13 @@ impl r2d2::HandleError<Error> for TracingErrorHandler {
 /// Every field but `connection` is optional; unknown fields are rejected, so
 /// a misspelt option is an error rather than silently ignored.
 ///
+/// The `sqlite_*` fields are SQLite's, `mysql_*` and `wsrep_sync_wait`
+/// MySQL/MariaDB's and `application_name` PostgreSQL's, like the builder
+/// methods of the same names (which only a facade of that backend has).
+/// [`Facade::from_config`] with another backend's field set is an
+/// [`ErrorKind::Config`] error naming the field, for the same reason: an
+/// option the facade would silently ignore.
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config: diesel_facade::FacadeConfig = serde_json::from_str(r#"{
@@ -1951,6 +1744,14 @@ impl r2d2::HandleError<Error> for TracingErrorHandler {
 /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::from_config(&config)?;
 /// assert!(serde_json::from_str::<diesel_facade::FacadeConfig>(r#"{"conection": "x"}"#).is_err());
 /// # let _ = db;
+///
+/// let mysql_only: diesel_facade::FacadeConfig = serde_json::from_str(
+///     r#"{"connection": ":memory:", "mysql_sql_mode": "TRADITIONAL"}"#,
+/// )?;
+/// let err = diesel_facade::Facade::<diesel::SqliteConnection>::from_config(&mysql_only)
+///     .unwrap_err();
+/// assert_eq!(err.kind(), diesel_facade::ErrorKind::Config);
+/// assert!(err.message().contains("`mysql_sql_mode`"));
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Default, Deserialize, PartialEq)]
@@ -1967,25 +1768,48 @@ pub struct FacadeConfig {
     /// Seconds after which a connection is replaced; 0 disables
     /// (oslo.db `connection_recycle_time`).
     pub connection_recycle_time: Option<u64>,
-    /// SQLite `PRAGMA foreign_keys` (oslo.db `sqlite_fk`).
+    /// SQLite only: `PRAGMA foreign_keys` (oslo.db `sqlite_fk`).
     pub sqlite_foreign_keys: Option<bool>,
-    /// SQLite write-ahead logging.
+    /// SQLite only: write-ahead logging.
     pub sqlite_wal: Option<bool>,
-    /// SQLite `busy_timeout` in milliseconds.
+    /// SQLite only: `busy_timeout` in milliseconds.
     pub sqlite_busy_timeout_ms: Option<u64>,
-    /// MySQL `sql_mode` (oslo.db `mysql_sql_mode`); empty keeps the server's.
+    /// MySQL/MariaDB only: `sql_mode` (oslo.db `mysql_sql_mode`); empty
+    /// keeps the server's.
     pub mysql_sql_mode: Option<String>,
-    /// MariaDB Galera `wsrep_sync_wait` (oslo.db `mysql_wsrep_sync_wait`).
+    /// MySQL/MariaDB (Galera) only: `wsrep_sync_wait` (oslo.db
+    /// `mysql_wsrep_sync_wait`).
     pub wsrep_sync_wait: Option<u8>,
-    /// MySQL/MariaDB session `wait_timeout` in seconds.
+    /// MySQL/MariaDB only: the session `wait_timeout` in seconds.
     pub mysql_wait_timeout: Option<u64>,
-    /// PostgreSQL `application_name`.
+    /// PostgreSQL only: `application_name`.
     pub application_name: Option<String>,
     /// Default retries for `#[writer(retry)]` (oslo.db `db_max_retries`).
     pub max_retries: Option<u32>,
     /// Seconds after the first attempt of `#[writer(retry)]` past which no
     /// retry starts (see [`FacadeBuilder::max_retry_duration`]).
     pub max_retry_duration: Option<f64>,
+}
+
+impl FacadeConfig {
+    /// The backend-specific fields this configuration sets: each must be
+    /// one of the facade's backend (`SupportedConnection::CONFIG_FIELDS`).
+    pub(crate) fn backend_fields_set(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("sqlite_foreign_keys", self.sqlite_foreign_keys.is_some()),
+            ("sqlite_wal", self.sqlite_wal.is_some()),
+            (
+                "sqlite_busy_timeout_ms",
+                self.sqlite_busy_timeout_ms.is_some(),
+            ),
+            ("mysql_sql_mode", self.mysql_sql_mode.is_some()),
+            ("wsrep_sync_wait", self.wsrep_sync_wait.is_some()),
+            ("mysql_wait_timeout", self.mysql_wait_timeout.is_some()),
+            ("application_name", self.application_name.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, set)| set.then_some(field))
+    }
 }
 
 impl fmt::Debug for FacadeConfig {
@@ -2073,6 +1897,61 @@ mod tests {
             split_url_list("mysql://u:p@h1/db,mysql://u:p@h2/db"),
             ["mysql://u:p@h1/db", "mysql://u:p@h2/db"]
         );
+    }
+
+    /// A configuration may only set the backend-specific fields of the
+    /// facade's own backend.
+    #[test]
+    fn another_backends_config_field_is_a_config_error() {
+        for json in [
+            r#"{"connection": ":memory:", "application_name": "x"}"#,
+            r#"{"connection": ":memory:", "wsrep_sync_wait": 1}"#,
+            r#"{"connection": ":memory:", "mysql_wait_timeout": 5}"#,
+            r#"{"connection": ":memory:", "mysql_sql_mode": ""}"#,
+        ] {
+            let config: FacadeConfig = serde_json::from_str(json).unwrap();
+            let err = Facade::<diesel::SqliteConnection>::from_config(&config).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{json}: {err}");
+            assert!(err.message().contains("sqlite"), "{json}: {err}");
+        }
+        let own: FacadeConfig = serde_json::from_str(
+            r#"{"connection": ":memory:", "sqlite_wal": false, "sqlite_foreign_keys": false,
+                "sqlite_busy_timeout_ms": 100}"#,
+        )
+        .unwrap();
+        Facade::<diesel::SqliteConnection>::from_config(&own).unwrap();
+    }
+
+    /// Every backend-specific field of `FacadeConfig` belongs to exactly one
+    /// backend.
+    #[cfg(all(feature = "postgres", feature = "mysql"))]
+    #[test]
+    fn each_backend_specific_config_field_has_one_backend() {
+        use diesel::{MysqlConnection, PgConnection, SqliteConnection};
+        let every: FacadeConfig = serde_json::from_str(
+            r#"{"connection": "", "sqlite_foreign_keys": true, "sqlite_wal": true,
+                "sqlite_busy_timeout_ms": 1, "mysql_sql_mode": "", "wsrep_sync_wait": 0,
+                "mysql_wait_timeout": 1, "application_name": ""}"#,
+        )
+        .unwrap();
+        let mut owned: Vec<&str> = [
+            SqliteConnection::CONFIG_FIELDS,
+            PgConnection::CONFIG_FIELDS,
+            MysqlConnection::CONFIG_FIELDS,
+        ]
+        .concat();
+        let mut set: Vec<&str> = every.backend_fields_set().collect();
+        owned.sort_unstable();
+        set.sort_unstable();
+        assert_eq!(owned, set);
+        let err = Facade::<PgConnection>::from_config(&FacadeConfig {
+            connection: "postgres://u:p@127.0.0.1:1/db".into(),
+            sqlite_wal: Some(false),
+            ..FacadeConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.message().contains("`sqlite_wal`"), "{err}");
     }
 
     #[test]

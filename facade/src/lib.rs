@@ -90,7 +90,7 @@ pub mod schema;
 mod scope;
 mod transaction;
 
-pub use backend::{ConcurrentWriters, SupportedConnection};
+pub use backend::{ConcurrentWriters, SupportedConnection, GALERA_DEFAULT_WAIT_TIMEOUT};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use blocking::run_blocking;
@@ -98,10 +98,7 @@ pub use context::{Context, TransactionContext};
 pub use diesel_facade_macros::{reader, writer, TransactionContext};
 pub use entry::{read, read_replica, write};
 pub use error::{Error, ErrorKind};
-pub use facade::{
-    Facade, FacadeBuilder, FacadeConfig, FacadeStats, InstrumentationFactory,
-    GALERA_DEFAULT_WAIT_TIMEOUT,
-};
+pub use facade::{Facade, FacadeBuilder, FacadeConfig, FacadeStats, InstrumentationFactory};
 pub use lock::MAX_LOCK_NAME_CHARS;
 pub use read_only::{ReadOnlyConnection, ReadOnlyQuery};
 pub use replica::ReadPosition;

@@ -66,6 +66,17 @@ pub trait TestBackend: SupportedConnection + Sized {
     /// SQL returning this session's server-side id as `id` (BIGINT), and
     /// SQL that kills a session by id; `None` where there is no server.
     const KILL: Option<(&'static str, &'static str)>;
+
+    /// `builder` with its wait for the database's write lock bounded by
+    /// `wait`, on a backend that has such an option (SQLite's busy
+    /// timeout, a `FacadeBuilder<SqliteConnection>` method); the servers'
+    /// lock waits are per statement, so elsewhere `builder` as it is.
+    fn bound_write_lock_wait(
+        builder: FacadeBuilder<Self>,
+        _wait: std::time::Duration,
+    ) -> FacadeBuilder<Self> {
+        builder
+    }
 }
 
 /// Kill the server session `id` from a separate connection to `url`.
@@ -125,6 +136,13 @@ impl TestBackend for diesel::SqliteConnection {
     const URL_VAR: &'static str = "";
     const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
     const KILL: Option<(&'static str, &'static str)> = None;
+
+    fn bound_write_lock_wait(
+        builder: FacadeBuilder<Self>,
+        wait: std::time::Duration,
+    ) -> FacadeBuilder<Self> {
+        builder.sqlite_busy_timeout(wait)
+    }
 
     fn create_database(_: &str, test: &str) -> String {
         let dir = std::env::temp_dir().join(format!("diesel-facade-tests-{}", std::process::id()));
@@ -996,8 +1014,10 @@ macro_rules! __backend_suite_body {
         #[test]
         fn lock_timeout_and_try_lock_while_another_transaction_holds_it() {
             let Some(db) = $crate::facade::<Conn>("lock_timeout", |b| {
-                b.max_pool_size(4)
-                    .sqlite_busy_timeout(Duration::from_millis(300))
+                <Conn as $crate::TestBackend>::bound_write_lock_wait(
+                    b.max_pool_size(4),
+                    Duration::from_millis(300),
+                )
             }) else {
                 return;
             };

@@ -14,7 +14,7 @@ use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use diesel::{Connection, ConnectionError, QueryResult};
 
 use crate::error::{Error, ErrorKind};
-use crate::facade::BackendOptions;
+use crate::facade::FacadeConfig;
 use crate::redact::redact_url;
 use crate::replica::{Applied, Position};
 
@@ -41,24 +41,16 @@ pub enum TxMode {
     Read,
 }
 
-/// Per-connection session state a backend keeps between transactions.
-#[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct SessionState {
-    /// SQLite: whether `PRAGMA query_only` is currently on for this
-    /// connection. Toggled only when the transaction mode changes, so a run of
-    /// readers pays for it once.
-    /// `None` when unknown (after a failed BEGIN), which forces the pragma.
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-    pub(crate) query_only: Option<bool>,
-    /// SQLite: whether the database runs in WAL mode, where a reader does
-    /// not keep a writer on another connection from committing.
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-    pub(crate) wal: bool,
-    /// MySQL/MariaDB: whether this server is a Galera node (`wsrep_on`).
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    pub(crate) galera: bool,
-}
+/// The session `wait_timeout` a Galera node gets unless
+/// `FacadeBuilder::mysql_wait_timeout` (feature `mysql`) says otherwise:
+/// nothing on a default Galera setup waits forever for a
+/// brute-force-aborted connection. (Defined here, not in `mysql.rs`, so that
+/// it exists in every build.)
+///
+/// ```
+/// assert_eq!(diesel_facade::GALERA_DEFAULT_WAIT_TIMEOUT.as_secs(), 10);
+/// ```
+pub const GALERA_DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a backend reads in one of its server's errors, beyond diesel's
 /// [`DatabaseErrorKind`] (see `crate::error` for how the readers are used).
@@ -115,6 +107,37 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     const LOST_SAVEPOINT_MEANS_ROLLED_BACK: bool = false;
 
+    /// What this backend remembers about one connection between
+    /// transactions: what it learnt at connect time (a Galera node, a WAL
+    /// database) and settings it switches only when they change.
+    #[doc(hidden)]
+    type Session: Send + 'static;
+
+    /// This backend's session options, set through its own builder methods
+    /// (an `impl FacadeBuilder<ThisConnection>` in the backend's file), so
+    /// that one backend's options cannot be given to another's facade.
+    #[doc(hidden)]
+    type Options: Default + Send + Sync + 'static;
+
+    /// The backend-specific fields of [`FacadeConfig`] this backend reads.
+    /// A configuration that sets another backend's field is a `Config`
+    /// error rather than silently ignored.
+    #[doc(hidden)]
+    const CONFIG_FIELDS: &'static [&'static str];
+
+    /// Set `options` from this backend's fields of `config` (the ones in
+    /// [`CONFIG_FIELDS`](Self::CONFIG_FIELDS)).
+    #[doc(hidden)]
+    fn apply_config(options: &mut Self::Options, config: &FacadeConfig);
+
+    /// Check the options at `build`: any value that could make a later call
+    /// panic, wait without bound or send an invalid value to the server is
+    /// a `Config` error naming the option and the range it accepts.
+    #[doc(hidden)]
+    fn validate_options(_options: &Self::Options) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Check a URL before any connection is attempted, so that an unusable
     /// one is a `Config` error naming the problem.
     #[doc(hidden)]
@@ -156,17 +179,17 @@ pub trait SupportedConnection:
 
     /// Session settings applied to every new connection.
     #[doc(hidden)]
-    fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState>;
+    fn after_connect(conn: &mut Self, options: &Self::Options) -> QueryResult<Self::Session>;
 
     /// Open the outermost transaction.
     #[doc(hidden)]
-    fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()>;
+    fn begin(conn: &mut Self, mode: TxMode, session: &mut Self::Session) -> QueryResult<()>;
 
     /// Whether an independent writer can commit while the same context has
     /// a transaction of `outer` mode open on `session`'s connection: `Err`
     /// says why not (SQLite has one writer at a time).
     #[doc(hidden)]
-    fn check_independent(_outer: TxMode, _session: &SessionState) -> Result<(), String> {
+    fn check_independent(_outer: TxMode, _session: &Self::Session) -> Result<(), String> {
         Ok(())
     }
 
@@ -188,7 +211,7 @@ pub trait SupportedConnection:
     fn before_commit(
         _conn: &mut Self,
         _mode: TxMode,
-        _session: &SessionState,
+        _session: &Self::Session,
         _implicit_commit: bool,
     ) -> QueryResult<()> {
         Ok(())
@@ -200,7 +223,7 @@ pub trait SupportedConnection:
     /// [`before_commit`](Self::before_commit) needs to know; `None` (the
     /// default) costs nothing per statement.
     #[doc(hidden)]
-    fn implicit_commit_check(_session: &SessionState) -> Option<fn(&str, bool) -> bool> {
+    fn implicit_commit_check(_session: &Self::Session) -> Option<fn(&str, bool) -> bool> {
         None
     }
 
@@ -235,7 +258,7 @@ pub trait SupportedConnection:
     /// After a COMMIT on the primary (outside any transaction), the position
     /// a replica must reach to see it; `None` where there are no replicas.
     #[doc(hidden)]
-    fn commit_position(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Position>>;
+    fn commit_position(conn: &mut Self, session: &Self::Session) -> QueryResult<Option<Position>>;
 
     /// Whether this replica connection has applied `position`, waiting up to
     /// `timeout` for it (`Duration::ZERO`: look once, without waiting).
@@ -245,7 +268,7 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     fn wait_for_position(
         conn: &mut Self,
-        session: &SessionState,
+        session: &Self::Session,
         position: &Position,
         timeout: Duration,
     ) -> QueryResult<Applied>;
@@ -256,14 +279,14 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     fn position_is_ahead(
         conn: &mut Self,
-        session: &SessionState,
+        session: &Self::Session,
         position: &Position,
     ) -> QueryResult<bool>;
 
     /// How far this replica is behind its primary, `None` if it cannot tell
     /// (replication stopped).
     #[doc(hidden)]
-    fn replica_lag(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Duration>>;
+    fn replica_lag(conn: &mut Self, session: &Self::Session) -> QueryResult<Option<Duration>>;
 }
 
 /// A connection type whose database lets two write transactions be open at

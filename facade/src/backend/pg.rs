@@ -13,9 +13,9 @@ use diesel::sql_types::Text;
 use diesel::{ConnectionError, PgConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
+use super::{Sealed, ServerSays, SupportedConnection, TxMode};
 use crate::error::{Error, ErrorKind};
-use crate::facade::BackendOptions;
+use crate::facade::{FacadeBuilder, FacadeConfig};
 use crate::replica::{Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -75,6 +75,32 @@ fn quoted_then(message: &str, start: &str, end: &str) -> bool {
     message.len() >= start.len() + end.len() && message.starts_with(start) && message.ends_with(end)
 }
 
+/// PostgreSQL's session options, applied to every new connection.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+pub struct PgOptions {
+    application_name: Option<String>,
+}
+
+/// PostgreSQL's own options: only a facade on `PgConnection` offers them.
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+impl FacadeBuilder<PgConnection> {
+    /// The `application_name` shown in `pg_stat_activity`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::PgConnection>::builder()
+    ///     .writer("postgres://app:secret@db/app")
+    ///     .application_name("billing-api")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn application_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with_options(|o| o.application_name = Some(name))
+    }
+}
+
 impl Sealed for PgConnection {}
 
 impl super::ConcurrentWriters for PgConnection {}
@@ -82,6 +108,17 @@ impl super::ConcurrentWriters for PgConnection {}
 impl SupportedConnection for PgConnection {
     const NAME: &'static str = "postgres";
     const DEFAULT_PORT: u16 = 5432;
+    const CONFIG_FIELDS: &'static [&'static str] = &["application_name"];
+
+    /// Nothing: PostgreSQL needs no state of its own per connection.
+    type Session = ();
+    type Options = PgOptions;
+
+    fn apply_config(options: &mut PgOptions, config: &FacadeConfig) {
+        if let Some(name) = &config.application_name {
+            options.application_name = Some(name.clone());
+        }
+    }
 
     fn check_url(url: &str) -> Result<(), String> {
         if !url.contains("://") && url.contains('=') {
@@ -146,16 +183,16 @@ impl SupportedConnection for PgConnection {
         })
     }
 
-    fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
+    fn after_connect(conn: &mut Self, options: &PgOptions) -> QueryResult<()> {
         if let Some(name) = &options.application_name {
             diesel::sql_query("SELECT set_config('application_name', $1, false) AS value")
                 .bind::<Text, _>(name)
                 .get_result::<Setting>(conn)?;
         }
-        Ok(SessionState::default())
+        Ok(())
     }
 
-    fn begin(conn: &mut Self, mode: TxMode, _session: &mut SessionState) -> QueryResult<()> {
+    fn begin(conn: &mut Self, mode: TxMode, _session: &mut ()) -> QueryResult<()> {
         let sql = match mode {
             TxMode::Write => "BEGIN",
             TxMode::Read => "BEGIN READ ONLY",
@@ -239,7 +276,7 @@ impl SupportedConnection for PgConnection {
         super::run_migrations(conn, MIGRATIONS)
     }
 
-    fn commit_position(conn: &mut Self, _: &SessionState) -> QueryResult<Option<Position>> {
+    fn commit_position(conn: &mut Self, _: &()) -> QueryResult<Option<Position>> {
         // After COMMIT returned: the insert position is past the commit
         // record (inside the transaction it would precede it).
         diesel::sql_query("SELECT pg_current_wal_insert_lsn()::text AS value")
@@ -249,7 +286,7 @@ impl SupportedConnection for PgConnection {
 
     fn wait_for_position(
         conn: &mut Self,
-        _: &SessionState,
+        _: &(),
         position: &Position,
         timeout: Duration,
     ) -> QueryResult<Applied> {
@@ -279,11 +316,7 @@ impl SupportedConnection for PgConnection {
         }
     }
 
-    fn position_is_ahead(
-        conn: &mut Self,
-        _: &SessionState,
-        position: &Position,
-    ) -> QueryResult<bool> {
+    fn position_is_ahead(conn: &mut Self, _: &(), position: &Position) -> QueryResult<bool> {
         let Position::PgLsn(lsn) = position else {
             return Ok(false);
         };
@@ -295,7 +328,7 @@ impl SupportedConnection for PgConnection {
         )
     }
 
-    fn replica_lag(conn: &mut Self, _: &SessionState) -> QueryResult<Option<Duration>> {
+    fn replica_lag(conn: &mut Self, _: &()) -> QueryResult<Option<Duration>> {
         let lag = diesel::sql_query(
             "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0::float8 \
                          WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \

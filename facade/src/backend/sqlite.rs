@@ -15,9 +15,9 @@ use diesel::sql_types::Text;
 use diesel::{ConnectionError, QueryResult, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
+use super::{Sealed, ServerSays, SupportedConnection, TxMode};
 use crate::error::{Error, ErrorKind};
-use crate::facade::BackendOptions;
+use crate::facade::{check_wait, FacadeBuilder, FacadeConfig};
 use crate::replica::{Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -95,10 +95,118 @@ fn storage(url: &str) -> Storage {
     Storage::File
 }
 
+/// SQLite's session options, applied to every new connection; set with the
+/// `sqlite_*` methods of `FacadeBuilder<SqliteConnection>` below.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    foreign_keys: bool,
+    wal: bool,
+    busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            foreign_keys: true,
+            wal: true,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the facade knows about one SQLite connection.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SqliteSession {
+    /// Whether `PRAGMA query_only` is currently on for this connection.
+    /// Toggled only when the transaction mode changes, so a run of readers
+    /// pays for it once. `None` when unknown (after a failed BEGIN), which
+    /// forces the pragma.
+    query_only: Option<bool>,
+    /// Whether the database runs in WAL mode, where a reader does not keep
+    /// a writer on another connection from committing.
+    wal: bool,
+}
+
+/// SQLite's own options: only a facade on `SqliteConnection` offers them.
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+impl FacadeBuilder<SqliteConnection> {
+    /// Enforce foreign keys (`PRAGMA foreign_keys`, default on).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .sqlite_foreign_keys(false)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sqlite_foreign_keys(self, on: bool) -> Self {
+        self.with_options(|o| o.foreign_keys = on)
+    }
+
+    /// Use write-ahead logging with `synchronous = NORMAL` (default on), so
+    /// readers never block the writer.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .sqlite_wal(false)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sqlite_wal(self, on: bool) -> Self {
+        self.with_options(|o| o.wal = on)
+    }
+
+    /// How long a statement waits for another connection's write lock
+    /// (`PRAGMA busy_timeout`, default 5 s). `build` rejects anything above
+    /// 24 hours with [`ErrorKind::Config`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .sqlite_busy_timeout(Duration::from_millis(500))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sqlite_busy_timeout(self, timeout: Duration) -> Self {
+        self.with_options(|o| o.busy_timeout = timeout)
+    }
+}
+
 impl Sealed for SqliteConnection {}
 
 impl SupportedConnection for SqliteConnection {
     const NAME: &'static str = "sqlite";
+    const CONFIG_FIELDS: &'static [&'static str] = &[
+        "sqlite_foreign_keys",
+        "sqlite_wal",
+        "sqlite_busy_timeout_ms",
+    ];
+
+    type Session = SqliteSession;
+    type Options = SqliteOptions;
+
+    fn apply_config(options: &mut SqliteOptions, config: &FacadeConfig) {
+        if let Some(on) = config.sqlite_foreign_keys {
+            options.foreign_keys = on;
+        }
+        if let Some(on) = config.sqlite_wal {
+            options.wal = on;
+        }
+        if let Some(ms) = config.sqlite_busy_timeout_ms {
+            options.busy_timeout = Duration::from_millis(ms);
+        }
+    }
+
+    fn validate_options(options: &SqliteOptions) -> Result<(), Error> {
+        check_wait("sqlite_busy_timeout", options.busy_timeout, true)
+    }
 
     fn check_url(url: &str) -> Result<(), String> {
         if url.trim().is_empty() {
@@ -159,17 +267,13 @@ impl SupportedConnection for SqliteConnection {
         Some(ServerSays::Kind(kind))
     }
 
-    fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
+    fn after_connect(conn: &mut Self, options: &SqliteOptions) -> QueryResult<SqliteSession> {
         let mut sql = format!(
             "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = {};",
-            options.sqlite_busy_timeout.as_millis(),
-            if options.sqlite_foreign_keys {
-                "ON"
-            } else {
-                "OFF"
-            },
+            options.busy_timeout.as_millis(),
+            if options.foreign_keys { "ON" } else { "OFF" },
         );
-        if options.sqlite_wal {
+        if options.wal {
             // In-memory databases silently keep their own journal mode.
             sql.push_str(" PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
         }
@@ -178,14 +282,13 @@ impl SupportedConnection for SqliteConnection {
             .get_result::<JournalMode>(conn)?
             .journal_mode
             .eq_ignore_ascii_case("wal");
-        Ok(SessionState {
+        Ok(SqliteSession {
             query_only: Some(false),
             wal,
-            ..SessionState::default()
         })
     }
 
-    fn check_independent(outer: TxMode, session: &SessionState) -> Result<(), String> {
+    fn check_independent(outer: TxMode, session: &SqliteSession) -> Result<(), String> {
         match outer {
             TxMode::Write => Err("SQLite allows one writer at a time: an independent writer \
                  inside a writer would wait for its own caller's write lock and could never \
@@ -201,7 +304,7 @@ impl SupportedConnection for SqliteConnection {
         }
     }
 
-    fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()> {
+    fn begin(conn: &mut Self, mode: TxMode, session: &mut SqliteSession) -> QueryResult<()> {
         let sql = match (mode, session.query_only) {
             (TxMode::Write, Some(false)) => "BEGIN IMMEDIATE",
             (TxMode::Write, _) => "PRAGMA query_only = OFF; BEGIN IMMEDIATE",
@@ -241,24 +344,24 @@ impl SupportedConnection for SqliteConnection {
 
     // SQLite has no replication: a "replica" is just another file, and
     // there is no position to wait for.
-    fn commit_position(_: &mut Self, _: &SessionState) -> QueryResult<Option<Position>> {
+    fn commit_position(_: &mut Self, _: &SqliteSession) -> QueryResult<Option<Position>> {
         Ok(None)
     }
 
     fn wait_for_position(
         _: &mut Self,
-        _: &SessionState,
+        _: &SqliteSession,
         _: &Position,
         _: Duration,
     ) -> QueryResult<Applied> {
         Ok(Applied::Yes)
     }
 
-    fn position_is_ahead(_: &mut Self, _: &SessionState, _: &Position) -> QueryResult<bool> {
+    fn position_is_ahead(_: &mut Self, _: &SqliteSession, _: &Position) -> QueryResult<bool> {
         Ok(false)
     }
 
-    fn replica_lag(_: &mut Self, _: &SessionState) -> QueryResult<Option<Duration>> {
+    fn replica_lag(_: &mut Self, _: &SqliteSession) -> QueryResult<Option<Duration>> {
         Ok(Some(Duration::ZERO))
     }
 }

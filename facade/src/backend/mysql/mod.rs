@@ -27,88 +27,21 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::{ConnectionError, MysqlConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Sealed, ServerSays, SessionState, SupportedConnection, TxMode};
+use super::{Sealed, ServerSays, SupportedConnection, TxMode};
 use crate::error::{Error, ErrorKind};
-use crate::facade::BackendOptions;
+use crate::facade::FacadeConfig;
 use crate::replica::{gtid_list_covers, parse_gtid_list, Applied, Position};
+
+mod implicit_commit;
+mod options;
+
+use implicit_commit::commits_implicitly;
+use options::MysqlOptions;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
 const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, UTC_TIMESTAMP()) \
                       ON DUPLICATE KEY UPDATE ts = IF(VALUES(ts) > ts, VALUES(ts), ts + INTERVAL 1 SECOND)";
-
-/// Whether the SQL text `head` (a statement or a batch, possibly cut short)
-/// may make MariaDB commit the open transaction implicitly: DDL, `LOCK`,
-/// `FLUSH`, `SET autocommit`, `BEGIN`, ... (see "Statements That Cause an
-/// Implicit Commit" in the MariaDB manual). An allowlist, so anything it
-/// does not know counts as committing: every statement of a batch is
-/// checked, comments are skipped, and text that was cut short counts too.
-/// A false "yes" only costs the transaction its abort guard; a false "no"
-/// would report a commit as a deadlock.
-fn commits_implicitly(head: &str, complete: bool) -> bool {
-    const KEEPS_THE_TRANSACTION: [&str; 13] = [
-        "SELECT",
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "REPLACE",
-        "WITH",
-        "VALUES",
-        "TABLE",
-        "SHOW",
-        "DESCRIBE",
-        "EXPLAIN",
-        "DO",
-        "SAVEPOINT",
-    ];
-    let mut rest = head;
-    loop {
-        rest = skip_space_and_comments(rest);
-        if rest.is_empty() {
-            return false;
-        }
-        let word: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .collect();
-        let statement_end = rest.find(';');
-        let statement = &rest[..statement_end.unwrap_or(rest.len())];
-        let keeps = if word.eq_ignore_ascii_case("SET") {
-            // `SET autocommit = 1` commits (and changes the session).
-            !statement.to_ascii_lowercase().contains("autocommit")
-        } else if word.eq_ignore_ascii_case("RELEASE") || word.eq_ignore_ascii_case("ROLLBACK") {
-            // `RELEASE SAVEPOINT` / `ROLLBACK TO SAVEPOINT` keep it; a bare
-            // `ROLLBACK` or `RELEASE` ends it.
-            statement.to_ascii_lowercase().contains("savepoint")
-        } else {
-            KEEPS_THE_TRANSACTION
-                .iter()
-                .any(|kw| word.eq_ignore_ascii_case(kw))
-        };
-        if !keeps {
-            return true;
-        }
-        match statement_end {
-            // A statement cut short may still be followed by anything.
-            None => return !complete,
-            Some(end) => rest = &rest[end + 1..],
-        }
-    }
-}
-
-/// `text` without leading white space and `/* */`, `-- ` and `#` comments.
-fn skip_space_and_comments(mut text: &str) -> &str {
-    loop {
-        text = text.trim_start();
-        if let Some(rest) = text.strip_prefix("/*") {
-            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
-        } else if text.starts_with("-- ") || text.starts_with("--\t") || text.starts_with('#') {
-            text = text.find('\n').map_or("", |end| &text[end + 1..]);
-        } else {
-            return text;
-        }
-    }
-}
 
 #[derive(diesel::QueryableByName)]
 struct Timeout {
@@ -184,6 +117,14 @@ fn framed(message: &str, start: &str, end: &str) -> bool {
     message.len() >= start.len() + end.len() && message.starts_with(start) && message.ends_with(end)
 }
 
+/// What the facade knows about one MySQL/MariaDB connection.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct MysqlSession {
+    /// Whether this server is a Galera node (`wsrep_on`).
+    galera: bool,
+}
+
 impl Sealed for MysqlConnection {}
 
 impl super::ConcurrentWriters for MysqlConnection {}
@@ -192,6 +133,19 @@ impl SupportedConnection for MysqlConnection {
     const NAME: &'static str = "mysql";
     const DEFAULT_PORT: u16 = 3306;
     const LOST_SAVEPOINT_MEANS_ROLLED_BACK: bool = true;
+    const CONFIG_FIELDS: &'static [&'static str] =
+        &["mysql_sql_mode", "wsrep_sync_wait", "mysql_wait_timeout"];
+
+    type Session = MysqlSession;
+    type Options = MysqlOptions;
+
+    fn apply_config(options: &mut MysqlOptions, config: &FacadeConfig) {
+        options::apply_config(options, config);
+    }
+
+    fn validate_options(options: &MysqlOptions) -> Result<(), Error> {
+        options::validate(options)
+    }
 
     fn check_url(url: &str) -> Result<(), String> {
         super::check_server_url(url, &["mysql", "mariadb"], "MySQL/MariaDB")
@@ -285,11 +239,11 @@ impl SupportedConnection for MysqlConnection {
         })
     }
 
-    fn after_connect(conn: &mut Self, options: &BackendOptions) -> QueryResult<SessionState> {
+    fn after_connect(conn: &mut Self, options: &MysqlOptions) -> QueryResult<MysqlSession> {
         // English server messages whatever the server's configured language:
         // `read_error` matches their wording.
         let mut sql = String::from("SET NAMES utf8mb4, SESSION lc_messages = 'en_US'");
-        if let Some(mode) = &options.mysql_sql_mode {
+        if let Some(mode) = &options.sql_mode {
             // Validated at build time to be letters, digits, '_' and ','.
             sql.push_str(&format!(", SESSION sql_mode = '{mode}'"));
         }
@@ -320,11 +274,11 @@ impl SupportedConnection for MysqlConnection {
                 ));
             }
         }
-        let wait_timeout = match options.mysql_wait_timeout {
+        let wait_timeout = match options.wait_timeout {
             Some(chosen) => chosen,
             // See `GALERA_DEFAULT_WAIT_TIMEOUT`: never wait forever on a
             // brute-force-aborted connection.
-            None if galera => Some(crate::facade::GALERA_DEFAULT_WAIT_TIMEOUT),
+            None if galera => Some(super::GALERA_DEFAULT_WAIT_TIMEOUT),
             None => None,
         };
         let mut session_sql = Vec::new();
@@ -343,19 +297,16 @@ impl SupportedConnection for MysqlConnection {
         if !session_sql.is_empty() {
             conn.batch_execute(&session_sql.join("; "))?;
         }
-        Ok(SessionState {
-            galera,
-            ..SessionState::default()
-        })
+        Ok(MysqlSession { galera })
     }
 
-    fn implicit_commit_check(_session: &SessionState) -> Option<fn(&str, bool) -> bool> {
+    fn implicit_commit_check(_session: &MysqlSession) -> Option<fn(&str, bool) -> bool> {
         // Galera's begin savepoint and every `#[writer(savepoint)]` vanish
         // with the transaction an implicit commit ends.
         Some(commits_implicitly)
     }
 
-    fn begin(conn: &mut Self, mode: TxMode, session: &mut SessionState) -> QueryResult<()> {
+    fn begin(conn: &mut Self, mode: TxMode, session: &mut MysqlSession) -> QueryResult<()> {
         let sql = match (mode, session.galera) {
             // See the module docs: the savepoint proves at COMMIT that the
             // transaction was not silently brute-force aborted.
@@ -369,7 +320,7 @@ impl SupportedConnection for MysqlConnection {
     fn before_commit(
         conn: &mut Self,
         mode: TxMode,
-        session: &SessionState,
+        session: &MysqlSession,
         implicit_commit: bool,
     ) -> QueryResult<()> {
         // After DDL, which MariaDB commits implicitly (and Galera replicates
@@ -422,7 +373,7 @@ impl SupportedConnection for MysqlConnection {
         super::run_migrations(conn, MIGRATIONS)
     }
 
-    fn commit_position(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Position>> {
+    fn commit_position(conn: &mut Self, session: &MysqlSession) -> QueryResult<Option<Position>> {
         if session.galera {
             // Galera orders every write-set cluster-wide: once another node's
             // `wsrep_last_committed` reaches this value it has applied our
@@ -440,7 +391,7 @@ impl SupportedConnection for MysqlConnection {
 
     fn wait_for_position(
         conn: &mut Self,
-        session: &SessionState,
+        session: &MysqlSession,
         position: &Position,
         timeout: Duration,
     ) -> QueryResult<Applied> {
@@ -481,7 +432,7 @@ impl SupportedConnection for MysqlConnection {
 
     fn position_is_ahead(
         conn: &mut Self,
-        session: &SessionState,
+        session: &MysqlSession,
         position: &Position,
     ) -> QueryResult<bool> {
         match (position, session.galera) {
@@ -503,7 +454,7 @@ impl SupportedConnection for MysqlConnection {
         }
     }
 
-    fn replica_lag(conn: &mut Self, session: &SessionState) -> QueryResult<Option<Duration>> {
+    fn replica_lag(conn: &mut Self, session: &MysqlSession) -> QueryResult<Option<Duration>> {
         if session.galera {
             return Ok(Some(Duration::ZERO));
         }
@@ -513,41 +464,5 @@ impl SupportedConnection for MysqlConnection {
             None => Some(Duration::ZERO),
             Some(row) => row.seconds_behind_master.map(Duration::from_secs),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::commits_implicitly;
-
-    #[test]
-    fn an_allowlist_decides_what_keeps_the_transaction() {
-        for keeps in [
-            "SELECT 1",
-            "  insert into t values (1)",
-            "/* c */ UPDATE t SET a = 1",
-            "-- c\nDELETE FROM t",
-            "SET @x = 1; SELECT @x",
-            "SAVEPOINT a; RELEASE SAVEPOINT a; ROLLBACK TO SAVEPOINT a",
-            "",
-        ] {
-            assert!(!commits_implicitly(keeps, true), "{keeps}");
-        }
-        for commits in [
-            "CREATE TABLE t (a INT)",
-            "/* c */ DROP TABLE t",
-            "# c\nALTER TABLE t ADD b INT",
-            "SELECT 1; TRUNCATE t",
-            "FLUSH TABLES",
-            "SET autocommit = 1",
-            "COMMIT",
-            "ROLLBACK",
-            "LOCK TABLES t WRITE",
-            "CALL p()",
-        ] {
-            assert!(commits_implicitly(commits, true), "{commits}");
-        }
-        // Cut short: what follows is unknown.
-        assert!(commits_implicitly("SELECT 1; SELECT", false));
     }
 }

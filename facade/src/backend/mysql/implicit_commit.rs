@@ -1,0 +1,116 @@
+//! Which statements make MariaDB commit the open transaction implicitly.
+//!
+//! Galera's begin savepoint and every `#[writer(savepoint)]` vanish with the
+//! transaction an implicit commit ends, so `before_commit` must know
+//! whether one ran (see the module docs of `backend/mysql`). The facade's
+//! instrumentation runs this test on the head of every statement of a
+//! MySQL/MariaDB transaction.
+
+/// Whether the SQL text `head` (a statement or a batch, possibly cut short)
+/// may make MariaDB commit the open transaction implicitly: DDL, `LOCK`,
+/// `FLUSH`, `SET autocommit`, `BEGIN`, ... (see "Statements That Cause an
+/// Implicit Commit" in the MariaDB manual). An allowlist, so anything it
+/// does not know counts as committing: every statement of a batch is
+/// checked, comments are skipped, and text that was cut short counts too.
+/// A false "yes" only costs the transaction its abort guard; a false "no"
+/// would report a commit as a deadlock.
+pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
+    const KEEPS_THE_TRANSACTION: [&str; 13] = [
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "REPLACE",
+        "WITH",
+        "VALUES",
+        "TABLE",
+        "SHOW",
+        "DESCRIBE",
+        "EXPLAIN",
+        "DO",
+        "SAVEPOINT",
+    ];
+    let mut rest = head;
+    loop {
+        rest = skip_space_and_comments(rest);
+        if rest.is_empty() {
+            return false;
+        }
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        let statement_end = rest.find(';');
+        let statement = &rest[..statement_end.unwrap_or(rest.len())];
+        let keeps = if word.eq_ignore_ascii_case("SET") {
+            // `SET autocommit = 1` commits (and changes the session).
+            !statement.to_ascii_lowercase().contains("autocommit")
+        } else if word.eq_ignore_ascii_case("RELEASE") || word.eq_ignore_ascii_case("ROLLBACK") {
+            // `RELEASE SAVEPOINT` / `ROLLBACK TO SAVEPOINT` keep it; a bare
+            // `ROLLBACK` or `RELEASE` ends it.
+            statement.to_ascii_lowercase().contains("savepoint")
+        } else {
+            KEEPS_THE_TRANSACTION
+                .iter()
+                .any(|kw| word.eq_ignore_ascii_case(kw))
+        };
+        if !keeps {
+            return true;
+        }
+        match statement_end {
+            // A statement cut short may still be followed by anything.
+            None => return !complete,
+            Some(end) => rest = &rest[end + 1..],
+        }
+    }
+}
+
+/// `text` without leading white space and `/* */`, `-- ` and `#` comments.
+fn skip_space_and_comments(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
+        } else if text.starts_with("-- ") || text.starts_with("--\t") || text.starts_with('#') {
+            text = text.find('\n').map_or("", |end| &text[end + 1..]);
+        } else {
+            return text;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commits_implicitly;
+
+    #[test]
+    fn an_allowlist_decides_what_keeps_the_transaction() {
+        for keeps in [
+            "SELECT 1",
+            "  insert into t values (1)",
+            "/* c */ UPDATE t SET a = 1",
+            "-- c\nDELETE FROM t",
+            "SET @x = 1; SELECT @x",
+            "SAVEPOINT a; RELEASE SAVEPOINT a; ROLLBACK TO SAVEPOINT a",
+            "",
+        ] {
+            assert!(!commits_implicitly(keeps, true), "{keeps}");
+        }
+        for commits in [
+            "CREATE TABLE t (a INT)",
+            "/* c */ DROP TABLE t",
+            "# c\nALTER TABLE t ADD b INT",
+            "SELECT 1; TRUNCATE t",
+            "FLUSH TABLES",
+            "SET autocommit = 1",
+            "COMMIT",
+            "ROLLBACK",
+            "LOCK TABLES t WRITE",
+            "CALL p()",
+        ] {
+            assert!(commits_implicitly(commits, true), "{commits}");
+        }
+        // Cut short: what follows is unknown.
+        assert!(commits_implicitly("SELECT 1; SELECT", false));
+    }
+}
