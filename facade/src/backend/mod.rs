@@ -309,11 +309,37 @@ pub trait ConcurrentWriters: SupportedConnection {}
 /// `timeout` from now, or the latest instant the clock can represent: never
 /// a panic, whatever the timeout.
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-pub(crate) fn deadline(timeout: Duration) -> Instant {
+fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .or_else(|| now.checked_add(crate::facade::MAX_WAIT))
         .unwrap_or(now)
+}
+
+/// Ask `applied` until it says the replica has the position or `timeout`
+/// has passed (`Duration::ZERO`: once): the wait of a backend whose server
+/// has none built in (PostgreSQL 15, a Galera node). One round trip when
+/// the replica already has it, the usual case; then looks again quickly
+/// (replay usually catches up within milliseconds), backing off to one
+/// look per 10 ms.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn poll_position(
+    timeout: Duration,
+    mut applied: impl FnMut() -> QueryResult<bool>,
+) -> QueryResult<Applied> {
+    let deadline = deadline(timeout);
+    let mut pause = Duration::from_micros(200);
+    loop {
+        if applied()? {
+            return Ok(Applied::Yes);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Applied::NotYet);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
 }
 
 /// Whether `C`'s own rules read `err` as a lock timeout: for a backend's
@@ -416,6 +442,28 @@ pub(crate) fn check_server_url(raw: &str, schemes: &[&str], backend: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polling_for_a_position_is_bounded() {
+        let mut looks = 0;
+        let once = poll_position(Duration::ZERO, || {
+            looks += 1;
+            Ok(false)
+        });
+        assert_eq!((once, looks), (Ok(Applied::NotYet), 1));
+        let mut looks = 0;
+        let third = poll_position(Duration::from_secs(5), || {
+            looks += 1;
+            Ok(looks == 3)
+        });
+        assert_eq!(third, Ok(Applied::Yes));
+        let started = Instant::now();
+        let never = poll_position(Duration::from_millis(30), || Ok(false));
+        assert_eq!(never, Ok(Applied::NotYet));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        let forever = poll_position(Duration::MAX, || Ok(true));
+        assert_eq!(forever, Ok(Applied::Yes), "no overflow");
+    }
 
     #[test]
     fn server_url_checks_name_the_problem() {

@@ -5,7 +5,7 @@
 //! row is taken; `lock_timeout` is set with `set_config(.., true)`, which is
 //! transaction-local and undone by that same rollback.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
@@ -293,27 +293,15 @@ impl SupportedConnection for PgConnection {
         let Position::PgLsn(lsn) = position else {
             return Ok(Applied::Foreign);
         };
-        // PostgreSQL 15 has no built-in wait: poll, starting fast (replay
-        // usually catches up within milliseconds).
-        let deadline = super::deadline(timeout);
-        let mut pause = Duration::from_micros(200);
-        loop {
-            let reached = diesel::sql_query(
+        // PostgreSQL 15 has no built-in wait.
+        super::poll_position(timeout, || {
+            diesel::sql_query(
                 "SELECT COALESCE(pg_last_wal_replay_lsn() >= $1::pg_lsn, true) AS reached",
             )
             .bind::<Text, _>(lsn)
-            .get_result::<Reached>(conn)?
-            .reached;
-            if reached {
-                return Ok(Applied::Yes);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Applied::NotYet);
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(10));
-        }
+            .get_result::<Reached>(conn)
+            .map(|r| r.reached)
+        })
     }
 
     fn position_is_ahead(conn: &mut Self, _: &(), position: &Position) -> QueryResult<bool> {

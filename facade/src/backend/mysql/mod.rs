@@ -19,7 +19,7 @@
 //! before `COMMIT` fails (1305) if the transaction was replaced: the facade
 //! then rolls back and reports a deadlock, which `retry` re-runs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
@@ -396,23 +396,9 @@ impl SupportedConnection for MysqlConnection {
         timeout: Duration,
     ) -> QueryResult<Applied> {
         match (position, session.galera) {
-            (Position::GaleraSeqno(seqno), true) => {
-                // Poll like PostgreSQL: one round trip when the node has
-                // already applied it, which is the usual case.
-                let deadline = super::deadline(timeout);
-                let mut pause = Duration::from_micros(200);
-                loop {
-                    if galera_seqno(conn)?.is_some_and(|applied| applied >= *seqno) {
-                        return Ok(Applied::Yes);
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(Applied::NotYet);
-                    }
-                    std::thread::sleep(pause.min(deadline - now));
-                    pause = (pause * 2).min(Duration::from_millis(10));
-                }
-            }
+            (Position::GaleraSeqno(seqno), true) => super::poll_position(timeout, || {
+                Ok(galera_seqno(conn)?.is_some_and(|applied| applied >= *seqno))
+            }),
             (Position::Gtid(gtid), false) => {
                 let reached = diesel::sql_query("SELECT MASTER_GTID_WAIT(?, ?) AS value")
                     .bind::<Text, _>(gtid)
