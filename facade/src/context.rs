@@ -6,6 +6,9 @@
 //! `#[writer]` creates, and nested calls receive that scope. That is what
 //! lets the compiler check the nesting rules, and it keeps contexts plain
 //! data (`Send`, `Clone` if the application wants).
+//!
+//! [`Facade::context`] is defined here, beside the [`Context`] it returns,
+//! so that `facade.rs` needs nothing from this module.
 
 use std::fmt;
 
@@ -148,5 +151,27 @@ impl<C: SupportedConnection> TransactionContext for Context<C> {
 
     fn facade(&self) -> &Facade<C> {
         &self.facade
+    }
+}
+
+impl<C: SupportedConnection> Facade<C> {
+    /// A ready-made request context holding a clone of this facade.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder()
+    ///     .writer(":memory:")
+    ///     .build()?;
+    /// let mut ctx = db.context();
+    /// let one: i32 = diesel_facade::read(&mut ctx, |ctx| {
+    ///     use diesel::RunQueryDsl;
+    ///     diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+    ///         .get_result(ctx.conn())
+    /// })?;
+    /// assert_eq!(one, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn context(&self) -> Context<C> {
+        Context::new(self.clone())
     }
 }

@@ -77,28 +77,37 @@
 mod backend;
 #[cfg(feature = "tokio")]
 mod blocking;
+mod builder;
 mod classify;
+mod config;
+mod connection;
 mod context;
 mod entry;
 mod error;
 mod facade;
 mod lock;
+mod pool;
 mod read_only;
 mod redact;
 mod replica;
+mod routing;
 pub mod schema;
 mod scope;
+mod stats;
 mod transaction;
 
 pub use backend::{ConcurrentWriters, SupportedConnection, GALERA_DEFAULT_WAIT_TIMEOUT};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use blocking::run_blocking;
+pub use builder::FacadeBuilder;
+pub use config::FacadeConfig;
+pub use connection::InstrumentationFactory;
 pub use context::{Context, TransactionContext};
 pub use diesel_facade_macros::{reader, writer, TransactionContext};
 pub use entry::{read, read_replica, write};
 pub use error::{Error, ErrorKind};
-pub use facade::{Facade, FacadeBuilder, FacadeConfig, FacadeStats, InstrumentationFactory};
+pub use facade::Facade;
 pub use lock::MAX_LOCK_NAME_CHARS;
 pub use read_only::{ReadOnlyConnection, ReadOnlyQuery};
 pub use replica::ReadPosition;
@@ -106,6 +115,7 @@ pub use scope::{
     IndependentAccess, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Scope,
     WriteAccess, WriterScope,
 };
+pub use stats::FacadeStats;
 
 #[doc(hidden)]
 #[path = "macro_abi.rs"]

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use crate::backend::SupportedConnection;
+use crate::config::check_wait;
 use crate::error::{Error, ErrorKind};
-use crate::facade::check_wait;
 
 /// The longest lock name the `locks.id VARCHAR(50)` column holds, in
 /// characters.

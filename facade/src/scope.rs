@@ -200,7 +200,7 @@ macro_rules! scope_type {
             /// # Ok(()) }
             /// ```
             pub fn on_replica(&self) -> bool {
-                self.tx.replica.is_some()
+                self.tx.on_replica
             }
         }
 

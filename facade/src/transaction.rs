@@ -19,10 +19,13 @@ use diesel::result::Error as DieselError;
 
 use crate::backend::{SupportedConnection, TxMode};
 use crate::classify::{is_connection_lost, savepoint_failure};
+use crate::config::RetrySettings;
 use crate::context::TransactionContext;
 use crate::error::{Error, ErrorKind};
-use crate::facade::{Counters, Facade, PooledConn, RetrySettings};
+use crate::facade::Facade;
+use crate::pool::PooledConn;
 use crate::replica::{Position, ReadPosition};
+use crate::stats::Counters;
 
 /// A hook registered with `on_commit`.
 pub(crate) type CommitHook = Box<dyn FnOnce() + 'static>;
@@ -43,7 +46,7 @@ pub struct Transaction<C: SupportedConnection> {
     /// fails, the outermost `retry` re-runs the whole transaction.
     pub(crate) savepoint_retryable: Option<(ErrorKind, String)>,
     /// Whether this transaction runs on a replica.
-    pub(crate) replica: Option<usize>,
+    pub(crate) on_replica: bool,
 }
 
 impl<C: SupportedConnection> Transaction<C> {
@@ -307,18 +310,14 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
     route: Route,
 ) -> Result<Begun<C>, Error> {
     let counters = &facade.inner.counters;
-    let (checkout, replica) = match route {
-        Route::Primary => (facade.checkout_writer(), None),
+    let (checkout, on_replica) = match route {
+        Route::Primary => (facade.checkout_writer(), false),
         Route::Replica => match facade.checkout_replica(position) {
-            Some((index, conn)) => (Ok(conn), Some(index)),
-            None => (facade.checkout_writer(), None),
+            Some(conn) => (Ok(conn), true),
+            None => (facade.checkout_writer(), false),
         },
     };
-    let server = if replica.is_some() {
-        "replica"
-    } else {
-        "primary"
-    };
+    let server = if on_replica { "replica" } else { "primary" };
     let conn = checkout?;
     let span = tracing::debug_span!(
         "diesel_facade.transaction",
@@ -342,7 +341,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
         savepoint_depth: 0,
         locks: Vec::new(),
         savepoint_retryable: None,
-        replica,
+        on_replica,
     };
     tx.conn.begin_watching();
     let managed = &mut *tx.conn;

@@ -13,8 +13,8 @@ use diesel::r2d2::R2D2Connection;
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use diesel::{Connection, ConnectionError, QueryResult};
 
+use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
-use crate::facade::FacadeConfig;
 use crate::redact::redact_url;
 use crate::replica::{Applied, Position};
 
@@ -312,7 +312,7 @@ pub trait ConcurrentWriters: SupportedConnection {}
 fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
-        .or_else(|| now.checked_add(crate::facade::MAX_WAIT))
+        .or_else(|| now.checked_add(crate::config::MAX_WAIT))
         .unwrap_or(now)
 }
 

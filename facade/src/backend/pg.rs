@@ -14,8 +14,9 @@ use diesel::{ConnectionError, PgConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 use super::{Sealed, ServerSays, SupportedConnection, TxMode};
+use crate::builder::FacadeBuilder;
+use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
-use crate::facade::{FacadeBuilder, FacadeConfig};
 use crate::replica::{Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

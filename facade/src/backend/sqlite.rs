@@ -16,8 +16,9 @@ use diesel::{ConnectionError, QueryResult, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 use super::{Sealed, ServerSays, SupportedConnection, TxMode};
+use crate::builder::FacadeBuilder;
+use crate::config::{check_wait, FacadeConfig};
 use crate::error::{Error, ErrorKind};
-use crate::facade::{check_wait, FacadeBuilder, FacadeConfig};
 use crate::replica::{Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -28,8 +28,8 @@ use diesel::{ConnectionError, MysqlConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 use super::{Sealed, ServerSays, SupportedConnection, TxMode};
+use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
-use crate::facade::FacadeConfig;
 use crate::replica::{gtid_list_covers, parse_gtid_list, Applied, Position};
 
 mod implicit_commit;
@@ -152,7 +152,7 @@ impl SupportedConnection for MysqlConnection {
     }
 
     fn writer_candidates(url: &str) -> Vec<String> {
-        let list = crate::facade::split_url_list(url);
+        let list = crate::config::split_url_list(url);
         if list.len() < 2 {
             // One URL is checked as given (white space around it included).
             return vec![url.to_owned()];

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use diesel::MysqlConnection;
 
+use crate::builder::FacadeBuilder;
+use crate::config::FacadeConfig;
 use crate::error::Error;
-use crate::facade::{FacadeBuilder, FacadeConfig};
 
 /// MySQL's and MariaDB's upper limit for `wait_timeout` (365 days).
 const MAX_WAIT_TIMEOUT_SECS: u64 = 31_536_000;
