@@ -1,4 +1,4 @@
-//! Replica reads: W1 (DESIGN §8: one item by primary key) through
+//! Replica reads: W1 (one item by primary key, docs/performance.md) through
 //! `#[reader]` on the primary vs `#[reader(replica)]` on a replica, for a
 //! context that never wrote (no wait) and for one that did (the
 //! read-your-writes check: one `pg_last_wal_replay_lsn()` poll on

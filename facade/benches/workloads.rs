@@ -1,4 +1,5 @@
-//! The benchmark workloads of DESIGN §8, facade against hand-written diesel.
+//! The benchmark workloads of docs/performance.md ("What is measured"),
+//! facade against hand-written diesel.
 //!
 //! ```text
 //! cargo bench -p diesel-facade --features sqlite,postgres --bench workloads
@@ -6,8 +7,8 @@
 //!
 //! For each backend (a SQLite file in WAL mode with `synchronous = NORMAL`
 //! under `target/`, and PostgreSQL at `FACADE_TEST_PG_URL` when it answers)
-//! this sets up the schema of §8 in a database of its own, then measures, in
-//! one process run:
+//! this sets up the benchmark schema in a database of its own, then
+//! measures, in one process run:
 //!
 //! - **W1 read**: a `#[reader]` selecting one item by primary key;
 //! - **W2 composed**: a `#[writer]` that calls the W1 reader, updates the

@@ -2,8 +2,13 @@
 //!
 //! The transaction, lock, retry and pool code is written once against
 //! [`SupportedConnection`]; each backend module implements it for one diesel
-//! connection type. No other module matches on the backend or uses
-//! `#[cfg(feature = ...)]`.
+//! connection type and owns what it knows: its SQL (BEGIN, lock upserts,
+//! replica positions), the reading of its server's errors, its per-connection
+//! `Session` state, and its `Options` with their builder methods
+//! (`impl FacadeBuilder<ThisConnection>`), `FacadeConfig` fields and
+//! validation. No other module matches on the backend or uses
+//! `#[cfg(feature = ...)]`. The measured server behaviour the backends rely
+//! on is in docs/internals.md.
 
 use std::time::{Duration, Instant};
 
