@@ -419,6 +419,10 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
     }
 
     /// For the backends' own builder methods (in their files).
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+        allow(dead_code)
+    )]
     pub(crate) fn with_options(mut self, set: impl FnOnce(&mut C::Options)) -> Self {
         set(&mut self.options);
         self

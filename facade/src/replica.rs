@@ -108,7 +108,7 @@ pub(crate) fn parse_pg_lsn(text: &str) -> Option<u64> {
     Some(u64::from(hex32(hi)?) << 32 | u64::from(hex32(lo)?))
 }
 
-fn format_pg_lsn(lsn: u64) -> String {
+pub(crate) fn format_pg_lsn(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
 
@@ -131,24 +131,12 @@ pub(crate) fn parse_gtid_list(text: &str) -> Option<Vec<GtidTriple>> {
     Some(list)
 }
 
-fn format_gtid_list(list: &[GtidTriple]) -> String {
+pub(crate) fn format_gtid_list(list: &[GtidTriple]) -> String {
     let parts: Vec<String> = list
         .iter()
         .map(|t| format!("{}-{}-{}", t.domain, t.server, t.seq))
         .collect();
     parts.join(",")
-}
-
-/// Whether a replica that has applied `replica` (its `gtid_slave_pos`, or a
-/// primary's `gtid_binlog_pos`) has everything `wanted` names, domain by
-/// domain, as `MASTER_GTID_WAIT` judges it.
-#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-pub(crate) fn gtid_list_covers(replica: &[GtidTriple], wanted: &[GtidTriple]) -> bool {
-    wanted.iter().all(|w| {
-        replica
-            .iter()
-            .any(|r| r.domain == w.domain && r.seq >= w.seq)
-    })
 }
 
 /// At most [`QUOTED_CHARS`] characters of untrusted `text`, escaped, for an
@@ -166,23 +154,6 @@ fn quote(text: &str) -> String {
 }
 
 impl Position {
-    /// A position from the primary's `pg_lsn` text; `Written` if it does not
-    /// parse (then the context's replica reads use the primary).
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) fn from_server_pg_lsn(text: &str) -> Position {
-        parse_pg_lsn(text.trim())
-            .map_or(Position::Written, |lsn| Position::PgLsn(format_pg_lsn(lsn)))
-    }
-
-    /// A position from the primary's `@@last_gtid`; `Written` if it is empty
-    /// (no binary log) or does not parse.
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    pub(crate) fn from_server_gtid(text: &str) -> Position {
-        parse_gtid_list(text.trim()).map_or(Position::Written, |list| {
-            Position::Gtid(format_gtid_list(&list))
-        })
-    }
-
     fn token(&self) -> String {
         match self {
             Position::PgLsn(lsn) => format!("pg:{lsn}"),
@@ -477,28 +448,6 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains(&"x".repeat(QUOTED_CHARS)), "{message}");
-    }
-
-    #[test]
-    fn server_positions_are_canonical_or_written() {
-        assert_eq!(
-            Position::from_server_pg_lsn("16/b374d848"),
-            Position::PgLsn("16/B374D848".into())
-        );
-        assert_eq!(Position::from_server_pg_lsn("junk"), Position::Written);
-        assert_eq!(
-            Position::from_server_gtid("0-1-42"),
-            Position::Gtid("0-1-42".into())
-        );
-        assert_eq!(Position::from_server_gtid(""), Position::Written);
-    }
-
-    #[test]
-    fn gtid_coverage_is_per_domain() {
-        let list = |s: &str| parse_gtid_list(s).unwrap();
-        assert!(gtid_list_covers(&list("0-1-10,1-1-5"), &list("0-2-10")));
-        assert!(!gtid_list_covers(&list("0-1-10"), &list("0-1-11")));
-        assert!(!gtid_list_covers(&list("0-1-10"), &list("1-1-1")));
     }
 
     #[test]

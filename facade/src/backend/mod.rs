@@ -380,7 +380,10 @@ pub(crate) fn read_error_any(
 }
 
 /// Run `migrations` on `conn`, naming each one that ran.
-#[allow(dead_code)] // used by each enabled backend
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
 pub(crate) fn run_migrations<C>(
     conn: &mut C,
     migrations: diesel_migrations::EmbeddedMigrations,

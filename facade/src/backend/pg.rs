@@ -17,7 +17,7 @@ use super::{Sealed, ServerSays, SupportedConnection, TxMode};
 use crate::builder::FacadeBuilder;
 use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
-use crate::replica::{Applied, Position};
+use crate::replica::{format_pg_lsn, parse_pg_lsn, Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -53,6 +53,12 @@ struct Reached {
 struct Lag {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
     seconds: Option<f64>,
+}
+
+/// A position from the primary's `pg_lsn` text; `Written` if it does not
+/// parse (then the context's replica reads use the primary).
+fn position_from_lsn(text: &str) -> Position {
+    parse_pg_lsn(text.trim()).map_or(Position::Written, |lsn| Position::PgLsn(format_pg_lsn(lsn)))
 }
 
 /// What the server says when it refuses a connection, as (start, end) of
@@ -282,7 +288,7 @@ impl SupportedConnection for PgConnection {
         // record (inside the transaction it would precede it).
         diesel::sql_query("SELECT pg_current_wal_insert_lsn()::text AS value")
             .get_result::<Setting>(conn)
-            .map(|s| Some(Position::from_server_pg_lsn(&s.value)))
+            .map(|s| Some(position_from_lsn(&s.value)))
     }
 
     fn wait_for_position(
@@ -327,5 +333,19 @@ impl SupportedConnection for PgConnection {
         .get_result::<Lag>(conn)?
         .seconds;
         Ok(lag.and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_primarys_lsn_is_canonical_or_written() {
+        assert_eq!(
+            position_from_lsn("16/b374d848"),
+            Position::PgLsn("16/B374D848".into())
+        );
+        assert_eq!(position_from_lsn("junk"), Position::Written);
     }
 }

@@ -30,11 +30,13 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use super::{Sealed, ServerSays, SupportedConnection, TxMode};
 use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
-use crate::replica::{gtid_list_covers, parse_gtid_list, Applied, Position};
+use crate::replica::{parse_gtid_list, Applied, Position};
 
+mod gtid;
 mod implicit_commit;
 mod options;
 
+use gtid::{gtid_list_covers, position_from_last_gtid};
 use implicit_commit::commits_implicitly;
 use options::MysqlOptions;
 
@@ -386,7 +388,7 @@ impl SupportedConnection for MysqlConnection {
             .unwrap_or_default();
         // Empty without a binary log: nothing a replica could wait for, so
         // `Written` (read the primary).
-        Ok(Some(Position::from_server_gtid(&gtid)))
+        Ok(Some(position_from_last_gtid(&gtid)))
     }
 
     fn wait_for_position(
