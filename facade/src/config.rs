@@ -3,9 +3,9 @@
 //! `[database]` options), the retry settings, [`MAX_WAIT`] (the bound of
 //! every configured wait), and how a comma-separated list of URLs is split.
 //!
-//! `builder.rs` turns a configuration into a [`Facade`](crate::Facade);
-//! each backend reads its own fields (`SupportedConnection::apply_config`)
-//! and checks its own options.
+//! `builder/sources.rs` turns a configuration into a
+//! [`Facade`](crate::Facade); each backend reads its own fields
+//! (`SupportedConnection::apply_config`) and checks its own options.
 
 use std::fmt;
 use std::time::Duration;

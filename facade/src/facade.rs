@@ -1,7 +1,7 @@
 //! The shared handle: a writer pool, replica pools and configuration.
 //!
 //! A [`Facade`] is cheap to clone (one `Arc`) and is what a request context
-//! hands out. It is built by `builder.rs` (`Facade::builder`, `from_env`,
+//! hands out. It is built by `builder/` (`Facade::builder`, `from_env`,
 //! `from_config`); its pools are `pool.rs`'s, replica routing is
 //! `routing.rs`'s and its counters `stats.rs`'s. Its URLs appear only with
 //! their password replaced by `***`.
@@ -85,7 +85,7 @@ impl<C: SupportedConnection> fmt::Debug for Facade<C> {
 
 impl<C: SupportedConnection> Facade<C> {
     /// A facade on these pools, with an empty read position (see
-    /// `builder.rs` for how they are made).
+    /// `builder/` for how they are made).
     pub(crate) fn new(writer: PoolSet<C>, replicas: Replicas<C>, retry: RetrySettings) -> Self {
         Facade {
             inner: Arc::new(Inner {
