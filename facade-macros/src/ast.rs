@@ -12,8 +12,9 @@ use syn::{
     Result, Signature, Token, Type, Visibility,
 };
 
-use crate::attr::{self, Role};
-use crate::valid::Errors;
+use crate::args::Role;
+use crate::attr;
+use crate::errors::Errors;
 
 /// A function under `#[reader]` or `#[writer]`.
 pub(crate) struct DataAccessFn {

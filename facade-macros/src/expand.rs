@@ -23,8 +23,8 @@ use syn::{
     TypeBareFn, TypeReference,
 };
 
+use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
 use crate::ast::{ContextStruct, DataAccessFn, Field};
-use crate::attr::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
 use crate::valid::{find_impl_trait, CheckedFn};
 
 /// The generic parameter that replaces the context type: whatever may
@@ -39,7 +39,7 @@ pub(crate) fn data_access_fn(role: Role, args: TokenStream, item: TokenStream) -
     let Args {
         transaction,
         error: args_error,
-    } = attr::parse_args(role, args);
+    } = args::parse_args(role, args);
     let expanded = DataAccessFn::parse(role, item.clone()).and_then(|function| {
         let checked = function.validate(role)?;
         Ok(rewrite(&function, &checked, &transaction))
