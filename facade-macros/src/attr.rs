@@ -1,55 +1,108 @@
-//! The helper attributes of `#[derive(TransactionContext)]`: the `#[facade]`
-//! field marker.
+//! The helper attributes of `#[derive(TransactionContext)]`: `#[facade]` and
+//! `#[read_position]`, read by one parser.
+//!
+//! Both are bare markers. Parsing recovers, like argument parsing in `args`:
+//! a marker written with arguments or twice on one field, or `#[facade]` on
+//! the struct itself, is reported, and a field still counts as marked once,
+//! so the derive goes on to check the struct as a whole and reports every
+//! problem in one pass. Which fields may carry which marker is for `valid`.
 
 use quote::quote;
 use syn::{Attribute, Error, Meta};
 
 use crate::errors::Errors;
 
-/// Whether `attr` is a `#[facade]` marker (well-formed or not).
-fn is_facade_marker(attr: &Attribute) -> bool {
-    attr.path().is_ident("facade")
+/// A marker the derive reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Marker {
+    /// `#[facade]`: the field whose `Facade` the context hands out.
+    Facade,
+    /// `#[read_position]`: the field holding the context's `ReadPosition`.
+    ReadPosition,
 }
 
-/// The `#[facade]` marker among a field's attributes, if any. A marker with
-/// arguments or a repeated marker is reported; the field still counts as
-/// marked, so the derive goes on to check the rest.
-pub(crate) fn facade_marker<'a>(
-    attrs: &'a [Attribute],
-    errors: &mut Errors,
-) -> Option<&'a Attribute> {
-    let mut found = None;
-    for attr in attrs.iter().filter(|attr| is_facade_marker(attr)) {
-        match &attr.meta {
-            Meta::Path(_) => {}
-            Meta::List(list) => errors.push(Error::new(
-                list.delimiter.span().join(),
-                "`#[facade]` takes no arguments",
-            )),
-            Meta::NameValue(name_value) => {
-                let (eq, value) = (&name_value.eq_token, &name_value.value);
-                errors.push(Error::new_spanned(
-                    quote!(#eq #value),
-                    "`#[facade]` takes no arguments",
-                ));
-            }
-        }
-        if found.is_some() {
-            errors.push(Error::new_spanned(attr, "duplicate `#[facade]` attribute"));
+impl Marker {
+    fn of(attr: &Attribute) -> Option<Marker> {
+        let path = attr.path();
+        if path.is_ident("facade") {
+            Some(Marker::Facade)
+        } else if path.is_ident("read_position") {
+            Some(Marker::ReadPosition)
         } else {
-            found = Some(attr);
+            None
         }
     }
-    found
+
+    /// The attribute as users write it, for messages.
+    fn attribute(self) -> &'static str {
+        match self {
+            Marker::Facade => "#[facade]",
+            Marker::ReadPosition => "#[read_position]",
+        }
+    }
+}
+
+/// The markers on one field, each as the attribute it was first written as
+/// (for spans).
+#[derive(Default)]
+pub(crate) struct FieldAttrs<'a> {
+    pub facade: Option<&'a Attribute>,
+    pub read_position: Option<&'a Attribute>,
+}
+
+impl<'a> FieldAttrs<'a> {
+    /// Reads a field's attributes, reporting a marker with arguments and a
+    /// repeated marker; other attributes are not ours and are left alone.
+    pub(crate) fn parse(attrs: &'a [Attribute], errors: &mut Errors) -> Self {
+        let mut found = FieldAttrs::default();
+        for attr in attrs {
+            let Some(marker) = Marker::of(attr) else {
+                continue;
+            };
+            reject_arguments(marker, attr, errors);
+            let slot = match marker {
+                Marker::Facade => &mut found.facade,
+                Marker::ReadPosition => &mut found.read_position,
+            };
+            if slot.is_some() {
+                errors.push(Error::new_spanned(
+                    attr,
+                    format!(
+                        "duplicate `{}` attribute: the field is already marked; remove this one",
+                        marker.attribute()
+                    ),
+                ));
+            } else {
+                *slot = Some(attr);
+            }
+        }
+        found
+    }
 }
 
 /// Reports `#[facade]` where it marks nothing: on the struct itself.
 pub(crate) fn reject_container_markers(attrs: &[Attribute], errors: &mut Errors) {
-    for attr in attrs.iter().filter(|attr| is_facade_marker(attr)) {
-        errors.push(Error::new_spanned(
-            attr,
-            "`#[facade]` marks a field: put it on the field that holds the \
-             `diesel_facade::Facade`",
-        ));
+    for attr in attrs {
+        if Marker::of(attr) == Some(Marker::Facade) {
+            errors.push(Error::new_spanned(
+                attr,
+                "`#[facade]` marks a field: put it on the field that holds the \
+                 `diesel_facade::Facade`",
+            ));
+        }
+    }
+}
+
+/// Reports `#[marker(..)]` and `#[marker = ..]`, spanned on what follows the
+/// name.
+fn reject_arguments(marker: Marker, attr: &Attribute, errors: &mut Errors) {
+    let message = format!("`{}` takes no arguments", marker.attribute());
+    match &attr.meta {
+        Meta::Path(_) => {}
+        Meta::List(list) => errors.push(Error::new(list.delimiter.span().join(), message)),
+        Meta::NameValue(name_value) => {
+            let (eq, value) = (&name_value.eq_token, &name_value.value);
+            errors.push(Error::new_spanned(quote!(#eq #value), message));
+        }
     }
 }

@@ -10,12 +10,12 @@
 //!
 //! - `errors`: the accumulator every phase reports into;
 //! - `args` (the arguments of `#[reader(..)]` / `#[writer(..)]`) and `attr`
-//!   (the derive's `#[facade]` marker): parsing that
+//!   (the derive's `#[facade]` / `#[read_position]` markers): parsing that
 //!   records a bad argument or marker and goes on;
 //! - `ast`: a typed model of the item the macro is applied to;
 //! - `valid`: checks of that model, spanned on the offending tokens;
 //! - `expand`: code generation, which runs the phases and emits either the
-//!   code or the errors.
+//!   code or every error at once.
 //!
 //! The entry points below only convert token streams, so every phase runs
 //! on `proc_macro2` and is unit-tested without a compiler.
@@ -193,12 +193,13 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Compile errors
 ///
-/// Spanned on the offending token: an enum or union; no `#[facade]` field
-/// and not exactly one field of type `Facade<..>`; more than one `#[facade]`
-/// field; `#[facade(..)]` or `#[facade = ..]` (it takes no arguments);
-/// `#[facade]` on the struct itself; more than one `#[read_position]` field,
-/// or `#[read_position(..)]`. A marked field that holds no `Facade` fails to
-/// compile on that field's type.
+/// Spanned on the offending token, and all reported in one compile: an
+/// enum or union; no `#[facade]` field and not exactly one field of type
+/// `Facade<..>`; more than one `#[facade]` field; more than one
+/// `#[read_position]` field; a marker with arguments (`#[facade(..)]`,
+/// `#[read_position = ..]`) or repeated on one field; `#[facade]` on the
+/// struct itself. A marked field that holds no `Facade` fails to compile on
+/// that field's type.
 #[proc_macro_derive(TransactionContext, attributes(facade, read_position))]
 pub fn derive_transaction_context(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
