@@ -70,8 +70,77 @@ impl Secrets {
     }
 }
 
-/// The byte ranges of `raw` that hold secrets, sorted and disjoint.
+/// The byte ranges of `raw` that hold secrets, sorted and disjoint: those of
+/// `raw` read as one URL, and those of every further URL it contains (a
+/// list such as a MySQL writer failover list, or several URLs given where
+/// one was expected), each read from its scheme on.
 fn secret_spans(raw: &str) -> Vec<Range<usize>> {
+    let starts = embedded_url_starts(raw);
+    // A comma before a further URL ends a list entry: each entry is read as
+    // a URL of its own, so a list shows as a list.
+    let mut pieces = Vec::new();
+    let mut piece_start = 0;
+    for &start in &starts {
+        if let Some(comma) = raw[..start].trim_end().strip_suffix(',') {
+            pieces.push(piece_start..comma.len());
+            piece_start = start;
+        }
+    }
+    pieces.push(piece_start..raw.len());
+    let mut spans = Vec::new();
+    let mut add = |range: Range<usize>| {
+        spans.extend(
+            secret_spans_of_one(&raw[range.clone()])
+                .into_iter()
+                .map(|span| span.start + range.start..span.end + range.start),
+        );
+    };
+    // Any further URL inside an entry (a malformed one) is read from its
+    // scheme to the entry's end too: redaction errs on the side of hiding
+    // more.
+    for piece in pieces {
+        for &start in starts.iter().filter(|&&s| s > piece.start && s < piece.end) {
+            add(start..piece.end);
+        }
+        add(piece);
+    }
+    spans.sort_by_key(|span| (span.start, span.end));
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
+/// Where each `scheme://` after the start of `raw` begins.
+fn embedded_url_starts(raw: &str) -> Vec<usize> {
+    let is_scheme = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.');
+    let bytes = raw.as_bytes();
+    let mut starts = Vec::new();
+    let mut from = 0;
+    while let Some(found) = raw[from..].find("://") {
+        let at = from + found;
+        let mut start = at;
+        while start > 0 && is_scheme(bytes[start - 1]) {
+            start -= 1;
+        }
+        // Skip the leading non-letters a scheme cannot start with.
+        while start < at && !bytes[start].is_ascii_alphabetic() {
+            start += 1;
+        }
+        if start > 0 && start < at {
+            starts.push(start);
+        }
+        from = at + 3;
+    }
+    starts
+}
+
+/// The secret spans of `raw` read as one URL.
+fn secret_spans_of_one(raw: &str) -> Vec<Range<usize>> {
     let scheme_end = raw.find("://").filter(|&end| {
         let scheme = &raw[..end];
         scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -318,6 +387,18 @@ mod tests {
 
     /// (input, what must be shown, the secret that must never be shown)
     const CASES: &[(&str, &str, &str)] = &[
+        // A list of URLs, or several given where one was expected: every
+        // one's password is hidden.
+        (
+            "mysql://u:pw1@n1/db,mysql://u:pw2@n2/db, mysql://u:pw3@n3/db",
+            "mysql://u:***@n1/db,mysql://u:***@n2/db, mysql://u:***@n3/db",
+            "pw2",
+        ),
+        (
+            "postgres://u:pw1@h/db,postgres://u:pw2@h/db",
+            "postgres://u:***@h/db,postgres://u:***@h/db",
+            "pw2",
+        ),
         (
             "postgres://app:s3cret@db:5432/app",
             "postgres://app:***@db:5432/app",

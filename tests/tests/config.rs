@@ -588,3 +588,15 @@ fn a_mysql_writer_list_checks_every_url() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("pw1") && !text.contains("pw2"), "{text}");
 }
+
+#[test]
+fn several_urls_where_one_was_expected_hide_every_password() {
+    let list = "postgres://u:pw_one@127.0.0.1:1/db,postgres://u:pw_two@127.0.0.1:1/db";
+    let err = build_err::<PgConnection>(list);
+    let builder = Facade::<PgConnection>::builder().writer(list).replica(list);
+    let text = format!("{err} {err:?} {builder:?}");
+    assert!(
+        !text.contains("pw_one") && !text.contains("pw_two"),
+        "{text}"
+    );
+}

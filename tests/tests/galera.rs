@@ -641,3 +641,78 @@ fn a_writer_list_with_no_live_node_names_each_without_passwords() {
         assert!(text.contains(&port), "names the node on {port}: {text}");
     }
 }
+
+/// Session status counters of the facade's (single) pooled connection:
+/// statements prepared, multi-statement switches (two per `batch_execute`)
+/// and savepoints released, read in one writer.
+fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 3] {
+    #[derive(QueryableByName)]
+    struct Status {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = Variable_name)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = Value)]
+        value: String,
+    }
+    let rows = diesel_facade::write(&mut Req { db: db.clone() }, |ctx| {
+        diesel::sql_query(
+            "SHOW SESSION STATUS WHERE Variable_name IN \
+             ('Com_stmt_prepare', 'Com_set_option', 'Com_release_savepoint')",
+        )
+        .load::<Status>(ctx.conn())
+    })
+    .expect("read the session status counters");
+    [
+        "Com_stmt_prepare",
+        "Com_set_option",
+        "Com_release_savepoint",
+    ]
+    .map(|name| {
+        rows.iter()
+            .find(|row| row.name.eq_ignore_ascii_case(name))
+            .map(|row| row.value.parse().expect("a number"))
+            .unwrap_or_else(|| panic!("{name} in SHOW SESSION STATUS"))
+    })
+}
+
+/// How the counters of [`session_counters`] grow over 5 locked increments.
+fn prepares_switches_releases(db: &Facade<MysqlConnection>) -> [i64; 3] {
+    let before = session_counters(db);
+    for _ in 0..5 {
+        locked_increment(&mut Req { db: db.clone() }).expect("increment");
+    }
+    let after = session_counters(db);
+    [0, 1, 2].map(|i| after[i] - before[i])
+}
+
+/// The guard's `RELEASE SAVEPOINT` costs one round trip per commit: diesel
+/// prepares it once per connection and reuses it, so a Galera writer
+/// prepares exactly as many statements, and switches multi-statement mode
+/// as often, as the same writer on one MariaDB server, which has no guard.
+#[test]
+fn the_guard_s_release_is_prepared_once_per_connection() {
+    let _serial = serial();
+    let Some(nodes) = cluster_with("release_prepared", |b| b.max_pool_size(1)) else {
+        return;
+    };
+    let Some(single) =
+        diesel_facade_tests::facade::<MysqlConnection>("release_prepared", |b| b.max_pool_size(1))
+    else {
+        return;
+    };
+    let [galera_prepares, galera_switches, galera_releases] = prepares_switches_releases(&nodes[0]);
+    let [single_prepares, single_switches, single_releases] = prepares_switches_releases(&single);
+    // Between the two reads: the commit of the writer that made the first
+    // read, and 5 increments.
+    assert_eq!(galera_releases, 6, "one guard release per Galera commit");
+    assert_eq!(single_releases, 0, "no guard on one server");
+    assert_eq!(
+        galera_prepares, single_prepares,
+        "the guard's RELEASE is not prepared again per commit"
+    );
+    assert_eq!(
+        galera_switches, single_switches,
+        "the guard's RELEASE is no batch_execute (two more round trips)"
+    );
+}
