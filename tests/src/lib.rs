@@ -1,12 +1,41 @@
 //! Shared pieces of diesel-facade's integration suites: the test schema, a
 //! fresh database per test on each backend, an instrumentation that counts
-//! what reaches the server, and [`backend_suite!`], the scenarios written
-//! once and instantiated for every connection type.
+//! what reaches the server, the [`scenarios`] written once as generic
+//! functions and run on every backend, and [`backend_tests!`], which stamps
+//! out their `#[test]` wrappers.
+//!
+//! # Test servers, and tests that cannot run without one
 //!
 //! Server URLs come from the environment that `scripts/test-servers` writes
-//! (`FACADE_TEST_PG_URL`, `FACADE_TEST_MYSQL_URL`, ...). Without them a
-//! server suite is skipped with a message, except under `CI=true`, where a
-//! missing server is a failure.
+//! (`source target/test-servers/env`), and are read only through
+//! [`server_env`] (or [`server_url`] and [`galera_urls`], built on it):
+//!
+//! | variable | cfg | what it names |
+//! |---|---|---|
+//! | `FACADE_TEST_PG_URL` | `pg_server` | a PostgreSQL primary (admin URL) |
+//! | `FACADE_TEST_PG_REPLICA_URL` | `pg_replica` | its streaming replica |
+//! | `FACADE_TEST_MYSQL_URL` | `mysql_server` | a MariaDB primary (admin URL) |
+//! | `FACADE_TEST_MYSQL_REPLICA_URL` | `mysql_replica` | its GTID replica |
+//! | `FACADE_TEST_GALERA_URLS` | `galera_cluster` | three Galera nodes, comma-separated |
+//!
+//! A test that needs a server says so on its first line, as a skip gate:
+//!
+//! ```ignore
+//! #[test]
+//! #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+//! fn a_postgres_test() { /* ... */ }
+//! ```
+//!
+//! `tests/build.rs` sets each cfg when its variable is set (and not
+//! empty), so without the server the test is reported `ignored, needs
+//! FACADE_TEST_PG_URL`, never `ok`. Under `CI=true` every cfg is set:
+//! nothing is ignored, and a missing server is a failure whose message
+//! names the variable. So is running an ignored test anyway
+//! (`--include-ignored`). A test never returns early because a server is
+//! missing.
+//!
+//! `FACADE_TEST_DB_PREFIX` (optional) is put into the name of every
+//! database the suites create, so that two checkouts can share the servers.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +50,7 @@ pub mod scenarios;
 pub mod trust;
 
 pub mod schema {
-    //! The benchmark schema of DESIGN §8.
+    //! The tables of the suites, as in the benchmark (docs/performance.md).
     diesel::table! {
         items (id) {
             id -> Integer,
@@ -199,61 +228,88 @@ impl TestBackend for diesel::MysqlConnection {
     }
 }
 
-/// The admin URL of `C`'s test server, or `None` (and a message) when it is
-/// not configured outside CI. Under `CI=true` a missing server panics.
-pub fn server_url<C: TestBackend>() -> Option<String> {
-    if C::URL_VAR.is_empty() {
-        return Some(String::new());
-    }
-    match std::env::var(C::URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "{} is not set under CI=true: the {} suite must run against a real server \
-             (scripts/test-servers start; source target/test-servers/env)",
-            C::URL_VAR,
-            C::NAME
+/// The value of `var`, a test server's URL (see the crate documentation).
+///
+/// # Panics
+///
+/// When `var` is unset or empty, with a message that names it: a test that
+/// needs the server is gated by its cfg, so it gets here without one only
+/// under `CI=true` or when run with `--include-ignored`.
+#[track_caller]
+pub fn server_env(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "{var} is not configured: this test needs its server. Start the test servers \
+             (scripts/test-servers start; source target/test-servers/env). Without them \
+             the test is ignored, except under CI=true"
         ),
-        _ => {
-            eprintln!(
-                "SKIPPED: {} is not set; start the test servers with scripts/test-servers",
-                C::URL_VAR
-            );
-            None
-        }
     }
+}
+
+/// The admin URL of `C`'s test server (empty for SQLite, which needs none).
+///
+/// # Panics
+///
+/// When the server is not configured: see [`server_env`].
+#[track_caller]
+pub fn server_url<C: TestBackend>() -> String {
+    if C::URL_VAR.is_empty() {
+        return String::new();
+    }
+    server_env(C::URL_VAR)
+}
+
+/// The URLs of the Galera nodes, in order (`FACADE_TEST_GALERA_URLS`).
+///
+/// # Panics
+///
+/// When the cluster is not configured: see [`server_env`].
+#[track_caller]
+pub fn galera_urls() -> Vec<String> {
+    server_env("FACADE_TEST_GALERA_URLS")
+        .split(',')
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A fresh database for `test` with the test schema and the `locks` table
 /// (via the embedded migrations), and a facade on it configured by
 /// `configure`.
+///
+/// # Panics
+///
+/// When `C`'s server is not configured (see [`server_env`]) or the set-up
+/// fails.
+#[track_caller]
 pub fn facade<C: TestBackend>(
     test: &str,
     configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
-) -> Option<Facade<C>> {
-    let db = facade_without_migrations(test, configure)?;
+) -> Facade<C> {
+    let db = facade_without_migrations(test, configure);
     db.run_migrations().expect("run the embedded migrations");
-    Some(db)
+    db
 }
 
 /// Like [`facade`], without the `locks` table.
+#[track_caller]
 pub fn facade_without_migrations<C: TestBackend>(
     test: &str,
     configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
-) -> Option<Facade<C>> {
-    let admin = server_url::<C>()?;
+) -> Facade<C> {
+    let admin = server_url::<C>();
     let url = C::create_database(&admin, test);
     let mut conn = C::establish(&url).expect("connect to the fresh test database");
     conn.batch_execute(C::SCHEMA)
         .expect("create the test schema");
     drop(conn);
-    let db = configure(
+    configure(
         Facade::builder()
             .writer(url)
             .pool_timeout(std::time::Duration::from_secs(10)),
     )
     .build()
-    .expect("build the facade");
-    Some(db)
+    .expect("build the facade")
 }
 
 /// Run `op` `iterations` times on each of `per_target` threads for every

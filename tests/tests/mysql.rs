@@ -1,6 +1,7 @@
 //! The shared scenarios on the MariaDB primary of `scripts/test-servers`.
 
 diesel_facade_tests::backend_tests! {
+    #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
     diesel::MysqlConnection => scenarios {
         composed_call_uses_one_checkout_one_begin_one_commit,
         nested_reader_sees_the_outer_writers_uncommitted_row,
@@ -31,6 +32,7 @@ diesel_facade_tests::backend_tests! {
 
 mod trust {
     diesel_facade_tests::backend_tests! {
+        #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
         diesel::MysqlConnection => trust {
             ok_with_a_nested_transaction_left_open_commits_nothing,
             savepoint_ok_with_a_nested_transaction_left_open_is_rolled_back,

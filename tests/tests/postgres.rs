@@ -10,6 +10,7 @@ use diesel_facade::{writer, ErrorKind, Facade};
 type Req = diesel_facade_tests::scenarios::Req<PgConnection>;
 
 diesel_facade_tests::backend_tests! {
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
     diesel::PgConnection => scenarios {
         composed_call_uses_one_checkout_one_begin_one_commit,
         nested_reader_sees_the_outer_writers_uncommitted_row,
@@ -43,16 +44,14 @@ diesel_facade_tests::backend_tests! {
 /// `#[writer(retry)]` does not re-run it. COMMIT is made slow with a
 /// deferred constraint trigger, and the session is killed during it.
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_connection_lost_during_commit_is_commit_unknown_and_not_retried() {
     use diesel_facade_tests::{kill_session, server_url, SessionId};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
 
-    let Some(db) = diesel_facade_tests::facade::<diesel::PgConnection>("commit_unknown", |b| b)
-    else {
-        return;
-    };
-    let admin = server_url::<diesel::PgConnection>().expect("server");
+    let db = diesel_facade_tests::facade::<diesel::PgConnection>("commit_unknown", |b| b);
+    let admin = server_url::<diesel::PgConnection>();
     diesel_facade::write(&mut Req { db: db.clone() }, |ctx| {
         diesel::connection::SimpleConnection::batch_execute(
             ctx.conn(),
@@ -99,6 +98,7 @@ fn a_connection_lost_during_commit_is_commit_unknown_and_not_retried() {
 
 mod trust {
     diesel_facade_tests::backend_tests! {
+        #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
         diesel::PgConnection => trust {
             ok_with_a_nested_transaction_left_open_commits_nothing,
             savepoint_ok_with_a_nested_transaction_left_open_is_rolled_back,
@@ -121,6 +121,7 @@ mod trust {
 /// with an error that names the fix, and the next one on the same pooled
 /// connection is watched again (its 40001 is retried).
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_body_replacing_the_instrumentation_is_rolled_back_and_the_watch_restored() {
     use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
     use diesel_facade::{Context, Error};
@@ -144,8 +145,7 @@ fn a_body_replacing_the_instrumentation_is_rolled_back_and_the_watch_restored() 
 
     let db = diesel_facade_tests::facade::<diesel::PgConnection>("instrumentation_swap", |b| {
         b.max_pool_size(1)
-    })
-    .expect("server");
+    });
     let err = diesel_facade::write(&mut db.context(), |ctx| {
         ctx.conn()
             .batch_execute("INSERT INTO items (id, name, qty) VALUES (1, 'x', 0)")?;
@@ -180,11 +180,12 @@ fn a_body_replacing_the_instrumentation_is_rolled_back_and_the_watch_restored() 
 /// once with the refusal (it fails fast only when the pool has nothing to
 /// wait for).
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_refused_reconnect_waits_for_a_healthy_pooled_connection() {
     use diesel::connection::SimpleConnection;
     use diesel_facade_tests::TestBackend;
 
-    let admin = diesel_facade_tests::server_url::<diesel::PgConnection>().expect("server");
+    let admin = diesel_facade_tests::server_url::<diesel::PgConnection>();
     let url = diesel::PgConnection::create_database(&admin, "rotation");
     let database = url::Url::parse(&url).expect("url").path()[1..].to_owned();
     let user = format!("ft_rotation_{}", std::process::id());

@@ -16,19 +16,7 @@ use diesel_facade::{
     TransactionContext,
 };
 use diesel_facade_tests::schema::items;
-
-fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{var} is not set under CI=true: start scripts/test-servers")
-        }
-        _ => {
-            eprintln!("SKIPPED: {var} is not set");
-            None
-        }
-    }
-}
+use diesel_facade_tests::{galera_urls, server_env};
 
 /// `ft<prefix>_<base>`, with `FACADE_TEST_DB_PREFIX`, so that checkouts
 /// sharing the servers do not drop each other's databases.
@@ -445,24 +433,27 @@ mod mariadb {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(pg_server, pg_replica)),
+    ignore = "needs FACADE_TEST_PG_URL and FACADE_TEST_PG_REPLICA_URL"
+)]
 fn postgres_streaming_replica() {
-    let (Some(primary), Some(replica)) =
-        (env("FACADE_TEST_PG_URL"), env("FACADE_TEST_PG_REPLICA_URL"))
-    else {
-        return;
-    };
-    pg::run(&primary, &replica);
+    pg::run(
+        &server_env("FACADE_TEST_PG_URL"),
+        &server_env("FACADE_TEST_PG_REPLICA_URL"),
+    );
 }
 
 #[test]
+#[cfg_attr(
+    not(all(mysql_server, mysql_replica)),
+    ignore = "needs FACADE_TEST_MYSQL_URL and FACADE_TEST_MYSQL_REPLICA_URL"
+)]
 fn mariadb_gtid_replica() {
-    let (Some(primary), Some(replica)) = (
-        env("FACADE_TEST_MYSQL_URL"),
-        env("FACADE_TEST_MYSQL_REPLICA_URL"),
-    ) else {
-        return;
-    };
-    mariadb::run(&primary, &replica);
+    mariadb::run(
+        &server_env("FACADE_TEST_MYSQL_URL"),
+        &server_env("FACADE_TEST_MYSQL_REPLICA_URL"),
+    );
 }
 
 mod galera {
@@ -541,24 +532,22 @@ mod galera {
 }
 
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn galera_nodes_as_replicas_read_their_writes() {
-    let Some(urls) = env("FACADE_TEST_GALERA_URLS") else {
-        return;
-    };
-    let urls: Vec<&str> = urls.split(',').collect();
+    let urls = galera_urls();
     let db_name = db_name("ftg", "replicas");
-    let mut admin: MysqlConnection = connect_eventually(urls[0]);
+    let mut admin: MysqlConnection = connect_eventually(&urls[0]);
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {db_name}; CREATE DATABASE {db_name}; USE {db_name};
              CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);"
         ))
         .expect("create the database on node 1");
-    let writer_port = url::Url::parse(urls[0]).unwrap().port().unwrap() as i32;
+    let writer_port = url::Url::parse(&urls[0]).unwrap().port().unwrap() as i32;
     let db = Facade::<MysqlConnection>::builder()
-        .writer(with_db(urls[0], &db_name))
-        .replica(with_db(urls[1], &db_name))
-        .replica(with_db(urls[2], &db_name))
+        .writer(with_db(&urls[0], &db_name))
+        .replica(with_db(&urls[1], &db_name))
+        .replica(with_db(&urls[2], &db_name))
         .build()
         .unwrap();
     let mut ctx = galera::Req {
@@ -596,24 +585,22 @@ fn galera_nodes_as_replicas_read_their_writes() {
 /// primary after the bounded wait, where it used to read the node's stale
 /// data. A token from the future is dropped without waiting.
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
-    let Some(urls) = env("FACADE_TEST_GALERA_URLS") else {
-        return;
-    };
-    let urls: Vec<&str> = urls.split(',').collect();
+    let urls = galera_urls();
     let db_name = db_name("ftg", "replicas_plain");
-    let mut admin: MysqlConnection = connect_eventually(urls[0]);
+    let mut admin: MysqlConnection = connect_eventually(&urls[0]);
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {db_name}; CREATE DATABASE {db_name}; USE {db_name};
              CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);"
         ))
         .expect("create the database on node 1");
-    let writer_port = url::Url::parse(urls[0]).unwrap().port().unwrap() as i32;
+    let writer_port = url::Url::parse(&urls[0]).unwrap().port().unwrap() as i32;
     let wait = Duration::from_millis(400);
     let db = Facade::<MysqlConnection>::builder()
-        .writer(with_db(urls[0], &db_name))
-        .replica(with_db(urls[1], &db_name))
+        .writer(with_db(&urls[0], &db_name))
+        .replica(with_db(&urls[1], &db_name))
         .replica_wait_timeout(wait)
         .build()
         .unwrap();
@@ -626,7 +613,7 @@ fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
     );
 
     // Hold node 2's applier back (briefly: other suites share the cluster).
-    let node2 = std::cell::RefCell::new(connect_eventually::<MysqlConnection>(urls[1]));
+    let node2 = std::cell::RefCell::new(connect_eventually::<MysqlConnection>(&urls[1]));
     struct Unlock<'a>(&'a std::cell::RefCell<MysqlConnection>);
     impl Drop for Unlock<'_> {
         fn drop(&mut self) {
@@ -656,8 +643,8 @@ fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
 
     // A seqno from the future is dropped rather than waited for.
     let patient = Facade::<MysqlConnection>::builder()
-        .writer(with_db(urls[0], &db_name))
-        .replica(with_db(urls[1], &db_name))
+        .writer(with_db(&urls[0], &db_name))
+        .replica(with_db(&urls[1], &db_name))
         .replica_wait_timeout(Duration::from_secs(5))
         .build()
         .unwrap();

@@ -85,8 +85,7 @@ mod independent_in_reader {
         let db = diesel_facade_tests::facade::<SqliteConnection>(test, |b| {
             b.sqlite_wal(wal)
                 .sqlite_busy_timeout(Duration::from_millis(200))
-        })
-        .expect("SQLite needs no server");
+        });
         let mut ctx = db.context();
         diesel_facade::read(&mut ctx, |ctx| {
             // The reader has read: it holds its snapshot (WAL) or its

@@ -55,9 +55,7 @@ fn hammer<C: TypedQueries>(
 
 /// With the lock, concurrent increments are exact.
 pub fn locked_counter_ends_at_exactly_threads_times_iterations<C: TypedQueries>() {
-    let Some(db) = crate::facade::<C>("locked_counter", |b| b.max_pool_size(8)) else {
-        return;
-    };
+    let db = crate::facade::<C>("locked_counter", |b| b.max_pool_size(8));
     hammer(&db, |ctx| locked_increment(ctx));
     let value = counter_value(&mut Req { db: db.clone() }).unwrap();
     eprintln!(
@@ -69,23 +67,21 @@ pub fn locked_counter_ends_at_exactly_threads_times_iterations<C: TypedQueries>(
 }
 
 /// The counter after `THREADS` x `ITERATIONS` increments without the lock.
-fn unlocked_counter<C: TypedQueries>() -> Option<i32> {
-    let db = crate::facade::<C>("unlocked_counter", |b| b.max_pool_size(8))?;
+fn unlocked_counter<C: TypedQueries>() -> i32 {
+    let db = crate::facade::<C>("unlocked_counter", |b| b.max_pool_size(8));
     hammer(&db, |ctx| unlocked_increment(ctx));
     let value = counter_value(&mut Req { db: db.clone() }).unwrap();
     eprintln!(
         "{}: {THREADS}x{ITERATIONS} unlocked increments -> {value}",
         C::NAME
     );
-    Some(value)
+    value
 }
 
 /// Without the lock, concurrent read-modify-write writers lose updates:
 /// what the lock is for.
 pub fn without_the_lock_updates_are_lost<C: TypedQueries + ConcurrentWriters>() {
-    let Some(value) = unlocked_counter::<C>() else {
-        return;
-    };
+    let value = unlocked_counter::<C>();
     assert!(
         (value as usize) < THREADS * ITERATIONS,
         "without the lock some increments must be lost (got {value})"
@@ -95,9 +91,7 @@ pub fn without_the_lock_updates_are_lost<C: TypedQueries + ConcurrentWriters>() 
 /// SQLite's BEGIN IMMEDIATE already serializes writers: the lock adds
 /// nothing there, and without it nothing is lost.
 pub fn sqlite_serializes_writers_so_no_update_is_lost() {
-    let Some(value) = unlocked_counter::<SqliteConnection>() else {
-        return;
-    };
+    let value = unlocked_counter::<SqliteConnection>();
     assert_eq!(value as usize, THREADS * ITERATIONS);
 }
 
@@ -122,8 +116,8 @@ fn take_both<C: TypedQueries>(
 /// Two writers take locks A and B in opposite orders, from two threads;
 /// with `meet`, their first attempts wait for each other between the two
 /// locks. Both must finish; returns the facade, for its stats.
-fn opposite_lock_orders<C: TypedQueries>(meet: bool) -> Option<Facade<C>> {
-    let db = crate::facade::<C>("lock_order", |b| b.max_pool_size(4))?;
+fn opposite_lock_orders<C: TypedQueries>(meet: bool) -> Facade<C> {
+    let db = crate::facade::<C>("lock_order", |b| b.max_pool_size(4));
     let barrier = Barrier::new(2);
     let first_attempts = AtomicUsize::new(if meet { 0 } else { 2 });
     std::thread::scope(|s| {
@@ -136,15 +130,13 @@ fn opposite_lock_orders<C: TypedQueries>(meet: bool) -> Option<Facade<C>> {
             });
         }
     });
-    Some(db)
+    db
 }
 
 /// Two writers that hold one lock each and wait for the other's deadlock;
 /// the victim is retried and both finish.
 pub fn opposite_lock_order_deadlock_is_retried<C: TypedQueries + ConcurrentWriters>() {
-    let Some(db) = opposite_lock_orders::<C>(true) else {
-        return;
-    };
+    let db = opposite_lock_orders::<C>(true);
     assert!(db.stats().retries >= 1, "the deadlock victim was retried");
 }
 
@@ -152,9 +144,7 @@ pub fn opposite_lock_order_deadlock_is_retried<C: TypedQueries + ConcurrentWrite
 /// database, so writers taking locks in opposite orders never meet and
 /// never deadlock: nothing is retried.
 pub fn sqlite_opposite_lock_order_cannot_deadlock() {
-    let Some(db) = opposite_lock_orders::<SqliteConnection>(false) else {
-        return;
-    };
+    let db = opposite_lock_orders::<SqliteConnection>(false);
     assert_eq!(db.stats().retries, 0, "serialized writers cannot deadlock");
 }
 
@@ -162,9 +152,7 @@ pub fn sqlite_opposite_lock_order_cannot_deadlock() {
 /// (multibyte, SQL metacharacters, exactly 50 characters) are stored as
 /// given.
 pub fn lock_names_are_validated_and_stored_verbatim<C: TypedQueries>() {
-    let Some(db) = setup::<C>("lock_names") else {
-        return;
-    };
+    let db = setup::<C>("lock_names");
     let mut ctx = Req { db };
     for bad in [String::new(), "x".repeat(51)] {
         let err = diesel_facade::write(&mut ctx, |ctx| ctx.lock(&bad)).unwrap_err();
@@ -185,9 +173,7 @@ pub fn lock_names_are_validated_and_stored_verbatim<C: TypedQueries>() {
 /// Without the `locks` table, `ctx.lock` is `MissingLocksTable` and the
 /// message says to run the migrations.
 pub fn a_missing_locks_table_says_to_run_the_migrations<C: TypedQueries>() {
-    let Some(db) = crate::facade_without_migrations::<C>("no_locks_table", |b| b) else {
-        return;
-    };
+    let db = crate::facade_without_migrations::<C>("no_locks_table", |b| b);
     let err = diesel_facade::write(&mut Req { db }, |ctx| ctx.lock("x")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::MissingLocksTable, "{err}");
     assert!(err.message().contains("run_migrations"), "{err}");
@@ -242,9 +228,7 @@ fn lock_timeout_on_the_held_lock_times_out<C: TypedQueries>(ctx: &mut Req<C>) {
 pub fn lock_timeout_and_try_lock_while_another_transaction_holds_it<
     C: TypedQueries + ConcurrentWriters,
 >() {
-    let Some(db) = crate::facade::<C>("lock_timeout", |b| b.max_pool_size(4)) else {
-        return;
-    };
+    let db = crate::facade::<C>("lock_timeout", |b| b.max_pool_size(4));
     while_another_transaction_holds_the_lock(&db, |ctx| {
         lock_timeout_on_the_held_lock_times_out(ctx);
         // try_lock says "taken" and leaves the transaction usable.
@@ -266,12 +250,10 @@ pub fn lock_timeout_and_try_lock_while_another_transaction_holds_it<
 /// is no `try_lock` to ask while it cannot even begin). The lock is free
 /// once the holder's transaction ends.
 pub fn sqlite_lock_timeout_while_another_writer_holds_the_database() {
-    let Some(db) = crate::facade::<SqliteConnection>("lock_timeout", |b| {
+    let db = crate::facade::<SqliteConnection>("lock_timeout", |b| {
         b.max_pool_size(4)
             .sqlite_busy_timeout(Duration::from_millis(300))
-    }) else {
-        return;
-    };
+    });
     while_another_transaction_holds_the_lock(&db, lock_timeout_on_the_held_lock_times_out);
 }
 
@@ -294,9 +276,7 @@ fn fails_retryably<C: TypedQueries>(
 /// never reported, and not on a joined call, whose error reaches the
 /// outermost one.
 pub fn retry_is_inert_on_a_joined_call_and_counts_whole_transactions<C: TypedQueries>() {
-    let Some(db) = setup::<C>("retry_joined") else {
-        return;
-    };
+    let db = setup::<C>("retry_joined");
     let mut ctx = Req { db: db.clone() };
     let calls = AtomicUsize::new(0);
     // Outermost, the error alone (not seen by the server) is not

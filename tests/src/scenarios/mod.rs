@@ -39,7 +39,7 @@ pub struct Req<C: SupportedConnection> {
 }
 
 /// A facade on a fresh database for `test`, with the default settings.
-fn setup<C: TestBackend>(test: &str) -> Option<Facade<C>> {
+fn setup<C: TestBackend>(test: &str) -> Facade<C> {
     crate::facade::<C>(test, |b| b)
 }
 

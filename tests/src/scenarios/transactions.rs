@@ -29,9 +29,7 @@ fn composed<C: TypedQueries>(ctx: &mut Req<C>) -> QueryResult<(Item, i64)> {
 pub fn composed_call_uses_one_checkout_one_begin_one_commit<C: TypedQueries>() {
     let log = EventLog::default();
     let factory = log.factory();
-    let Some(db) = crate::facade::<C>("composed", |b| b.instrumentation(factory)) else {
-        return;
-    };
+    let db = crate::facade::<C>("composed", |b| b.instrumentation(factory));
     let mut ctx = Req { db: db.clone() };
     insert_item(&mut ctx, 1, 0).unwrap();
 
@@ -60,9 +58,7 @@ pub fn composed_call_uses_one_checkout_one_begin_one_commit<C: TypedQueries>() {
 /// A reader joined to a writer sees the writer's row; another context sees
 /// it only after the commit.
 pub fn nested_reader_sees_the_outer_writers_uncommitted_row<C: TypedQueries>() {
-    let Some(db) = setup::<C>("nested_reader_sees") else {
-        return;
-    };
+    let db = setup::<C>("nested_reader_sees");
     let mut ctx = Req { db: db.clone() };
     diesel_facade::write(&mut ctx, |ctx| {
         insert_item(ctx, 7, 3)?;
@@ -79,9 +75,7 @@ pub fn nested_reader_sees_the_outer_writers_uncommitted_row<C: TypedQueries>() {
 
 /// A writer whose body returns `Err` rolls back every joined write.
 pub fn err_rolls_back_everything<C: TypedQueries>() {
-    let Some(db) = setup::<C>("err_rolls_back") else {
-        return;
-    };
+    let db = setup::<C>("err_rolls_back");
     let mut ctx = Req { db: db.clone() };
     let before = db.stats();
     let result: QueryResult<()> = diesel_facade::write(&mut ctx, |ctx| {
@@ -97,9 +91,7 @@ pub fn err_rolls_back_everything<C: TypedQueries>() {
 /// The `Err` of a joined writer reaches the outer body, which may carry on
 /// and commit.
 pub fn joined_error_does_not_roll_back_the_outer_transaction<C: TypedQueries>() {
-    let Some(db) = setup::<C>("joined_error") else {
-        return;
-    };
+    let db = setup::<C>("joined_error");
     let mut ctx = Req { db: db.clone() };
     diesel_facade::write(&mut ctx, |ctx| {
         insert_item(ctx, 1, 0)?;
@@ -119,11 +111,9 @@ pub fn joined_error_does_not_roll_back_the_outer_transaction<C: TypedQueries>() 
 
 /// A panic in a writer rolls it back, and the pool replaces the connection.
 pub fn panic_rolls_back_and_the_pool_recovers<C: TypedQueries>() {
-    let Some(db) = crate::facade::<C>("panic_rolls_back", |b| {
+    let db = crate::facade::<C>("panic_rolls_back", |b| {
         b.max_pool_size(1).pool_timeout(Duration::from_secs(5))
-    }) else {
-        return;
-    };
+    });
     let mut ctx = Req { db: db.clone() };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let _: QueryResult<()> = diesel_facade::write(&mut ctx, |ctx| {
@@ -142,9 +132,7 @@ pub fn panic_rolls_back_and_the_pool_recovers<C: TypedQueries>() {
 /// A failing `#[writer(savepoint)]` rolls back to its savepoint only;
 /// outermost, it is an ordinary transaction.
 pub fn savepoint_rolls_back_only_its_own_work<C: TypedQueries>() {
-    let Some(db) = setup::<C>("savepoint") else {
-        return;
-    };
+    let db = setup::<C>("savepoint");
     let mut ctx = Req { db: db.clone() };
     let log_before = db.stats();
     diesel_facade::write(&mut ctx, |ctx| {
@@ -172,9 +160,7 @@ pub fn savepoint_rolls_back_only_its_own_work<C: TypedQueries>() {
 /// An independent writer called inside a reader commits although the
 /// reader fails.
 pub fn independent_commits_while_the_outer_rolls_back<C: TypedQueries>() {
-    let Some(db) = setup::<C>("independent") else {
-        return;
-    };
+    let db = setup::<C>("independent");
     let mut ctx = Req { db: db.clone() };
     // Inside a reader (also on SQLite, in WAL mode); inside a
     // writer on the server backends: `trust::independent_*`.
@@ -197,9 +183,7 @@ fn failing_with_hook<C: TypedQueries>(ctx: &mut Req<C>, ran: Arc<AtomicUsize>) -
 /// `on_commit` hooks run once the transaction has committed, never after a
 /// rollback, and not when registered in a savepoint that rolled back.
 pub fn on_commit_runs_after_commit_only<C: TypedQueries>() {
-    let Some(db) = setup::<C>("on_commit") else {
-        return;
-    };
+    let db = setup::<C>("on_commit");
     let mut ctx = Req { db: db.clone() };
     let ran = Arc::new(AtomicUsize::new(0));
     let hook = |ran: &Arc<AtomicUsize>, n: usize| {
@@ -241,9 +225,7 @@ fn add<C: TypedQueries>(ctx: &mut Context<C>, id: i32) -> QueryResult<()> {
 /// The facade's own `Context` with an annotated writer, then the closure
 /// form `read_replica` on the same context.
 pub fn context_and_closure_forms_work_together<C: TypedQueries>() {
-    let Some(db) = setup::<C>("closure_forms") else {
-        return;
-    };
+    let db = setup::<C>("closure_forms");
     let mut ctx: Context<C> = db.context();
     add(&mut ctx, 1).unwrap();
     let n: i64 = diesel_facade::read_replica(&mut ctx, |ctx| C::count_items(ctx.conn())).unwrap();
@@ -258,9 +240,7 @@ fn bump_locked<C: TypedQueries>(ctx: &mut Req<C>, id: i32) -> Result<Item, diese
 
 /// Locked read-modify-write writers from four threads: every one commits.
 pub fn writes_in_sequence_from_many_threads_all_commit<C: TypedQueries>() {
-    let Some(db) = crate::facade::<C>("threads_bump", |b| b.max_pool_size(4)) else {
-        return;
-    };
+    let db = crate::facade::<C>("threads_bump", |b| b.max_pool_size(4));
     insert_item(&mut Req { db: db.clone() }, 1, 0).unwrap();
     const THREADS: usize = 4;
     const ITERATIONS: usize = 25;
