@@ -20,6 +20,13 @@ use diesel_facade::ReadOnlyConnection;
 use crate::schema::{counters, items, locks};
 use crate::{Item, SessionId, TestBackend};
 
+/// The row of [`TypedQueries::read_flag`].
+#[derive(QueryableByName)]
+pub struct Flag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    flag: bool,
+}
+
 #[dsl::auto_type]
 fn item_by_id(id: i32) -> _ {
     items::table.find(id)
@@ -81,6 +88,9 @@ pub trait TypedQueries: TestBackend {
     ) -> QueryResult<Vec<(i32, String, i32)>>;
     /// The value of counter `c`, read in a reader.
     fn counter_value(conn: &mut ReadOnlyConnection<Self>) -> QueryResult<i32>;
+    /// The BOOLEAN column `flag` of the single row `sql` returns, run as a
+    /// prepared `sql_query` in a reader.
+    fn read_flag(conn: &mut ReadOnlyConnection<Self>, sql: &str) -> QueryResult<bool>;
     /// The ids of the `locks` rows equal to `name`.
     fn lock_rows_named(conn: &mut ReadOnlyConnection<Self>, name: &str)
         -> QueryResult<Vec<String>>;
@@ -112,7 +122,7 @@ where
     for<'q> dsl::Limit<counter_c>:
         LoadQuery<'q, ReadOnlyConnection<C>, i32> + LoadQuery<'q, C, i32>,
     for<'q> lock_rows_named: LoadQuery<'q, ReadOnlyConnection<C>, String>,
-    for<'q> SqlQuery: LoadQuery<'q, C, SessionId>,
+    for<'q> SqlQuery: LoadQuery<'q, C, SessionId> + LoadQuery<'q, ReadOnlyConnection<C>, Flag>,
     SqlQuery: ExecuteDsl<C>,
     new_item: ExecuteDsl<C>,
     item_qty_set: ExecuteDsl<C>,
@@ -138,6 +148,12 @@ where
 
     fn counter_value(conn: &mut ReadOnlyConnection<Self>) -> QueryResult<i32> {
         counter_c().first(conn)
+    }
+
+    fn read_flag(conn: &mut ReadOnlyConnection<Self>, sql: &str) -> QueryResult<bool> {
+        diesel::sql_query(sql)
+            .get_result::<Flag>(conn)
+            .map(|row| row.flag)
     }
 
     fn lock_rows_named(
