@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel::query_builder::SqlQuery;
+use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::Text;
 use diesel_facade::{writer, Context, Error, ErrorKind, Facade};
 
@@ -27,25 +29,20 @@ pub trait ReadsStrings: TestBackend {
     fn strings(conn: &mut Self, sql: &str) -> Vec<String>;
 }
 
-macro_rules! reads_strings {
-    ($($conn:ty),*) => {$(
-        impl ReadsStrings for $conn {
-            fn strings(conn: &mut Self, sql: &str) -> Vec<String> {
-                diesel::sql_query(sql)
-                    .load::<Name>(conn)
-                    .expect("read strings")
-                    .into_iter()
-                    .map(|row| row.name)
-                    .collect()
-            }
-        }
-    )*};
+impl<C> ReadsStrings for C
+where
+    C: TestBackend,
+    for<'q> SqlQuery: LoadQuery<'q, C, Name>,
+{
+    fn strings(conn: &mut Self, sql: &str) -> Vec<String> {
+        diesel::sql_query(sql)
+            .load::<Name>(conn)
+            .expect("read strings")
+            .into_iter()
+            .map(|row| row.name)
+            .collect()
+    }
 }
-reads_strings!(
-    diesel::SqliteConnection,
-    diesel::PgConnection,
-    diesel::MysqlConnection
-);
 
 fn strings<C: ReadsStrings>(db: &Facade<C>, sql: &str) -> Vec<String> {
     diesel_facade::write(&mut db.context(), |ctx| {
