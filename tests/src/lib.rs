@@ -43,9 +43,11 @@ use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection
 use diesel::Connection;
 use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
-pub mod hostile;
 pub mod proxy;
 pub mod report;
+
+// The scenarios: generic functions that the suites run on each backend.
+pub mod hostile;
 pub mod scenarios;
 pub mod trust;
 
