@@ -14,6 +14,7 @@ use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection
 use diesel::Connection;
 use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
+pub mod kill;
 pub mod report;
 pub mod trust;
 
