@@ -85,7 +85,7 @@ pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// authority (`scheme://` up to the next `/`, `?` or `#`) belongs to that
 /// URL: a password with a comma, a multi-host PostgreSQL URL
 /// (`postgres://h1,h2/db`). Every other comma separates two entries.
-fn split_url_list(list: &str) -> Vec<&str> {
+pub(crate) fn split_url_list(list: &str) -> Vec<&str> {
     let mut urls = Vec::new();
     let mut start = 0;
     let mut in_authority = false;
@@ -113,6 +113,10 @@ fn split_url_list(list: &str) -> Vec<&str> {
         .filter(|u| !u.is_empty())
         .collect()
 }
+
+/// How long a writer failover list waits for a node's port to answer
+/// before it tries the next node (at most `pool_timeout`).
+const FAILOVER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The largest pool: r2d2 reserves room for every connection up front, and
 /// no server accepts more connections than this from one client anyway.
@@ -404,13 +408,59 @@ impl LastConnect {
     }
 }
 
-/// The r2d2 manager: connects, applies session settings, checks health.
-pub(crate) struct Manager<C> {
+/// One URL the manager may connect to.
+pub(crate) struct Target {
     url: String,
     redacted: String,
     /// Scrubbed from every message derived from a driver error: libpq
     /// repeats parts of the URL (a badly percent-encoded password) in its own.
     secrets: Secrets,
+    /// Where a failover list probes the server's port first, so that a node
+    /// that does not answer (a powered-off host drops the SYN) is skipped
+    /// within `probe_timeout` instead of the system's connect timeout.
+    probe: Option<(String, u16)>,
+}
+
+impl Target {
+    fn new(url: &str, default_port: u16) -> Self {
+        let probe = url::Url::parse(url).ok().and_then(|u| {
+            // A Unix socket (`?unix_socket=`) has no port to probe.
+            let socket = u.query_pairs().any(|(k, _)| k == "unix_socket");
+            let host = u.host_str()?.trim_matches(['[', ']']).to_owned();
+            (!socket).then(|| (host, u.port().unwrap_or(default_port)))
+        });
+        Target {
+            url: url.to_owned(),
+            redacted: redact_url(url),
+            secrets: Secrets::of(url),
+            probe,
+        }
+    }
+
+    /// Whether something accepts TCP connections at the target's port
+    /// within `timeout` (true when there is nothing to probe).
+    fn answers(&self, timeout: Duration) -> bool {
+        use std::net::{TcpStream, ToSocketAddrs};
+        let Some((host, port)) = &self.probe else {
+            return true;
+        };
+        let Ok(addrs) = (host.as_str(), *port).to_socket_addrs() else {
+            // Let the driver report the unresolvable name in its own words.
+            return true;
+        };
+        addrs
+            .into_iter()
+            .any(|addr| TcpStream::connect_timeout(&addr, timeout).is_ok())
+    }
+}
+
+/// The r2d2 manager: connects, applies session settings, checks health.
+pub(crate) struct Manager<C> {
+    /// One URL, or (a writer failover list) several in order of preference:
+    /// every new connection goes to the first that accepts it.
+    targets: Vec<Target>,
+    /// How long a failover list waits for a node's port to answer.
+    probe_timeout: Duration,
     options: Arc<BackendOptions>,
     instrumentation: Option<InstrumentationFactory>,
     last_connect: Arc<LastConnect>,
@@ -418,8 +468,55 @@ pub(crate) struct Manager<C> {
 }
 
 impl<C: SupportedConnection> Manager<C> {
+    /// Connect to the first target that accepts; with several, an error
+    /// names every target's failure, and is a `Config` error only when each
+    /// of them refused.
     fn establish(&self) -> Result<Managed<C>, Error> {
-        let mut conn = C::establish(&self.url).map_err(|e| {
+        let several = self.targets.len() > 1;
+        let mut failures = Vec::new();
+        for target in &self.targets {
+            if several && !target.answers(self.probe_timeout) {
+                failures.push(Error::new(
+                    ErrorKind::Disconnected,
+                    format!(
+                        "could not connect to {}: no answer on its port within {:?}",
+                        target.redacted, self.probe_timeout
+                    ),
+                ));
+                continue;
+            }
+            match self.establish_at(target) {
+                Ok(conn) => {
+                    if several && !failures.is_empty() {
+                        tracing::warn!(
+                            writer = %target.redacted,
+                            skipped = failures.len(),
+                            "writer failover: connected to a later node of the list"
+                        );
+                    }
+                    return Ok(conn);
+                }
+                Err(e) if !several => return Err(e),
+                Err(e) => failures.push(e),
+            }
+        }
+        let kind = if failures.iter().all(|e| e.kind() == ErrorKind::Config) {
+            ErrorKind::Config
+        } else {
+            ErrorKind::Disconnected
+        };
+        let each: Vec<&str> = failures.iter().map(Error::message).collect();
+        Err(Error::new(
+            kind,
+            format!(
+                "no node of the writer list accepted a connection: {}",
+                each.join("; ")
+            ),
+        ))
+    }
+
+    fn establish_at(&self, target: &Target) -> Result<Managed<C>, Error> {
+        let mut conn = C::establish(&target.url).map_err(|e| {
             // The driver's error is dropped, not kept as a source: only
             // its scrubbed text survives.
             if C::connect_refused(&e) {
@@ -427,15 +524,15 @@ impl<C: SupportedConnection> Manager<C> {
                 let cause = Error::from(e);
                 return Error::config(format!(
                     "{} refused the connection: {}",
-                    self.redacted,
-                    self.secrets.scrub(cause.message().trim_end())
+                    target.redacted,
+                    target.secrets.scrub(cause.message().trim_end())
                 ));
             }
             let cause = Error::from(e);
             let message = format!(
                 "could not connect to {}: {}",
-                self.redacted,
-                self.secrets.scrub(cause.message().trim_end())
+                target.redacted,
+                target.secrets.scrub(cause.message().trim_end())
             );
             Error::new(cause.kind(), message)
         })?;
@@ -450,8 +547,8 @@ impl<C: SupportedConnection> Manager<C> {
             let err = Error::from(e);
             let message = format!(
                 "applying session settings on {} failed: {}",
-                self.redacted,
-                self.secrets.scrub(err.message())
+                target.redacted,
+                target.secrets.scrub(err.message())
             );
             Error::new(err.kind(), message)
         })?;
@@ -1183,6 +1280,21 @@ impl<C> FacadeBuilder<C> {
     /// (`file::memory:?cache=shared`, `file:name?mode=memory&cache=shared`)
     /// is one database for every connection and is not limited.
     ///
+    /// MySQL/MariaDB (Galera): a comma-separated list of URLs is an
+    /// active/passive failover list, as operators configure HAProxy with
+    /// backup servers. Every new connection goes to the first node that
+    /// accepts it and is ready (`wsrep_ready`); a node whose port does not
+    /// answer within 2 s (or `pool_timeout`, if shorter) is skipped. When a
+    /// node is lost, its pooled connections fail their check-out ping and
+    /// new transactions move to the next live node; the transactions that
+    /// were running on it end with `Disconnected` (or `CommitUnknown` if
+    /// COMMIT was in flight). When the first node is back, new connections
+    /// prefer it again while existing ones stay where they are, so for a
+    /// while writes may reach two nodes: Galera certifies them like any
+    /// multi-master writes, and `#[writer(retry)]` retries the loser.
+    /// PostgreSQL names several hosts in one URL, libpq's way
+    /// (`postgres://h1,h2/db?target_session_attrs=read-write`).
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # fn main() -> Result<(), diesel_facade::Error> {
@@ -1190,6 +1302,17 @@ impl<C> FacadeBuilder<C> {
     ///     .writer(":memory:")
     ///     .build()?;
     /// # Ok(()) }
+    /// ```
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "mysql")]
+    /// # fn main() -> Result<(), diesel_facade::Error> {
+    /// let db = diesel_facade::Facade::<diesel::MysqlConnection>::builder()
+    ///     .writer("mysql://app:secret@node1/app,mysql://app:secret@node2/app")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "mysql"))]
+    /// # fn main() {}
     /// ```
     pub fn writer(mut self, url: impl Into<String>) -> Self {
         self.writer = Some(url.into());
@@ -1735,13 +1858,32 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         options: &Arc<BackendOptions>,
         connect_now: bool,
     ) -> Result<PoolSet<C>, Error> {
-        let redacted = redact_url(url);
-        C::check_url(url).map_err(|message| Error::config(Secrets::of(url).scrub(&message)))?;
+        let urls = if connect_now {
+            C::writer_candidates(url)
+        } else {
+            vec![url.to_owned()]
+        };
+        if urls.is_empty() {
+            return Err(Error::config(
+                "the writer URL list is empty: give at least one URL",
+            ));
+        }
+        for one in &urls {
+            C::check_url(one).map_err(|message| Error::config(Secrets::of(one).scrub(&message)))?;
+        }
+        let targets: Vec<Target> = urls
+            .iter()
+            .map(|u| Target::new(u, C::DEFAULT_PORT))
+            .collect();
+        let redacted = targets
+            .iter()
+            .map(|t| t.redacted.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         let last_connect = Arc::new(LastConnect::default());
         let manager = Manager::<C> {
-            url: url.to_owned(),
-            redacted: redacted.clone(),
-            secrets: Secrets::of(url),
+            targets,
+            probe_timeout: self.pool_timeout.min(FAILOVER_PROBE_TIMEOUT),
             options: Arc::clone(options),
             instrumentation: self.instrumentation.clone(),
             last_connect: Arc::clone(&last_connect),

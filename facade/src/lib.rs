@@ -110,4 +110,5 @@ pub use scope::{
 };
 
 #[doc(hidden)]
-pub use entry::private as __private;
+#[path = "macro_abi.rs"]
+pub mod __private;

@@ -25,15 +25,6 @@ use crate::lock;
 use crate::read_only::ReadOnlyConnection;
 use crate::transaction::Transaction;
 
-/// Which kind of scope an open transaction was handed to.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScopeKind {
-    Writer,
-    Reader,
-    Replica,
-}
-
 /// What a scope argument is: an idle context or an open transaction.
 #[doc(hidden)]
 pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
@@ -41,7 +32,6 @@ pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
     Open {
         ctx: &'a T,
         tx: &'a mut Transaction<T::Connection>,
-        kind: ScopeKind,
     },
 }
 
@@ -64,6 +54,12 @@ pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
 pub trait Scope {
     /// The application's context type.
     type Context: TransactionContext;
+
+    /// Whether this type always carries an open transaction (a scope) or
+    /// never does (a request context). The entry points branch on it, so a
+    /// call from inside a transaction compiles no code that begins one.
+    #[doc(hidden)]
+    const __OPEN: bool;
 
     #[doc(hidden)]
     fn __scope_state(&mut self) -> ScopeState<'_, Self::Context>;
@@ -146,6 +142,7 @@ pub trait ReplicaReadAccess: Scope {}
 #[diagnostic::do_not_recommend]
 impl<T: TransactionContext> Scope for T {
     type Context = T;
+    const __OPEN: bool = false;
 
     fn __scope_state(&mut self) -> ScopeState<'_, T> {
         ScopeState::Idle(self)
@@ -161,7 +158,7 @@ impl<T: TransactionContext> ReadAccess for T {}
 impl<T: TransactionContext> ReplicaReadAccess for T {}
 
 macro_rules! scope_type {
-    ($(#[$doc:meta])* $name:ident, $kind:ident) => {
+    ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         pub struct $name<'s, T: TransactionContext> {
             ctx: &'s T,
@@ -217,12 +214,12 @@ macro_rules! scope_type {
 
         impl<T: TransactionContext> Scope for $name<'_, T> {
             type Context = T;
+            const __OPEN: bool = true;
 
             fn __scope_state(&mut self) -> ScopeState<'_, T> {
                 ScopeState::Open {
                     ctx: self.ctx,
                     tx: &mut *self.tx,
-                    kind: ScopeKind::$kind,
                 }
             }
         }
@@ -261,8 +258,7 @@ scope_type!(
     /// create_table(&mut db.context())?;
     /// # Ok(()) }
     /// ```
-    WriterScope,
-    Writer
+    WriterScope
 );
 scope_type!(
     /// The `ctx` inside a `#[reader]` body: a read-only transaction on the
@@ -283,8 +279,7 @@ scope_type!(
     /// assert_eq!(answer(&mut db.context())?, 42);
     /// # Ok(()) }
     /// ```
-    ReaderScope,
-    Reader
+    ReaderScope
 );
 scope_type!(
     /// The `ctx` inside a `#[reader(replica)]` or `#[reader(allow_replica)]`
@@ -305,8 +300,7 @@ scope_type!(
     /// assert_eq!(answer(&mut db.context())?, 42);
     /// # Ok(()) }
     /// ```
-    ReplicaScope,
-    Replica
+    ReplicaScope
 );
 
 impl<T: TransactionContext> WriteAccess for WriterScope<'_, T> {}

@@ -20,7 +20,7 @@ use diesel::result::Error as DieselError;
 use crate::backend::{SupportedConnection, TxMode};
 use crate::context::TransactionContext;
 use crate::error::{is_connection_lost, savepoint_failure, Error, ErrorKind};
-use crate::facade::{Counters, Facade, PooledConn};
+use crate::facade::{Counters, Facade, PooledConn, RetrySettings};
 use crate::replica::{Position, ReadPosition};
 
 /// A hook registered with `on_commit`.
@@ -236,6 +236,10 @@ fn unbalanced(open: u32) -> Error {
 
 /// Run `body` as an outermost transaction of `mode` on a freshly checked-out
 /// connection, then commit or roll back.
+///
+/// This is the only part generic over the body: checkout, `BEGIN`, the span,
+/// the commit or rollback and the hooks live in [`begin_outermost`] and
+/// [`end_outermost`], compiled once per connection type.
 pub(crate) fn outermost<T, R, E>(
     ctx: &T,
     mode: TxMode,
@@ -247,10 +251,64 @@ where
     E: From<Error>,
 {
     let facade = ctx.facade();
+    let position = ctx.read_position();
+    let mut begun = match begin_outermost(facade, position, mode, route) {
+        Ok(begun) => begun,
+        Err(err) => return Attempt::failed(err),
+    };
+    let result = guarded(&mut begun.tx, 0, |tx| body(ctx, tx));
+    match end_outermost(begun, facade, position, result.is_ok()) {
+        Ended::Stands(retry) => Attempt { result, retry },
+        Ended::Replaced(err) => Attempt::failed(err),
+    }
+}
+
+/// Run `body` on `tx` with a [`RollbackOnDrop`] armed for levels above
+/// `depth`: a panic rolls them back (and drops the hooks they registered).
+fn guarded<C: SupportedConnection, R>(
+    tx: &mut Transaction<C>,
+    depth: u32,
+    body: impl FnOnce(&mut Transaction<C>) -> R,
+) -> R {
+    let hooks = tx.on_commit.len();
+    let mut guard = RollbackOnDrop {
+        tx,
+        depth,
+        hooks,
+        armed: true,
+    };
+    let result = body(&mut *guard.tx);
+    guard.armed = false;
+    result
+}
+
+/// An outermost transaction that has begun, inside its span.
+pub(crate) struct Begun<C: SupportedConnection> {
+    tx: Transaction<C>,
+    span: tracing::span::EnteredSpan,
+    started: Option<Instant>,
+}
+
+/// What became of an outermost transaction once its body returned.
+pub(crate) enum Ended {
+    /// The body's result stands: `Ok` was committed, or `Err` was rolled
+    /// back (and is retryable with this error when set).
+    Stands(Option<(ErrorKind, String)>),
+    /// The body returned `Ok` but nothing was committed, for this reason.
+    Replaced(Error),
+}
+
+/// Check out a connection for `route` and `BEGIN` a transaction of `mode`.
+pub(crate) fn begin_outermost<C: SupportedConnection>(
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    mode: TxMode,
+    route: Route,
+) -> Result<Begun<C>, Error> {
     let counters = &facade.inner.counters;
     let (checkout, replica) = match route {
         Route::Primary => (facade.checkout_writer(), None),
-        Route::Replica => match facade.checkout_replica(ctx.read_position()) {
+        Route::Replica => match facade.checkout_replica(position) {
             Some((index, conn)) => (Ok(conn), Some(index)),
             None => (facade.checkout_writer(), None),
         },
@@ -260,21 +318,18 @@ where
     } else {
         "primary"
     };
-    let conn = match checkout {
-        Ok(conn) => conn,
-        Err(err) => return Attempt::failed(err),
-    };
+    let conn = checkout?;
     let span = tracing::debug_span!(
         "diesel_facade.transaction",
         mode = ?mode,
-        backend = <T::Connection as SupportedConnection>::NAME,
+        backend = C::NAME,
         server,
         joins = tracing::field::Empty,
         savepoints = tracing::field::Empty,
         outcome = tracing::field::Empty,
         duration_us = tracing::field::Empty,
-    );
-    let _entered = span.enter();
+    )
+    .entered();
     // Only pay for the clock when someone listens to the span.
     let started = (!span.is_disabled()).then(Instant::now);
     let mut tx = Transaction {
@@ -289,11 +344,8 @@ where
         replica,
     };
     tx.conn.begin_watching();
-    let Transaction { conn, .. } = &mut tx;
-    let managed = &mut **conn;
-    if let Err(err) =
-        <T::Connection as SupportedConnection>::begin(&mut managed.conn, mode, &mut managed.session)
-    {
+    let managed = &mut *tx.conn;
+    if let Err(err) = C::begin(&mut managed.conn, mode, &mut managed.session) {
         let lost = is_connection_lost(&err);
         let err = Error::from(err);
         if lost || err.kind() == ErrorKind::Disconnected {
@@ -301,114 +353,39 @@ where
         }
         span.record("outcome", "begin failed");
         tracing::debug!(error = %err, "BEGIN failed");
-        return Attempt::failed(err);
+        return Err(err);
     }
     // The BEGIN itself is no implicit commit of this transaction.
     tx.conn.forget_implicit_commits();
     Counters::bump(&counters.transactions);
+    Ok(Begun { tx, span, started })
+}
 
-    let mut guard = RollbackOnDrop {
-        tx: &mut tx,
-        depth: 0,
-        hooks: 0,
-        armed: true,
-    };
-    let result = body(ctx, &mut *guard.tx);
-    guard.armed = false;
-    drop(guard);
-
-    if !tx.conn.watched() {
-        // The body replaced the connection's instrumentation: the facade
-        // could not see the errors of this transaction, so it cannot tell
-        // whether the server aborted it.
-        tx.conn.broken = true;
-        let _ = rollback(&mut tx);
-        Counters::bump(&counters.rollbacks);
-        return Attempt::failed(Error::new(
-            ErrorKind::Other,
-            "the function replaced the connection's diesel instrumentation \
-             (`set_instrumentation`), so the facade could not watch this transaction for \
-             aborts; it was rolled back. Install instrumentation with \
-             `FacadeBuilder::instrumentation` instead",
-        ));
-    }
-    let doomed = tx.conn.doomed();
-    let open = match depth(&mut tx) {
-        Ok(d) => d,
-        Err(err) => {
-            tx.conn.broken = true;
-            let _ = rollback(&mut tx);
-            Counters::bump(&counters.rollbacks);
-            return Attempt::failed(Error::from(err));
-        }
-    };
-    let attempt = match (result, doomed) {
-        (Ok(_), None) if open != 1 => {
-            let _ = rollback(&mut tx);
-            Counters::bump(&counters.rollbacks);
-            tracing::warn!(open, "the body left nested transactions open; rolled back");
-            Attempt::failed(unbalanced(open.saturating_sub(1)))
-        }
-        (Ok(value), None) => match aborted_by_a_handled_error(&mut tx) {
-            Some(err) => {
-                let _ = rollback(&mut tx);
-                Counters::bump(&counters.rollbacks);
-                Attempt::failed(err)
-            }
-            None => commit(&mut tx, facade, ctx.read_position(), value),
-        },
-        (Ok(_), Some((kind, message))) if !kind.is_retryable() => {
-            // Doomed by the facade itself (see `savepoint`): the message
-            // says what happened.
-            let _ = rollback(&mut tx);
-            Counters::bump(&counters.rollbacks);
-            Attempt::failed(Error::new(kind, message))
-        }
-        (Ok(_), Some((kind, message))) => {
-            // The server aborted the transaction (a deadlock the body caught
-            // and ignored, say); reporting Ok would claim lost writes.
-            let _ = rollback(&mut tx);
-            Counters::bump(&counters.rollbacks);
-            let err = Error::new(
-                kind,
-                format!(
-                    "the server aborted this transaction ({message}) but the function \
-                     returned Ok; nothing was committed"
-                ),
-            );
-            Attempt::failed(err)
-        }
-        (Err(err), doomed) => {
-            let _ = rollback(&mut tx);
-            Counters::bump(&counters.rollbacks);
-            if doomed
-                .as_ref()
-                .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
-            {
-                tx.conn.broken = true;
-            }
-            tracing::debug!("rolled back");
-            // Only what the server reported as retryable re-runs the
-            // transaction (a failed ROLLBACK TO SAVEPOINT dooms it with
-            // whatever kind that failure had); a deadlock that a savepoint
-            // rolled back and the body passed up counts too.
-            let retry = doomed
-                .or_else(|| tx.savepoint_retryable.take())
-                .filter(|(kind, _)| kind.is_retryable());
-            Attempt {
-                result: Err(err),
-                retry,
-            }
-        }
-    };
+/// Commit (when the body returned `Ok` and nothing doomed the
+/// transaction) or roll back, record the span, give the connection back and
+/// run the commit hooks.
+pub(crate) fn end_outermost<C: SupportedConnection>(
+    begun: Begun<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    body_ok: bool,
+) -> Ended {
+    let Begun {
+        mut tx,
+        span,
+        started,
+    } = begun;
+    let ended = settle(&mut tx, facade, position, body_ok);
     if let Some(started) = started {
         span.record("joins", tx.joins);
         span.record("savepoints", tx.savepoints);
+        let committed = body_ok && matches!(ended, Ended::Stands(_));
         span.record(
             "outcome",
-            match &attempt.result {
-                Ok(_) => "committed",
-                Err(_) => "rolled back",
+            if committed {
+                "committed"
+            } else {
+                "rolled back"
             },
         );
         span.record(
@@ -417,16 +394,116 @@ where
         );
     }
     if tx.on_commit.is_empty() {
-        return attempt;
+        return ended;
     }
     let hooks = std::mem::take(&mut tx.on_commit);
     // Give the connection back before running hooks, so a hook may use the
     // facade itself.
     drop(tx);
-    if attempt.result.is_ok() {
+    if body_ok && matches!(ended, Ended::Stands(_)) {
         run_hooks(hooks);
     }
-    attempt
+    ended
+}
+
+/// The decision of [`end_outermost`], and its COMMIT or ROLLBACK.
+fn settle<C: SupportedConnection>(
+    tx: &mut Transaction<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    body_ok: bool,
+) -> Ended {
+    let counters = &facade.inner.counters;
+    let rolled_back = |tx: &mut Transaction<C>, err: Error| {
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        Ended::Replaced(err)
+    };
+    if !tx.conn.watched() {
+        // The body replaced the connection's instrumentation: the facade
+        // could not see the errors of this transaction, so it cannot tell
+        // whether the server aborted it.
+        tx.conn.broken = true;
+        let err = Error::new(
+            ErrorKind::Other,
+            "the function replaced the connection's diesel instrumentation \
+             (`set_instrumentation`), so the facade could not watch this transaction for \
+             aborts; it was rolled back. Install instrumentation with \
+             `FacadeBuilder::instrumentation` instead",
+        );
+        return rolled_back(tx, err);
+    }
+    let doomed = tx.conn.doomed();
+    if !body_ok {
+        // The body's own error stands, whatever state the connection is in
+        // (diesel may call its transaction manager broken after a lost
+        // connection: that must not replace the application's error).
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        if doomed
+            .as_ref()
+            .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
+        {
+            tx.conn.broken = true;
+        }
+        tracing::debug!("rolled back");
+        // Only what the server reported as retryable re-runs the
+        // transaction (a failed ROLLBACK TO SAVEPOINT dooms it with
+        // whatever kind that failure had); a deadlock that a savepoint
+        // rolled back and the body passed up counts too.
+        let retry = doomed
+            .or_else(|| tx.savepoint_retryable.take())
+            .filter(|(kind, _)| kind.is_retryable());
+        return Ended::Stands(retry);
+    }
+    let open = match depth(tx) {
+        Ok(d) => d,
+        Err(err) => {
+            tx.conn.broken = true;
+            let err = match doomed {
+                // The body handled (or never saw) the lost connection.
+                Some((kind, message)) => Error::new(
+                    kind,
+                    format!(
+                        "the function returned Ok, but the transaction could not go on \
+                         ({message}); nothing was committed"
+                    ),
+                ),
+                None => Error::from(err),
+            };
+            return rolled_back(tx, err);
+        }
+    };
+    match doomed {
+        None if open != 1 => {
+            tracing::warn!(open, "the body left nested transactions open; rolled back");
+            rolled_back(tx, unbalanced(open.saturating_sub(1)))
+        }
+        None => match aborted_by_a_handled_error(tx) {
+            Some(err) => rolled_back(tx, err),
+            None => match commit(tx, facade, position) {
+                Ok(()) => Ended::Stands(None),
+                Err(err) => Ended::Replaced(err),
+            },
+        },
+        Some((kind, message)) if !kind.is_retryable() => {
+            // Doomed by the facade itself (see `savepoint`): the message
+            // says what happened.
+            rolled_back(tx, Error::new(kind, message))
+        }
+        Some((kind, message)) => {
+            // The server aborted the transaction (a deadlock the body caught
+            // and ignored, say); reporting Ok would claim lost writes.
+            let err = Error::new(
+                kind,
+                format!(
+                    "the server aborted this transaction ({message}) but the function \
+                     returned Ok; nothing was committed"
+                ),
+            );
+            rolled_back(tx, err)
+        }
+    }
 }
 
 /// Run every hook of a committed transaction. A hook that panics does not
@@ -445,12 +522,13 @@ fn run_hooks(hooks: Vec<CommitHook>) {
     }
 }
 
-fn commit<C: SupportedConnection, R, E: From<Error>>(
+/// COMMIT, after the backend's last check. `Err` means nothing is known to
+/// be committed, except `CommitUnknown`, which says the outcome is unknown.
+fn commit<C: SupportedConnection>(
     tx: &mut Transaction<C>,
     facade: &Facade<C>,
     position: Option<&ReadPosition>,
-    value: R,
-) -> Attempt<R, E> {
+) -> Result<(), Error> {
     let counters = &facade.inner.counters;
     let managed = &mut *tx.conn;
     let implicit_commits = managed.implicit_commits();
@@ -470,7 +548,7 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
         Counters::bump(&counters.rollbacks);
         let err = savepoint_error::<C>(err);
         tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
-        return Attempt::failed(err);
+        return Err(err);
     }
     match AnsiTransactionManager::commit_transaction(tx.connection()) {
         Ok(()) if depth(tx).ok() != Some(0) => {
@@ -479,7 +557,7 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
             tx.conn.broken = true;
             let _ = rollback(tx);
             Counters::bump(&counters.rollbacks);
-            Attempt::failed(unbalanced(1))
+            Err(unbalanced(1))
         }
         Ok(()) => {
             Counters::bump(&counters.commits);
@@ -488,10 +566,7 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
                     record_position(tx, position);
                 }
             }
-            Attempt {
-                result: Ok(value),
-                retry: None,
-            }
+            Ok(())
         }
         Err(err) => {
             Counters::bump(&counters.rollbacks);
@@ -503,14 +578,11 @@ fn commit<C: SupportedConnection, R, E: From<Error>>(
                      may or may not have been committed",
                 );
                 tracing::warn!(error = %err, "commit outcome unknown");
-                return Attempt {
-                    result: Err(E::from(err)),
-                    retry: None,
-                };
+                return Err(err);
             }
             let err = Error::from(err);
             tracing::debug!(error = %err, "COMMIT failed");
-            Attempt::failed(err)
+            Err(err)
         }
     }
 }
@@ -534,6 +606,9 @@ fn record_position<C: SupportedConnection>(tx: &mut Transaction<C>, position: &R
 }
 
 /// Run `body` inside a savepoint of the open transaction.
+///
+/// Generic over the body only here: opening and ending the savepoint live
+/// in [`begin_savepoint`] and [`end_savepoint`].
 pub(crate) fn savepoint<C, R, E>(
     tx: &mut Transaction<C>,
     body: impl FnOnce(&mut Transaction<C>) -> Result<R, E>,
@@ -542,28 +617,52 @@ where
     C: SupportedConnection,
     E: From<Error>,
 {
-    let base = match depth(tx) {
-        Ok(d) => d,
-        Err(err) => return Err(E::from(Error::from(err))),
-    };
-    if let Err(err) = AnsiTransactionManager::begin_transaction(tx.connection()) {
-        return Err(E::from(Error::from(err)));
+    let mark = begin_savepoint(tx).map_err(E::from)?;
+    let result = guarded(tx, mark.base, body);
+    match end_savepoint(tx, &mark, result.is_ok()) {
+        None => result,
+        Some(err) => Err(E::from(err)),
     }
+}
+
+/// Where a savepoint began: what ending it restores or compares against.
+pub(crate) struct SavepointMark {
+    base: u32,
+    hooks_before: usize,
+    doomed_before: Option<(ErrorKind, String)>,
+    implicit_before: u32,
+}
+
+/// Open a savepoint on the open transaction.
+pub(crate) fn begin_savepoint<C: SupportedConnection>(
+    tx: &mut Transaction<C>,
+) -> Result<SavepointMark, Error> {
+    let base = depth(tx).map_err(Error::from)?;
+    AnsiTransactionManager::begin_transaction(tx.connection()).map_err(Error::from)?;
     tx.savepoints += 1;
     tx.savepoint_depth += 1;
     tracing::debug!(savepoint = tx.savepoints, "savepoint");
-    let hooks_before = tx.on_commit.len();
-    let doomed_before = tx.conn.doomed();
-    let implicit_before = tx.conn.implicit_commits();
-    let mut guard = RollbackOnDrop {
-        tx: &mut *tx,
-        depth: base,
-        hooks: hooks_before,
-        armed: true,
-    };
-    let result = body(&mut *guard.tx);
-    guard.armed = false;
-    drop(guard);
+    Ok(SavepointMark {
+        base,
+        hooks_before: tx.on_commit.len(),
+        doomed_before: tx.conn.doomed(),
+        implicit_before: tx.conn.implicit_commits(),
+    })
+}
+
+/// Release the savepoint (the body returned `Ok`) or roll back to it. `None`:
+/// the body's result stands; `Some`: report this error instead.
+pub(crate) fn end_savepoint<C: SupportedConnection>(
+    tx: &mut Transaction<C>,
+    mark: &SavepointMark,
+    body_ok: bool,
+) -> Option<Error> {
+    let SavepointMark {
+        base,
+        hooks_before,
+        ref doomed_before,
+        implicit_before,
+    } = *mark;
     tx.savepoint_depth -= 1;
     if tx.conn.implicit_commits() > implicit_before {
         // DDL (or the like) ended the transaction on the server, and the
@@ -579,66 +678,62 @@ where
             .to_owned();
         tx.conn
             .set_doomed(Some((ErrorKind::CommitUnknown, message.clone())));
-        return Err(E::from(Error::new(ErrorKind::CommitUnknown, message)));
+        return Some(Error::new(ErrorKind::CommitUnknown, message));
     }
     let open = depth(tx).unwrap_or(u32::MAX);
-    match result {
-        Ok(_) if open != base + 1 => {
-            tx.on_commit.truncate(hooks_before);
-            // Only this savepoint's work is undone: the caller may go on.
-            match rollback_to(tx, base) {
-                Ok(()) => Err(E::from(unbalanced(open.saturating_sub(base + 1)))),
-                Err(rollback_err) => {
-                    let err = savepoint_error::<C>(rollback_err);
-                    tx.conn
-                        .set_doomed(Some((err.kind(), err.message().to_owned())));
-                    Err(E::from(err))
-                }
+    if body_ok && open != base + 1 {
+        tx.on_commit.truncate(hooks_before);
+        // Only this savepoint's work is undone: the caller may go on.
+        return Some(match rollback_to(tx, base) {
+            Ok(()) => unbalanced(open.saturating_sub(base + 1)),
+            Err(rollback_err) => {
+                let err = savepoint_error::<C>(rollback_err);
+                tx.conn
+                    .set_doomed(Some((err.kind(), err.message().to_owned())));
+                err
             }
+        });
+    }
+    if body_ok {
+        return AnsiTransactionManager::commit_transaction(tx.connection())
+            .err()
+            .map(savepoint_error::<C>);
+    }
+    tx.on_commit.truncate(hooks_before);
+    let seen = tx.conn.doomed();
+    match rollback_to(tx, base) {
+        Ok(()) if whole_transaction_lost(tx) => {
+            // diesel tolerated a failed ROLLBACK TO SAVEPOINT (MySQL
+            // 1305 after a deadlock or wsrep abort rolled everything
+            // back): the outer transaction is gone too, so it stays
+            // doomed and the outermost `retry` re-runs it.
+            if tx.conn.doomed().is_none() {
+                tx.conn.set_doomed(Some((
+                    ErrorKind::Deadlock,
+                    "the server rolled the transaction back; its savepoint is gone".into(),
+                )));
+            }
+            tracing::debug!("savepoint gone: the whole transaction was rolled back");
+            None
         }
-        Ok(value) => match AnsiTransactionManager::commit_transaction(tx.connection()) {
-            Ok(()) => Ok(value),
-            Err(err) => Err(E::from(savepoint_error::<C>(err))),
-        },
-        Err(err) => {
-            tx.on_commit.truncate(hooks_before);
-            let seen = tx.conn.doomed();
-            let result = rollback_to(tx, base);
-            match result {
-                Ok(()) if whole_transaction_lost(tx) => {
-                    // diesel tolerated a failed ROLLBACK TO SAVEPOINT (MySQL
-                    // 1305 after a deadlock or wsrep abort rolled everything
-                    // back): the outer transaction is gone too, so it stays
-                    // doomed and the outermost `retry` re-runs it.
-                    if tx.conn.doomed().is_none() {
-                        tx.conn.set_doomed(Some((
-                            ErrorKind::Deadlock,
-                            "the server rolled the transaction back; its savepoint is gone".into(),
-                        )));
-                    }
-                    tracing::debug!("savepoint gone: the whole transaction was rolled back");
-                    Err(err)
-                }
-                Ok(()) => {
-                    // The savepoint undid whatever the server rejected inside
-                    // it (PostgreSQL recovers from errors this way), so the
-                    // outer transaction may still commit. If that error was
-                    // retryable and the body passes the failure up, the
-                    // outermost `retry` re-runs the whole transaction.
-                    if let Some(failure) = seen.filter(|_| doomed_before.is_none()) {
-                        tx.savepoint_retryable.get_or_insert(failure);
-                    }
-                    tx.conn.set_doomed(doomed_before);
-                    tracing::debug!("rolled back to savepoint");
-                    Err(err)
-                }
-                Err(rollback_err) => {
-                    let err = savepoint_error::<C>(rollback_err);
-                    tx.conn
-                        .set_doomed(Some((err.kind(), err.message().to_owned())));
-                    Err(E::from(err))
-                }
+        Ok(()) => {
+            // The savepoint undid whatever the server rejected inside
+            // it (PostgreSQL recovers from errors this way), so the
+            // outer transaction may still commit. If that error was
+            // retryable and the body passes the failure up, the
+            // outermost `retry` re-runs the whole transaction.
+            if let Some(failure) = seen.filter(|_| doomed_before.is_none()) {
+                tx.savepoint_retryable.get_or_insert(failure);
             }
+            tx.conn.set_doomed(doomed_before.clone());
+            tracing::debug!("rolled back to savepoint");
+            None
+        }
+        Err(rollback_err) => {
+            let err = savepoint_error::<C>(rollback_err);
+            tx.conn
+                .set_doomed(Some((err.kind(), err.message().to_owned())));
+            Some(err)
         }
     }
 }
@@ -667,38 +762,68 @@ pub(crate) fn with_retry<C, R, E>(
 where
     C: SupportedConnection,
 {
-    let settings = facade.inner.retry;
-    let max = policy.max_retries.unwrap_or(settings.max_retries);
-    let started = Instant::now();
-    let mut retries = 0u32;
+    let mut retries = Retries::new(&facade.inner.retry, policy);
     loop {
         let outcome = attempt();
-        let delay = backoff(retries + 1, settings.initial_backoff, settings.max_backoff);
-        let in_time = started.elapsed().saturating_add(delay) <= settings.max_duration;
-        match outcome.retry {
-            Some((kind, message)) if retries < max && in_time => {
-                retries += 1;
-                Counters::bump(&facade.inner.counters.retries);
+        if !retries.again(outcome.retry, &facade.inner.counters) {
+            return outcome.result;
+        }
+    }
+}
+
+/// The retry loop's state and decisions, apart from the attempt itself.
+struct Retries<'a> {
+    settings: &'a RetrySettings,
+    max: u32,
+    started: Instant,
+    done: u32,
+}
+
+impl<'a> Retries<'a> {
+    fn new(settings: &'a RetrySettings, policy: RetryPolicy) -> Self {
+        Retries {
+            settings,
+            max: policy.max_retries.unwrap_or(settings.max_retries),
+            started: Instant::now(),
+            done: 0,
+        }
+    }
+
+    /// Whether to run the attempt again after it failed with `retry` (`None`:
+    /// not retryable); sleeps the backoff first when so.
+    fn again(&mut self, retry: Option<(ErrorKind, String)>, counters: &Counters) -> bool {
+        let settings = self.settings;
+        let delay = backoff(
+            self.done + 1,
+            settings.initial_backoff,
+            settings.max_backoff,
+        );
+        let in_time = self.started.elapsed().saturating_add(delay) <= settings.max_duration;
+        match retry {
+            Some((kind, message)) if self.done < self.max && in_time => {
+                self.done += 1;
+                Counters::bump(&counters.retries);
                 tracing::warn!(
-                    attempt = retries + 1,
-                    max_attempts = max + 1,
+                    attempt = self.done + 1,
+                    max_attempts = self.max + 1,
                     error_kind = ?kind,
                     error = %message,
                     delay_us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
                     "retrying transaction"
                 );
                 std::thread::sleep(delay);
+                true
             }
-            Some((kind, _)) if retries < max => {
+            Some((kind, _)) if self.done < self.max => {
                 tracing::warn!(
-                    attempts = retries + 1,
+                    attempts = self.done + 1,
                     error_kind = ?kind,
                     max_retry_duration = ?settings.max_duration,
                     "not retrying: max_retry_duration reached"
                 );
-                return outcome.result;
+                false
             }
-            _ => return outcome.result,
+            _ => false,
         }
     }
 }

@@ -15,6 +15,7 @@ use diesel::Connection;
 use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
 pub mod kill;
+pub mod proxy;
 pub mod report;
 pub mod trust;
 

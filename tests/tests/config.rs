@@ -564,3 +564,27 @@ fn postgres_replica_errors_in_the_log_never_show_the_password() {
 fn mysql_replica_errors_in_the_log_never_show_the_password() {
     replica_errors_in_the_log_never_show_the_password::<MysqlConnection>();
 }
+
+#[test]
+fn a_sqlite_writer_path_with_a_comma_is_one_path() {
+    let dir = std::env::temp_dir().join(format!("facade-comma-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("a,b.db");
+    let db = Facade::<SqliteConnection>::builder()
+        .writer(path.to_str().expect("UTF-8 path"))
+        .build()
+        .expect("a path with a comma");
+    db.run_migrations().expect("migrations");
+    assert!(path.exists(), "the database is the file {path:?}");
+    assert!(!dir.join("a").exists(), "the path was not split");
+    drop(db);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[test]
+fn a_mysql_writer_list_checks_every_url() {
+    let err = build_err::<MysqlConnection>("mysql://u:pw1@127.0.0.1:1/db,postgres://u:pw2@h/db");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("pw1") && !text.contains("pw2"), "{text}");
+}

@@ -522,3 +522,93 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
     };
     assert_eq!(session(), session(), "the same pooled connection");
 }
+
+/// The node a facade's writer connections reach (`@@port`).
+fn writer_port(db: &Facade<MysqlConnection>) -> i32 {
+    #[derive(QueryableByName)]
+    struct Port {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        port: i32,
+    }
+    diesel_facade::write(&mut Req { db: db.clone() }, |ctx| {
+        diesel::sql_query("SELECT CAST(@@port AS SIGNED) AS port").get_result::<Port>(ctx.conn())
+    })
+    .map(|p| p.port)
+    .expect("ask the writer node for its port")
+}
+
+/// A URL of `url`'s server with the database of `like`.
+fn with_db(url: &str, like: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("node URL");
+    let db = url::Url::parse(like).expect("URL").path().to_owned();
+    parsed.set_path(&db);
+    parsed.to_string()
+}
+
+/// A port on 127.0.0.1 that nothing listens on (a lost node).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let port = listener.local_addr().expect("its address").port();
+    drop(listener);
+    port
+}
+
+#[test]
+fn a_writer_list_prefers_the_first_live_node_and_skips_a_lost_one() {
+    let _serial = serial();
+    let Some(nodes) = cluster("writer_list") else {
+        return;
+    };
+    let urls: Vec<String> = std::env::var("FACADE_TEST_GALERA_URLS")
+        .expect("set when cluster() returned")
+        .split(',')
+        .map(|u| with_db(u, nodes[0].writer_url()))
+        .collect();
+    let port = |url: &str| i32::from(url::Url::parse(url).unwrap().port().unwrap());
+
+    // The first live node of the list takes every new connection.
+    let list = Facade::<MysqlConnection>::builder()
+        .writer(format!("{},{},{}", urls[1], urls[0], urls[2]))
+        .build()
+        .expect("a facade on a writer list");
+    assert_eq!(writer_port(&list), port(&urls[1]));
+    let shown = list.writer_url().to_owned();
+    assert_eq!(shown.matches("mysql://").count(), 3, "{shown}");
+    assert!(!shown.contains("facade_pw"), "{shown}");
+
+    // A lost first node (nothing listens on its port) is skipped: the
+    // facade builds, and its writers commit on the next node.
+    let lost = format!("mysql://facade:facade_pw@127.0.0.1:{}/x", closed_port());
+    let started = std::time::Instant::now();
+    let list = Facade::<MysqlConnection>::builder()
+        .writer(format!("{lost},{}", urls[2]))
+        .build()
+        .expect("the lost node is skipped");
+    assert_eq!(writer_port(&list), port(&urls[2]));
+    let value = locked_increment(&mut Req { db: list.clone() }).expect("a locked increment");
+    assert!(value > 0, "{value}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "skipping a lost node took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_writer_list_with_no_live_node_names_each_without_passwords() {
+    let lost: Vec<String> = (0..2)
+        .map(|_| format!("mysql://facade:s3cret_pw@127.0.0.1:{}/x", closed_port()))
+        .collect();
+    let err = Facade::<MysqlConnection>::builder()
+        .writer(lost.join(","))
+        .pool_timeout(Duration::from_secs(1))
+        .build()
+        .expect_err("no node answers");
+    assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("s3cret_pw"), "{text}");
+    for url in &lost {
+        let port = url::Url::parse(url).unwrap().port().unwrap().to_string();
+        assert!(text.contains(&port), "names the node on {port}: {text}");
+    }
+}

@@ -103,6 +103,10 @@ pub trait SupportedConnection:
     #[doc(hidden)]
     const NAME: &'static str;
 
+    /// The server's port when a URL names none (0 where there is no server).
+    #[doc(hidden)]
+    const DEFAULT_PORT: u16 = 0;
+
     /// Whether a savepoint that vanished (`ROLLBACK TO`/`RELEASE SAVEPOINT`
     /// failing because it does not exist) means the server rolled the whole
     /// transaction back: true on MySQL/MariaDB, where a deadlock or a wsrep
@@ -115,6 +119,16 @@ pub trait SupportedConnection:
     /// one is a `Config` error naming the problem.
     #[doc(hidden)]
     fn check_url(url: &str) -> Result<(), String>;
+
+    /// The writer URLs that `writer(..)` names, in order of preference:
+    /// several only where the backend supports an active/passive list
+    /// (MySQL/MariaDB, for Galera nodes). Elsewhere the string is one URL
+    /// as the driver reads it (a SQLite path may hold a comma; a
+    /// PostgreSQL URL names several hosts its own way).
+    #[doc(hidden)]
+    fn writer_candidates(url: &str) -> Vec<String> {
+        vec![url.to_owned()]
+    }
 
     /// The most connections a pool on `url` may hold, if the URL itself
     /// limits it (an in-memory SQLite database exists once per connection).

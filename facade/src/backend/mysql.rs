@@ -190,10 +190,18 @@ impl super::ConcurrentWriters for MysqlConnection {}
 
 impl SupportedConnection for MysqlConnection {
     const NAME: &'static str = "mysql";
+    const DEFAULT_PORT: u16 = 3306;
     const LOST_SAVEPOINT_MEANS_ROLLED_BACK: bool = true;
 
     fn check_url(url: &str) -> Result<(), String> {
         super::check_server_url(url, &["mysql", "mariadb"], "MySQL/MariaDB")
+    }
+
+    fn writer_candidates(url: &str) -> Vec<String> {
+        crate::facade::split_url_list(url)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     fn connect_refused(err: &ConnectionError) -> bool {
@@ -291,6 +299,25 @@ impl SupportedConnection for MysqlConnection {
             .load::<Variable>(conn)?
             .iter()
             .any(|v| v.value.eq_ignore_ascii_case("ON"));
+        if galera {
+            // A node that is joining, donating a snapshot or cut off from
+            // the cluster accepts connections but answers every query with
+            // 1047: say so now, so the pool (and a writer failover list)
+            // moves on instead of handing out a connection that cannot work.
+            let ready = diesel::sql_query("SHOW STATUS LIKE 'wsrep_ready'")
+                .load::<Variable>(conn)?
+                .iter()
+                .any(|v| v.value.eq_ignore_ascii_case("ON"));
+            if !ready {
+                return Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::Unknown,
+                    // The server's own 1047 wording, read as `Disconnected`.
+                    Box::new(String::from(
+                        "WSREP has not yet prepared node for application use",
+                    )),
+                ));
+            }
+        }
         let wait_timeout = match options.mysql_wait_timeout {
             Some(chosen) => chosen,
             // See `GALERA_DEFAULT_WAIT_TIMEOUT`: never wait forever on a

@@ -81,6 +81,7 @@ impl super::ConcurrentWriters for PgConnection {}
 
 impl SupportedConnection for PgConnection {
     const NAME: &'static str = "postgres";
+    const DEFAULT_PORT: u16 = 5432;
 
     fn check_url(url: &str) -> Result<(), String> {
         if !url.contains("://") && url.contains('=') {

@@ -1,0 +1,544 @@
+//! Faults injected by the proxy of `tests/src/proxy.rs` between the facade
+//! and PostgreSQL / MariaDB: a writer's connection is cut before BEGIN,
+//! mid-body, with COMMIT sent and its reply dropped (the server committed,
+//! the client cannot know), and after COMMIT. For each point and backend,
+//! with a plain and a retrying writer that insert one uniquely keyed row:
+//! the kind the caller gets, whether the row exists (read over a direct
+//! connection), how often the body ran (an unknown commit is never re-run),
+//! and that the next calls on the same facade succeed. Each point prints
+//! one reliability line (`tests/src/report.rs`).
+//!
+//! The rows go to a table without a unique key, so a transaction committed
+//! twice would show as two rows rather than as a constraint error.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel_facade::{writer, Context, Error, ErrorKind, Facade};
+use diesel_facade_tests::proxy::{Cut, Proxied, Proxy, Sent};
+use diesel_facade_tests::report::{reliability, Outcome};
+use diesel_facade_tests::server_url;
+
+diesel::table! {
+    proxy_rows (k, attempt) {
+        k -> Integer,
+        attempt -> Integer,
+    }
+}
+
+const ROWS_TABLE: &str = "CREATE TABLE proxy_rows (k INTEGER NOT NULL, attempt INTEGER NOT NULL)";
+/// Runs per cut point and backend; each run makes a plain and a retrying call.
+const RUNS: i32 = 10;
+/// Keys of the calls that check the pool recovered, apart from the faulted ones.
+const RECOVERY_KEYS: i32 = 100_000;
+/// A bound on how long a cut may take to be reported (a signal, not a sleep).
+const FIRED_WITHIN: Duration = Duration::from_secs(10);
+
+type InsertRow = diesel::dsl::Values<
+    diesel::dsl::insert_into<proxy_rows::table>,
+    (
+        diesel::dsl::Eq<proxy_rows::k, i32>,
+        diesel::dsl::Eq<proxy_rows::attempt, i32>,
+    ),
+>;
+
+/// The body's one statement: diesel's cached prepared INSERT, as an
+/// application would write it.
+fn insert_row<C: Connection>(conn: &mut C, k: i32, attempt: i32) -> QueryResult<()>
+where
+    InsertRow: ExecuteDsl<C>,
+{
+    diesel::insert_into(proxy_rows::table)
+        .values((proxy_rows::k.eq(k), proxy_rows::attempt.eq(attempt)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A writer's body: counts its runs and tags the row with the attempt.
+fn counted_insert<C: Connection>(conn: &mut C, k: i32, body_runs: &AtomicUsize) -> Result<(), Error>
+where
+    InsertRow: ExecuteDsl<C>,
+{
+    let attempt = body_runs.fetch_add(1, Ordering::SeqCst) as i32;
+    Ok(insert_row(conn, k, attempt)?)
+}
+
+#[writer]
+fn insert_once<C>(ctx: &mut Context<C>, k: i32, body_runs: &AtomicUsize) -> Result<(), Error>
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    counted_insert(ctx.conn(), k, body_runs)
+}
+
+#[writer(retry = 3)]
+fn insert_retrying<C>(ctx: &mut Context<C>, k: i32, body_runs: &AtomicUsize) -> Result<(), Error>
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    counted_insert(ctx.conn(), k, body_runs)
+}
+
+/// A facade whose connections all run through a proxy, and a direct
+/// connection to the same database to check rows without it. Fields drop
+/// in order: the pool closes its connections before the proxy stops.
+struct Rig<C: Proxied> {
+    db: Facade<C>,
+    direct: C,
+    proxy: Proxy,
+}
+
+fn rig<C: Proxied>(test: &str) -> Option<Rig<C>> {
+    let admin = server_url::<C>()?;
+    let url = C::create_database(&admin, test);
+    let mut direct = C::establish(&url).expect("a direct connection to the test database");
+    direct.batch_execute(ROWS_TABLE).expect("create proxy_rows");
+    let proxy = Proxy::start(C::PROTOCOL, &url).expect("start the proxy");
+    let db = Facade::<C>::builder()
+        .writer(C::through(&url, proxy.addr()))
+        .max_pool_size(2)
+        .pool_timeout(Duration::from_secs(10))
+        .build()
+        .expect("a facade through the proxy");
+    Some(Rig { db, direct, proxy })
+}
+
+impl<C: Proxied> Rig<C> {
+    fn count(&mut self, filter: &str) -> i64 {
+        C::query_n(
+            &mut self.direct,
+            &format!("SELECT COUNT(*) AS n FROM proxy_rows WHERE {filter}"),
+        )
+        .expect("count rows over the direct connection")
+    }
+}
+
+/// What one faulted call did.
+#[derive(Debug, PartialEq, Eq)]
+struct Call {
+    /// `None` for `Ok`.
+    kind: Option<ErrorKind>,
+    /// Rows with the call's key.
+    rows: i64,
+    /// Rows with the call's key written by its last attempt.
+    rows_of_last_attempt: i64,
+    /// How many times the body ran.
+    body_runs: usize,
+    /// Retries the facade counted for the call.
+    retries: u64,
+}
+
+/// What each cut point must give, for a plain and a retrying writer.
+fn expected(cut: Cut, retrying: bool) -> Call {
+    let (kind, rows, body_runs, retries) = match (cut, retrying) {
+        // BEGIN never reached the server: a lost connection before COMMIT,
+        // retried on a fresh connection.
+        (Cut::BeforeBegin, false) => (Some(ErrorKind::Disconnected), 0, 0, 0),
+        (Cut::BeforeBegin, true) => (None, 1, 1, 1),
+        // The INSERT never reached the server, which rolls back on EOF.
+        (Cut::MidBody, false) => (Some(ErrorKind::Disconnected), 0, 1, 0),
+        (Cut::MidBody, true) => (None, 1, 2, 1),
+        // The server committed; the client cannot know, and must not re-run.
+        (Cut::CommitReplyDropped, _) => (Some(ErrorKind::CommitUnknown), 1, 1, 0),
+        (Cut::AfterCommit, _) => (None, 1, 1, 0),
+    };
+    Call {
+        kind,
+        rows,
+        rows_of_last_attempt: rows,
+        body_runs,
+        retries,
+    }
+}
+
+fn fault_name(cut: Cut) -> &'static str {
+    match cut {
+        Cut::BeforeBegin => "proxy: cut before BEGIN",
+        Cut::MidBody => "proxy: cut at the body's INSERT",
+        Cut::CommitReplyDropped => "proxy: COMMIT sent, reply dropped",
+        Cut::AfterCommit => "proxy: cut after the COMMIT reply",
+    }
+}
+
+/// One faulted call.
+#[derive(Debug)]
+struct Run {
+    run: i32,
+    retrying: bool,
+    call: Call,
+}
+
+/// Cut `RUNS` plain and `RUNS` retrying writers at `cut`, check that the
+/// next calls on the same facade succeed, report the figures, and check
+/// what must hold whatever kind the caller got: no `Ok` without its row,
+/// no other failure with it, no key committed twice, and an unknown commit
+/// run once and never retried. `None` when the server is not configured
+/// (outside CI).
+fn cut_point<C>(cut: Cut, backend: &str) -> Option<Vec<Run>>
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    cut_point_on::<C>(&format!("{cut:?}_{backend}"), cut, backend)
+}
+
+/// [`cut_point`] on a database of its own named after `test`.
+fn cut_point_on<C>(test: &str, cut: Cut, backend: &str) -> Option<Vec<Run>>
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    let mut rig = rig::<C>(test)?;
+    let mut runs = Vec::new();
+    let mut cut_at = std::collections::BTreeMap::<&str, u32>::new();
+    for run in 0..RUNS {
+        for retrying in [false, true] {
+            let k = run * 2 + i32::from(retrying);
+            let body_runs = AtomicUsize::new(0);
+            let retries_before = rig.db.stats().retries;
+            let mut ctx = rig.db.context();
+            rig.proxy.arm(cut);
+            let result = if retrying {
+                insert_retrying(&mut ctx, k, &body_runs)
+            } else {
+                insert_once(&mut ctx, k, &body_runs)
+            };
+            let fired = rig
+                .proxy
+                .wait_fired(FIRED_WITHIN)
+                .unwrap_or_else(|| panic!("{test} run {run}: the cut never fired ({result:?})"));
+            *cut_at.entry(fired.at.message).or_default() += 1;
+            if matches!(cut, Cut::CommitReplyDropped | Cut::AfterCommit) {
+                assert_eq!(
+                    fired.server_committed,
+                    Some(true),
+                    "{test} run {run}: the server's whole reply to COMMIT arrived and said so"
+                );
+            }
+            let body_runs = body_runs.load(Ordering::SeqCst);
+            let last = body_runs.saturating_sub(1);
+            let call = Call {
+                kind: result.as_ref().err().map(Error::kind),
+                rows: rig.count(&format!("k = {k}")),
+                rows_of_last_attempt: rig.count(&format!("k = {k} AND attempt = {last}")),
+                body_runs,
+                retries: rig.db.stats().retries - retries_before,
+            };
+            if let Err(err) = &result {
+                eprintln!("{test} run {run} retrying={retrying}: {err}");
+            }
+            runs.push(Run {
+                run,
+                retrying,
+                call,
+            });
+            // The pool recovers: the next calls on the same facade succeed.
+            let next = RECOVERY_KEYS + k;
+            insert_once(&mut ctx, next, &AtomicUsize::new(0))
+                .unwrap_or_else(|e| panic!("{test} run {run}: the next writer failed: {e}"));
+            let seen = diesel_facade::read(&mut ctx, |ctx| {
+                C::query_n(
+                    ctx.conn().database_enforced(),
+                    &format!("SELECT COUNT(*) AS n FROM proxy_rows WHERE k = {next}"),
+                )
+            })
+            .unwrap_or_else(|e| panic!("{test} run {run}: the next reader failed: {e}"));
+            assert_eq!(
+                seen, 1,
+                "{test} run {run}: the next reader sees the next writer"
+            );
+        }
+    }
+    assert_eq!(rig.proxy.armed(), None, "every armed cut fired");
+    assert_eq!(
+        rig.proxy.wait_fired(Duration::ZERO),
+        None,
+        "each cut fired once"
+    );
+
+    let mut outcome = Outcome {
+        fault: fault_name(cut).to_owned(),
+        backend: backend.to_owned(),
+        ..Outcome::default()
+    };
+    for Run { call, .. } in &runs {
+        outcome.runs += 1;
+        match call.kind {
+            None => outcome.ok += 1,
+            Some(ErrorKind::CommitUnknown) => outcome.unknown += 1,
+            Some(_) => outcome.failed += 1,
+        }
+        outcome.rows += u64::try_from(call.rows).expect("a count");
+        outcome.lost += u64::from(call.kind.is_none() && call.rows == 0);
+        outcome.false_commits +=
+            u64::from(call.kind.is_some_and(|k| k != ErrorKind::CommitUnknown) && call.rows > 0);
+    }
+    let body_runs: usize = runs.iter().map(|r| r.call.body_runs).sum();
+    let cut_at: Vec<String> = cut_at.iter().map(|(m, n)| format!("{m}:{n}")).collect();
+    outcome.extra = format!(
+        "retrying_calls={RUNS} body_runs={body_runs} retries={} cut_at={}",
+        rig.db.stats().retries,
+        cut_at.join(",").replace(' ', "_")
+    );
+    reliability(&outcome);
+    assert_eq!(outcome.lost, 0, "an Ok call's row is missing: {runs:#?}");
+    assert_eq!(
+        outcome.false_commits, 0,
+        "a failed call's row is present: {runs:#?}"
+    );
+    for Run { run, call, .. } in &runs {
+        assert!(
+            call.rows <= 1,
+            "{test} run {run}: committed twice: {call:?}"
+        );
+        assert_eq!(
+            call.rows, call.rows_of_last_attempt,
+            "{test} run {run}: {call:?}"
+        );
+        if call.kind == Some(ErrorKind::CommitUnknown) {
+            assert_eq!(
+                (call.body_runs, call.retries),
+                (1, 0),
+                "{test} run {run}: re-run"
+            );
+        }
+    }
+    Some(runs)
+}
+
+/// Every call did exactly what [`expected`] says for `cut`.
+fn assert_expected(cut: Cut, runs: &[Run]) {
+    for Run {
+        run,
+        retrying,
+        call,
+    } in runs
+    {
+        assert_eq!(
+            *call,
+            expected(cut, *retrying),
+            "{cut:?} run {run} (retrying: {retrying})"
+        );
+    }
+}
+
+/// Everything the client sent for one writer on a pooled connection (with
+/// diesel's cached prepared INSERT), as the proxy read it.
+fn traffic_of_a_writer<C>(backend: &str) -> Option<Vec<String>>
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    let mut rig = rig::<C>(&format!("traffic_{backend}"))?;
+    let mut ctx = rig.db.context();
+    insert_once(&mut ctx, 0, &AtomicUsize::new(0)).expect("a first writer");
+    rig.proxy.take_log();
+    insert_once(&mut ctx, 1, &AtomicUsize::new(0)).expect("a writer through the proxy");
+    assert_eq!(rig.count("k = 1"), 1);
+    Some(rig.proxy.take_log().iter().map(Sent::to_string).collect())
+}
+
+/// BEGIN and COMMIT are simple queries; the pool's health check and the
+/// INSERT are cached prepared statements.
+#[test]
+fn postgres_writer_sends_begin_and_commit_as_simple_queries() {
+    let Some(traffic) = traffic_of_a_writer::<diesel::PgConnection>("postgres") else {
+        return;
+    };
+    let insert = r#"INSERT INTO "proxy_rows" ("k", "attempt") VALUES ($1, $2)"#;
+    assert_eq!(
+        traffic,
+        [
+            "Bind SELECT 1",
+            "Describe",
+            "Execute SELECT 1",
+            "Sync",
+            "Query BEGIN",
+            &format!("Bind {insert}"),
+            "Describe",
+            &format!("Execute {insert}"),
+            "Sync",
+            "Query COMMIT",
+        ]
+    );
+}
+
+/// Plain MariaDB (not Galera): no savepoint around the writer. diesel's
+/// `batch_execute` brackets each COM_QUERY with COM_SET_OPTION, so its
+/// call for COMMIT is not over when the server's OK arrives.
+#[test]
+fn mariadb_writer_sends_begin_and_commit_as_com_query_between_set_options() {
+    let Some(traffic) = traffic_of_a_writer::<diesel::MysqlConnection>("mariadb") else {
+        return;
+    };
+    let insert = "INSERT INTO `proxy_rows` (`k`, `attempt`) VALUES (?, ?)";
+    assert_eq!(
+        traffic,
+        [
+            "COM_STMT_EXECUTE SELECT 1",
+            "COM_SET_OPTION multi-statements on",
+            "COM_QUERY BEGIN",
+            "COM_SET_OPTION multi-statements off",
+            &format!("COM_STMT_EXECUTE {insert}"),
+            "COM_SET_OPTION multi-statements on",
+            "COM_QUERY COMMIT",
+            "COM_SET_OPTION multi-statements off",
+        ]
+    );
+}
+
+#[test]
+fn postgres_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection() {
+    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::BeforeBegin, "postgres") {
+        assert_expected(Cut::BeforeBegin, &runs);
+    }
+}
+
+#[test]
+fn mariadb_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection() {
+    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::BeforeBegin, "mariadb") {
+        assert_expected(Cut::BeforeBegin, &runs);
+    }
+}
+
+#[test]
+fn postgres_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
+    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::MidBody, "postgres") {
+        assert_expected(Cut::MidBody, &runs);
+    }
+}
+
+#[test]
+fn mariadb_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
+    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::MidBody, "mariadb") {
+        assert_expected(Cut::MidBody, &runs);
+    }
+}
+
+#[test]
+fn postgres_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
+    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::CommitReplyDropped, "postgres") {
+        assert_expected(Cut::CommitReplyDropped, &runs);
+    }
+}
+
+#[test]
+fn mariadb_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
+    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::CommitReplyDropped, "mariadb") {
+        assert_expected(Cut::CommitReplyDropped, &runs);
+    }
+}
+
+#[test]
+fn postgres_cut_after_the_commit_reply_is_ok_with_the_row() {
+    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::AfterCommit, "postgres") {
+        assert_expected(Cut::AfterCommit, &runs);
+    }
+}
+
+/// The server acknowledged COMMIT and the client library read its OK; the
+/// connection closes before diesel's next message, the COM_SET_OPTION that
+/// ends its `batch_execute("COMMIT")`. The row is there, the body ran once
+/// and was never retried, and the next calls succeed. The caller gets
+/// `CommitUnknown`: diesel reports the failed COM_SET_OPTION as the COMMIT's
+/// error, which the facade cannot tell from a COMMIT lost in flight, so it
+/// says "unknown" rather than guess (docs/reliability.md). Never a false
+/// `Ok`, never a re-run.
+#[test]
+fn mariadb_cut_after_the_commit_reply_keeps_the_row_and_is_never_rerun() {
+    let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::AfterCommit, "mariadb") else {
+        return;
+    };
+    for Run {
+        run,
+        retrying,
+        call,
+    } in &runs
+    {
+        assert!(
+            matches!(call.kind, None | Some(ErrorKind::CommitUnknown)),
+            "run {run}: {call:?}"
+        );
+        let expected = Call {
+            kind: call.kind,
+            ..expected(Cut::AfterCommit, *retrying)
+        };
+        assert_eq!(*call, expected, "run {run} (retrying: {retrying})");
+    }
+}
+
+/// An application error the body built from the lost connection.
+#[derive(Debug)]
+enum AppError {
+    Insert(Error),
+    Facade(Error),
+}
+
+impl From<Error> for AppError {
+    fn from(err: Error) -> Self {
+        AppError::Facade(err)
+    }
+}
+
+/// A writer whose body fails returns the body's own error: here the
+/// application's, wrapping the lost connection at the cut INSERT.
+fn the_body_s_error_reaches_the_caller<C>(backend: &str)
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    let Some(rig) = rig::<C>(&format!("body_error_{backend}")) else {
+        return;
+    };
+    let mut ctx = rig.db.context();
+    rig.proxy.arm(Cut::MidBody);
+    let result = diesel_facade::write(&mut ctx, |ctx| {
+        insert_row(ctx.conn(), 1, 0).map_err(|e| AppError::Insert(e.into()))
+    });
+    rig.proxy.wait_fired(FIRED_WITHIN).expect("the cut fired");
+    match result {
+        Err(AppError::Insert(err)) => assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}"),
+        Err(AppError::Facade(err)) => panic!("the body's own error was replaced by: {err:?}"),
+        Ok(()) => panic!("the INSERT was cut, yet the writer returned Ok"),
+    }
+}
+
+#[test]
+fn mariadb_the_body_s_own_error_reaches_the_caller_after_a_cut_at_the_insert() {
+    the_body_s_error_reaches_the_caller::<diesel::MysqlConnection>("mariadb");
+}
+
+#[test]
+fn postgres_the_body_s_own_error_reaches_the_caller_after_a_cut_at_the_insert() {
+    the_body_s_error_reaches_the_caller::<diesel::PgConnection>("postgres");
+}
+
+/// Dropping the proxy closes its port and ends every thread it started,
+/// including the pumps of a pooled connection that is still open.
+#[test]
+fn a_dropped_proxy_leaves_no_thread_or_port_behind() {
+    let Some(rig) = rig::<diesel::PgConnection>("proxy_teardown") else {
+        return;
+    };
+    insert_once(&mut rig.db.context(), 1, &AtomicUsize::new(0)).expect("a writer");
+    let (addr, live) = (rig.proxy.addr(), rig.proxy.live_threads());
+    assert!(
+        live.load(Ordering::SeqCst) >= 3,
+        "the acceptor and the pumps of the pooled connection run"
+    );
+    let Rig { db, direct, proxy } = rig;
+    drop(proxy);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "every proxy thread ended");
+    assert_eq!(
+        std::net::TcpStream::connect(addr)
+            .map_err(|e| e.kind())
+            .err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "the proxy's port is closed"
+    );
+    drop((db, direct));
+}
