@@ -265,6 +265,33 @@ pub fn locked_increment_retrying<C: TestBackend>(
     locked_increment(ctx, key, pause)
 }
 
+/// [`locked_increment_retrying`] calls by `thread` through `db`, one after
+/// the other, until `stop` or `abort` is set or `go_on` says no after a call.
+pub fn increments_until<C: TestBackend>(
+    db: &diesel_facade::Facade<C>,
+    thread: i32,
+    pause: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    abort: &Abort,
+    mut go_on: impl FnMut(&Call) -> bool,
+) -> Vec<Call> {
+    let mut ctx = db.context();
+    let mut calls = Vec::new();
+    for i in 0.. {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) || abort.is_set() {
+            break;
+        }
+        let key = Key { thread, i };
+        let call = Call::run(key, || locked_increment_retrying(&mut ctx, key, pause));
+        let more = go_on(&call);
+        calls.push(call);
+        if !more {
+            break;
+        }
+    }
+    calls
+}
+
 /// One call and what its caller was told.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -411,8 +438,18 @@ impl Ledger {
         ledger
     }
 
-    /// The report line's figures for `fault` on `backend`.
+    /// The report line's figures for `fault` on `backend`; `extra` follows
+    /// `unknown_committed=N failed_kinds=Kind:N,..`.
     pub fn outcome(&self, fault: &str, backend: &str, extra: String) -> crate::report::Outcome {
+        let kinds = if self.kinds.is_empty() {
+            "-"
+        } else {
+            &self.kinds
+        };
+        let extra = format!(
+            "unknown_committed={} failed_kinds={kinds} {extra}",
+            self.unknown_committed
+        );
         crate::report::Outcome {
             fault: fault.to_owned(),
             backend: backend.to_owned(),
@@ -450,24 +487,6 @@ pub fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-/// The longest time after `from` (until `until`) without an `Ok` call
-/// ending, among `calls`: how long the service stood still.
-pub fn longest_standstill(calls: &[&Call], from: Instant, until: Instant) -> Duration {
-    let mut ends: Vec<Instant> = calls
-        .iter()
-        .filter(|c| c.is_ok() && c.ended > from && c.ended <= until)
-        .map(|c| c.ended)
-        .collect();
-    ends.sort_unstable();
-    let mut previous = from;
-    let mut longest = Duration::ZERO;
-    for end in ends.into_iter().chain(std::iter::once(until)) {
-        longest = longest.max(end - previous);
-        previous = end;
-    }
-    longest
-}
-
 /// A node of the fault set's Galera cluster: a facade bound to it alone,
 /// and the URL of the test's database on it.
 pub struct GaleraNode {
@@ -490,6 +509,17 @@ pub fn galera_nodes(
         .expect("database URL")
         .path()
         .to_owned();
+    for node in &urls[1..] {
+        // The other nodes apply the DDL asynchronously (a facade connects
+        // at build, and an unknown database is a refusal): a causal read of
+        // the new table waits for it.
+        let mut conn = diesel::MysqlConnection::establish(node).expect("connect to a node");
+        conn.batch_execute(&format!(
+            "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM {}.kill_log",
+            path.trim_start_matches('/')
+        ))
+        .expect("the node has the new database");
+    }
     let nodes: Vec<GaleraNode> = urls
         .iter()
         .map(|node| {
@@ -529,4 +559,74 @@ pub fn galera_state(url: &str) -> (Vec<LogRow>, i64) {
     )
     .expect("a causal read");
     server_state(&mut conn)
+}
+
+/// A stretch of time without an `Ok` call ending.
+#[derive(Debug, Clone, Copy)]
+pub struct Standstill {
+    pub from: Instant,
+    pub until: Instant,
+}
+
+impl Standstill {
+    pub fn length(&self) -> Duration {
+        self.until - self.from
+    }
+
+    /// Whether `call` was running during it.
+    pub fn overlaps(&self, call: &Call) -> bool {
+        call.started < self.until && call.ended > self.from
+    }
+}
+
+/// The longest stretch between `from` and `until` in which no `Ok` call of
+/// `calls` ended: how long the service stood still.
+pub fn longest_standstill(calls: &[&Call], from: Instant, until: Instant) -> Standstill {
+    let mut ends: Vec<Instant> = calls
+        .iter()
+        .filter(|c| c.is_ok() && c.ended > from && c.ended <= until)
+        .map(|c| c.ended)
+        .collect();
+    ends.sort_unstable();
+    let mut previous = from;
+    let mut longest = Standstill { from, until: from };
+    for end in ends.into_iter().chain(std::iter::once(until)) {
+        if end - previous > longest.length() {
+            longest = Standstill {
+                from: previous,
+                until: end,
+            };
+        }
+        previous = end;
+    }
+    longest
+}
+
+/// Checks that every failed call of `calls` is a `LockTimeout` that was
+/// waiting during `stall`, and returns how many there were.
+///
+/// While a Galera cluster waits to declare a killed node dead
+/// (`evs.suspect_timeout`, 5 s by default), no commit completes on any
+/// node: the lock holder's COMMIT waits, and a caller queued behind the
+/// lock row on the same node can exceed `innodb_lock_wait_timeout` (5 s on
+/// the test servers, 50 s by default). It gets `LockTimeout`, which is not
+/// retried; nothing of it was committed (the ledger checks that).
+pub fn lock_timeouts_during(calls: &[&Call], stall: Standstill, who: &str) -> u64 {
+    let mut count = 0;
+    for call in calls.iter().filter(|c| !c.is_ok()) {
+        let at = |t: Instant| {
+            t.saturating_duration_since(stall.from).as_secs_f64()
+                - stall.from.saturating_duration_since(t).as_secs_f64()
+        };
+        assert!(
+            call.kind() == Some(ErrorKind::LockTimeout) && stall.overlaps(call),
+            "{who}: a call failed (from {:.3} s to {:.3} s after the stall began, which \
+             lasted {:?}): {call:?}",
+            at(call.started),
+            at(call.ended),
+            stall.length(),
+        );
+        count += 1;
+    }
+    count
 }
