@@ -8,12 +8,14 @@
 //! is ignored always matches the environment of the build.
 
 /// Each cfg and the environment variable that sets it.
-const SERVERS: [(&str, &str); 5] = [
+const SERVERS: [(&str, &str); 6] = [
     ("pg_server", "FACADE_TEST_PG_URL"),
     ("pg_replica", "FACADE_TEST_PG_REPLICA_URL"),
     ("mysql_server", "FACADE_TEST_MYSQL_URL"),
     ("mysql_replica", "FACADE_TEST_MYSQL_REPLICA_URL"),
     ("galera_cluster", "FACADE_TEST_GALERA_URLS"),
+    // The second set of servers the kill -9 suite may crash (scripts/test).
+    ("fault_servers", "FACADE_FAULT_SERVERS_DIR"),
 ];
 
 fn main() {

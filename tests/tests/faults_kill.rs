@@ -151,11 +151,19 @@ where
 }
 
 #[test]
+#[cfg_attr(
+    not(fault_servers),
+    ignore = "needs FACADE_FAULT_SERVERS_DIR (the fault set scripts/test starts)"
+)]
 fn kill_9_of_the_postgres_primary_loses_no_ok_commit_and_the_facade_recovers() {
     primary_killed_mid_run::<PgConnection>();
 }
 
 #[test]
+#[cfg_attr(
+    not(fault_servers),
+    ignore = "needs FACADE_FAULT_SERVERS_DIR (the fault set scripts/test starts)"
+)]
 fn kill_9_of_mariadb_loses_no_ok_commit_and_the_facade_recovers() {
     primary_killed_mid_run::<MysqlConnection>();
 }
@@ -195,6 +203,10 @@ fn galera_fault_set(test: &str) -> Option<(FaultSet, Vec<GaleraNode>)> {
 const DOCUMENTED_LOST_NODE_BOUND: Duration = Duration::from_secs(60 + 30 + 5);
 
 #[test]
+#[cfg_attr(
+    not(fault_servers),
+    ignore = "needs FACADE_FAULT_SERVERS_DIR (the fault set scripts/test starts)"
+)]
 fn kill_9_of_one_galera_node_survivors_go_on_and_the_node_rejoins() {
     galera_node_killed_mid_run("kill_node", DOCUMENTED_LOST_NODE_BOUND);
 }
@@ -406,6 +418,10 @@ fn port_of(url: &str) -> i64 {
 /// node 1 killed mid-run. New transactions move to a live node within
 /// seconds, and nothing `Ok` is lost.
 #[test]
+#[cfg_attr(
+    not(fault_servers),
+    ignore = "needs FACADE_FAULT_SERVERS_DIR (the fault set scripts/test starts)"
+)]
 fn kill_9_of_the_writer_node_moves_a_failover_list_to_a_live_node() {
     const THREADS: i32 = 3; // the pool's 4th connection is the probe's
     const KILL_AFTER: usize = 40;
