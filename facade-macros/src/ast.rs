@@ -3,7 +3,10 @@
 //! `#[derive(TransactionContext)]`.
 //!
 //! These only say what the item *is*; whether it is acceptable is decided in
-//! `valid`, so that every problem can be reported at once.
+//! `valid`, so that every problem can be reported at once. Only what makes
+//! a model impossible (a derive on an enum, an attribute on something that
+//! is not a function) stops here; errors in the derive's field attributes
+//! are recorded and the model is still built.
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
@@ -12,8 +15,9 @@ use syn::{
     Result, Signature, Token, Type, Visibility,
 };
 
-use crate::attr::{self, Role};
-use crate::valid::Errors;
+use crate::args::Role;
+use crate::attr::{self, FieldAttrs};
+use crate::errors::Errors;
 
 /// A function under `#[reader]` or `#[writer]`.
 pub(crate) struct DataAccessFn {
@@ -94,21 +98,21 @@ pub(crate) struct Field<'a> {
     /// `self.<member>`: a name, or a position in a tuple struct.
     pub member: Member,
     pub ty: &'a Type,
-    pub marker: Option<&'a Attribute>,
-    /// `#[read_position]`: the field holding the context's
-    /// `diesel_facade::ReadPosition` (read-your-writes on replicas).
-    pub read_position: Option<&'a Attribute>,
+    /// Its `#[facade]` and `#[read_position]` markers.
+    pub attrs: FieldAttrs<'a>,
 }
 
 impl<'a> ContextStruct<'a> {
-    pub(crate) fn from_syn(input: &'a DeriveInput) -> Result<Self> {
+    /// The struct's model. Only an enum or a union is an `Err`; errors in
+    /// the markers go to `errors` (a marker with arguments still marks its
+    /// field), so that `validate` can check the struct as a whole as well.
+    pub(crate) fn from_syn(input: &'a DeriveInput, errors: &mut Errors) -> Result<Self> {
         let data = match &input.data {
             Data::Struct(data) => data,
             Data::Enum(data) => return Err(not_a_struct(data.enum_token)),
             Data::Union(data) => return Err(not_a_struct(data.union_token)),
         };
-        let mut errors = Errors::default();
-        attr::reject_container_markers(&input.attrs, &mut errors);
+        attr::reject_container_markers(&input.attrs, errors);
         let fields = data
             .fields
             .iter()
@@ -119,14 +123,9 @@ impl<'a> ContextStruct<'a> {
                     None => Member::Unnamed(Index::from(position)),
                 },
                 ty: &field.ty,
-                marker: attr::facade_marker(&field.attrs, &mut errors),
-                read_position: field
-                    .attrs
-                    .iter()
-                    .find(|a| a.path().is_ident("read_position")),
+                attrs: FieldAttrs::parse(&field.attrs, errors),
             })
             .collect();
-        errors.finish()?;
         Ok(ContextStruct {
             ident: &input.ident,
             input,

@@ -23,9 +23,10 @@ use syn::{
     TypeBareFn, TypeReference,
 };
 
-use crate::ast::{ContextStruct, DataAccessFn, Field};
-use crate::attr::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
-use crate::valid::{find_impl_trait, CheckedFn};
+use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
+use crate::ast::{ContextStruct, DataAccessFn};
+use crate::errors::{both, Errors};
+use crate::valid::{find_impl_trait, CheckedContext, CheckedFn};
 
 /// The generic parameter that replaces the context type: whatever may
 /// begin or join the function's transaction (the idle context, or a scope).
@@ -39,7 +40,7 @@ pub(crate) fn data_access_fn(role: Role, args: TokenStream, item: TokenStream) -
     let Args {
         transaction,
         error: args_error,
-    } = attr::parse_args(role, args);
+    } = args::parse_args(role, args);
     let expanded = DataAccessFn::parse(role, item.clone()).and_then(|function| {
         let checked = function.validate(role)?;
         Ok(rewrite(&function, &checked, &transaction))
@@ -269,20 +270,20 @@ fn name_elided_lifetimes(ty: &mut Type) -> Vec<Lifetime> {
 }
 
 pub(crate) fn derive_transaction_context(input: &DeriveInput) -> TokenStream {
-    ContextStruct::from_syn(input)
-        .and_then(|context| {
-            let field = context.facade_field()?;
-            let position = context.read_position_field()?;
-            Ok(impl_transaction_context(&context, field, position))
-        })
-        .unwrap_or_else(syn::Error::into_compile_error)
+    transaction_context_impl(input).unwrap_or_else(syn::Error::into_compile_error)
 }
 
-fn impl_transaction_context(
-    context: &ContextStruct,
-    field: &Field,
-    position: Option<&Field>,
-) -> TokenStream {
+/// The impl, or every error in the struct: those in its attributes and
+/// those in its choice of fields, together.
+pub(crate) fn transaction_context_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut attr_errors = Errors::default();
+    let context = ContextStruct::from_syn(input, &mut attr_errors)?;
+    let ((), checked) = both(attr_errors.finish(), context.validate())?;
+    Ok(impl_transaction_context(&context, &checked))
+}
+
+fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -> TokenStream {
+    let field = checked.facade;
     let ident = context.ident;
     let field_type = field.ty;
     let member = &field.member;
@@ -301,7 +302,7 @@ fn impl_transaction_context(
         .predicates
         .push(parse_quote!(#field_type: #facade_field));
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
-    let read_position = position.map(|field| {
+    let read_position = checked.read_position.map(|field| {
         let member = &field.member;
         let span = field.ty.span();
         quote_spanned! {span=>

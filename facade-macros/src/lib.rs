@@ -6,15 +6,26 @@
 //! becomes a closure handed to one function of `diesel_facade::__private`,
 //! where all transaction logic lives as ordinary Rust.
 //!
-//! Each macro is parsed in `attr` (arguments) and `ast` (the item), checked
-//! in `valid` (spanned errors, accumulated) and generated in `expand`; the
-//! entry points below only convert token streams, so every phase runs on
-//! `proc_macro2` and is unit-tested without a compiler.
+//! Each macro goes through layers, each using only those before it:
+//!
+//! - `errors`: the accumulator every phase reports into;
+//! - `args` (the arguments of `#[reader(..)]` / `#[writer(..)]`) and `attr`
+//!   (the derive's `#[facade]` / `#[read_position]` markers): parsing that
+//!   records a bad argument or marker and goes on;
+//! - `ast`: a typed model of the item the macro is applied to;
+//! - `valid`: checks of that model, spanned on the offending tokens;
+//! - `expand`: code generation, which runs the phases and emits either the
+//!   code or every error at once.
+//!
+//! The entry points below only convert token streams, so every phase runs
+//! on `proc_macro2` and is unit-tested without a compiler.
 //!
 //! [diesel-facade]: https://docs.rs/diesel-facade
 
+mod args;
 mod ast;
 mod attr;
+mod errors;
 mod expand;
 mod valid;
 
@@ -71,7 +82,7 @@ use proc_macro::TokenStream;
 /// a missing return type or one that is not a `Result`.
 #[proc_macro_attribute]
 pub fn reader(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::data_access_fn(attr::Role::Reader, args.into(), item.into()).into()
+    expand::data_access_fn(args::Role::Reader, args.into(), item.into()).into()
 }
 
 /// Runs a data-access function in a read-write transaction on its context:
@@ -136,7 +147,7 @@ pub fn reader(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `&mut impl Trait`; a missing return type or one that is not a `Result`.
 #[proc_macro_attribute]
 pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::data_access_fn(attr::Role::Writer, args.into(), item.into()).into()
+    expand::data_access_fn(args::Role::Writer, args.into(), item.into()).into()
 }
 
 /// Implements `diesel_facade::TransactionContext` for a struct by handing out
@@ -182,12 +193,13 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Compile errors
 ///
-/// Spanned on the offending token: an enum or union; no `#[facade]` field
-/// and not exactly one field of type `Facade<..>`; more than one `#[facade]`
-/// field; `#[facade(..)]` or `#[facade = ..]` (it takes no arguments);
-/// `#[facade]` on the struct itself; more than one `#[read_position]` field,
-/// or `#[read_position(..)]`. A marked field that holds no `Facade` fails to
-/// compile on that field's type.
+/// Spanned on the offending token, and all reported in one compile: an
+/// enum or union; no `#[facade]` field and not exactly one field of type
+/// `Facade<..>`; more than one `#[facade]` field; more than one
+/// `#[read_position]` field; a marker with arguments (`#[facade(..)]`,
+/// `#[read_position = ..]`) or repeated on one field; `#[facade]` on the
+/// struct itself. A marked field that holds no `Facade` fails to compile on
+/// that field's type.
 #[proc_macro_derive(TransactionContext, attributes(facade, read_position))]
 pub fn derive_transaction_context(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

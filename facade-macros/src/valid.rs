@@ -6,43 +6,12 @@
 //! either hands `expand` the pieces it needs or returns an error.
 
 use syn::visit::{self, Visit};
-use syn::{Error, Ident, ReturnType, Signature, Type, TypeImplTrait, TypeReference};
+use syn::{Attribute, Error, Ident, ReturnType, Signature, Type, TypeImplTrait, TypeReference};
 
+use crate::args::Role;
 use crate::ast::{ContextParam, ContextStruct, DataAccessFn, Field};
-use crate::attr::Role;
-
-/// Accumulates errors instead of stopping at the first.
-#[derive(Default)]
-pub(crate) struct Errors(Option<Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: Error) {
-        match &mut self.0 {
-            Some(errors) => errors.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub(crate) fn into_error(self) -> Option<Error> {
-        self.0
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
-
-/// Both results, or every error of the two.
-pub(crate) fn both<A, B>(a: syn::Result<A>, b: syn::Result<B>) -> syn::Result<(A, B)> {
-    match (a, b) {
-        (Ok(a), Ok(b)) => Ok((a, b)),
-        (Err(mut first), Err(second)) => {
-            first.combine(second);
-            Err(first)
-        }
-        (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
-    }
-}
+use crate::attr::FieldAttrs;
+use crate::errors::{both, Errors};
 
 /// A signature the expansion can rewrite.
 pub(crate) struct CheckedFn<'a> {
@@ -207,48 +176,36 @@ pub(crate) fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
     finder.0
 }
 
-impl<'a> ContextStruct<'a> {
+/// A struct the derive can implement `TransactionContext` for.
+pub(crate) struct CheckedContext<'s, 'a> {
     /// The field whose `Facade` the context hands out.
-    /// The field marked `#[read_position]`, if any (at most one).
-    pub(crate) fn read_position_field(&self) -> syn::Result<Option<&Field<'a>>> {
-        let marked: Vec<&Field> = self
-            .fields
-            .iter()
-            .filter(|f| f.read_position.is_some())
-            .collect();
-        match marked.as_slice() {
-            [] => Ok(None),
-            [field] => match field.read_position {
-                Some(attr) if !matches!(attr.meta, syn::Meta::Path(_)) => Err(
-                    syn::Error::new_spanned(attr, "`#[read_position]` takes no arguments"),
-                ),
-                _ => Ok(Some(field)),
-            },
-            [_, second, ..] => Err(syn::Error::new_spanned(
-                second.read_position,
-                "only one field can be the context's `#[read_position]`",
-            )),
-        }
+    pub facade: &'s Field<'a>,
+    /// The field that is the context's `read_position()`, if any.
+    pub read_position: Option<&'s Field<'a>>,
+}
+
+impl<'a> ContextStruct<'a> {
+    /// Every problem with the choice of fields, at once.
+    pub(crate) fn validate(&self) -> syn::Result<CheckedContext<'_, 'a>> {
+        let (facade, read_position) = both(self.facade_field(), self.read_position_field())?;
+        Ok(CheckedContext {
+            facade,
+            read_position,
+        })
     }
 
-    pub(crate) fn facade_field(&self) -> syn::Result<&Field<'a>> {
-        let marked: Vec<&Field> = self.fields.iter().filter(|f| f.marker.is_some()).collect();
-        if let [field] = marked.as_slice() {
-            return Ok(field);
-        }
-        let mut extra = marked
-            .iter()
-            .skip(1)
-            .filter_map(|field| field.marker)
-            .map(|marker| {
-                Error::new_spanned(
-                    marker,
+    fn facade_field(&self) -> syn::Result<&Field<'a>> {
+        let marked = self.marked(|attrs| attrs.facade);
+        match marked.as_slice() {
+            [(field, _)] => return Ok(field),
+            [] => {}
+            [_, (_, second), rest @ ..] => {
+                return Err(on_each(
+                    second,
+                    rest,
                     "only one field can be marked `#[facade]`: the context hands out one `Facade`",
-                )
-            });
-        if let Some(mut error) = extra.next() {
-            error.extend(extra);
-            return Err(error);
+                ))
+            }
         }
         let unmarked: Vec<&Field> = self.fields.iter().filter(|f| is_facade(f.ty)).collect();
         match unmarked.as_slice() {
@@ -264,6 +221,41 @@ impl<'a> ContextStruct<'a> {
             )),
         }
     }
+
+    /// The field marked `#[read_position]`, if any (at most one).
+    fn read_position_field(&self) -> syn::Result<Option<&Field<'a>>> {
+        let marked = self.marked(|attrs| attrs.read_position);
+        match marked.as_slice() {
+            [] => Ok(None),
+            [(field, _)] => Ok(Some(field)),
+            [_, (_, second), rest @ ..] => Err(on_each(
+                second,
+                rest,
+                "only one field can be the context's `#[read_position]`",
+            )),
+        }
+    }
+
+    /// The fields carrying a marker, with the marker.
+    fn marked(
+        &self,
+        marker: impl Fn(&FieldAttrs<'a>) -> Option<&'a Attribute>,
+    ) -> Vec<(&Field<'a>, &'a Attribute)> {
+        self.fields
+            .iter()
+            .filter_map(|field| Some((field, marker(&field.attrs)?)))
+            .collect()
+    }
+}
+
+/// One error on each marker after the first.
+fn on_each(second: &Attribute, rest: &[(&Field, &Attribute)], message: &str) -> Error {
+    let mut error = Error::new_spanned(second, message);
+    error.extend(
+        rest.iter()
+            .map(|(_, marker)| Error::new_spanned(marker, message)),
+    );
+    error
 }
 
 /// A type spelled `Facade<..>` (or `path::to::Facade<..>`).

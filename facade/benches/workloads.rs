@@ -44,21 +44,22 @@
 //! sqlite|postgres, facade|baseline) runs only that loop
 //! `FACADE_BENCH_CALLS` times, for a profiler.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use diesel::connection::{
-    AnsiTransactionManager, Instrumentation, InstrumentationEvent, SimpleConnection,
-    TransactionManager,
-};
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::Text;
 use diesel::{PgConnection, SqliteConnection};
 use diesel_facade::{reader, writer, Context, Facade};
+
+use common::{env_u64, in_transaction, median, redact};
 
 diesel::table! {
     items (id) {
@@ -106,30 +107,6 @@ const SCHEMA: &str = "
 
 fn item_id(i: u64) -> i32 {
     1 + (i % ITEMS as u64) as i32
-}
-
-/// The hand-written transaction of the baseline: `begin` through
-/// `AnsiTransactionManager::begin_transaction_sql`, the body, then
-/// `commit_transaction` (or `rollback_transaction` on error).
-fn in_transaction<C, R>(
-    conn: &mut C,
-    begin: &str,
-    body: impl FnOnce(&mut C) -> QueryResult<R>,
-) -> QueryResult<R>
-where
-    C: Connection<TransactionManager = AnsiTransactionManager>,
-{
-    AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
-    match body(conn) {
-        Ok(value) => {
-            <AnsiTransactionManager as TransactionManager<C>>::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(err) => {
-            let _ = <AnsiTransactionManager as TransactionManager<C>>::rollback_transaction(conn);
-            Err(err)
-        }
-    }
 }
 
 /// The facade functions and their hand-written twins for one connection type.
@@ -335,16 +312,6 @@ fn seed(conn: &mut impl SimpleConnection) -> QueryResult<()> {
         "INSERT INTO items (id, name, qty) VALUES {}",
         values.join(", ")
     ))
-}
-
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn target_dir() -> std::path::PathBuf {
@@ -644,24 +611,6 @@ impl Row {
             .collect();
         median(&ratios)
     }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn pairs() -> u64 {

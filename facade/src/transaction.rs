@@ -258,7 +258,15 @@ where
     let position = ctx.read_position();
     let mut begun = match begin_outermost(facade, position, mode, route) {
         Ok(begun) => begun,
-        Err(err) => return Attempt::failed(err),
+        // The checkout already waited for a connection (up to
+        // `pool_timeout`): a retry would only wait again.
+        Err(NotBegun::Checkout(err)) => {
+            return Attempt {
+                result: Err(E::from(err)),
+                retry: None,
+            }
+        }
+        Err(NotBegun::Begin(err)) => return Attempt::failed(err),
     };
     let result = guarded(&mut begun.tx, 0, |tx| body(ctx, tx));
     match end_outermost(begun, facade, position, result.is_ok()) {
@@ -302,13 +310,21 @@ pub(crate) enum Ended {
     Replaced(Error),
 }
 
+/// Why [`begin_outermost`] could not begin.
+pub(crate) enum NotBegun {
+    /// No connection: the checkout failed (and already waited).
+    Checkout(Error),
+    /// `BEGIN` failed on a checked-out connection.
+    Begin(Error),
+}
+
 /// Check out a connection for `route` and `BEGIN` a transaction of `mode`.
 pub(crate) fn begin_outermost<C: SupportedConnection>(
     facade: &Facade<C>,
     position: Option<&ReadPosition>,
     mode: TxMode,
     route: Route,
-) -> Result<Begun<C>, Error> {
+) -> Result<Begun<C>, NotBegun> {
     let counters = &facade.inner.counters;
     let (checkout, on_replica) = match route {
         Route::Primary => (facade.checkout_writer(), false),
@@ -318,7 +334,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
         },
     };
     let server = if on_replica { "replica" } else { "primary" };
-    let conn = checkout?;
+    let conn = checkout.map_err(NotBegun::Checkout)?;
     let span = tracing::debug_span!(
         "diesel_facade.transaction",
         mode = ?mode,
@@ -353,7 +369,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
         }
         span.record("outcome", "begin failed");
         tracing::debug!(error = %err, "BEGIN failed");
-        return Err(err);
+        return Err(NotBegun::Begin(err));
     }
     // The BEGIN itself is no implicit commit of this transaction.
     tx.conn.forget_implicit_commits();

@@ -93,7 +93,7 @@ struct Rig<C: Proxied> {
 }
 
 fn rig<C: Proxied>(test: &str) -> Option<Rig<C>> {
-    let admin = server_url::<C>()?;
+    let admin = server_url::<C>();
     let url = C::create_database(&admin, test);
     let mut direct = C::establish(&url).expect("a direct connection to the test database");
     direct.batch_execute(ROWS_TABLE).expect("create proxy_rows");
@@ -345,6 +345,7 @@ where
 /// BEGIN and COMMIT are simple queries; the pool's health check and the
 /// INSERT are cached prepared statements.
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_writer_sends_begin_and_commit_as_simple_queries() {
     let Some(traffic) = traffic_of_a_writer::<diesel::PgConnection>("postgres") else {
         return;
@@ -371,6 +372,7 @@ fn postgres_writer_sends_begin_and_commit_as_simple_queries() {
 /// `batch_execute` brackets each COM_QUERY with COM_SET_OPTION, so its
 /// call for COMMIT is not over when the server's OK arrives.
 #[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_writer_sends_begin_and_commit_as_com_query_between_set_options() {
     let Some(traffic) = traffic_of_a_writer::<diesel::MysqlConnection>("mariadb") else {
         return;
@@ -392,6 +394,7 @@ fn mariadb_writer_sends_begin_and_commit_as_com_query_between_set_options() {
 }
 
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection() {
     if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::BeforeBegin, "postgres") {
         assert_expected(Cut::BeforeBegin, &runs);
@@ -399,6 +402,7 @@ fn postgres_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection()
 }
 
 #[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection() {
     if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::BeforeBegin, "mariadb") {
         assert_expected(Cut::BeforeBegin, &runs);
@@ -406,6 +410,7 @@ fn mariadb_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection() 
 }
 
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
     if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::MidBody, "postgres") {
         assert_expected(Cut::MidBody, &runs);
@@ -413,6 +418,7 @@ fn postgres_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
 }
 
 #[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
     if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::MidBody, "mariadb") {
         assert_expected(Cut::MidBody, &runs);
@@ -420,6 +426,7 @@ fn mariadb_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
 }
 
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
     if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::CommitReplyDropped, "postgres") {
         assert_expected(Cut::CommitReplyDropped, &runs);
@@ -427,6 +434,7 @@ fn postgres_commit_reply_dropped_is_commit_unknown_committed_once_and_never_reru
 }
 
 #[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
     if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::CommitReplyDropped, "mariadb") {
         assert_expected(Cut::CommitReplyDropped, &runs);
@@ -434,6 +442,7 @@ fn mariadb_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun
 }
 
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_after_the_commit_reply_is_ok_with_the_row() {
     if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::AfterCommit, "postgres") {
         assert_expected(Cut::AfterCommit, &runs);
@@ -449,6 +458,7 @@ fn postgres_cut_after_the_commit_reply_is_ok_with_the_row() {
 /// says "unknown" rather than guess (docs/reliability.md). Never a false
 /// `Ok`, never a re-run.
 #[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_after_the_commit_reply_keeps_the_row_and_is_never_rerun() {
     let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::AfterCommit, "mariadb") else {
         return;
@@ -508,11 +518,13 @@ where
 }
 
 #[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_the_body_s_own_error_reaches_the_caller_after_a_cut_at_the_insert() {
     the_body_s_error_reaches_the_caller::<diesel::MysqlConnection>("mariadb");
 }
 
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_the_body_s_own_error_reaches_the_caller_after_a_cut_at_the_insert() {
     the_body_s_error_reaches_the_caller::<diesel::PgConnection>("postgres");
 }
@@ -520,6 +532,7 @@ fn postgres_the_body_s_own_error_reaches_the_caller_after_a_cut_at_the_insert() 
 /// Dropping the proxy closes its port and ends every thread it started,
 /// including the pumps of a pooled connection that is still open.
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_dropped_proxy_leaves_no_thread_or_port_behind() {
     let Some(rig) = rig::<diesel::PgConnection>("proxy_teardown") else {
         return;

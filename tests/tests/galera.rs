@@ -32,7 +32,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// One facade per node, on a fresh database created through node 1.
-fn cluster(test: &str) -> Option<Vec<Facade<MysqlConnection>>> {
+fn cluster(test: &str) -> Vec<Facade<MysqlConnection>> {
     cluster_with(test, |b| {
         // A shorter bound than the default (`GALERA_DEFAULT_WAIT_TIMEOUT`)
         // keeps a rare server-side hang after a brute-force abort short.
@@ -46,23 +46,13 @@ fn cluster_with(
     configure: impl Fn(
         diesel_facade::FacadeBuilder<MysqlConnection>,
     ) -> diesel_facade::FacadeBuilder<MysqlConnection>,
-) -> Option<Vec<Facade<MysqlConnection>>> {
-    let urls = match std::env::var("FACADE_TEST_GALERA_URLS") {
-        Ok(urls) if !urls.is_empty() => urls,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("FACADE_TEST_GALERA_URLS is not set under CI=true: start scripts/test-servers")
-        }
-        _ => {
-            eprintln!("SKIPPED: FACADE_TEST_GALERA_URLS is not set");
-            return None;
-        }
-    };
-    let urls: Vec<&str> = urls.split(',').collect();
+) -> Vec<Facade<MysqlConnection>> {
+    let urls = diesel_facade_tests::galera_urls();
     assert_eq!(urls.len(), 3, "three Galera nodes");
     // FACADE_TEST_DB_PREFIX keeps two checkouts' runs on one cluster apart.
     let prefix = std::env::var("FACADE_TEST_DB_PREFIX").unwrap_or_default();
     let db = format!("ftg{prefix}_{test}");
-    let mut admin = MysqlConnection::establish(urls[0]).expect("connect to Galera node 1");
+    let mut admin = MysqlConnection::establish(&urls[0]).expect("connect to Galera node 1");
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4; USE {db};
@@ -126,7 +116,7 @@ fn cluster_with(
             }),
         );
     }
-    Some(facades)
+    facades
 }
 
 /// Read the counter and write it back plus one; returns the value written.
@@ -190,11 +180,10 @@ fn hammer(
 }
 
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn locked_counter_across_three_nodes_is_exact() {
     let _serial = serial();
-    let Some(nodes) = cluster("locked") else {
-        return;
-    };
+    let nodes = cluster("locked");
     const PER_NODE: usize = 2;
     const ITERATIONS: usize = 20;
     let mut written = hammer(&nodes, PER_NODE, ITERATIONS, true);
@@ -219,11 +208,10 @@ fn locked_counter_across_three_nodes_is_exact() {
 }
 
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn without_the_lock_galera_loses_updates() {
     let _serial = serial();
-    let Some(nodes) = cluster("unlocked") else {
-        return;
-    };
+    let nodes = cluster("unlocked");
     const PER_NODE: usize = 2;
     const ITERATIONS: usize = 20;
     let _ = hammer(&nodes, PER_NODE, ITERATIONS, false);
@@ -237,11 +225,10 @@ fn without_the_lock_galera_loses_updates() {
 }
 
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn try_lock_cannot_see_another_nodes_uncommitted_lock() {
     let _serial = serial();
-    let Some(nodes) = cluster("try_lock") else {
-        return;
-    };
+    let nodes = cluster("try_lock");
     let (held_tx, held_rx) = mpsc::channel::<()>();
     let (commit_tx, commit_rx) = mpsc::channel::<()>();
     std::thread::scope(|s| {
@@ -281,11 +268,10 @@ fn try_lock_cannot_see_another_nodes_uncommitted_lock() {
 }
 
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn same_node_lock_waits_and_times_out() {
     let _serial = serial();
-    let Some(nodes) = cluster("same_node") else {
-        return;
-    };
+    let nodes = cluster("same_node");
     let (held_tx, held_rx) = mpsc::channel::<()>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     std::thread::scope(|s| {
@@ -319,13 +305,12 @@ fn same_node_lock_waits_and_times_out() {
 /// savepoint's `ROLLBACK TO SAVEPOINT` fails with 1305: that is reported as
 /// the deadlock it is, and the outermost `retry` re-runs the transaction.
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn a_savepoint_lost_to_a_wsrep_abort_is_a_deadlock_and_retried() {
     let _serial = serial();
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let Some(nodes) = cluster("wsrep_savepoint") else {
-        return;
-    };
+    let nodes = cluster("wsrep_savepoint");
     let (reached_tx, reached_rx) = mpsc::channel::<()>();
     let (conflict_tx, conflict_rx) = mpsc::channel::<()>();
     let attempts = AtomicUsize::new(0);
@@ -425,16 +410,13 @@ fn session_wait_timeout(node: &Facade<MysqlConnection>) -> i64 {
 /// time) gets `GALERA_DEFAULT_WAIT_TIMEOUT` unless the builder says
 /// otherwise, and `mysql_wait_timeout(None)` keeps the server's own.
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn a_galera_node_gets_a_bounded_wait_timeout_by_default() {
     let _serial = serial();
-    let Some(nodes) = cluster_with("default_wait", |b| b) else {
-        return;
-    };
+    let nodes = cluster_with("default_wait", |b| b);
     let default = diesel_facade::GALERA_DEFAULT_WAIT_TIMEOUT.as_secs() as i64;
     assert_eq!(session_wait_timeout(&nodes[0]), default);
-    let Some(off) = cluster_with("default_wait_off", |b| b.mysql_wait_timeout(None)) else {
-        return;
-    };
+    let off = cluster_with("default_wait_off", |b| b.mysql_wait_timeout(None));
     assert!(session_wait_timeout(&off[0]) > default, "the server's own");
 }
 
@@ -442,11 +424,10 @@ fn a_galera_node_gets_a_bounded_wait_timeout_by_default() {
 /// behaves as on one server: it succeeds, and the statements after it
 /// commit too (they no longer fail with "SAVEPOINT ... does not exist").
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn ddl_in_a_writer_behaves_as_on_one_server() {
     let _serial = serial();
-    let Some(nodes) = cluster("ddl_writer") else {
-        return;
-    };
+    let nodes = cluster("ddl_writer");
     let mut ctx = Req {
         db: nodes[0].clone(),
     };
@@ -474,6 +455,7 @@ fn ddl_in_a_writer_behaves_as_on_one_server() {
 /// default; 20 for the proof in docs/locks.md). A run that does not end
 /// within 5 minutes fails the test instead of hanging it.
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn locked_increments_on_default_settings_always_finish() {
     let _serial = serial();
     let runs: usize = std::env::var("FACADE_GALERA_DEFAULT_RUNS")
@@ -481,9 +463,7 @@ fn locked_increments_on_default_settings_always_finish() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     for run in 0..runs {
-        let Some(nodes) = cluster_with("default_settings", |b| b) else {
-            return;
-        };
+        let nodes = cluster_with("default_settings", |b| b);
         let (done_tx, done_rx) = mpsc::channel();
         let started = std::time::Instant::now();
         let worker = std::thread::spawn(move || {
@@ -512,16 +492,15 @@ fn locked_increments_on_default_settings_always_finish() {
 /// count as an implicit commit, so `RELEASE SAVEPOINT` is checked before
 /// every `COMMIT`, and the connection is kept for the next transaction.
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn every_plain_writer_is_checked_by_the_abort_guard() {
     let _serial = serial();
     let log = diesel_facade_tests::EventLog::default();
-    let Some(nodes) = cluster_with("guard_on", |b| {
+    let nodes = cluster_with("guard_on", |b| {
         b.mysql_wait_timeout(Duration::from_secs(3))
             .max_pool_size(1)
             .instrumentation(log.factory())
-    }) else {
-        return;
-    };
+    });
     log.clear();
     for _ in 0..3 {
         locked_increment(&mut Req {
@@ -583,14 +562,12 @@ fn closed_port() -> u16 {
 }
 
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn a_writer_list_prefers_the_first_live_node_and_skips_a_lost_one() {
     let _serial = serial();
-    let Some(nodes) = cluster("writer_list") else {
-        return;
-    };
-    let urls: Vec<String> = std::env::var("FACADE_TEST_GALERA_URLS")
-        .expect("set when cluster() returned")
-        .split(',')
+    let nodes = cluster("writer_list");
+    let urls: Vec<String> = diesel_facade_tests::galera_urls()
+        .iter()
         .map(|u| with_db(u, nodes[0].writer_url()))
         .collect();
     let port = |url: &str| i32::from(url::Url::parse(url).unwrap().port().unwrap());
@@ -691,16 +668,15 @@ fn prepares_switches_releases(db: &Facade<MysqlConnection>) -> [i64; 3] {
 /// prepares exactly as many statements, and switches multi-statement mode
 /// as often, as the same writer on one MariaDB server, which has no guard.
 #[test]
+#[cfg_attr(
+    not(all(galera_cluster, mysql_server)),
+    ignore = "needs FACADE_TEST_GALERA_URLS and FACADE_TEST_MYSQL_URL"
+)]
 fn the_guard_s_release_is_prepared_once_per_connection() {
     let _serial = serial();
-    let Some(nodes) = cluster_with("release_prepared", |b| b.max_pool_size(1)) else {
-        return;
-    };
-    let Some(single) =
-        diesel_facade_tests::facade::<MysqlConnection>("release_prepared", |b| b.max_pool_size(1))
-    else {
-        return;
-    };
+    let nodes = cluster_with("release_prepared", |b| b.max_pool_size(1));
+    let single =
+        diesel_facade_tests::facade::<MysqlConnection>("release_prepared", |b| b.max_pool_size(1));
     let [galera_prepares, galera_switches, galera_releases] = prepares_switches_releases(&nodes[0]);
     let [single_prepares, single_switches, single_releases] = prepares_switches_releases(&single);
     // Between the two reads: the commit of the writer that made the first

@@ -1,10 +1,49 @@
 //! The shared scenarios on the MariaDB primary of `scripts/test-servers`.
-diesel_facade_tests::backend_suite!(diesel::MysqlConnection, single_writer = false);
-diesel_facade_tests::server_suite!();
+
+diesel_facade_tests::backend_tests! {
+    #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+    diesel::MysqlConnection => scenarios {
+        composed_call_uses_one_checkout_one_begin_one_commit,
+        nested_reader_sees_the_outer_writers_uncommitted_row,
+        err_rolls_back_everything,
+        joined_error_does_not_roll_back_the_outer_transaction,
+        panic_rolls_back_and_the_pool_recovers,
+        savepoint_rolls_back_only_its_own_work,
+        independent_commits_while_the_outer_rolls_back,
+        on_commit_runs_after_commit_only,
+        context_and_closure_forms_work_together,
+        writes_in_sequence_from_many_threads_all_commit,
+        unique_violation_is_classified,
+        pool_exhaustion_is_a_pool_timeout_that_names_the_cause,
+        raw_sql_write_in_a_reader_is_a_read_only_violation,
+        bare_tables_load_through_as_query,
+        locked_counter_ends_at_exactly_threads_times_iterations,
+        lock_names_are_validated_and_stored_verbatim,
+        a_missing_locks_table_says_to_run_the_migrations,
+        retry_is_inert_on_a_joined_call_and_counts_whole_transactions,
+        // Writers that run at the same time (ConcurrentWriters).
+        without_the_lock_updates_are_lost,
+        opposite_lock_order_deadlock_is_retried,
+        lock_timeout_and_try_lock_while_another_transaction_holds_it,
+        // A session that can be killed.
+        a_connection_lost_before_commit_is_retried_on_a_fresh_one,
+    }
+}
 
 mod trust {
-    diesel_facade_tests::trust_tests!(server: diesel::MysqlConnection);
-    diesel_facade_tests::trust_tests!(diesel::MysqlConnection;
-        a_handled_error_then_ok_commits_the_rest,
-    );
+    diesel_facade_tests::backend_tests! {
+        #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+        diesel::MysqlConnection => trust {
+            ok_with_a_nested_transaction_left_open_commits_nothing,
+            savepoint_ok_with_a_nested_transaction_left_open_is_rolled_back,
+            hooks_of_a_savepoint_that_panicked_never_run,
+            a_panicking_hook_runs_the_others_and_the_commit_stands,
+            a_lock_first_taken_inside_a_savepoint_is_refused,
+            a_handled_error_inside_a_savepoint_lets_the_transaction_commit,
+            a_lock_survives_a_savepoint_rollback,
+            a_deadlock_inside_a_savepoint_is_retried_by_the_outermost_retry,
+            independent_commits_while_the_outer_writer_rolls_back,
+            a_handled_error_then_ok_commits_the_rest,
+        }
+    }
 }

@@ -1,22 +1,57 @@
-//! The shared scenarios on the PostgreSQL primary of `scripts/test-servers`.
-diesel_facade_tests::backend_suite!(diesel::PgConnection, single_writer = false);
-diesel_facade_tests::server_suite!();
+//! The shared scenarios on the PostgreSQL primary of `scripts/test-servers`,
+//! and what only PostgreSQL can show.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel_facade::{writer, ErrorKind, Facade};
+
+type Req = diesel_facade_tests::scenarios::Req<PgConnection>;
+
+diesel_facade_tests::backend_tests! {
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    diesel::PgConnection => scenarios {
+        composed_call_uses_one_checkout_one_begin_one_commit,
+        nested_reader_sees_the_outer_writers_uncommitted_row,
+        err_rolls_back_everything,
+        joined_error_does_not_roll_back_the_outer_transaction,
+        panic_rolls_back_and_the_pool_recovers,
+        savepoint_rolls_back_only_its_own_work,
+        independent_commits_while_the_outer_rolls_back,
+        on_commit_runs_after_commit_only,
+        context_and_closure_forms_work_together,
+        writes_in_sequence_from_many_threads_all_commit,
+        unique_violation_is_classified,
+        pool_exhaustion_is_a_pool_timeout_that_names_the_cause,
+        raw_sql_write_in_a_reader_is_a_read_only_violation,
+        bare_tables_load_through_as_query,
+        locked_counter_ends_at_exactly_threads_times_iterations,
+        lock_names_are_validated_and_stored_verbatim,
+        a_missing_locks_table_says_to_run_the_migrations,
+        retry_is_inert_on_a_joined_call_and_counts_whole_transactions,
+        // Writers that run at the same time (ConcurrentWriters).
+        without_the_lock_updates_are_lost,
+        opposite_lock_order_deadlock_is_retried,
+        lock_timeout_and_try_lock_while_another_transaction_holds_it,
+        // A session that can be killed.
+        a_connection_lost_before_commit_is_retried_on_a_fresh_one,
+    }
+}
 
 /// A connection lost while COMMIT is in flight: the transaction may or may
 /// not have committed, so the error is `CommitUnknown` and even
 /// `#[writer(retry)]` does not re-run it. COMMIT is made slow with a
 /// deferred constraint trigger, and the session is killed during it.
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_connection_lost_during_commit_is_commit_unknown_and_not_retried() {
     use diesel_facade_tests::{kill_session, server_url, SessionId};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
 
-    let Some(db) = diesel_facade_tests::facade::<diesel::PgConnection>("commit_unknown", |b| b)
-    else {
-        return;
-    };
-    let admin = server_url::<diesel::PgConnection>().expect("server");
+    let db = diesel_facade_tests::facade::<diesel::PgConnection>("commit_unknown", |b| b);
+    let admin = server_url::<diesel::PgConnection>();
     diesel_facade::write(&mut Req { db: db.clone() }, |ctx| {
         diesel::connection::SimpleConnection::batch_execute(
             ctx.conn(),
@@ -62,12 +97,23 @@ fn a_connection_lost_during_commit_is_commit_unknown_and_not_retried() {
 }
 
 mod trust {
-    diesel_facade_tests::trust_tests!(server: diesel::PgConnection);
-    diesel_facade_tests::trust_tests!(diesel::PgConnection;
-        a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
-        an_independent_writer_blocked_by_its_own_outer_writer_times_out,
-        a_handled_error_that_aborted_the_transaction_is_not_reported_committed,
-    );
+    diesel_facade_tests::backend_tests! {
+        #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+        diesel::PgConnection => trust {
+            ok_with_a_nested_transaction_left_open_commits_nothing,
+            savepoint_ok_with_a_nested_transaction_left_open_is_rolled_back,
+            hooks_of_a_savepoint_that_panicked_never_run,
+            a_panicking_hook_runs_the_others_and_the_commit_stands,
+            a_lock_first_taken_inside_a_savepoint_is_refused,
+            a_handled_error_inside_a_savepoint_lets_the_transaction_commit,
+            a_lock_survives_a_savepoint_rollback,
+            a_deadlock_inside_a_savepoint_is_retried_by_the_outermost_retry,
+            independent_commits_while_the_outer_writer_rolls_back,
+            a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
+            an_independent_writer_blocked_by_its_own_outer_writer_times_out,
+            a_handled_error_that_aborted_the_transaction_is_not_reported_committed,
+        }
+    }
 }
 
 /// A body that replaces the connection's diesel instrumentation would blind
@@ -75,6 +121,7 @@ mod trust {
 /// with an error that names the fix, and the next one on the same pooled
 /// connection is watched again (its 40001 is retried).
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_body_replacing_the_instrumentation_is_rolled_back_and_the_watch_restored() {
     use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
     use diesel_facade::{Context, Error};
@@ -98,8 +145,7 @@ fn a_body_replacing_the_instrumentation_is_rolled_back_and_the_watch_restored() 
 
     let db = diesel_facade_tests::facade::<diesel::PgConnection>("instrumentation_swap", |b| {
         b.max_pool_size(1)
-    })
-    .expect("server");
+    });
     let err = diesel_facade::write(&mut db.context(), |ctx| {
         ctx.conn()
             .batch_execute("INSERT INTO items (id, name, qty) VALUES (1, 'x', 0)")?;
@@ -134,11 +180,12 @@ fn a_body_replacing_the_instrumentation_is_rolled_back_and_the_watch_restored() 
 /// once with the refusal (it fails fast only when the pool has nothing to
 /// wait for).
 #[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_refused_reconnect_waits_for_a_healthy_pooled_connection() {
     use diesel::connection::SimpleConnection;
     use diesel_facade_tests::TestBackend;
 
-    let admin = diesel_facade_tests::server_url::<diesel::PgConnection>().expect("server");
+    let admin = diesel_facade_tests::server_url::<diesel::PgConnection>();
     let url = diesel::PgConnection::create_database(&admin, "rotation");
     let database = url::Url::parse(&url).expect("url").path()[1..].to_owned();
     let user = format!("ft_rotation_{}", std::process::id());

@@ -11,24 +11,14 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use diesel::{MysqlConnection, PgConnection};
+use diesel_facade::__private::Position;
 use diesel_facade::{
     reader, writer, Context, ErrorKind, Facade, ReadOnlyConnection, ReadPosition,
-    TransactionContext,
+    SupportedConnection, TransactionContext,
 };
+use diesel_facade_tests::scenarios::TypedQueries;
 use diesel_facade_tests::schema::items;
-
-fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{var} is not set under CI=true: start scripts/test-servers")
-        }
-        _ => {
-            eprintln!("SKIPPED: {var} is not set");
-            None
-        }
-    }
-}
+use diesel_facade_tests::{galera_urls, server_env};
 
 /// `ft<prefix>_<base>`, with `FACADE_TEST_DB_PREFIX`, so that checkouts
 /// sharing the servers do not drop each other's databases.
@@ -90,328 +80,390 @@ struct Flag {
     flag: bool,
 }
 
-macro_rules! replica_scenarios {
-    (
-        conn = $conn:ty,
-        on_replica_sql = $on_replica_sql:expr,
-        pause_sql = $pause:expr,
-        resume_sql = $resume:expr,
-        rejected_position = $rejected:expr,
-        future_tokens = $future:expr,
-    ) => {
-        type Conn = $conn;
+/// A backend with a streaming replica: how [`replica_scenarios`] tells the
+/// replica from the primary, holds it back, and forges positions.
+trait Replicated: TypedQueries {
+    /// SQL whose BOOLEAN `flag` says whether the server answering is a
+    /// replica, in the server's own view.
+    const ON_REPLICA_SQL: &'static str;
+    /// Pause the replica's replay (run on the replica).
+    const PAUSE_SQL: &'static str;
+    /// Resume it.
+    const RESUME_SQL: &'static str;
+    /// Well-formed tokens ahead of any position the primary will reach.
+    const FUTURE_TOKENS: &'static [&'static str];
+    /// A position that skipped validation and that the replica rejects.
+    fn rejected_position() -> Position;
+}
 
-        #[derive(TransactionContext)]
-        struct Req {
-            #[facade]
-            db: Facade<Conn>,
-            #[read_position]
-            position: ReadPosition,
-        }
+impl Replicated for PgConnection {
+    const ON_REPLICA_SQL: &'static str = "SELECT pg_is_in_recovery() AS flag";
+    const PAUSE_SQL: &'static str = "SELECT pg_wal_replay_pause()";
+    const RESUME_SQL: &'static str = "SELECT pg_wal_replay_resume()";
+    const FUTURE_TOKENS: &'static [&'static str] = &["pg:FFFFFFFF/FFFFFFFF"];
+    fn rejected_position() -> Position {
+        Position::PgLsn("FFFFFFFFF/0".into())
+    }
+}
 
-        fn req(db: &Facade<Conn>) -> Req {
-            Req { db: db.clone(), position: ReadPosition::new() }
-        }
+impl Replicated for MysqlConnection {
+    const ON_REPLICA_SQL: &'static str = "SELECT @@server_id <> 1 AS flag";
+    const PAUSE_SQL: &'static str = "STOP SLAVE SQL_THREAD";
+    const RESUME_SQL: &'static str = "START SLAVE SQL_THREAD";
+    const FUTURE_TOKENS: &'static [&'static str] =
+        &["gtid:0-1-18446744073709551615", "gtid:4242-1-1"];
+    fn rejected_position() -> Position {
+        Position::Gtid("-".into())
+    }
+}
 
-        #[writer]
-        fn add(ctx: &mut Req, id: i32) -> QueryResult<()> {
-            diesel::insert_into(items::table)
-                .values((items::id.eq(id), items::name.eq("r"), items::qty.eq(0)))
-                .execute(ctx.conn())
-                .map(drop)
-        }
+#[derive(TransactionContext)]
+struct Req<C: SupportedConnection> {
+    #[facade]
+    db: Facade<C>,
+    #[read_position]
+    position: ReadPosition,
+}
 
-        /// (is the row visible, did a replica answer according to the server
-        /// itself, did the facade say it ran on a replica)
-        #[reader(replica)]
-        fn look(ctx: &mut Req, id: i32) -> QueryResult<(bool, bool, bool)> {
-            let visible = diesel::select(diesel::dsl::exists(items::table.find(id)))
-                .get_result(ctx.conn())?;
-            let server_is_replica = diesel::sql_query($on_replica_sql)
-                .get_result::<Flag>(ctx.conn())?
-                .flag;
-            Ok((visible, server_is_replica, ctx.on_replica()))
-        }
+fn req<C: SupportedConnection>(db: &Facade<C>) -> Req<C> {
+    Req {
+        db: db.clone(),
+        position: ReadPosition::new(),
+    }
+}
 
-        /// A context with no `#[read_position]` field.
-        #[derive(TransactionContext)]
-        struct Plain {
-            #[facade]
-            db: Facade<Conn>,
-        }
+#[writer]
+fn add<C: Replicated>(ctx: &mut Req<C>, id: i32) -> QueryResult<()> {
+    C::insert_item(ctx.conn(), id, "r".to_owned(), 0).map(drop)
+}
 
-        fn probe(conn: &mut ReadOnlyConnection<Conn>, id: i32) -> QueryResult<(bool, bool)> {
-            let visible =
-                diesel::select(diesel::dsl::exists(items::table.find(id))).get_result(conn)?;
-            let server_is_replica = diesel::sql_query($on_replica_sql)
-                .get_result::<Flag>(conn)?
-                .flag;
-            Ok((visible, server_is_replica))
-        }
+/// (is the row visible, did a replica answer according to the server
+/// itself, did the facade say it ran on a replica)
+#[reader(replica)]
+fn look<C: Replicated>(ctx: &mut Req<C>, id: i32) -> QueryResult<(bool, bool, bool)> {
+    let (visible, server_is_replica) = probe(ctx.conn(), id)?;
+    Ok((visible, server_is_replica, ctx.on_replica()))
+}
 
-        #[writer]
-        fn add_plain(ctx: &mut Plain, id: i32) -> QueryResult<()> {
-            diesel::insert_into(items::table)
-                .values((items::id.eq(id), items::name.eq("p"), items::qty.eq(0)))
-                .execute(ctx.conn())
-                .map(drop)
-        }
+/// A context with no `#[read_position]` field.
+#[derive(TransactionContext)]
+struct Plain<C: SupportedConnection> {
+    #[facade]
+    db: Facade<C>,
+}
 
-        #[reader(replica)]
-        fn look_plain(ctx: &mut Plain, id: i32) -> QueryResult<(bool, bool, bool)> {
-            let (visible, server_is_replica) = probe(ctx.conn(), id)?;
-            Ok((visible, server_is_replica, ctx.on_replica()))
-        }
+/// (is the row visible, did a replica answer according to the server itself)
+fn probe<C: Replicated>(conn: &mut ReadOnlyConnection<C>, id: i32) -> QueryResult<(bool, bool)> {
+    let visible = C::item_exists(conn, id)?;
+    let server_is_replica = C::read_flag(conn, C::ON_REPLICA_SQL)?;
+    Ok((visible, server_is_replica))
+}
 
-        #[writer]
-        fn add_ctx(ctx: &mut Context<Conn>, id: i32) -> QueryResult<()> {
-            diesel::insert_into(items::table)
-                .values((items::id.eq(id), items::name.eq("c"), items::qty.eq(0)))
-                .execute(ctx.conn())
-                .map(drop)
-        }
+#[writer]
+fn add_plain<C: Replicated>(ctx: &mut Plain<C>, id: i32) -> QueryResult<()> {
+    C::insert_item(ctx.conn(), id, "p".to_owned(), 0).map(drop)
+}
 
-        #[reader(replica)]
-        fn look_ctx(ctx: &mut Context<Conn>, id: i32) -> QueryResult<(bool, bool, bool)> {
-            let (visible, server_is_replica) = probe(ctx.conn(), id)?;
-            Ok((visible, server_is_replica, ctx.on_replica()))
-        }
+#[reader(replica)]
+fn look_plain<C: Replicated>(ctx: &mut Plain<C>, id: i32) -> QueryResult<(bool, bool, bool)> {
+    let (visible, server_is_replica) = probe(ctx.conn(), id)?;
+    Ok((visible, server_is_replica, ctx.on_replica()))
+}
 
-        struct Resume<'a> {
-            conn: &'a std::cell::RefCell<Conn>,
-        }
-        impl Drop for Resume<'_> {
-            fn drop(&mut self) {
-                let _ = self.conn.borrow_mut().batch_execute($resume);
-            }
-        }
+#[writer]
+fn add_ctx<C: Replicated>(ctx: &mut Context<C>, id: i32) -> QueryResult<()> {
+    C::insert_item(ctx.conn(), id, "c".to_owned(), 0).map(drop)
+}
 
-        pub fn run(primary: &str, replica: &str) {
-            let db_name = db_name("ft", "replica_routing");
-            {
-                let mut admin: Conn = connect_eventually(primary);
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"));
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {db_name}"))
-                    .expect("create database");
-            }
-            let primary_url = with_db(primary, &db_name);
-            let replica_url = with_db(replica, &db_name);
-            let mut setup: Conn = connect_eventually(&primary_url);
-            setup
-                .batch_execute(
-                    "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL)",
-                )
-                .expect("create table");
-            // The replica's own connection, to pause and resume replay.
-            let replica_admin = std::cell::RefCell::new(connect_eventually::<Conn>(&replica_url));
+#[reader(replica)]
+fn look_ctx<C: Replicated>(ctx: &mut Context<C>, id: i32) -> QueryResult<(bool, bool, bool)> {
+    let (visible, server_is_replica) = probe(ctx.conn(), id)?;
+    Ok((visible, server_is_replica, ctx.on_replica()))
+}
 
-            let wait = Duration::from_millis(400);
-            let db = Facade::<Conn>::builder()
-                .writer(primary_url.clone())
-                .replica(replica_url.clone())
-                .replica_wait_timeout(wait)
-                .build()
-                .expect("facade with a replica");
-            // Wait for the table to reach the replica.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while look(&mut req(&db), 0).is_err() {
-                assert!(Instant::now() < deadline, "the table never reached the replica");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+/// Resumes the replica's replay when dropped, even if the test panics.
+struct Resume<'a, C: Replicated> {
+    conn: &'a std::cell::RefCell<C>,
+}
 
-            // 1. A context that wrote reads its write from the replica once
-            //    the replica has applied it: the wait succeeds.
-            let mut writer_ctx = req(&db);
-            add(&mut writer_ctx, 1).unwrap();
-            assert!(writer_ctx.position.token().is_some(), "commit position recorded");
-            let fallbacks = db.stats().replica_fallbacks;
-            assert_eq!(look(&mut writer_ctx, 1).unwrap(), (true, true, true));
-            assert_eq!(db.stats().replica_fallbacks, fallbacks, "no fallback needed");
+impl<C: Replicated> Drop for Resume<'_, C> {
+    fn drop(&mut self) {
+        let _ = self.conn.borrow_mut().batch_execute(C::RESUME_SQL);
+    }
+}
 
-            // 2. Replay paused: the writer still reads its own write (from
-            //    the primary, after the bounded wait); a context that did not
-            //    write reads the replica's stale data without waiting.
-            replica_admin.borrow_mut().batch_execute($pause).expect("pause replay");
-            let resume = Resume { conn: &replica_admin };
-            add(&mut writer_ctx, 2).unwrap();
-            let started = Instant::now();
-            assert_eq!(
-                look(&mut writer_ctx, 2).unwrap(),
-                (true, false, false),
-                "fell back to the primary"
-            );
-            assert!(started.elapsed() >= wait, "waited {:?} first", started.elapsed());
-            assert_eq!(db.stats().replica_fallbacks, fallbacks + 1);
-            let mut bystander = req(&db);
-            let started = Instant::now();
-            assert_eq!(
-                look(&mut bystander, 2).unwrap(),
-                (false, true, true),
-                "a context that did not write reads the stale replica"
-            );
-            assert!(started.elapsed() < wait, "and does not wait");
+/// The replica scenarios, in order, on the primary `primary` and its
+/// replica `replica` (admin URLs).
+fn replica_scenarios<C: Replicated>(primary: &str, replica: &str) {
+    let db_name = db_name("ft", "replica_routing");
+    {
+        let mut admin: C = connect_eventually(primary);
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .expect("create database");
+    }
+    let primary_url = with_db(primary, &db_name);
+    let replica_url = with_db(replica, &db_name);
+    let mut setup: C = connect_eventually(&primary_url);
+    setup
+        .batch_execute(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL)",
+        )
+        .expect("create table");
+    // The replica's own connection, to pause and resume replay.
+    let replica_admin = std::cell::RefCell::new(connect_eventually::<C>(&replica_url));
 
-            // 2b. The same without a `#[read_position]` field: the context's
-            //     facade handle keeps the position, so it reads its own write
-            //     (from the primary, replay being paused), and so does a
-            //     `Facade::context()`.
-            let mut plain = Plain { db: db.clone() };
-            add_plain(&mut plain, 20).unwrap();
-            assert_eq!(
-                look_plain(&mut plain, 20).unwrap(),
-                (true, false, false),
-                "a context without #[read_position] reads its own write"
-            );
-            assert!(plain.db.read_position().token().is_some(), "position on the handle");
-            let mut derived = Plain { db: plain.db.clone() };
-            assert_eq!(
-                look_plain(&mut derived, 20).unwrap(),
-                (true, false, false),
-                "a handle cloned after the write carries its position"
-            );
-            let mut script = db.context();
-            add_ctx(&mut script, 21).unwrap();
-            assert_eq!(look_ctx(&mut script, 21).unwrap(), (true, false, false));
-            let started = Instant::now();
-            assert_eq!(
-                look_plain(&mut Plain { db: db.clone() }, 20).unwrap(),
-                (false, true, true),
-                "a fresh clone of the shared facade did not write: no wait, stale replica"
-            );
-            assert!(started.elapsed() < wait, "and does not wait");
-            assert_eq!(db.read_position().token(), None, "the shared handle never wrote");
+    let wait = Duration::from_millis(400);
+    let db = Facade::<C>::builder()
+        .writer(primary_url.clone())
+        .replica(replica_url.clone())
+        .replica_wait_timeout(wait)
+        .build()
+        .expect("facade with a replica");
+    // Wait for the table to reach the replica.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while look(&mut req(&db), 0).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the table never reached the replica"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
-            // 3. The position travels as a token (e.g. in a session cookie).
-            let token = writer_ctx.position.token().expect("token");
-            let mut next_request = Req {
-                db: db.clone(),
-                position: ReadPosition::from_token(&token).unwrap(),
-            };
-            assert_eq!(look(&mut next_request, 2).unwrap(), (true, false, false));
+    // 1. A context that wrote reads its write from the replica once
+    //    the replica has applied it: the wait succeeds.
+    let mut writer_ctx = req(&db);
+    add(&mut writer_ctx, 1).unwrap();
+    assert!(
+        writer_ctx.position.token().is_some(),
+        "commit position recorded"
+    );
+    let fallbacks = db.stats().replica_fallbacks;
+    assert_eq!(look(&mut writer_ctx, 1).unwrap(), (true, true, true));
+    assert_eq!(
+        db.stats().replica_fallbacks,
+        fallbacks,
+        "no fallback needed"
+    );
 
-            // 4. Replay resumes: the wait succeeds on the replica.
-            drop(resume);
-            let fallbacks = db.stats().replica_fallbacks;
-            assert_eq!(look(&mut writer_ctx, 2).unwrap(), (true, true, true));
-            assert_eq!(look(&mut next_request, 2).unwrap(), (true, true, true));
-            assert_eq!(look_plain(&mut plain, 20).unwrap(), (true, true, true));
-            assert_eq!(look_ctx(&mut script, 21).unwrap(), (true, true, true));
-            assert_eq!(db.stats().replica_fallbacks, fallbacks);
-
-            // 4b. Hostile tokens are rejected before anything uses them.
-            for bad in hostile_tokens() {
-                let err = ReadPosition::from_token(&bad).unwrap_err();
-                assert_eq!(err.kind(), ErrorKind::Config);
-                assert!(err.to_string().len() < 300, "the token is not echoed whole");
-            }
-
-            // 4c. A position the replica rejects (one that skipped
-            //     validation) is the token's fault: that read goes to the
-            //     primary and drops it, and the replica stays in use.
-            let mut hostile = Req {
-                db: db.clone(),
-                position: ReadPosition::__unvalidated($rejected),
-            };
-            assert_eq!(look(&mut hostile, 1).unwrap(), (true, false, false));
-            assert_eq!(hostile.position.token(), None, "the rejected position is dropped");
-            assert_eq!(
-                look(&mut req(&db), 1).unwrap(),
-                (true, true, true),
-                "the replica was not marked down"
-            );
-            assert_eq!(look(&mut hostile, 1).unwrap(), (true, true, true));
-
-            // 4d. A token from the future (ahead of the primary) is dropped
-            //     instead of waited for, on every request that sends it.
-            let patient = Facade::<Conn>::builder()
-                .writer(primary_url.clone())
-                .replica(replica_url.clone())
-                .replica_wait_timeout(Duration::from_secs(5))
-                .build()
-                .expect("facade with a replica");
-            for future in $future {
-                for request in 0..2 {
-                    let mut ctx = Req {
-                        db: patient.clone(),
-                        position: ReadPosition::from_token(future).expect("well-formed"),
-                    };
-                    let started = Instant::now();
-                    assert_eq!(look(&mut ctx, 1).unwrap(), (true, false, false), "{future}");
-                    assert_eq!(ctx.position.token(), None, "{future} dropped (request {request})");
-                    assert!(
-                        started.elapsed() < Duration::from_secs(4),
-                        "{future}: no full wait ({:?})",
-                        started.elapsed()
-                    );
-                }
-            }
-            // A real token the replica has applied still reads the replica.
-            let mut returning = Req {
-                db: patient.clone(),
-                position: ReadPosition::from_token(&token).unwrap(),
-            };
-            assert_eq!(look(&mut returning, 2).unwrap(), (true, true, true));
-            assert_eq!(returning.position.token(), Some(token.clone()));
-
-            // 5. Raw SQL cannot write through a replica read.
-            let err = diesel_facade::read_replica(&mut req(&db), |ctx| {
-                diesel::sql_query("INSERT INTO items (id, name, qty) VALUES (99, 'x', 0)")
-                    .execute(ctx.conn().database_enforced())
-            })
-            .map_err(diesel_facade::Error::from)
-            .unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::ReadOnlyViolation, "{err}");
-
-            // 6. Inside a writer, a replica reader joins the writer's
-            //    transaction on the primary and sees uncommitted rows.
-            diesel_facade::write(&mut req(&db), |ctx| {
-                add(ctx, 3)?;
-                assert_eq!(look(ctx, 3)?, (true, false, false));
-                Ok::<_, diesel::result::Error>(())
-            })
-            .unwrap();
-
-            // 7. A replica that is down: reads still succeed, from the
-            //    primary, and the dead replica is skipped.
-            let with_dead = Facade::<Conn>::builder()
-                .writer(primary_url.clone())
-                .replica(with_port(&replica_url, 1))
-                .build()
-                .unwrap();
-            assert_eq!(look(&mut req(&with_dead), 1).unwrap(), (true, false, false));
-            assert_eq!(look(&mut req(&with_dead), 1).unwrap(), (true, false, false));
-            assert!(with_dead.stats().replica_fallbacks >= 2);
-
-            // 8. A lagging replica is skipped when max_replica_lag is set.
-            let strict = Facade::<Conn>::builder()
-                .writer(primary_url.clone())
-                .replica(replica_url.clone())
-                .max_replica_lag(Duration::from_millis(200))
-                .build()
-                .unwrap();
-            replica_admin.borrow_mut().batch_execute($pause).expect("pause replay");
-            let resume = Resume { conn: &replica_admin };
-            add(&mut req(&db), 4).unwrap();
-            std::thread::sleep(Duration::from_millis(1500));
-            assert_eq!(
-                look(&mut req(&strict), 4).unwrap(),
-                (true, false, false),
-                "the lagging replica is skipped"
-            );
-            drop(resume);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let seen = look(&mut req(&strict), 4).unwrap();
-                if seen == (true, true, true) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "replica never caught up: {seen:?}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            drop(setup);
-        }
+    // 2. Replay paused: the writer still reads its own write (from
+    //    the primary, after the bounded wait); a context that did not
+    //    write reads the replica's stale data without waiting.
+    replica_admin
+        .borrow_mut()
+        .batch_execute(C::PAUSE_SQL)
+        .expect("pause replay");
+    let resume = Resume {
+        conn: &replica_admin,
     };
+    add(&mut writer_ctx, 2).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        look(&mut writer_ctx, 2).unwrap(),
+        (true, false, false),
+        "fell back to the primary"
+    );
+    assert!(
+        started.elapsed() >= wait,
+        "waited {:?} first",
+        started.elapsed()
+    );
+    assert_eq!(db.stats().replica_fallbacks, fallbacks + 1);
+    let mut bystander = req(&db);
+    let started = Instant::now();
+    assert_eq!(
+        look(&mut bystander, 2).unwrap(),
+        (false, true, true),
+        "a context that did not write reads the stale replica"
+    );
+    assert!(started.elapsed() < wait, "and does not wait");
+
+    // 2b. The same without a `#[read_position]` field: the context's
+    //     facade handle keeps the position, so it reads its own write
+    //     (from the primary, replay being paused), and so does a
+    //     `Facade::context()`.
+    let mut plain = Plain { db: db.clone() };
+    add_plain(&mut plain, 20).unwrap();
+    assert_eq!(
+        look_plain(&mut plain, 20).unwrap(),
+        (true, false, false),
+        "a context without #[read_position] reads its own write"
+    );
+    assert!(
+        plain.db.read_position().token().is_some(),
+        "position on the handle"
+    );
+    let mut derived = Plain {
+        db: plain.db.clone(),
+    };
+    assert_eq!(
+        look_plain(&mut derived, 20).unwrap(),
+        (true, false, false),
+        "a handle cloned after the write carries its position"
+    );
+    let mut script = db.context();
+    add_ctx(&mut script, 21).unwrap();
+    assert_eq!(look_ctx(&mut script, 21).unwrap(), (true, false, false));
+    let started = Instant::now();
+    assert_eq!(
+        look_plain(&mut Plain { db: db.clone() }, 20).unwrap(),
+        (false, true, true),
+        "a fresh clone of the shared facade did not write: no wait, stale replica"
+    );
+    assert!(started.elapsed() < wait, "and does not wait");
+    assert_eq!(
+        db.read_position().token(),
+        None,
+        "the shared handle never wrote"
+    );
+
+    // 3. The position travels as a token (e.g. in a session cookie).
+    let token = writer_ctx.position.token().expect("token");
+    let mut next_request = Req {
+        db: db.clone(),
+        position: ReadPosition::from_token(&token).unwrap(),
+    };
+    assert_eq!(look(&mut next_request, 2).unwrap(), (true, false, false));
+
+    // 4. Replay resumes: the wait succeeds on the replica.
+    drop(resume);
+    let fallbacks = db.stats().replica_fallbacks;
+    assert_eq!(look(&mut writer_ctx, 2).unwrap(), (true, true, true));
+    assert_eq!(look(&mut next_request, 2).unwrap(), (true, true, true));
+    assert_eq!(look_plain(&mut plain, 20).unwrap(), (true, true, true));
+    assert_eq!(look_ctx(&mut script, 21).unwrap(), (true, true, true));
+    assert_eq!(db.stats().replica_fallbacks, fallbacks);
+
+    // 4b. Hostile tokens are rejected before anything uses them.
+    for bad in hostile_tokens() {
+        let err = ReadPosition::from_token(&bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().len() < 300, "the token is not echoed whole");
+    }
+
+    // 4c. A position the replica rejects (one that skipped
+    //     validation) is the token's fault: that read goes to the
+    //     primary and drops it, and the replica stays in use.
+    let mut hostile = Req {
+        db: db.clone(),
+        position: ReadPosition::__unvalidated(C::rejected_position()),
+    };
+    assert_eq!(look(&mut hostile, 1).unwrap(), (true, false, false));
+    assert_eq!(
+        hostile.position.token(),
+        None,
+        "the rejected position is dropped"
+    );
+    assert_eq!(
+        look(&mut req(&db), 1).unwrap(),
+        (true, true, true),
+        "the replica was not marked down"
+    );
+    assert_eq!(look(&mut hostile, 1).unwrap(), (true, true, true));
+
+    // 4d. A token from the future (ahead of the primary) is dropped
+    //     instead of waited for, on every request that sends it.
+    let patient = Facade::<C>::builder()
+        .writer(primary_url.clone())
+        .replica(replica_url.clone())
+        .replica_wait_timeout(Duration::from_secs(5))
+        .build()
+        .expect("facade with a replica");
+    for future in C::FUTURE_TOKENS {
+        for request in 0..2 {
+            let mut ctx = Req {
+                db: patient.clone(),
+                position: ReadPosition::from_token(future).expect("well-formed"),
+            };
+            let started = Instant::now();
+            assert_eq!(look(&mut ctx, 1).unwrap(), (true, false, false), "{future}");
+            assert_eq!(
+                ctx.position.token(),
+                None,
+                "{future} dropped (request {request})"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "{future}: no full wait ({:?})",
+                started.elapsed()
+            );
+        }
+    }
+    // A real token the replica has applied still reads the replica.
+    let mut returning = Req {
+        db: patient.clone(),
+        position: ReadPosition::from_token(&token).unwrap(),
+    };
+    assert_eq!(look(&mut returning, 2).unwrap(), (true, true, true));
+    assert_eq!(returning.position.token(), Some(token.clone()));
+
+    // 5. Raw SQL cannot write through a replica read.
+    let err = diesel_facade::read_replica(&mut req(&db), |ctx| {
+        C::execute_sql(
+            ctx.conn().database_enforced(),
+            "INSERT INTO items (id, name, qty) VALUES (99, 'x', 0)",
+        )
+    })
+    .map_err(diesel_facade::Error::from)
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnlyViolation, "{err}");
+
+    // 6. Inside a writer, a replica reader joins the writer's
+    //    transaction on the primary and sees uncommitted rows.
+    diesel_facade::write(&mut req(&db), |ctx| {
+        add(ctx, 3)?;
+        assert_eq!(look(ctx, 3)?, (true, false, false));
+        Ok::<_, diesel::result::Error>(())
+    })
+    .unwrap();
+
+    // 7. A replica that is down: reads still succeed, from the
+    //    primary, and the dead replica is skipped.
+    let with_dead = Facade::<C>::builder()
+        .writer(primary_url.clone())
+        .replica(with_port(&replica_url, 1))
+        .build()
+        .unwrap();
+    assert_eq!(look(&mut req(&with_dead), 1).unwrap(), (true, false, false));
+    assert_eq!(look(&mut req(&with_dead), 1).unwrap(), (true, false, false));
+    assert!(with_dead.stats().replica_fallbacks >= 2);
+
+    // 8. A lagging replica is skipped when max_replica_lag is set.
+    let strict = Facade::<C>::builder()
+        .writer(primary_url.clone())
+        .replica(replica_url.clone())
+        .max_replica_lag(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    replica_admin
+        .borrow_mut()
+        .batch_execute(C::PAUSE_SQL)
+        .expect("pause replay");
+    let resume = Resume {
+        conn: &replica_admin,
+    };
+    add(&mut req(&db), 4).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        look(&mut req(&strict), 4).unwrap(),
+        (true, false, false),
+        "the lagging replica is skipped"
+    );
+    drop(resume);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = look(&mut req(&strict), 4).unwrap();
+        if seen == (true, true, true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica never caught up: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(setup);
 }
 
 fn with_port(url: &str, port: u16) -> String {
@@ -420,49 +472,28 @@ fn with_port(url: &str, port: u16) -> String {
     parsed.to_string()
 }
 
-mod pg {
-    use super::*;
-    replica_scenarios! {
-        conn = PgConnection,
-        on_replica_sql = "SELECT pg_is_in_recovery() AS flag",
-        pause_sql = "SELECT pg_wal_replay_pause()",
-        resume_sql = "SELECT pg_wal_replay_resume()",
-        rejected_position = diesel_facade::__private::Position::PgLsn("FFFFFFFFF/0".into()),
-        future_tokens = ["pg:FFFFFFFF/FFFFFFFF"],
-    }
-}
-
-mod mariadb {
-    use super::*;
-    replica_scenarios! {
-        conn = MysqlConnection,
-        on_replica_sql = "SELECT @@server_id <> 1 AS flag",
-        pause_sql = "STOP SLAVE SQL_THREAD",
-        resume_sql = "START SLAVE SQL_THREAD",
-        rejected_position = diesel_facade::__private::Position::Gtid("-".into()),
-        future_tokens = ["gtid:0-1-18446744073709551615", "gtid:4242-1-1"],
-    }
-}
-
 #[test]
+#[cfg_attr(
+    not(all(pg_server, pg_replica)),
+    ignore = "needs FACADE_TEST_PG_URL and FACADE_TEST_PG_REPLICA_URL"
+)]
 fn postgres_streaming_replica() {
-    let (Some(primary), Some(replica)) =
-        (env("FACADE_TEST_PG_URL"), env("FACADE_TEST_PG_REPLICA_URL"))
-    else {
-        return;
-    };
-    pg::run(&primary, &replica);
+    replica_scenarios::<PgConnection>(
+        &server_env("FACADE_TEST_PG_URL"),
+        &server_env("FACADE_TEST_PG_REPLICA_URL"),
+    );
 }
 
 #[test]
+#[cfg_attr(
+    not(all(mysql_server, mysql_replica)),
+    ignore = "needs FACADE_TEST_MYSQL_URL and FACADE_TEST_MYSQL_REPLICA_URL"
+)]
 fn mariadb_gtid_replica() {
-    let (Some(primary), Some(replica)) = (
-        env("FACADE_TEST_MYSQL_URL"),
-        env("FACADE_TEST_MYSQL_REPLICA_URL"),
-    ) else {
-        return;
-    };
-    mariadb::run(&primary, &replica);
+    replica_scenarios::<MysqlConnection>(
+        &server_env("FACADE_TEST_MYSQL_URL"),
+        &server_env("FACADE_TEST_MYSQL_REPLICA_URL"),
+    );
 }
 
 mod galera {
@@ -541,24 +572,22 @@ mod galera {
 }
 
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn galera_nodes_as_replicas_read_their_writes() {
-    let Some(urls) = env("FACADE_TEST_GALERA_URLS") else {
-        return;
-    };
-    let urls: Vec<&str> = urls.split(',').collect();
+    let urls = galera_urls();
     let db_name = db_name("ftg", "replicas");
-    let mut admin: MysqlConnection = connect_eventually(urls[0]);
+    let mut admin: MysqlConnection = connect_eventually(&urls[0]);
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {db_name}; CREATE DATABASE {db_name}; USE {db_name};
              CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);"
         ))
         .expect("create the database on node 1");
-    let writer_port = url::Url::parse(urls[0]).unwrap().port().unwrap() as i32;
+    let writer_port = url::Url::parse(&urls[0]).unwrap().port().unwrap() as i32;
     let db = Facade::<MysqlConnection>::builder()
-        .writer(with_db(urls[0], &db_name))
-        .replica(with_db(urls[1], &db_name))
-        .replica(with_db(urls[2], &db_name))
+        .writer(with_db(&urls[0], &db_name))
+        .replica(with_db(&urls[1], &db_name))
+        .replica(with_db(&urls[2], &db_name))
         .build()
         .unwrap();
     let mut ctx = galera::Req {
@@ -596,24 +625,22 @@ fn galera_nodes_as_replicas_read_their_writes() {
 /// primary after the bounded wait, where it used to read the node's stale
 /// data. A token from the future is dropped without waiting.
 #[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
-    let Some(urls) = env("FACADE_TEST_GALERA_URLS") else {
-        return;
-    };
-    let urls: Vec<&str> = urls.split(',').collect();
+    let urls = galera_urls();
     let db_name = db_name("ftg", "replicas_plain");
-    let mut admin: MysqlConnection = connect_eventually(urls[0]);
+    let mut admin: MysqlConnection = connect_eventually(&urls[0]);
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {db_name}; CREATE DATABASE {db_name}; USE {db_name};
              CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);"
         ))
         .expect("create the database on node 1");
-    let writer_port = url::Url::parse(urls[0]).unwrap().port().unwrap() as i32;
+    let writer_port = url::Url::parse(&urls[0]).unwrap().port().unwrap() as i32;
     let wait = Duration::from_millis(400);
     let db = Facade::<MysqlConnection>::builder()
-        .writer(with_db(urls[0], &db_name))
-        .replica(with_db(urls[1], &db_name))
+        .writer(with_db(&urls[0], &db_name))
+        .replica(with_db(&urls[1], &db_name))
         .replica_wait_timeout(wait)
         .build()
         .unwrap();
@@ -626,7 +653,7 @@ fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
     );
 
     // Hold node 2's applier back (briefly: other suites share the cluster).
-    let node2 = std::cell::RefCell::new(connect_eventually::<MysqlConnection>(urls[1]));
+    let node2 = std::cell::RefCell::new(connect_eventually::<MysqlConnection>(&urls[1]));
     struct Unlock<'a>(&'a std::cell::RefCell<MysqlConnection>);
     impl Drop for Unlock<'_> {
         fn drop(&mut self) {
@@ -656,8 +683,8 @@ fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
 
     // A seqno from the future is dropped rather than waited for.
     let patient = Facade::<MysqlConnection>::builder()
-        .writer(with_db(urls[0], &db_name))
-        .replica(with_db(urls[1], &db_name))
+        .writer(with_db(&urls[0], &db_name))
+        .replica(with_db(&urls[1], &db_name))
         .replica_wait_timeout(Duration::from_secs(5))
         .build()
         .unwrap();

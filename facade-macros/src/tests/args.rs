@@ -1,7 +1,7 @@
 //! `#[reader(..)]` / `#[writer(..)]` arguments.
 
 use super::{messages, pointed_at, tokens};
-use crate::attr::{parse_args, ReadRoute, Retry, Role, Transaction, WriteMode};
+use crate::args::{parse_args, ReadRoute, Retry, Role, Transaction, WriteMode};
 
 fn read(source: &str) -> ReadRoute {
     let args = parse_args(Role::Reader, tokens(source));

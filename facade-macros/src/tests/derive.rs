@@ -3,8 +3,7 @@
 use syn::{DeriveInput, ItemImpl};
 
 use super::{messages, normalized, pointed_at, tokens};
-use crate::ast::ContextStruct;
-use crate::expand::derive_transaction_context;
+use crate::expand::{derive_transaction_context, transaction_context_impl};
 
 fn derive(source: &str) -> String {
     let input: DeriveInput = syn::parse2(tokens(source)).expect("derive input must parse");
@@ -20,9 +19,7 @@ fn expected_impl(source: &str) -> String {
 
 fn rejected(source: &str) -> (Vec<String>, Vec<String>) {
     let input: DeriveInput = syn::parse2(tokens(source)).expect("derive input must parse");
-    let error = ContextStruct::from_syn(&input)
-        .and_then(|context| context.facade_field().map(|_| ()))
-        .expect_err(source);
+    let error = transaction_context_impl(&input).expect_err(source);
     (pointed_at(source, &error), messages(error))
 }
 
@@ -148,8 +145,7 @@ fn one_field_only_is_marked() {
     assert!(messages[0].starts_with("only one field can be marked `#[facade]`"));
     let error_columns: Vec<usize> = {
         let input: DeriveInput = syn::parse2(tokens(source)).unwrap();
-        let context = ContextStruct::from_syn(&input).unwrap();
-        let error = context.facade_field().map(|_| ()).unwrap_err();
+        let error = transaction_context_impl(&input).unwrap_err();
         error.into_iter().map(|e| e.span().start().column).collect()
     };
     assert_eq!(
@@ -172,7 +168,84 @@ fn the_marker_takes_no_arguments() {
 
     let (at, messages) = rejected("struct Ctx { #[facade] #[facade] db: Facade<Pg> }");
     assert_eq!(at, ["#[facade]"]);
-    assert_eq!(messages, ["duplicate `#[facade]` attribute"]);
+    assert_eq!(
+        messages,
+        ["duplicate `#[facade]` attribute: the field is already marked; remove this one"]
+    );
+}
+
+#[test]
+fn the_read_position_marker_is_checked_like_the_facade_marker() {
+    let (at, messages) = rejected(
+        "struct Ctx { #[facade] db: Facade<Pg>, #[read_position] #[read_position] pos: ReadPosition }",
+    );
+    assert_eq!(at, ["#[read_position]"]);
+    assert_eq!(
+        messages,
+        ["duplicate `#[read_position]` attribute: the field is already marked; remove this one"]
+    );
+
+    let (at, messages) =
+        rejected("struct Ctx { #[facade] db: Facade<Pg>, #[read_position(db)] pos: ReadPosition }");
+    assert_eq!(at, ["(db)"]);
+    assert_eq!(messages, ["`#[read_position]` takes no arguments"]);
+
+    let (at, _) =
+        rejected("struct Ctx { #[facade] db: Facade<Pg>, #[read_position = 1] pos: ReadPosition }");
+    assert_eq!(at, ["= 1"]);
+}
+
+#[test]
+fn one_field_only_is_the_read_position() {
+    let (at, messages) = rejected(
+        "struct Ctx { #[facade] db: Facade<Pg>, #[read_position] a: P, #[read_position] b: P, #[read_position] c: P }",
+    );
+    assert_eq!(at, ["#[read_position]", "#[read_position]"]);
+    assert_eq!(
+        messages,
+        ["only one field can be the context's `#[read_position]`"; 2]
+    );
+}
+
+#[test]
+fn every_problem_of_a_struct_is_reported_at_once() {
+    let source = "#[facade] struct Ctx {
+        primary: Facade<Pg>,
+        archive: Facade<Pg>,
+        #[read_position(primary)] first: ReadPosition,
+        #[read_position] #[read_position] second: ReadPosition,
+    }";
+    let (at, messages) = rejected(source);
+    assert_eq!(
+        at,
+        [
+            "#[facade]",
+            "(primary)",
+            "#[read_position]",
+            "Ctx",
+            "#[read_position]"
+        ]
+    );
+    assert!(messages[0].starts_with("`#[facade]` marks a field"));
+    assert_eq!(messages[1], "`#[read_position]` takes no arguments");
+    assert!(messages[2].starts_with("duplicate `#[read_position]` attribute"));
+    assert!(messages[3].starts_with("several fields hold a `Facade`"));
+    assert_eq!(
+        messages[4],
+        "only one field can be the context's `#[read_position]`"
+    );
+    // The duplicate is the second marker on `second`, the extra field the first.
+    let input: DeriveInput = syn::parse2(tokens(source)).unwrap();
+    let error = transaction_context_impl(&input).unwrap_err();
+    let columns: Vec<(usize, usize)> = error
+        .into_iter()
+        .map(|e| (e.span().start().line, e.span().start().column))
+        .collect();
+    let line = source.lines().nth(4).unwrap();
+    let first = line.find("#[read_position]").unwrap();
+    let second = line.rfind("#[read_position]").unwrap();
+    assert_eq!(columns[2], (5, second));
+    assert_eq!(columns[4], (5, first));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use syn::ItemFn;
 
 use super::{normalized, tokens};
-use crate::attr::Role;
+use crate::args::Role;
 use crate::expand::data_access_fn;
 
 fn expand(role: Role, args: &str, item: &str) -> TokenStream {

@@ -2,8 +2,8 @@
 //! the others.
 
 use super::{messages, pointed_at, tokens};
+use crate::args::Role;
 use crate::ast::DataAccessFn;
-use crate::attr::Role;
 
 fn check(role: Role, source: &str) -> syn::Result<()> {
     let function = DataAccessFn::parse(role, tokens(source))?;
