@@ -94,6 +94,7 @@ impl LastConnect {
 }
 
 /// One URL the manager may connect to.
+#[derive(Clone)]
 struct Target {
     url: String,
     redacted: String,
@@ -150,6 +151,19 @@ pub(crate) struct Manager<C: SupportedConnection> {
     instrumentation: Option<InstrumentationFactory>,
     last_connect: Arc<LastConnect>,
     _conn: PhantomData<fn() -> C>,
+}
+
+impl<C: SupportedConnection> Clone for Manager<C> {
+    fn clone(&self) -> Self {
+        Manager {
+            targets: self.targets.clone(),
+            probe_timeout: self.probe_timeout,
+            options: Arc::clone(&self.options),
+            instrumentation: self.instrumentation.clone(),
+            last_connect: Arc::clone(&self.last_connect),
+            _conn: PhantomData,
+        }
+    }
 }
 
 impl<C: SupportedConnection> Manager<C> {
@@ -277,6 +291,9 @@ pub(crate) struct PoolSet<C: SupportedConnection> {
     /// Its URL (or failover list) with passwords replaced by `***`.
     pub(crate) redacted: String,
     last_connect: Arc<LastConnect>,
+    /// A manager like the pool's, for the one connect attempt a checkout
+    /// makes itself before it gives up on a server that stopped answering.
+    side: Manager<C>,
     /// The configured `pool_timeout` and `max_pool_size`, for checkout and
     /// its error messages.
     pub(crate) pool_timeout: Duration,
@@ -287,6 +304,13 @@ pub(crate) struct PoolSet<C: SupportedConnection> {
 /// server refused it, so a refusal fails the checkout at once instead of
 /// after `pool_timeout`.
 const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long a checkout waits, at most, while the pool holds no connection
+/// and its connect attempts find no server (nothing listens, or a Galera
+/// node is not ready): a lost server fails its callers within seconds,
+/// not after `pool_timeout`. A server that is only restarting is usually
+/// back within this; the pool keeps trying in the background either way.
+pub(crate) const UNREACHABLE_GRACE: Duration = Duration::from_secs(3);
 
 impl<C: SupportedConnection> PoolSet<C> {
     /// A pool on `url`. The writer's (`connect_now`) may be a failover
@@ -358,9 +382,11 @@ impl<C: SupportedConnection> PoolSet<C> {
             .connection_timeout(settings.pool_timeout)
             .test_on_check_out(true)
             .error_handler(Box::new(TracingErrorHandler))
-            .build_unchecked(manager);
+            .build_unchecked(manager.clone());
+        let side = manager;
         Ok(PoolSet {
             pool,
+            side,
             redacted,
             last_connect,
             pool_timeout: settings.pool_timeout,
@@ -373,7 +399,10 @@ impl<C: SupportedConnection> PoolSet<C> {
     /// `role` names the pool in errors.
     pub(crate) fn checkout(&self, role: &str, counters: &Counters) -> Result<PooledConn<C>, Error> {
         let timeout = self.pool_timeout;
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let grace = timeout.min(UNREACHABLE_GRACE);
+        let mut tried_myself = false;
         loop {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
@@ -397,6 +426,26 @@ impl<C: SupportedConnection> PoolSet<C> {
                 return Err(Error::config(format!(
                     "no connection to the {role} database: {message}"
                 )));
+            }
+            if let (Some((ErrorKind::Disconnected, _)), true) = (&last_connect, nothing_to_wait_for)
+            {
+                // r2d2 retries a failed connect with a growing delay (up to
+                // half of pool_timeout): before giving up, try once here,
+                // so that a server back from a restart is waited for.
+                if started.elapsed() >= grace && !tried_myself {
+                    tried_myself = true;
+                    if let Err(err) = self.side.connect() {
+                        return Err(Error::new(
+                            ErrorKind::Disconnected,
+                            format!(
+                                "no connection to the {role} database {} within {grace:?}: \
+                                 the pool holds none and the server does not answer: {}",
+                                self.redacted,
+                                err.message()
+                            ),
+                        ));
+                    }
+                }
             }
             if Instant::now() < deadline {
                 continue;
