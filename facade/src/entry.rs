@@ -31,38 +31,18 @@ where
     E: From<Error>,
 {
     if S::__OPEN {
-        match joined(ctx, kind) {
-            Ok((ctx, tx)) => join(ctx, tx, f),
-            Err(err) => Err(E::from(err)),
+        match ctx.__scope_state() {
+            ScopeState::Open { ctx, tx } => {
+                tx.note_join(kind);
+                join(ctx, tx, f)
+            }
+            ScopeState::Idle(_) => Err(E::from(mismatch())),
         }
     } else {
-        match idle(ctx) {
-            Ok(ctx) => begin(ctx, f),
-            Err(err) => Err(E::from(err)),
+        match ctx.__scope_state() {
+            ScopeState::Idle(ctx) => begin(ctx, f),
+            ScopeState::Open { .. } => Err(E::from(mismatch())),
         }
-    }
-}
-
-/// The open transaction of a scope (generic over the scope type only, so
-/// one copy serves every function called with it).
-fn joined<'a, S: Scope + ?Sized>(
-    ctx: &'a mut S,
-    kind: &'static str,
-) -> Result<(&'a S::Context, &'a mut Tx<S::Context>), Error> {
-    match ctx.__scope_state() {
-        ScopeState::Open { ctx, tx } => {
-            tx.note_join(kind);
-            Ok((ctx, tx))
-        }
-        ScopeState::Idle(_) => Err(mismatch()),
-    }
-}
-
-/// The request context of an idle scope argument.
-fn idle<S: Scope + ?Sized>(ctx: &mut S) -> Result<&S::Context, Error> {
-    match ctx.__scope_state() {
-        ScopeState::Idle(ctx) => Ok(ctx),
-        ScopeState::Open { .. } => Err(mismatch()),
     }
 }
 

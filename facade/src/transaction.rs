@@ -254,63 +254,34 @@ where
     T: TransactionContext + ?Sized,
     E: From<Error>,
 {
-    // The body is handed on as `&mut dyn FnMut`, so everything around it is
-    // compiled once per connection type, not once per annotated function.
-    let mut body = Some(body);
-    let mut result = None;
-    let outcome = run_outermost(
-        ctx.facade(),
-        ctx.read_position(),
-        mode,
-        route,
-        &mut |tx| match body.take() {
-            Some(body) => {
-                let r = body(ctx, tx);
-                let ok = r.is_ok();
-                result = Some(r);
-                ok
-            }
-            None => false,
-        },
-    );
-    match (outcome, result) {
+    let facade = ctx.facade();
+    let position = ctx.read_position();
+    let mut begun = match begin_outermost(facade, position, mode, route) {
+        Ok(begun) => begun,
         // The checkout already waited for a connection (up to
         // `pool_timeout`): a retry would only wait again.
-        (Err(NotBegun::Checkout(err)), _) => Attempt {
-            result: Err(E::from(err)),
-            retry: None,
-        },
-        (Err(NotBegun::Begin(err)), _) => Attempt::failed(err),
-        (Ok(Ended::Stands(retry)), Some(result)) => Attempt { result, retry },
-        (Ok(Ended::Replaced(err)), _) => Attempt::failed(err),
-        (Ok(Ended::Stands(_)), None) => Attempt::failed(Error::new(
-            ErrorKind::Other,
-            "internal error: the transaction ended without running its body",
-        )),
+        Err(NotBegun::Checkout(err)) => {
+            return Attempt {
+                result: Err(E::from(err)),
+                retry: None,
+            }
+        }
+        Err(NotBegun::Begin(err)) => return Attempt::failed(err),
+    };
+    let result = guarded(&mut begun.tx, 0, |tx| body(ctx, tx));
+    match end_outermost(begun, facade, position, result.is_ok()) {
+        Ended::Stands(retry) => Attempt { result, retry },
+        Ended::Replaced(err) => Attempt::failed(err),
     }
-}
-
-/// Begin, run `body` (which says whether it returned `Ok`) under a
-/// [`RollbackOnDrop`], and end an outermost transaction.
-fn run_outermost<C: SupportedConnection>(
-    facade: &Facade<C>,
-    position: Option<&ReadPosition>,
-    mode: TxMode,
-    route: Route,
-    body: &mut dyn FnMut(&mut Transaction<C>) -> bool,
-) -> Result<Ended, NotBegun> {
-    let mut begun = begin_outermost(facade, position, mode, route)?;
-    let body_ok = guarded(&mut begun.tx, 0, body);
-    Ok(end_outermost(begun, facade, position, body_ok))
 }
 
 /// Run `body` on `tx` with a [`RollbackOnDrop`] armed for levels above
 /// `depth`: a panic rolls them back (and drops the hooks they registered).
-fn guarded<C: SupportedConnection>(
+fn guarded<C: SupportedConnection, R>(
     tx: &mut Transaction<C>,
     depth: u32,
-    body: &mut dyn FnMut(&mut Transaction<C>) -> bool,
-) -> bool {
+    body: impl FnOnce(&mut Transaction<C>) -> R,
+) -> R {
     let hooks = tx.on_commit.len();
     let mut guard = RollbackOnDrop {
         tx,
@@ -318,9 +289,9 @@ fn guarded<C: SupportedConnection>(
         hooks,
         armed: true,
     };
-    let ok = body(&mut *guard.tx);
+    let result = body(&mut *guard.tx);
     guard.armed = false;
-    ok
+    result
 }
 
 /// An outermost transaction that has begun, inside its span.
@@ -663,24 +634,10 @@ where
     E: From<Error>,
 {
     let mark = begin_savepoint(tx).map_err(E::from)?;
-    let mut body = Some(body);
-    let mut result = None;
-    let ok = guarded(tx, mark.base, &mut |tx| match body.take() {
-        Some(body) => {
-            let r = body(tx);
-            let ok = r.is_ok();
-            result = Some(r);
-            ok
-        }
-        None => false,
-    });
-    match (end_savepoint(tx, &mark, ok), result) {
-        (None, Some(result)) => result,
-        (Some(err), _) => Err(E::from(err)),
-        (None, None) => Err(E::from(Error::new(
-            ErrorKind::Other,
-            "internal error: the savepoint ended without running its body",
-        ))),
+    let result = guarded(tx, mark.base, body);
+    match end_savepoint(tx, &mark, result.is_ok()) {
+        None => result,
+        Some(err) => Err(E::from(err)),
     }
 }
 
