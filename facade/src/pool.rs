@@ -167,6 +167,11 @@ impl<C: SupportedConnection> Clone for Manager<C> {
 }
 
 impl<C: SupportedConnection> Manager<C> {
+    /// Whether any target's port accepts a TCP connection within `timeout`.
+    fn answers(&self, timeout: Duration) -> bool {
+        self.targets.iter().any(|t| t.answers(timeout))
+    }
+
     /// Connect to the first target that accepts; with several, an error
     /// names every target's failure, and is a `Config` error only when each
     /// of them refused.
@@ -434,7 +439,17 @@ impl<C: SupportedConnection> PoolSet<C> {
                 // so that a server back from a restart is waited for.
                 if started.elapsed() >= grace && !tried_myself {
                     tried_myself = true;
-                    if let Err(err) = self.side.connect() {
+                    // The port first, within a bound: a host that drops
+                    // packets would keep a driver's connect for minutes.
+                    let attempt = if self.side.answers(self.side.probe_timeout) {
+                        self.side.connect().map(drop)
+                    } else {
+                        Err(Error::new(
+                            ErrorKind::Disconnected,
+                            format!("no answer on its port within {:?}", self.side.probe_timeout),
+                        ))
+                    };
+                    if let Err(err) = attempt {
                         return Err(Error::new(
                             ErrorKind::Disconnected,
                             format!(
