@@ -1,0 +1,266 @@
+//! Begin, commit, roll back, savepoints, retries: the whole life of a
+//! transaction, written once for every backend.
+//!
+//! Invariants:
+//! - Only the outermost scope talks to the pool and sends `BEGIN`/`COMMIT`/
+//!   `ROLLBACK`; joined scopes send nothing.
+//! - A [`RollbackOnDrop`] guard is armed while user code runs, so a panic or
+//!   an early return rolls back; a rollback that fails marks the connection
+//!   broken and the pool discards it.
+//! - `COMMIT` that loses the connection is `CommitUnknown` and never retried.
+//! - Retrying re-runs the whole outermost transaction, and only when the
+//!   server reported a retryable error during the attempt (seen through the
+//!   connection's instrumentation, whatever error type the body returns).
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager, TransactionManagerStatus};
+use diesel::result::Error as DieselError;
+
+use crate::backend::{SupportedConnection, TxMode};
+use crate::classify::{is_connection_lost, savepoint_failure};
+use crate::config::RetrySettings;
+use crate::context::TransactionContext;
+use crate::error::{Error, ErrorKind};
+use crate::facade::Facade;
+use crate::pool::PooledConn;
+use crate::replica::{Position, ReadPosition};
+use crate::stats::Counters;
+
+/// A hook registered with `on_commit`.
+pub(crate) type CommitHook = Box<dyn FnOnce() + 'static>;
+
+/// The state of one open outermost transaction. Scopes borrow it.
+#[doc(hidden)]
+pub struct Transaction<C: SupportedConnection> {
+    pub(crate) conn: PooledConn<C>,
+    pub(crate) mode: TxMode,
+    pub(crate) on_commit: Vec<CommitHook>,
+    pub(crate) joins: u32,
+    pub(crate) savepoints: u32,
+    /// How many `#[writer(savepoint)]` levels are open right now.
+    pub(crate) savepoint_depth: u32,
+    /// Lock names taken at the outermost level: held until it ends.
+    pub(crate) locks: Vec<String>,
+    /// A retryable error that a rolled-back savepoint hit: if the body then
+    /// fails, the outermost `retry` re-runs the whole transaction.
+    pub(crate) savepoint_retryable: Option<(ErrorKind, String)>,
+    /// Whether this transaction runs on a replica.
+    pub(crate) on_replica: bool,
+}
+
+impl<C: SupportedConnection> Transaction<C> {
+    pub(crate) fn connection(&mut self) -> &mut C {
+        &mut self.conn.conn
+    }
+
+    /// Before `lock(name)`: a lock is held until the outermost transaction
+    /// ends, which a lock first taken inside a savepoint cannot promise (its
+    /// rollback releases the row on PostgreSQL and Galera, and a fresh row on
+    /// MySQL). Inside a savepoint only locks the transaction already holds
+    /// may be taken again.
+    pub(crate) fn check_lock_level(&self, name: &str) -> Result<bool, Error> {
+        // A bad name is reported as such, wherever it is taken.
+        crate::lock::validate_name(name)?;
+        if self.savepoint_depth == 0 {
+            return Ok(false);
+        }
+        if self.locks.iter().any(|held| held == name) {
+            return Ok(true);
+        }
+        Err(Error::new(
+            ErrorKind::LockInSavepoint,
+            format!(
+                "cannot take lock `{name}` inside a `#[writer(savepoint)]`: rolling the savepoint \
+                 back would release it before the outermost transaction ends. Take the lock in \
+                 the enclosing writer, before the savepoint"
+            ),
+        ))
+    }
+
+    /// After `lock(name)` succeeded at the outermost level.
+    pub(crate) fn note_lock(&mut self, name: &str) {
+        if self.savepoint_depth == 0 && !self.locks.iter().any(|held| held == name) {
+            self.locks.push(name.to_owned());
+        }
+    }
+
+    pub(crate) fn note_join(&mut self, kind: &'static str) {
+        self.joins += 1;
+        tracing::trace!(
+            scope = kind,
+            depth = self.joins,
+            "joined the open transaction"
+        );
+    }
+}
+
+/// Where an outermost read-only transaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Primary,
+    Replica,
+}
+
+/// How many times `#[writer(retry)]` may re-run a transaction.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    max_retries: Option<u32>,
+}
+
+impl RetryPolicy {
+    /// The facade's configured default (`FacadeBuilder::max_retries`).
+    pub const fn default_attempts() -> Self {
+        RetryPolicy { max_retries: None }
+    }
+
+    /// Exactly `n` retries after the first attempt.
+    pub const fn retries(n: u32) -> Self {
+        RetryPolicy {
+            max_retries: Some(n),
+        }
+    }
+}
+
+/// One run of an outermost transaction: its result and, when the server
+/// said so, the retryable error that doomed it.
+pub(crate) struct Attempt<R, E> {
+    pub(crate) result: Result<R, E>,
+    pub(crate) retry: Option<(ErrorKind, String)>,
+}
+
+impl<R, E: From<Error>> Attempt<R, E> {
+    fn failed(err: Error) -> Self {
+        let retry = err
+            .kind()
+            .is_retryable()
+            .then(|| (err.kind(), err.message().to_owned()));
+        Attempt {
+            result: Err(E::from(err)),
+            retry,
+        }
+    }
+}
+
+/// Unless disarmed, rolls back every level above `depth` (the transaction
+/// itself when `depth` is 0) and drops the hooks registered since: the panic
+/// path, including levels a body opened with diesel's own
+/// `conn.transaction(..)` and left open.
+struct RollbackOnDrop<'t, C: SupportedConnection> {
+    tx: &'t mut Transaction<C>,
+    depth: u32,
+    hooks: usize,
+    armed: bool,
+}
+
+impl<C: SupportedConnection> Drop for RollbackOnDrop<'_, C> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.tx.on_commit.truncate(self.hooks);
+            let _ = rollback_to(self.tx, self.depth);
+        }
+    }
+}
+
+/// diesel's transaction depth on this connection: 0 outside a transaction,
+/// 1 in the outermost one, one more per savepoint.
+fn depth<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<u32, DieselError> {
+    AnsiTransactionManager::transaction_manager_status_mut(tx.connection())
+        .transaction_depth()
+        .map(|d| d.map_or(0, |d| d.get()))
+}
+
+/// Roll back every open level above `target`. If that fails the connection
+/// is discarded (the server then rolls back whatever is left).
+fn rollback_to<C: SupportedConnection>(
+    tx: &mut Transaction<C>,
+    target: u32,
+) -> Result<(), DieselError> {
+    loop {
+        let result = match depth(tx) {
+            Ok(current) if current <= target => return Ok(()),
+            Ok(_) => AnsiTransactionManager::rollback_transaction(tx.connection()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "rollback failed; the connection will be discarded");
+            tx.conn.broken = true;
+            return Err(err);
+        }
+    }
+}
+
+fn rollback<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<(), DieselError> {
+    rollback_to(tx, 0)
+}
+
+/// If the body hit an error, handled it and returned `Ok`, but the server
+/// aborted the transaction at that error (PostgreSQL does, outside a
+/// savepoint), the error to report instead of a commit that would be a
+/// silent `ROLLBACK`.
+fn aborted_by_a_handled_error<C: SupportedConnection>(tx: &mut Transaction<C>) -> Option<Error> {
+    let (kind, message) = tx.conn.first_error()?;
+    match C::transaction_usable(tx.connection()) {
+        Ok(()) => None,
+        Err(_) => Some(Error::new(
+            kind,
+            format!(
+                "the server aborted this transaction at an error the function handled \
+                 ({message}) and would not commit it; nothing was committed. Run statements \
+                 that may fail inside a `#[writer(savepoint)]`"
+            ),
+        )),
+    }
+}
+
+/// A savepoint statement's error: on a backend where a vanished savepoint
+/// means the server rolled everything back, that deadlock.
+fn savepoint_error<C: SupportedConnection>(err: DieselError) -> Error {
+    if C::LOST_SAVEPOINT_MEANS_ROLLED_BACK {
+        savepoint_failure(err)
+    } else {
+        Error::from(err)
+    }
+}
+
+/// The error for a body that returned `Ok` with diesel transactions of its
+/// own still open (a `conn.transaction(..)` whose panic was caught, say):
+/// committing would only release their savepoints.
+fn unbalanced(open: u32) -> Error {
+    Error::new(
+        ErrorKind::UnbalancedTransaction,
+        format!(
+            "the function returned Ok but left {open} nested diesel transaction(s) open \
+             (e.g. a `conn.transaction(..)` that panicked and whose panic was caught); \
+             everything was rolled back and nothing was committed"
+        ),
+    )
+}
+
+/// Run `body` on `tx` with a [`RollbackOnDrop`] armed for levels above
+/// `depth`: a panic rolls them back (and drops the hooks they registered).
+fn guarded<C: SupportedConnection, R>(
+    tx: &mut Transaction<C>,
+    depth: u32,
+    body: impl FnOnce(&mut Transaction<C>) -> R,
+) -> R {
+    let hooks = tx.on_commit.len();
+    let mut guard = RollbackOnDrop {
+        tx,
+        depth,
+        hooks,
+        armed: true,
+    };
+    let result = body(&mut *guard.tx);
+    guard.armed = false;
+    result
+}
+
+mod outermost;
+mod retry;
+mod savepoint;
+
+pub(crate) use self::outermost::outermost;
+pub(crate) use self::retry::with_retry;
+pub(crate) use self::savepoint::savepoint;

@@ -1,0 +1,368 @@
+//! The outermost transaction: checkout, BEGIN, the body, then COMMIT or
+//! ROLLBACK, the span and the commit hooks.
+
+use super::*;
+
+/// Run `body` as an outermost transaction of `mode` on a freshly checked-out
+/// connection, then commit or roll back.
+///
+/// This is the only part generic over the body: checkout, `BEGIN`, the span,
+/// the commit or rollback and the hooks live in [`begin_outermost`] and
+/// [`end_outermost`], compiled once per connection type.
+pub(crate) fn outermost<T, R, E>(
+    ctx: &T,
+    mode: TxMode,
+    route: Route,
+    body: impl FnOnce(&T, &mut Transaction<T::Connection>) -> Result<R, E>,
+) -> Attempt<R, E>
+where
+    T: TransactionContext + ?Sized,
+    E: From<Error>,
+{
+    let facade = ctx.facade();
+    let position = ctx.read_position();
+    let mut begun = match begin_outermost(facade, position, mode, route) {
+        Ok(begun) => begun,
+        // The checkout already waited for a connection (up to
+        // `pool_timeout`): a retry would only wait again.
+        Err(NotBegun::Checkout(err)) => {
+            return Attempt {
+                result: Err(E::from(err)),
+                retry: None,
+            }
+        }
+        Err(NotBegun::Begin(err)) => return Attempt::failed(err),
+    };
+    let result = guarded(&mut begun.tx, 0, |tx| body(ctx, tx));
+    match end_outermost(begun, facade, position, result.is_ok()) {
+        Ended::Stands(retry) => Attempt { result, retry },
+        Ended::Replaced(err) => Attempt::failed(err),
+    }
+}
+
+/// An outermost transaction that has begun, inside its span.
+pub(crate) struct Begun<C: SupportedConnection> {
+    tx: Transaction<C>,
+    span: tracing::span::EnteredSpan,
+    started: Option<Instant>,
+}
+
+/// What became of an outermost transaction once its body returned.
+pub(crate) enum Ended {
+    /// The body's result stands: `Ok` was committed, or `Err` was rolled
+    /// back (and is retryable with this error when set).
+    Stands(Option<(ErrorKind, String)>),
+    /// The body returned `Ok` but nothing was committed, for this reason.
+    Replaced(Error),
+}
+
+/// Why [`begin_outermost`] could not begin.
+pub(crate) enum NotBegun {
+    /// No connection: the checkout failed (and already waited).
+    Checkout(Error),
+    /// `BEGIN` failed on a checked-out connection.
+    Begin(Error),
+}
+
+/// Check out a connection for `route` and `BEGIN` a transaction of `mode`.
+pub(crate) fn begin_outermost<C: SupportedConnection>(
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    mode: TxMode,
+    route: Route,
+) -> Result<Begun<C>, NotBegun> {
+    let counters = &facade.inner.counters;
+    let (checkout, on_replica) = match route {
+        Route::Primary => (facade.checkout_writer(), false),
+        Route::Replica => match facade.checkout_replica(position) {
+            Some(conn) => (Ok(conn), true),
+            None => (facade.checkout_writer(), false),
+        },
+    };
+    let server = if on_replica { "replica" } else { "primary" };
+    let conn = checkout.map_err(NotBegun::Checkout)?;
+    let span = tracing::debug_span!(
+        "diesel_facade.transaction",
+        mode = ?mode,
+        backend = C::NAME,
+        server,
+        joins = tracing::field::Empty,
+        savepoints = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+    )
+    .entered();
+    // Only pay for the clock when someone listens to the span.
+    let started = (!span.is_disabled()).then(Instant::now);
+    let mut tx = Transaction {
+        conn,
+        mode,
+        on_commit: Vec::new(),
+        joins: 0,
+        savepoints: 0,
+        savepoint_depth: 0,
+        locks: Vec::new(),
+        savepoint_retryable: None,
+        on_replica,
+    };
+    tx.conn.begin_watching();
+    let managed = &mut *tx.conn;
+    if let Err(err) = C::begin(&mut managed.conn, mode, &mut managed.session) {
+        let lost = is_connection_lost(&err);
+        let err = Error::from(err);
+        if lost || err.kind() == ErrorKind::Disconnected {
+            tx.conn.broken = true;
+        }
+        span.record("outcome", "begin failed");
+        tracing::debug!(error = %err, "BEGIN failed");
+        return Err(NotBegun::Begin(err));
+    }
+    // The BEGIN itself is no implicit commit of this transaction.
+    tx.conn.forget_implicit_commits();
+    Counters::bump(&counters.transactions);
+    Ok(Begun { tx, span, started })
+}
+
+/// Commit (when the body returned `Ok` and nothing doomed the
+/// transaction) or roll back, record the span, give the connection back and
+/// run the commit hooks.
+pub(crate) fn end_outermost<C: SupportedConnection>(
+    begun: Begun<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    body_ok: bool,
+) -> Ended {
+    let Begun {
+        mut tx,
+        span,
+        started,
+    } = begun;
+    let ended = settle(&mut tx, facade, position, body_ok);
+    if let Some(started) = started {
+        span.record("joins", tx.joins);
+        span.record("savepoints", tx.savepoints);
+        let committed = body_ok && matches!(ended, Ended::Stands(_));
+        span.record(
+            "outcome",
+            if committed {
+                "committed"
+            } else {
+                "rolled back"
+            },
+        );
+        span.record(
+            "duration_us",
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+    if tx.on_commit.is_empty() {
+        return ended;
+    }
+    let hooks = std::mem::take(&mut tx.on_commit);
+    // Give the connection back before running hooks, so a hook may use the
+    // facade itself.
+    drop(tx);
+    if body_ok && matches!(ended, Ended::Stands(_)) {
+        run_hooks(hooks);
+    }
+    ended
+}
+
+/// The decision of [`end_outermost`], and its COMMIT or ROLLBACK.
+fn settle<C: SupportedConnection>(
+    tx: &mut Transaction<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    body_ok: bool,
+) -> Ended {
+    let counters = &facade.inner.counters;
+    let rolled_back = |tx: &mut Transaction<C>, err: Error| {
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        Ended::Replaced(err)
+    };
+    if !tx.conn.watched() {
+        // The body replaced the connection's instrumentation: the facade
+        // could not see the errors of this transaction, so it cannot tell
+        // whether the server aborted it.
+        tx.conn.broken = true;
+        let err = Error::new(
+            ErrorKind::Other,
+            "the function replaced the connection's diesel instrumentation \
+             (`set_instrumentation`), so the facade could not watch this transaction for \
+             aborts; it was rolled back. Install instrumentation with \
+             `FacadeBuilder::instrumentation` instead",
+        );
+        return rolled_back(tx, err);
+    }
+    let doomed = tx.conn.doomed();
+    if !body_ok {
+        // The body's own error stands, whatever state the connection is in
+        // (diesel may call its transaction manager broken after a lost
+        // connection: that must not replace the application's error).
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        if doomed
+            .as_ref()
+            .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
+        {
+            tx.conn.broken = true;
+        }
+        tracing::debug!("rolled back");
+        // Only what the server reported as retryable re-runs the
+        // transaction (a failed ROLLBACK TO SAVEPOINT dooms it with
+        // whatever kind that failure had); a deadlock that a savepoint
+        // rolled back and the body passed up counts too.
+        let retry = doomed
+            .or_else(|| tx.savepoint_retryable.take())
+            .filter(|(kind, _)| kind.is_retryable());
+        return Ended::Stands(retry);
+    }
+    let open = match depth(tx) {
+        Ok(d) => d,
+        Err(err) => {
+            tx.conn.broken = true;
+            let err = match doomed {
+                // The body handled (or never saw) the lost connection.
+                Some((kind, message)) => Error::new(
+                    kind,
+                    format!(
+                        "the function returned Ok, but the transaction could not go on \
+                         ({message}); nothing was committed"
+                    ),
+                ),
+                None => Error::from(err),
+            };
+            return rolled_back(tx, err);
+        }
+    };
+    match doomed {
+        None if open != 1 => {
+            tracing::warn!(open, "the body left nested transactions open; rolled back");
+            rolled_back(tx, unbalanced(open.saturating_sub(1)))
+        }
+        None => match aborted_by_a_handled_error(tx) {
+            Some(err) => rolled_back(tx, err),
+            None => match commit(tx, facade, position) {
+                Ok(()) => Ended::Stands(None),
+                Err(err) => Ended::Replaced(err),
+            },
+        },
+        Some((kind, message)) if !kind.is_retryable() => {
+            // Doomed by the facade itself (see `savepoint`): the message
+            // says what happened.
+            rolled_back(tx, Error::new(kind, message))
+        }
+        Some((kind, message)) => {
+            // The server aborted the transaction (a deadlock the body caught
+            // and ignored, say); reporting Ok would claim lost writes.
+            let err = Error::new(
+                kind,
+                format!(
+                    "the server aborted this transaction ({message}) but the function \
+                     returned Ok; nothing was committed"
+                ),
+            );
+            rolled_back(tx, err)
+        }
+    }
+}
+
+/// Run every hook of a committed transaction. A hook that panics does not
+/// keep the others from running; once all have run, the first panic goes
+/// on to the caller (the transaction stays committed).
+fn run_hooks(hooks: Vec<CommitHook>) {
+    let mut first_panic = None;
+    for hook in hooks {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
+            tracing::error!("an on_commit hook panicked after the transaction committed");
+            first_panic.get_or_insert(panic);
+        }
+    }
+    if let Some(panic) = first_panic {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// COMMIT, after the backend's last check. `Err` means nothing is known to
+/// be committed, except `CommitUnknown`, which says the outcome is unknown.
+fn commit<C: SupportedConnection>(
+    tx: &mut Transaction<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+) -> Result<(), Error> {
+    let counters = &facade.inner.counters;
+    let managed = &mut *tx.conn;
+    let implicit_commits = managed.implicit_commits();
+    if implicit_commits > 0 {
+        // Statements that end transactions can also change the session
+        // (`SET autocommit = 1`): start the next one on a fresh connection.
+        managed.broken = true;
+    }
+    let implicit_commit = implicit_commits > 0;
+    if let Err(err) = C::before_commit(
+        &mut managed.conn,
+        tx.mode,
+        &managed.session,
+        implicit_commit,
+    ) {
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        let err = savepoint_error::<C>(err);
+        tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
+        return Err(err);
+    }
+    match AnsiTransactionManager::commit_transaction(tx.connection()) {
+        Ok(()) if depth(tx).ok() != Some(0) => {
+            // diesel released a savepoint instead of committing: never
+            // report that as a commit.
+            tx.conn.broken = true;
+            let _ = rollback(tx);
+            Counters::bump(&counters.rollbacks);
+            Err(unbalanced(1))
+        }
+        Ok(()) => {
+            Counters::bump(&counters.commits);
+            if let Some(position) = position {
+                if tx.mode == TxMode::Write && facade.replica_count() > 0 {
+                    record_position(tx, position);
+                }
+            }
+            Ok(())
+        }
+        Err(err) => {
+            Counters::bump(&counters.rollbacks);
+            if is_connection_lost(&err) {
+                tx.conn.broken = true;
+                let err = Error::from(err).with_kind(
+                    ErrorKind::CommitUnknown,
+                    "the connection was lost while COMMIT was in flight; the transaction \
+                     may or may not have been committed",
+                );
+                tracing::warn!(error = %err, "commit outcome unknown");
+                return Err(err);
+            }
+            let err = Error::from(err);
+            tracing::debug!(error = %err, "COMMIT failed");
+            Err(err)
+        }
+    }
+}
+
+/// Remember where the primary was after this commit, so the context's next
+/// replica read waits for it. If that cannot be read, the context's replica
+/// reads go to the primary until it writes again.
+fn record_position<C: SupportedConnection>(tx: &mut Transaction<C>, position: &ReadPosition) {
+    let managed = &mut *tx.conn;
+    match C::commit_position(&mut managed.conn, &managed.session) {
+        Ok(Some(now)) => {
+            tracing::trace!(?now, "recorded commit position");
+            position.set(Some(now));
+        }
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read the commit position; replica reads will use the primary");
+            position.set(Some(Position::Written));
+        }
+    }
+}
