@@ -67,7 +67,7 @@
 //! ## Features
 //!
 //! `sqlite` (default), `postgres`, `mysql`: one per backend. `tokio`:
-//! [`run_blocking`], to call `#[reader]`/`#[writer]` functions from async
+//! `run_blocking`, to call `#[reader]`/`#[writer]` functions from async
 //! code (see `examples/axum-service`).
 
 #![warn(missing_docs)]

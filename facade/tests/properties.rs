@@ -9,6 +9,8 @@
 //! concrete, shrunk input. Inputs that once failed are kept as plain
 //! `#[test]`s at the end of their section.
 
+#![cfg(feature = "sqlite")]
+
 use std::time::Duration;
 
 use diesel::prelude::*;
