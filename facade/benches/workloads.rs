@@ -100,14 +100,43 @@ const LOCK_NAME: &str = "counter";
 /// Threads of the contended benchmark.
 const THREADS: usize = 4;
 
-/// The facade's lock upserts, copied from `facade/src/backend/{sqlite,pg}.rs`
-/// and `facade/src/backend/mysql/mod.rs`.
+/// The facade's lock statements, copied from `facade/src/backend/sqlite.rs`,
+/// `pg.rs` and `mysql/mod.rs`.
 const SQLITE_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, CURRENT_TIMESTAMP) \
                                   ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
+const PG_LOCK_UPDATE: &str = "UPDATE locks SET ts = now() AT TIME ZONE 'UTC' WHERE id = $1";
 const PG_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES ($1, now() AT TIME ZONE 'UTC') \
                               ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
 const MYSQL_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, UTC_TIMESTAMP()) \
                                  ON DUPLICATE KEY UPDATE ts = IF(VALUES(ts) > ts, VALUES(ts), ts + INTERVAL 1 SECOND)";
+
+/// The baselines' lock, as each backend of the facade takes it.
+fn sqlite_lock(conn: &mut SqliteConnection) -> QueryResult<()> {
+    diesel::sql_query(SQLITE_LOCK_UPSERT)
+        .bind::<Text, _>(LOCK_NAME)
+        .execute(conn)
+        .map(drop)
+}
+
+/// PostgreSQL updates the lock's row and upserts only when it is missing.
+fn pg_lock(conn: &mut PgConnection) -> QueryResult<()> {
+    let updated = diesel::sql_query(PG_LOCK_UPDATE)
+        .bind::<Text, _>(LOCK_NAME)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::sql_query(PG_LOCK_UPSERT)
+            .bind::<Text, _>(LOCK_NAME)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn mysql_lock(conn: &mut MysqlConnection) -> QueryResult<()> {
+    diesel::sql_query(MYSQL_LOCK_UPSERT)
+        .bind::<Text, _>(LOCK_NAME)
+        .execute(conn)
+        .map(drop)
+}
 
 const SCHEMA: &str = "
     CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);
@@ -125,7 +154,7 @@ macro_rules! workloads {
         $module:ident, $conn:ty,
         read_begin = $read_begin:expr,
         write_begin = $write_begin:expr,
-        lock_upsert = $lock_upsert:expr $(,)?
+        take_lock = $take_lock:path $(,)?
     ) => {
         pub mod $module {
             use super::*;
@@ -205,9 +234,7 @@ macro_rules! workloads {
             pub fn base_bump_counter(pool: &BasePool) -> QueryResult<i32> {
                 let mut conn = pool.get().expect("baseline checkout");
                 in_transaction(&mut *conn, $write_begin, |conn| {
-                    diesel::sql_query($lock_upsert)
-                        .bind::<Text, _>(LOCK_NAME)
-                        .execute(conn)?;
+                    $take_lock(conn)?;
                     increment_counter(conn)
                 })
             }
@@ -236,21 +263,21 @@ workloads!(
     SqliteConnection,
     read_begin = "BEGIN",
     write_begin = "BEGIN IMMEDIATE",
-    lock_upsert = SQLITE_LOCK_UPSERT
+    take_lock = sqlite_lock
 );
 workloads!(
     pg,
     PgConnection,
     read_begin = "BEGIN READ ONLY",
     write_begin = "BEGIN",
-    lock_upsert = PG_LOCK_UPSERT
+    take_lock = pg_lock
 );
 workloads!(
     mysql,
     MysqlConnection,
     read_begin = "START TRANSACTION READ ONLY",
     write_begin = "BEGIN",
-    lock_upsert = MYSQL_LOCK_UPSERT
+    take_lock = mysql_lock
 );
 
 /// The baseline side of the contended benchmark: the same increment,
