@@ -2,13 +2,15 @@
 //! facade against hand-written diesel.
 //!
 //! ```text
-//! cargo bench -p diesel-facade --features sqlite,postgres --bench workloads
+//! cargo bench -p diesel-facade --features sqlite,postgres,mysql --bench workloads
 //! ```
 //!
 //! For each backend (a SQLite file in WAL mode with `synchronous = NORMAL`
-//! under `target/`, and PostgreSQL at `FACADE_TEST_PG_URL` when it answers)
-//! this sets up the benchmark schema in a database of its own, then
-//! measures, in one process run:
+//! under `target/`; PostgreSQL at `FACADE_TEST_PG_URL`, one MariaDB server
+//! at `FACADE_TEST_MYSQL_URL` and one Galera node, the first URL of
+//! `FACADE_TEST_GALERA_URLS`, each when it answers) this sets up the
+//! benchmark schema in a database of its own, then measures, in one
+//! process run:
 //!
 //! - **W1 read**: a `#[reader]` selecting one item by primary key;
 //! - **W2 composed**: a `#[writer]` that calls the W1 reader, updates the
@@ -24,7 +26,10 @@
 //! defaults, so `test_on_check_out` is on like the facade's), the same
 //! `BEGIN` the facade sends (through `AnsiTransactionManager::
 //! begin_transaction_sql`), the same diesel statements, and
-//! `TransactionManager::commit_transaction`.
+//! `TransactionManager::commit_transaction`. On a Galera node the baseline
+//! is the one-server MariaDB transaction: the facade's Galera write guard
+//! (a savepoint after `BEGIN`, released before `COMMIT`, and `autocommit =
+//! 0` on its sessions) is what those rows measure.
 //!
 //! Criterion runs first (facade and baseline side by side per group). Then
 //! a compact summary is printed from the bench's own timed loops:
@@ -38,10 +43,12 @@
 //! shows the statements one call sends on each side, counted by diesel's
 //! instrumentation on separate, counted pools.
 //!
-//! Other switches: `FACADE_BENCH_SKIP_CRITERION=1` prints only the summary;
+//! Other switches: `FACADE_BENCH_BACKENDS` (default
+//! `sqlite,postgres,mariadb,galera`) picks backends;
+//! `FACADE_BENCH_SKIP_CRITERION=1` prints only the summary;
 //! `FACADE_BENCH_SHOW_SQL=1` prints the statements of one call of each
 //! workload; `FACADE_BENCH_ONLY=w1/sqlite/facade` (any of w1|w2|w3,
-//! sqlite|postgres, facade|baseline) runs only that loop
+//! sqlite|postgres|mariadb|galera, facade|baseline) runs only that loop
 //! `FACADE_BENCH_CALLS` times, for a profiler.
 
 mod common;
@@ -56,7 +63,7 @@ use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::Text;
-use diesel::{PgConnection, SqliteConnection};
+use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 use diesel_facade::{reader, writer, Context, Facade};
 
 use common::{env_u64, in_transaction, median, redact};
@@ -93,11 +100,43 @@ const LOCK_NAME: &str = "counter";
 /// Threads of the contended benchmark.
 const THREADS: usize = 4;
 
-/// The facade's lock upserts, copied from `facade/src/backend/{sqlite,pg}.rs`.
+/// The facade's lock statements, copied from `facade/src/backend/sqlite.rs`,
+/// `pg.rs` and `mysql/mod.rs`.
 const SQLITE_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, CURRENT_TIMESTAMP) \
                                   ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
+const PG_LOCK_UPDATE: &str = "UPDATE locks SET ts = now() AT TIME ZONE 'UTC' WHERE id = $1";
 const PG_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES ($1, now() AT TIME ZONE 'UTC') \
                               ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
+const MYSQL_LOCK_UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, UTC_TIMESTAMP()) \
+                                 ON DUPLICATE KEY UPDATE ts = IF(VALUES(ts) > ts, VALUES(ts), ts + INTERVAL 1 SECOND)";
+
+/// The baselines' lock, as each backend of the facade takes it.
+fn sqlite_lock(conn: &mut SqliteConnection) -> QueryResult<()> {
+    diesel::sql_query(SQLITE_LOCK_UPSERT)
+        .bind::<Text, _>(LOCK_NAME)
+        .execute(conn)
+        .map(drop)
+}
+
+/// PostgreSQL updates the lock's row and upserts only when it is missing.
+fn pg_lock(conn: &mut PgConnection) -> QueryResult<()> {
+    let updated = diesel::sql_query(PG_LOCK_UPDATE)
+        .bind::<Text, _>(LOCK_NAME)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::sql_query(PG_LOCK_UPSERT)
+            .bind::<Text, _>(LOCK_NAME)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn mysql_lock(conn: &mut MysqlConnection) -> QueryResult<()> {
+    diesel::sql_query(MYSQL_LOCK_UPSERT)
+        .bind::<Text, _>(LOCK_NAME)
+        .execute(conn)
+        .map(drop)
+}
 
 const SCHEMA: &str = "
     CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL);
@@ -115,7 +154,7 @@ macro_rules! workloads {
         $module:ident, $conn:ty,
         read_begin = $read_begin:expr,
         write_begin = $write_begin:expr,
-        lock_upsert = $lock_upsert:expr $(,)?
+        take_lock = $take_lock:path $(,)?
     ) => {
         pub mod $module {
             use super::*;
@@ -195,9 +234,7 @@ macro_rules! workloads {
             pub fn base_bump_counter(pool: &BasePool) -> QueryResult<i32> {
                 let mut conn = pool.get().expect("baseline checkout");
                 in_transaction(&mut *conn, $write_begin, |conn| {
-                    diesel::sql_query($lock_upsert)
-                        .bind::<Text, _>(LOCK_NAME)
-                        .execute(conn)?;
+                    $take_lock(conn)?;
                     increment_counter(conn)
                 })
             }
@@ -216,19 +253,31 @@ macro_rules! workloads {
 // The facade's SQLite reader begins with a plain BEGIN (it keeps `PRAGMA
 // query_only` on between readers, so a run of readers sends only BEGIN);
 // its writer uses BEGIN IMMEDIATE. PostgreSQL: BEGIN READ ONLY / BEGIN.
+// MySQL/MariaDB: START TRANSACTION READ ONLY / BEGIN, on one server and on
+// a Galera node alike: there the facade's writer adds its guard (`BEGIN;
+// SAVEPOINT …` as one batch, a prepared `RELEASE SAVEPOINT` before COMMIT,
+// and `autocommit = 0` on its sessions), which is the cost the Galera rows
+// measure, so the baseline leaves it out.
 workloads!(
     sqlite,
     SqliteConnection,
     read_begin = "BEGIN",
     write_begin = "BEGIN IMMEDIATE",
-    lock_upsert = SQLITE_LOCK_UPSERT
+    take_lock = sqlite_lock
 );
 workloads!(
     pg,
     PgConnection,
     read_begin = "BEGIN READ ONLY",
     write_begin = "BEGIN",
-    lock_upsert = PG_LOCK_UPSERT
+    take_lock = pg_lock
+);
+workloads!(
+    mysql,
+    MysqlConnection,
+    read_begin = "START TRANSACTION READ ONLY",
+    write_begin = "BEGIN",
+    take_lock = mysql_lock
 );
 
 /// The baseline side of the contended benchmark: the same increment,
@@ -393,18 +442,55 @@ fn setup_sqlite() -> Sides<SqliteConnection> {
     build_sides(&url, SQLITE_SESSION)
 }
 
-/// `None` (with a line saying why) when PostgreSQL is not configured or not
+/// A server backend of the bench: where its URL comes from and how its
+/// database is dropped.
+struct Server {
+    label: &'static str,
+    /// The environment variable holding its URL (the first of a
+    /// comma-separated list is used: one Galera node).
+    var: &'static str,
+    drop_database: &'static str,
+    analyze: &'static str,
+}
+
+const DATABASE: &str = "facade_bench_workloads";
+
+const PG_SERVER: Server = Server {
+    label: "PostgreSQL",
+    var: "FACADE_TEST_PG_URL",
+    drop_database: "DROP DATABASE IF EXISTS facade_bench_workloads WITH (FORCE)",
+    analyze: "ANALYZE items; ANALYZE counters",
+};
+const MYSQL_SERVER: Server = Server {
+    label: "MariaDB (one server)",
+    var: "FACADE_TEST_MYSQL_URL",
+    drop_database: "DROP DATABASE IF EXISTS facade_bench_workloads",
+    analyze: "ANALYZE TABLE items, counters",
+};
+const GALERA_SERVER: Server = Server {
+    label: "Galera node",
+    var: "FACADE_TEST_GALERA_URLS",
+    drop_database: "DROP DATABASE IF EXISTS facade_bench_workloads",
+    analyze: "ANALYZE TABLE items, counters",
+};
+
+/// `None` (with a line saying why) when the server is not configured or not
 /// reachable.
-fn setup_pg() -> Option<Sides<PgConnection>> {
-    let Ok(admin) = std::env::var("FACADE_TEST_PG_URL") else {
+fn setup_server<C>(server: &Server) -> Option<Sides<C>>
+where
+    C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
+{
+    let label = server.label;
+    let Ok(urls) = std::env::var(server.var) else {
         println!(
-            "PostgreSQL: SKIPPED, FACADE_TEST_PG_URL is not set (start servers with \
-             `scripts/test-servers start` and `eval $(scripts/test-servers env)`); \
-             benching SQLite only"
+            "{label}: SKIPPED, {} is not set (start servers with \
+             `scripts/test-servers start` and `source target/test-servers/env`)",
+            server.var
         );
         return None;
     };
-    let mut conn = match PgConnection::establish(&admin) {
+    let admin = urls.split(',').next().unwrap_or_default().trim().to_owned();
+    let mut conn = match C::establish(&admin) {
         Ok(conn) => conn,
         Err(err) => {
             let reason = err
@@ -413,7 +499,7 @@ fn setup_pg() -> Option<Sides<PgConnection>> {
                 .collect::<Vec<_>>()
                 .join(" ");
             println!(
-                "PostgreSQL: SKIPPED, {} is not reachable ({reason}); benching SQLite only",
+                "{label}: SKIPPED, {} is not reachable ({reason})",
                 redact(&admin)
             );
             return None;
@@ -421,34 +507,31 @@ fn setup_pg() -> Option<Sides<PgConnection>> {
     };
     // A database of its own for each run; fall back to recreating the
     // tables in the given database if the user may not create databases.
-    let db = "facade_bench_workloads";
     let created = conn
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .and_then(|()| conn.batch_execute(&format!("CREATE DATABASE {db}")));
+        .batch_execute(server.drop_database)
+        .and_then(|()| conn.batch_execute(&format!("CREATE DATABASE {DATABASE}")));
     let url = match created {
         Ok(()) => {
-            let mut parsed = url::Url::parse(&admin).expect("FACADE_TEST_PG_URL parses");
-            parsed.set_path(&format!("/{db}"));
+            let mut parsed = url::Url::parse(&admin).expect("the server URL parses");
+            parsed.set_path(&format!("/{DATABASE}"));
             parsed.to_string()
         }
         Err(err) => {
-            println!("PostgreSQL: cannot create a database ({err}); recreating the tables instead");
-            conn.batch_execute(
-                "DROP TABLE IF EXISTS items, counters, locks; \
-                 DELETE FROM __diesel_schema_migrations WHERE version LIKE '2015%'",
-            )
-            .or_else(|_| conn.batch_execute("DROP TABLE IF EXISTS items, counters, locks"))
-            .expect("drop the old tables");
+            println!("{label}: cannot create a database ({err}); recreating the tables instead");
+            conn.batch_execute("DROP TABLE IF EXISTS items, counters, locks")
+                .expect("drop the old tables");
+            // The locks table's migration must run again.
+            let _ = conn
+                .batch_execute("DELETE FROM __diesel_schema_migrations WHERE version LIKE '2015%'");
             admin.clone()
         }
     };
     drop(conn);
-    let mut conn = PgConnection::establish(&url).expect("connect to the bench database");
-    seed(&mut conn).expect("seed PostgreSQL");
-    conn.batch_execute("ANALYZE items; ANALYZE counters")
-        .expect("analyze");
+    let mut conn = C::establish(&url).expect("connect to the bench database");
+    seed(&mut conn).unwrap_or_else(|err| panic!("seed {label}: {err}"));
+    conn.batch_execute(server.analyze).expect("analyze");
     drop(conn);
-    println!("PostgreSQL: {}", redact(&url));
+    println!("{label}: {}", redact(&url));
     Some(build_sides(&url, ""))
 }
 
@@ -819,58 +902,78 @@ fn print_summary(rows: &[Row]) {
     }
 }
 
-/// `FACADE_BENCH_ONLY=<w1|w2|w3>/<sqlite|postgres>/<facade|baseline>`:
-/// run just that loop `FACADE_BENCH_CALLS` times (default 100 000) and
-/// exit, for a profiler (`perf record`, `valgrind --tool=callgrind`).
-fn only(
-    spec: &str,
-    sqlite: (&Sides<SqliteConnection>, &WorkloadFns<SqliteConnection>),
-    pg: Option<(&Sides<PgConnection>, &WorkloadFns<PgConnection>)>,
-) {
-    fn run<C>(sides: &Sides<C>, w: &WorkloadFns<C>, workload: &str, side: &str, calls: u64)
-    where
-        C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
-    {
-        let (f, b) = match workload {
-            "w1" => w.w1,
-            "w2" => w.w2,
-            "w3" => w.w3,
-            other => panic!("FACADE_BENCH_ONLY: unknown workload {other}"),
-        };
-        let start = Instant::now();
-        match side {
-            "facade" => {
-                let mut ctx = sides.db.context();
-                for i in 0..calls {
-                    f(&mut ctx, i);
-                }
+/// `FACADE_BENCH_ONLY=<w1|w2|w3>/<backend>/<facade|baseline>`: run just
+/// that loop `FACADE_BENCH_CALLS` times (default 100 000) and exit, for a
+/// profiler (`perf record`, `valgrind --tool=callgrind`).
+fn only<C>(sides: &Sides<C>, w: &WorkloadFns<C>, workload: &str, side: &str)
+where
+    C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
+{
+    let calls = env_u64("FACADE_BENCH_CALLS", 100_000);
+    let (f, b) = match workload {
+        "w1" => w.w1,
+        "w2" => w.w2,
+        "w3" => w.w3,
+        other => panic!("FACADE_BENCH_ONLY: unknown workload {other}"),
+    };
+    let start = Instant::now();
+    match side {
+        "facade" => {
+            let mut ctx = sides.db.context();
+            for i in 0..calls {
+                f(&mut ctx, i);
             }
-            "baseline" => {
-                for i in 0..calls {
-                    b(&sides.pool, i);
-                }
-            }
-            other => panic!("FACADE_BENCH_ONLY: unknown side {other}"),
         }
-        let elapsed = start.elapsed();
-        println!(
-            "{workload} {side}: {calls} calls in {elapsed:?} ({:.2} µs/call)",
-            elapsed.as_secs_f64() * 1e6 / calls as f64
+        "baseline" => {
+            for i in 0..calls {
+                b(&sides.pool, i);
+            }
+        }
+        other => panic!("FACADE_BENCH_ONLY: unknown side {other}"),
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{workload} {side}: {calls} calls in {elapsed:?} ({:.2} µs/call)",
+        elapsed.as_secs_f64() * 1e6 / calls as f64
+    );
+}
+
+/// The backends of this run: `FACADE_BENCH_BACKENDS` (default all four),
+/// each set up or skipped with a line saying why.
+const BACKENDS: [&str; 4] = ["sqlite", "postgres", "mariadb", "galera"];
+
+fn selected_backends() -> Vec<String> {
+    let list = std::env::var("FACADE_BENCH_BACKENDS").unwrap_or_else(|_| BACKENDS.join(","));
+    let chosen: Vec<String> = list.split(',').map(|b| b.trim().to_owned()).collect();
+    for backend in &chosen {
+        assert!(
+            BACKENDS.contains(&backend.as_str()),
+            "FACADE_BENCH_BACKENDS: unknown backend {backend} (one of {})",
+            BACKENDS.join(", ")
         );
     }
-    let calls = env_u64("FACADE_BENCH_CALLS", 100_000);
-    let parts: Vec<&str> = spec.split('/').collect();
-    let [workload, backend, side] = parts[..] else {
-        panic!("FACADE_BENCH_ONLY must look like w1/sqlite/facade, not {spec}");
+    chosen
+}
+
+/// One backend's sides and workload functions, or `None` when it was not
+/// selected or its server does not answer.
+type Bench<C> = Option<(Sides<C>, WorkloadFns<C>)>;
+
+fn run_backend<C>(
+    label: &'static str,
+    bench: &Bench<C>,
+    criterion: Option<&mut Criterion>,
+    rows: &mut Vec<Row>,
+) where
+    C: diesel_facade::SupportedConnection + diesel::r2d2::R2D2Connection,
+{
+    let Some((sides, fns)) = bench else {
+        return;
     };
-    match backend {
-        "sqlite" => run(sqlite.0, sqlite.1, workload, side, calls),
-        "postgres" => {
-            let (sides, w) = pg.expect("PostgreSQL is not available");
-            run(sides, w, workload, side, calls)
-        }
-        other => panic!("FACADE_BENCH_ONLY: unknown backend {other}"),
+    if let Some(criterion) = criterion {
+        criterion_groups(criterion, label, sides, fns);
     }
+    summary_rows(label, sides, fns, rows);
 }
 
 fn main() {
@@ -888,39 +991,55 @@ fn main() {
         .configure_from_args();
     let skip_criterion = std::env::var("FACADE_BENCH_SKIP_CRITERION").is_ok_and(|v| v == "1");
 
-    let sqlite_sides = setup_sqlite();
-    let pg_sides = setup_pg();
-    let sqlite_fns: WorkloadFns<SqliteConnection> = workload_fns!(sqlite);
-    let pg_fns: WorkloadFns<PgConnection> = workload_fns!(pg);
+    let backends = selected_backends();
+    let wanted = |name: &str| backends.iter().any(|b| b == name);
+    let sqlite: Bench<SqliteConnection> =
+        wanted("sqlite").then(|| (setup_sqlite(), workload_fns!(sqlite)));
+    let pg: Bench<PgConnection> = wanted("postgres")
+        .then(|| setup_server(&PG_SERVER))
+        .flatten()
+        .map(|sides| (sides, workload_fns!(pg)));
+    let mariadb: Bench<MysqlConnection> = wanted("mariadb")
+        .then(|| setup_server(&MYSQL_SERVER))
+        .flatten()
+        .map(|sides| (sides, workload_fns!(mysql)));
+    let galera: Bench<MysqlConnection> = wanted("galera")
+        .then(|| setup_server(&GALERA_SERVER))
+        .flatten()
+        .map(|sides| (sides, workload_fns!(mysql)));
 
     if let Ok(spec) = std::env::var("FACADE_BENCH_ONLY") {
-        only(
-            &spec,
-            (&sqlite_sides, &sqlite_fns),
-            pg_sides.as_ref().map(|s| (s, &pg_fns)),
-        );
+        let parts: Vec<&str> = spec.split('/').collect();
+        let [workload, backend, side] = parts[..] else {
+            panic!("FACADE_BENCH_ONLY must look like w1/sqlite/facade, not {spec}");
+        };
+        let missing = || panic!("FACADE_BENCH_ONLY: {backend} is not available (see above)");
+        match backend {
+            "sqlite" => sqlite.as_ref().map(|(s, w)| only(s, w, workload, side)),
+            "postgres" => pg.as_ref().map(|(s, w)| only(s, w, workload, side)),
+            "mariadb" => mariadb.as_ref().map(|(s, w)| only(s, w, workload, side)),
+            "galera" => galera.as_ref().map(|(s, w)| only(s, w, workload, side)),
+            other => panic!("FACADE_BENCH_ONLY: unknown backend {other}"),
+        }
+        .unwrap_or_else(missing);
         return;
     }
 
-    if !skip_criterion {
-        criterion_groups(&mut criterion, "sqlite", &sqlite_sides, &sqlite_fns);
-        if let Some(pg_sides) = &pg_sides {
-            criterion_groups(&mut criterion, "postgres", pg_sides, &pg_fns);
-            criterion_contended(&mut criterion, pg_sides);
-        }
-    }
-
     let mut rows = Vec::new();
-    summary_rows("sqlite", &sqlite_sides, &sqlite_fns, &mut rows);
-    if let Some(pg_sides) = &pg_sides {
-        summary_rows("postgres", pg_sides, &pg_fns, &mut rows);
+    let mut criterion = (!skip_criterion).then_some(&mut criterion);
+    run_backend("sqlite", &sqlite, criterion.as_deref_mut(), &mut rows);
+    run_backend("postgres", &pg, criterion.as_deref_mut(), &mut rows);
+    if let Some((pg_sides, _)) = &pg {
+        if let Some(criterion) = criterion.as_deref_mut() {
+            criterion_contended(criterion, pg_sides);
+        }
         contended_row(pg_sides, &mut rows);
-    } else {
-        println!("PostgreSQL was not benchmarked (see above).");
     }
+    run_backend("mariadb", &mariadb, criterion.as_deref_mut(), &mut rows);
+    run_backend("galera", &galera, criterion.as_deref_mut(), &mut rows);
     print_summary(&rows);
     println!("load average at end: {}", loadavg());
-    if !skip_criterion {
+    if let Some(criterion) = criterion {
         criterion.final_summary();
     }
 }

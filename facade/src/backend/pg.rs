@@ -1,4 +1,18 @@
-//! PostgreSQL: `BEGIN READ ONLY` readers, `ON CONFLICT DO UPDATE` locks.
+//! PostgreSQL: `BEGIN READ ONLY` readers; locks by `UPDATE` of the lock's
+//! row, with an `ON CONFLICT DO UPDATE` upsert when the row does not exist
+//! yet.
+//!
+//! Both statements take the row's `FOR NO KEY UPDATE` lock and hold it to
+//! the end of the transaction, so they exclude each other. The `UPDATE`
+//! comes first because it is what a contended lock needs: a waiting
+//! `UPDATE` follows the row's new version when the holder commits (the
+//! usual `EvalPlanQual` recheck), whereas a waiting upsert finds the
+//! conflicting row replaced and starts the whole `INSERT` again
+//! (`ExecOnConflictUpdate` in PostgreSQL's `nodeModifyTable.c`). The upsert
+//! also writes a `Heap LOCK` WAL record before its update. The upsert stays
+//! for a name's first take, and for a row deleted or inserted by another
+//! transaction between the two statements: it waits for that transaction
+//! like any other holder.
 //!
 //! A failed statement aborts a PostgreSQL transaction, so the non-blocking
 //! `try_lock` runs inside its own savepoint and rolls back to it when the
@@ -21,8 +35,25 @@ use crate::replica::{format_pg_lsn, parse_pg_lsn, Applied, Position};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Takes the lock when its row exists; 0 rows when it does not.
+const UPDATE: &str = "UPDATE locks SET ts = now() AT TIME ZONE 'UTC' WHERE id = $1";
+/// Takes the lock whether or not its row exists.
 const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES ($1, now() AT TIME ZONE 'UTC') \
                       ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
+
+/// Takes the lock on `name`'s row: see the module docs for why the `UPDATE`
+/// comes first.
+fn take_row(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
+    let updated = diesel::sql_query(UPDATE)
+        .bind::<Text, _>(name)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::sql_query(UPSERT)
+            .bind::<Text, _>(name)
+            .execute(conn)?;
+    }
+    Ok(())
+}
 
 #[derive(diesel::QueryableByName)]
 struct Setting {
@@ -230,30 +261,21 @@ impl SupportedConnection for PgConnection {
 
     fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
         let Some(timeout) = timeout else {
-            return diesel::sql_query(UPSERT)
-                .bind::<Text, _>(name)
-                .execute(conn)
-                .map(drop);
+            return take_row(conn, name);
         };
         let previous = current_lock_timeout(conn)?;
         // 0 would mean "wait forever" to PostgreSQL, and it rejects values
         // above INT_MAX milliseconds (about 24.8 days).
         let millis = timeout.as_millis().clamp(1, 2_147_483_647);
         set_lock_timeout(conn, &format!("{millis}ms"))?;
-        diesel::sql_query(UPSERT)
-            .bind::<Text, _>(name)
-            .execute(conn)?;
+        take_row(conn, name)?;
         set_lock_timeout(conn, &previous).map(drop)
     }
 
     fn try_upsert_lock(conn: &mut Self, name: &str) -> QueryResult<bool> {
         let previous = current_lock_timeout(conn)?;
         conn.batch_execute("SAVEPOINT diesel_facade_try_lock")?;
-        let attempt = set_lock_timeout(conn, "1ms").and_then(|_| {
-            diesel::sql_query(UPSERT)
-                .bind::<Text, _>(name)
-                .execute(conn)
-        });
+        let attempt = set_lock_timeout(conn, "1ms").and_then(|_| take_row(conn, name));
         match attempt {
             Ok(_) => {
                 // RELEASE keeps the upsert and, like the savepoint's other
