@@ -2,8 +2,9 @@
 //! write it + 1, in one transaction) on 1, 2, 4, 8 and 16 threads, three
 //! ways, on PostgreSQL, one MariaDB server and one Galera node:
 //!
-//! - **`ctx.lock`**: a `#[writer]` that takes `ctx.lock("counter")` (the
-//!   `locks` table upsert) and increments;
+//! - **`ctx.lock`**: a `#[writer]` that takes `ctx.lock("counter")` (its
+//!   row of the `locks` table: an `UPDATE` on PostgreSQL, with an upsert
+//!   only for a name's first take; an upsert on MariaDB) and increments;
 //! - **native**: the backend's own lock by hand with diesel and an r2d2
 //!   pool: `pg_advisory_xact_lock` inside the transaction on PostgreSQL;
 //!   `GET_LOCK` before `BEGIN` and `RELEASE_LOCK` after `COMMIT` on MariaDB

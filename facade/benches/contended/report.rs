@@ -162,7 +162,7 @@ pub fn plot(
     for (role, name) in [
         (
             Role::Table,
-            "ctx.lock (locks-table upsert, through #[writer])",
+            "ctx.lock (a row of the locks table, through #[writer])",
         ),
         (
             Role::Native,
