@@ -154,6 +154,13 @@ impl<C: SupportedConnection> TransactionContext for Context<C> {
     }
 }
 
+/// A `Context` can be pointed at a cell (see [`TargetCell`](crate::TargetCell)).
+impl<C: SupportedConnection> crate::cells::Retarget for Context<C> {
+    fn facade_mut(&mut self) -> &mut Facade<C> {
+        &mut self.facade
+    }
+}
+
 impl<C: SupportedConnection> Facade<C> {
     /// A ready-made request context holding a clone of this facade.
     ///
