@@ -43,6 +43,7 @@ use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection
 use diesel::Connection;
 use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
+pub mod cells;
 pub mod kill;
 pub mod proxy;
 pub mod report;

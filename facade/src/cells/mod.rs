@@ -77,7 +77,7 @@ pub use scatter::CellOutcome;
     message = "`{Self}` cannot be pointed at another cell's database",
     label = "a transaction may be open here, or this is not a request context",
     note = "inside a #[reader]/#[writer] body, `ctx` is a transaction scope: a transaction cannot move to another database. Call `target` on the request context (`&mut ctx`) before the transaction begins, and call the data-access functions inside its closure",
-    note = "request contexts get `Retarget` from `#[derive(TransactionContext)]`; `diesel_facade::Context` has it too"
+    note = "request contexts get `Retarget` from `#[derive(TransactionContext)]`, and `diesel_facade::Context` has it; a hand-written context implements it with one method, `facade_mut`"
 )]
 pub trait Retarget: TransactionContext {
     /// The facade field, to be replaced for a while.
@@ -171,13 +171,10 @@ pub trait TargetCell: Sized {
     /// cell's replicas; the context's position on its previous database is
     /// untouched, and the cell's is dropped when `f` returns (see the module
     /// documentation in `docs/cells.md`).
-    fn target<R>(
-        &mut self,
-        cell: &Facade<<Self as TransactionContext>::Connection>,
-        f: impl FnOnce(&mut Self) -> R,
-    ) -> R
+    fn target<C, R>(&mut self, cell: &Facade<C>, f: impl FnOnce(&mut Self) -> R) -> R
     where
-        Self: Retarget,
+        C: SupportedConnection,
+        Self: Retarget<Connection = C>,
     {
         let pointed = Pointed::new(self, cell.clone());
         f(&mut *pointed.ctx)

@@ -9,7 +9,7 @@
 //!
 //! A worker the caller stopped waiting for is not abandoned on the server:
 //! its transaction's statements are bounded to the time left until the
-//! deadline (`SupportedConnection::limit_statement_time`: PostgreSQL's
+//! deadline, plus a moment (`SupportedConnection::limit_statement_time`: PostgreSQL's
 //! transaction-local `statement_timeout`, MariaDB's session
 //! `max_statement_time`, lifted again before the connection goes back to
 //! its pool). The server cancels a statement still running or waiting for
@@ -93,6 +93,13 @@ impl<R, E> CellOutcome<R, E> {
         matches!(self, CellOutcome::TimedOut)
     }
 }
+
+/// How long after the deadline a cell's server cancels the statement the
+/// caller stopped waiting for. Not zero: the server's timer may fire a
+/// little early (PostgreSQL was seen to cancel 50 µs before a deadline set
+/// to the millisecond), and a cancellation that beats the deadline would
+/// report the cell as an error instead of timed out.
+const SERVER_GRACE: Duration = Duration::from_millis(100);
 
 /// What a worker sends back: its cell's index, when it finished, and the
 /// result or the payload of its panic.
@@ -268,7 +275,7 @@ where
             )
             .map_err(|e| E::from(Error::from(e)))
         };
-        bound(scope, Some(left))?;
+        bound(scope, Some(left + SERVER_GRACE))?;
         let result = panic::catch_unwind(AssertUnwindSafe(|| f(scope)));
         // Before the connection goes back to the pool, whatever happened.
         let lifted = bound(scope, None);
