@@ -127,6 +127,11 @@ impl<C: SupportedConnection> Context<C> {
     pub fn position(&self) -> &ReadPosition {
         self.facade.read_position()
     }
+
+    /// For `Retarget` (in `cells/`, which this module does not import).
+    pub(crate) fn facade_mut(&mut self) -> &mut Facade<C> {
+        &mut self.facade
+    }
 }
 
 impl<C: SupportedConnection> Clone for Context<C> {
@@ -151,13 +156,6 @@ impl<C: SupportedConnection> TransactionContext for Context<C> {
 
     fn facade(&self) -> &Facade<C> {
         &self.facade
-    }
-}
-
-/// A `Context` can be pointed at a cell (see [`TargetCell`](crate::TargetCell)).
-impl<C: SupportedConnection> crate::cells::Retarget for Context<C> {
-    fn facade_mut(&mut self) -> &mut Facade<C> {
-        &mut self.facade
     }
 }
 

@@ -351,4 +351,40 @@ pub fn scatter_gather_bounds_statements_only_inside_its_reads<C: CellBackend>() 
     }
     holder.batch_execute(C::RELEASE).expect("release the lock");
     assert_eq!(limit_after(), 0);
+
+    // And after a read that panicked (the panic reaches the caller).
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cells.scatter_gather(&ctx, Duration::from_secs(5), |ctx| -> QueryResult<i64> {
+            let _ = C::query_n(ctx.conn().database_enforced(), C::STATEMENT_LIMIT)?;
+            panic!("a bug in the read")
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(limit_after(), 0);
+}
+
+/// PostgreSQL: a session `statement_timeout` shorter than the time left is
+/// kept; a longer one is lowered to the time left.
+pub fn pg_scatter_gather_keeps_a_shorter_statement_timeout() {
+    type C = diesel::PgConnection;
+    for (session_ms, expected) in [(1_500, 1_500..=1_500), (60_000, 4_000..=5_100)] {
+        let mut url = url::Url::parse(&cell_database::<C>("pg_shorter", session_ms, 1)).unwrap();
+        // libpq decodes `%20`, not `+`.
+        url.set_query(Some(&format!(
+            "options=-c%20statement_timeout%3D{session_ms}"
+        )));
+        let cells = CellMap::<C>::from_configs([("a", config(url.into()))]).unwrap();
+        let ctx = CellReq {
+            request_id: "r1".into(),
+            db: cells.get("a").unwrap().clone(),
+        };
+        let out = cells.scatter_gather(&ctx, Duration::from_secs(5), |ctx| {
+            C::query_n(ctx.conn().database_enforced(), C::STATEMENT_LIMIT)
+        });
+        let inside = *out["a"].value().unwrap_or_else(|| panic!("{:?}", out["a"]));
+        assert!(
+            expected.contains(&inside),
+            "session {session_ms} ms: {inside} ms inside"
+        );
+    }
 }

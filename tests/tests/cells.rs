@@ -14,6 +14,12 @@ mod postgres {
     }
 }
 
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn pg_scatter_gather_keeps_a_shorter_statement_timeout() {
+    diesel_facade_tests::cells::pg_scatter_gather_keeps_a_shorter_statement_timeout();
+}
+
 mod mysql {
     diesel_facade_tests::backend_tests! {
         #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]

@@ -3,8 +3,7 @@
 //! for a while, and reads fanned out over all of them.
 //!
 //! - [`Retarget`]: a context whose database can be pointed at another
-//!   [`Facade`] (derived with `TransactionContext`; [`Context`](crate::Context)
-//!   has it too).
+//!   [`Facade`] (derived with `TransactionContext`; [`Context`] has it too).
 //! - [`TargetCell::target`]: point the context at a cell for the duration of
 //!   a closure (nova's `target_cell`).
 //! - [`CellMap`] (`map.rs`): each cell's facade, built once, looked up by id.
@@ -33,7 +32,7 @@
 //! default one.
 
 use crate::backend::SupportedConnection;
-use crate::context::TransactionContext;
+use crate::context::{Context, TransactionContext};
 use crate::facade::Facade;
 use crate::replica::ReadPosition;
 use crate::scope::Scope;
@@ -169,8 +168,8 @@ pub trait TargetCell: Sized {
     ///
     /// Read-your-writes: `f` sees the cell's own writes made inside it on the
     /// cell's replicas; the context's position on its previous database is
-    /// untouched, and the cell's is dropped when `f` returns (see the module
-    /// documentation in `docs/cells.md`).
+    /// untouched, and the cell's is dropped when `f` returns (see
+    /// `docs/cells.md`).
     fn target<C, R>(&mut self, cell: &Facade<C>, f: impl FnOnce(&mut Self) -> R) -> R
     where
         C: SupportedConnection,
@@ -182,6 +181,13 @@ pub trait TargetCell: Sized {
 }
 
 impl<S: Scope> TargetCell for S {}
+
+/// A [`Context`] can be pointed at a cell too.
+impl<C: SupportedConnection> Retarget for Context<C> {
+    fn facade_mut(&mut self) -> &mut Facade<C> {
+        Context::facade_mut(self)
+    }
+}
 
 /// A context pointed at a cell: puts its previous facade (and its own read
 /// position, if it has one) back when dropped.
