@@ -4,9 +4,10 @@
 //! Invariants:
 //! - Only the outermost scope talks to the pool and sends `BEGIN`/`COMMIT`/
 //!   `ROLLBACK`; joined scopes send nothing.
-//! - A [`RollbackOnDrop`] guard is armed while user code runs, so a panic or
-//!   an early return rolls back; a rollback that fails marks the connection
-//!   broken and the pool discards it.
+//! - While user code runs, the transaction (`outermost::Begun`) or the
+//!   savepoint (`savepoint::OpenSavepoint`) rolls back when dropped before it
+//!   was ended: a panic rolls back; a rollback that fails marks the
+//!   connection broken and the pool discards it.
 //! - `COMMIT` that loses the connection is `CommitUnknown` and never retried.
 //! - Retrying re-runs the whole outermost transaction, and only when the
 //!   server reported a retryable error during the attempt (seen through the
@@ -20,7 +21,6 @@ use diesel::result::Error as DieselError;
 use crate::backend::{SupportedConnection, TxMode};
 use crate::classify::{is_connection_lost, savepoint_failure};
 use crate::config::RetrySettings;
-use crate::context::TransactionContext;
 use crate::error::{Error, ErrorKind};
 use crate::facade::Facade;
 use crate::pool::PooledConn;
@@ -97,7 +97,8 @@ impl<C: SupportedConnection> Transaction<C> {
 
 /// Where an outermost read-only transaction runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
+#[doc(hidden)]
+pub enum Route {
     Primary,
     Replica,
 }
@@ -131,7 +132,7 @@ pub(crate) struct Attempt<R, E> {
 }
 
 impl<R, E: From<Error>> Attempt<R, E> {
-    fn failed(err: Error) -> Self {
+    pub(crate) fn failed(err: Error) -> Self {
         let retry = err
             .kind()
             .is_retryable()
@@ -139,26 +140,6 @@ impl<R, E: From<Error>> Attempt<R, E> {
         Attempt {
             result: Err(E::from(err)),
             retry,
-        }
-    }
-}
-
-/// Unless disarmed, rolls back every level above `depth` (the transaction
-/// itself when `depth` is 0) and drops the hooks registered since: the panic
-/// path, including levels a body opened with diesel's own
-/// `conn.transaction(..)` and left open.
-struct RollbackOnDrop<'t, C: SupportedConnection> {
-    tx: &'t mut Transaction<C>,
-    depth: u32,
-    hooks: usize,
-    armed: bool,
-}
-
-impl<C: SupportedConnection> Drop for RollbackOnDrop<'_, C> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.tx.on_commit.truncate(self.hooks);
-            let _ = rollback_to(self.tx, self.depth);
         }
     }
 }
@@ -238,29 +219,10 @@ fn unbalanced(open: u32) -> Error {
     )
 }
 
-/// Run `body` on `tx` with a [`RollbackOnDrop`] armed for levels above
-/// `depth`: a panic rolls them back (and drops the hooks they registered).
-fn guarded<C: SupportedConnection, R>(
-    tx: &mut Transaction<C>,
-    depth: u32,
-    body: impl FnOnce(&mut Transaction<C>) -> R,
-) -> R {
-    let hooks = tx.on_commit.len();
-    let mut guard = RollbackOnDrop {
-        tx,
-        depth,
-        hooks,
-        armed: true,
-    };
-    let result = body(&mut *guard.tx);
-    guard.armed = false;
-    result
-}
-
 mod outermost;
 mod retry;
 mod savepoint;
 
-pub(crate) use self::outermost::outermost;
+pub(crate) use self::outermost::{begin_outermost, end_outermost, Ended};
 pub(crate) use self::retry::with_retry;
 pub(crate) use self::savepoint::savepoint;
