@@ -2,7 +2,7 @@
 //!
 //! A [`Facade`] is cheap to clone (one `Arc`) and is what a request context
 //! hands out. It is built by `builder/` (`Facade::builder`, `from_env`,
-//! `from_config`); its pools are `pool.rs`'s, replica routing is
+//! `from_config`); its pools are in `pool/`, replica routing is
 //! `routing.rs`'s and its counters `stats.rs`'s. Its URLs appear only with
 //! their password replaced by `***`.
 
