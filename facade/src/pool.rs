@@ -8,9 +8,19 @@
 //! thread panics is discarded, never handed out again; and a checkout that
 //! the server refused fails at once with `Config` instead of waiting out
 //! `pool_timeout`. URLs appear only redacted in errors and logs.
+//!
+//! A transactional test pool (`TestDatabase::transactional_facade`, feature
+//! `testing`) holds one connection, opened inside a test transaction that
+//! is never committed: "no transaction open" means "only the test
+//! transaction open" there, a panic alone does not discard the connection
+//! (the rollback guard already rolled its work back), and the pool never
+//! makes a second connection, which would silently start over without the
+//! test's earlier writes (see [`TestTransaction`]).
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use diesel::connection::{TransactionManager, TransactionManagerStatus};
@@ -34,6 +44,8 @@ pub(crate) struct PoolSettings {
     pub(crate) pool_timeout: Duration,
     pub(crate) connection_recycle_time: Option<Duration>,
     pub(crate) instrumentation: Option<InstrumentationFactory>,
+    /// A transactional test pool (see the module docs).
+    pub(crate) test_transaction: bool,
 }
 
 impl PoolSettings {
@@ -63,7 +75,39 @@ impl Default for PoolSettings {
             pool_timeout: Duration::from_secs(30),
             connection_recycle_time: Some(Duration::from_secs(3600)),
             instrumentation: None,
+            test_transaction: false,
         }
+    }
+}
+
+/// The state of a transactional test pool's one connection.
+#[derive(Debug, Default)]
+pub(crate) struct TestTransaction {
+    /// Whether the pool has made its connection. A second one would hold a
+    /// fresh test transaction without what the test wrote before, so it is
+    /// refused instead.
+    connected: AtomicBool,
+    /// The thread that has the connection checked out: a second checkout on
+    /// that thread (a `#[writer(independent)]`, or another context's
+    /// transaction, inside a transaction) could only wait for itself.
+    holder: Mutex<Option<ThreadId>>,
+}
+
+impl TestTransaction {
+    fn holder(&self) -> std::sync::MutexGuard<'_, Option<ThreadId>> {
+        self.holder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lost() -> Error {
+        Error::config(
+            "the connection of this transactional test facade was discarded (a failed \
+             rollback, a lost connection, a server that rolled the test transaction back, or \
+             DDL that committed it), and with it the test transaction and everything the test \
+             wrote in it: this facade cannot go on. Build a new one with \
+             `TestDatabase::transactional_facade`",
+        )
     }
 }
 
@@ -150,6 +194,8 @@ pub(crate) struct Manager<C: SupportedConnection> {
     options: Arc<C::Options>,
     instrumentation: Option<InstrumentationFactory>,
     last_connect: Arc<LastConnect>,
+    /// Set for a transactional test pool.
+    test: Option<Arc<TestTransaction>>,
     _conn: PhantomData<fn() -> C>,
 }
 
@@ -161,6 +207,7 @@ impl<C: SupportedConnection> Clone for Manager<C> {
             options: Arc::clone(&self.options),
             instrumentation: self.instrumentation.clone(),
             last_connect: Arc::clone(&self.last_connect),
+            test: self.test.clone(),
             _conn: PhantomData,
         }
     }
@@ -253,7 +300,24 @@ impl<C: SupportedConnection> Manager<C> {
             );
             Error::new(err.kind(), message)
         })?;
-        Ok(Managed::new(conn, session, self.instrumentation.clone()))
+        let mut managed = Managed::new(conn, session, self.instrumentation.clone());
+        if self.test.is_some() {
+            // diesel's own test transaction: its depth 1 is this
+            // connection's "no transaction open" from now on.
+            managed.conn.begin_test_transaction().map_err(|e| {
+                let err = Error::from(e);
+                Error::new(
+                    err.kind(),
+                    format!(
+                        "beginning the test transaction on {} failed: {}",
+                        target.redacted,
+                        target.secrets.scrub(err.message())
+                    ),
+                )
+            })?;
+            managed.base_depth = 1;
+        }
+        Ok(managed)
     }
 }
 
@@ -262,7 +326,20 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
     type Error = Error;
 
     fn connect(&self) -> Result<Managed<C>, Error> {
+        if self
+            .test
+            .as_ref()
+            .is_some_and(|t| t.connected.load(Ordering::SeqCst))
+        {
+            let err = TestTransaction::lost();
+            self.last_connect
+                .record(Some((err.kind(), err.message().to_owned())));
+            return Err(err);
+        }
         let result = self.establish();
+        if let (Some(test), Ok(_)) = (&self.test, &result) {
+            test.connected.store(true, Ordering::SeqCst);
+        }
         self.last_connect.record(
             result
                 .as_ref()
@@ -277,12 +354,26 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
     }
 
     fn has_broken(&self, conn: &mut Managed<C>) -> bool {
-        if conn.broken || std::thread::panicking() {
+        // r2d2 asks this as each connection comes back.
+        if let Some(test) = &self.test {
+            *test.holder() = None;
+        }
+        // A test pool's connection survives a panic its rollback guard
+        // handled: discarding it would lose the test transaction.
+        if conn.broken || (conn.base_depth == 0 && std::thread::panicking()) {
             return true;
         }
-        // Never hand out a connection with a transaction still open.
+        // Never hand out a connection with a transaction still open (beyond
+        // a test pool's test transaction, which must still be usable).
         match C::TransactionManager::transaction_manager_status_mut(&mut conn.conn) {
-            TransactionManagerStatus::Valid(status) => status.transaction_depth().is_some(),
+            TransactionManagerStatus::Valid(status) => {
+                let depth = status.transaction_depth().map_or(0, |d| d.get());
+                let doomed = status
+                    .in_transaction
+                    .as_ref()
+                    .is_some_and(|s| s.requires_rollback_maybe_up_to_top_level);
+                depth != conn.base_depth || doomed
+            }
             TransactionManagerStatus::InError => true,
         }
     }
@@ -356,15 +447,24 @@ impl<C: SupportedConnection> PoolSet<C> {
             options: Arc::clone(options),
             instrumentation: settings.instrumentation.clone(),
             last_connect: Arc::clone(&last_connect),
+            test: settings
+                .test_transaction
+                .then(|| Arc::new(TestTransaction::default())),
             _conn: PhantomData,
         };
         let limit = C::pool_size_limit(url);
         let max_size = limit.map_or(settings.max_pool_size, |limit| {
             settings.max_pool_size.min(limit)
         });
+        let max_size = if settings.test_transaction {
+            1
+        } else {
+            max_size
+        };
         // A URL that limits the pool names a database that lives in its
-        // connection: recycling that connection would empty the database.
-        let max_lifetime = if limit.is_some() {
+        // connection, and a test pool's connection holds the test
+        // transaction: recycling either would empty it.
+        let max_lifetime = if limit.is_some() || settings.test_transaction {
             None
         } else {
             settings.connection_recycle_time
@@ -408,12 +508,26 @@ impl<C: SupportedConnection> PoolSet<C> {
         let deadline = started + timeout;
         let grace = timeout.min(UNREACHABLE_GRACE);
         let mut tried_myself = false;
+        let me = std::thread::current().id();
+        if let Some(test) = &self.side.test {
+            if *test.holder() == Some(me) {
+                return Err(Error::config(
+                    "this transactional test facade has one connection, and this thread's open \
+                     transaction holds it: a `#[writer(independent)]` (or a transaction of \
+                     another context) inside it would need a second connection, and would \
+                     wait for itself. Test such code with `TestDatabase::facade`",
+                ));
+            }
+        }
         loop {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(REFUSAL_CHECK_INTERVAL);
             let err = match self.pool.get_timeout(wait) {
                 Ok(conn) => {
+                    if let Some(test) = &self.side.test {
+                        *test.holder() = Some(me);
+                    }
                     Counters::bump(&counters.checkouts);
                     return Ok(conn);
                 }

@@ -1,0 +1,71 @@
+//! `diesel_facade::testing` on every backend: test databases are dropped at
+//! their end (after a panic too, with sessions still connected), errors
+//! name the problem without the password, and transactional facades roll
+//! everything back, also for tests running in parallel on one database
+//! (real threads on PostgreSQL and MariaDB).
+
+mod sqlite {
+    diesel_facade_tests::backend_tests! {
+        diesel::SqliteConnection => scenarios {
+            test_database_is_dropped_with_sessions_still_connected,
+            test_database_is_dropped_after_a_panic,
+            failing_migration_is_an_error_and_the_database_is_dropped,
+            transactional_writes_are_rolled_back_at_the_end,
+            transactional_commit_is_a_savepoint_release,
+            transactional_panic_rolls_back_and_the_facade_goes_on,
+            transactional_nested_independent_writer_is_a_config_error,
+        }
+    }
+
+    /// A name prefix that is not a plain identifier is a `Config` error.
+    #[test]
+    fn bad_name_prefix_is_a_config_error() {
+        for prefix in ["", "Upper", "x\"; DROP DATABASE x; --", "../up"] {
+            let err = diesel_facade::testing::TestDatabase::<diesel::SqliteConnection>::builder("")
+                .name_prefix(prefix)
+                .create()
+                .unwrap_err();
+            assert_eq!(err.kind(), diesel_facade::ErrorKind::Config, "{prefix:?}");
+        }
+    }
+}
+
+mod postgres {
+    diesel_facade_tests::backend_tests! {
+        #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+        diesel::PgConnection => scenarios {
+            test_database_is_dropped_with_sessions_still_connected,
+            test_database_is_dropped_after_a_panic,
+            failing_migration_is_an_error_and_the_database_is_dropped,
+            transactional_writes_are_rolled_back_at_the_end,
+            transactional_commit_is_a_savepoint_release,
+            transactional_panic_rolls_back_and_the_facade_goes_on,
+            transactional_nested_independent_writer_is_a_config_error,
+            parallel_transactional_tests_do_not_see_each_other,
+            wrong_password_is_a_config_error_without_the_password,
+            unreachable_server_is_disconnected_without_the_password,
+            bad_admin_url_and_prefix_are_config_errors,
+            test_database_debug_hides_the_password,
+        }
+    }
+}
+
+mod mysql {
+    diesel_facade_tests::backend_tests! {
+        #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+        diesel::MysqlConnection => scenarios {
+            test_database_is_dropped_with_sessions_still_connected,
+            test_database_is_dropped_after_a_panic,
+            failing_migration_is_an_error_and_the_database_is_dropped,
+            transactional_writes_are_rolled_back_at_the_end,
+            transactional_commit_is_a_savepoint_release,
+            transactional_panic_rolls_back_and_the_facade_goes_on,
+            transactional_nested_independent_writer_is_a_config_error,
+            parallel_transactional_tests_do_not_see_each_other,
+            wrong_password_is_a_config_error_without_the_password,
+            unreachable_server_is_disconnected_without_the_password,
+            bad_admin_url_and_prefix_are_config_errors,
+            test_database_debug_hides_the_password,
+        }
+    }
+}
