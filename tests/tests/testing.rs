@@ -14,6 +14,8 @@ mod sqlite {
             transactional_commit_is_a_savepoint_release,
             transactional_panic_rolls_back_and_the_facade_goes_on,
             transactional_nested_independent_writer_is_a_config_error,
+            transactional_threads_of_one_test_take_turns,
+            transactional_facade_with_a_replica_is_a_config_error,
         }
     }
 
@@ -41,7 +43,11 @@ mod postgres {
             transactional_commit_is_a_savepoint_release,
             transactional_panic_rolls_back_and_the_facade_goes_on,
             transactional_nested_independent_writer_is_a_config_error,
+            transactional_threads_of_one_test_take_turns,
+            transactional_facade_with_a_replica_is_a_config_error,
             parallel_transactional_tests_do_not_see_each_other,
+            transactional_lock_is_held_until_the_test_ends,
+            transactional_lost_connection_fails_every_later_call,
             wrong_password_is_a_config_error_without_the_password,
             unreachable_server_is_disconnected_without_the_password,
             bad_admin_url_and_prefix_are_config_errors,
@@ -61,7 +67,11 @@ mod mysql {
             transactional_commit_is_a_savepoint_release,
             transactional_panic_rolls_back_and_the_facade_goes_on,
             transactional_nested_independent_writer_is_a_config_error,
+            transactional_threads_of_one_test_take_turns,
+            transactional_facade_with_a_replica_is_a_config_error,
             parallel_transactional_tests_do_not_see_each_other,
+            transactional_lock_is_held_until_the_test_ends,
+            transactional_lost_connection_fails_every_later_call,
             wrong_password_is_a_config_error_without_the_password,
             unreachable_server_is_disconnected_without_the_password,
             bad_admin_url_and_prefix_are_config_errors,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use diesel::QueryResult;
 use diesel_facade::testing::TestDatabase;
-use diesel_facade::{reader, writer, ErrorKind, Facade};
+use diesel_facade::{reader, writer, ConcurrentWriters, ErrorKind, Facade};
 
 use super::{count_items, insert_independently, insert_item, item_exists, Req, TypedQueries};
 use crate::{server_url, test_database, EventLog, TestBackend};
@@ -361,4 +361,83 @@ pub fn test_database_debug_hides_the_password<C: TestBackend>() {
     let shown = format!("{db:?}");
     assert!(shown.contains(db.name()), "{shown}");
     assert!(!shown.contains(&password), "{shown}");
+}
+
+/// A lock taken in a transactional test is held until that test's facade
+/// goes (its test transaction ends): a parallel test waiting for the same
+/// name times out, then gets it once the first test is over.
+pub fn transactional_lock_is_held_until_the_test_ends<C: TypedQueries + ConcurrentWriters>() {
+    let db = schema_db::<C>("td_lock");
+    let first = db.transactional_facade().expect("first test's facade");
+    diesel_facade::write(&mut Req { db: first.clone() }, |ctx| ctx.lock("shared")).unwrap();
+    let second = db.transactional_facade().expect("second test's facade");
+    let mut ctx = Req { db: second };
+    let err = diesel_facade::write(&mut ctx, |ctx| {
+        ctx.lock_timeout("shared", Duration::from_millis(300))
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockTimeout, "{err}");
+    drop(first);
+    diesel_facade::write(&mut ctx, |ctx| {
+        ctx.lock_timeout("shared", Duration::from_secs(5))
+    })
+    .expect("the first test is over");
+    insert_item(&mut ctx, 1, 0).expect("the second test goes on after the timeout");
+}
+
+/// When the connection of a transactional facade is lost, the test
+/// transaction is gone: every later call fails with `Config`, rather than
+/// going on in a fresh transaction without the test's earlier writes.
+pub fn transactional_lost_connection_fails_every_later_call<C: TypedQueries>() {
+    let db = schema_db::<C>("td_lost");
+    let facade = db.transactional_facade().expect("transactional facade");
+    let mut ctx = Req { db: facade };
+    insert_item(&mut ctx, 1, 0).unwrap();
+    let (session_sql, _) = C::KILL.expect("a server backend");
+    let id = diesel_facade::write(&mut ctx, |ctx| C::session_id(ctx.conn(), session_sql)).unwrap();
+    crate::kill_session::<C>(&server_url::<C>(), id);
+    assert!(item_exists(&mut ctx, 1).is_err(), "the session is gone");
+    for _ in 0..2 {
+        let err = diesel_facade::Error::from(item_exists(&mut ctx, 1).unwrap_err());
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.message().contains("test transaction"), "{err}");
+    }
+}
+
+/// Threads of one test share its transactional facade's one connection,
+/// taking turns: every write lands in the test transaction; `on_commit`
+/// hooks run after each release.
+pub fn transactional_threads_of_one_test_take_turns<C: TypedQueries>() {
+    const THREADS: i32 = 4;
+    let db = schema_db::<C>("td_threads");
+    let facade = db.transactional_facade().expect("transactional facade");
+    let hooks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for id in 1..=THREADS {
+            let (facade, hooks) = (facade.clone(), hooks.clone());
+            s.spawn(move || {
+                diesel_facade::write(&mut Req { db: facade }, |ctx| {
+                    ctx.on_commit(move || {
+                        hooks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    });
+                    C::insert_item(ctx.conn(), id, format!("item {id}"), 0)
+                })
+                .expect("each thread's write");
+            });
+        }
+    });
+    assert_eq!(hooks.load(std::sync::atomic::Ordering::SeqCst), 4);
+    let mut ctx = Req { db: facade };
+    assert_eq!(count_items(&mut ctx).unwrap(), i64::from(THREADS));
+}
+
+/// A transactional facade reads and writes through one connection: a
+/// replica is a `Config` error at build.
+pub fn transactional_facade_with_a_replica_is_a_config_error<C: TypedQueries>() {
+    let db = schema_db::<C>("td_replica");
+    let url = db.url().to_owned();
+    let err = db
+        .transactional_facade_with(|b| b.replica(url))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 }
