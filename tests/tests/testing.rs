@@ -4,6 +4,10 @@
 //! everything back, also for tests running in parallel on one database
 //! (real threads on PostgreSQL and MariaDB).
 
+use diesel_facade::testing::TestDatabase;
+use diesel_facade_tests::proxy::{Proxied, Proxy};
+use diesel_facade_tests::server_url;
+
 mod sqlite {
     diesel_facade_tests::backend_tests! {
         diesel::SqliteConnection => scenarios {
@@ -78,4 +82,75 @@ mod mysql {
             test_database_debug_hides_the_password,
         }
     }
+}
+
+/// Dropping a `TestDatabase` whose server is gone does not panic: the
+/// failure is logged at WARN, without the password, and the database stays
+/// (removed here directly).
+fn drop_without_a_server_logs_and_does_not_panic<C: Proxied>() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let admin = server_url::<C>();
+    let password = url::Url::parse(&admin)
+        .unwrap()
+        .password()
+        .expect("the test server URL has a password")
+        .to_owned();
+    let proxy = Proxy::start(C::PROTOCOL, &admin).expect("start the proxy");
+    let db = TestDatabase::<C>::builder(C::through(&admin, proxy.addr()))
+        .name_prefix("ft_drop_no_server")
+        .create()
+        .expect("create through the proxy");
+    let name = db.name().to_owned();
+    drop(proxy); // the server is unreachable from now on
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _logging = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+        drop(db);
+    }));
+    assert!(dropped.is_ok(), "Drop panicked");
+    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("WARN"), "{logged}");
+    assert!(
+        logged.contains("could not drop the test database"),
+        "{logged}"
+    );
+    assert!(logged.contains(&name), "{logged}");
+    assert!(!logged.contains(&password), "{logged}");
+    assert!(
+        C::database_exists(&admin, &name, ""),
+        "nothing could drop it"
+    );
+    let mut conn = C::establish(&admin).expect("admin connection");
+    conn.batch_execute(&format!("DROP DATABASE {name}"))
+        .expect("clean up");
+}
+
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn postgres_drop_without_a_server_logs_and_does_not_panic() {
+    drop_without_a_server_logs_and_does_not_panic::<diesel::PgConnection>();
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn mysql_drop_without_a_server_logs_and_does_not_panic() {
+    drop_without_a_server_logs_and_does_not_panic::<diesel::MysqlConnection>();
 }
