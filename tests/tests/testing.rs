@@ -20,6 +20,7 @@ mod sqlite {
             transactional_nested_independent_writer_is_a_config_error,
             transactional_threads_of_one_test_take_turns,
             transactional_facade_with_a_replica_is_a_config_error,
+            transactional_reader_is_not_read_only_on_the_server,
         }
     }
 
@@ -49,6 +50,7 @@ mod postgres {
             transactional_nested_independent_writer_is_a_config_error,
             transactional_threads_of_one_test_take_turns,
             transactional_facade_with_a_replica_is_a_config_error,
+            transactional_reader_is_not_read_only_on_the_server,
             parallel_transactional_tests_do_not_see_each_other,
             transactional_lock_is_held_until_the_test_ends,
             transactional_lost_connection_fails_every_later_call,
@@ -73,6 +75,7 @@ mod mysql {
             transactional_nested_independent_writer_is_a_config_error,
             transactional_threads_of_one_test_take_turns,
             transactional_facade_with_a_replica_is_a_config_error,
+            transactional_reader_is_not_read_only_on_the_server,
             parallel_transactional_tests_do_not_see_each_other,
             transactional_lock_is_held_until_the_test_ends,
             transactional_lost_connection_fails_every_later_call,

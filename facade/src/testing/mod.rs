@@ -123,6 +123,22 @@ fn on_server(admin: &str, doing: &str, err: diesel::result::Error) -> Error {
     )
 }
 
+/// Run `migrations` on `conn`: each backend's
+/// [`Provision::run_migration_source`].
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
+fn run_source<C, M>(conn: &mut C, migrations: M) -> Result<Vec<String>, Error>
+where
+    C: diesel_migrations::MigrationHarness<C::Backend> + diesel::Connection,
+    M: MigrationSource<C::Backend>,
+{
+    conn.run_pending_migrations(migrations)
+        .map(|done| done.iter().map(ToString::to_string).collect())
+        .map_err(|e| Error::new(ErrorKind::Other, format!("a migration failed: {e}")))
+}
+
 /// `url` (an admin URL) with its database replaced by `name`.
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 fn url_of_database(admin: &str, name: &str) -> Result<String, Error> {

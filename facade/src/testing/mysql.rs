@@ -8,10 +8,9 @@ use diesel::migration::MigrationSource;
 use diesel::mysql::Mysql;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{MysqlConnection, RunQueryDsl};
-use diesel_migrations::MigrationHarness;
 
 use super::{admin_connection, on_server, url_of_database, Provision, DROP_LOCK_WAIT};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 #[derive(diesel::QueryableByName)]
 struct Id {
@@ -58,8 +57,6 @@ impl Provision for MysqlConnection {
         conn: &mut Self,
         migrations: M,
     ) -> Result<Vec<String>, Error> {
-        conn.run_pending_migrations(migrations)
-            .map(|done| done.iter().map(ToString::to_string).collect())
-            .map_err(|e| Error::new(ErrorKind::Other, format!("a migration failed: {e}")))
+        super::run_source(conn, migrations)
     }
 }

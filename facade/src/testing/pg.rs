@@ -6,10 +6,9 @@ use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::PgConnection;
-use diesel_migrations::MigrationHarness;
 
 use super::{admin_connection, on_server, url_of_database, Provision};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 impl Provision for PgConnection {
     fn create_test_database(admin: &str, name: &str) -> Result<String, Error> {
@@ -32,8 +31,6 @@ impl Provision for PgConnection {
         conn: &mut Self,
         migrations: M,
     ) -> Result<Vec<String>, Error> {
-        conn.run_pending_migrations(migrations)
-            .map(|done| done.iter().map(ToString::to_string).collect())
-            .map_err(|e| Error::new(ErrorKind::Other, format!("a migration failed: {e}")))
+        super::run_source(conn, migrations)
     }
 }

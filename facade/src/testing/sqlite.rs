@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use diesel::migration::MigrationSource;
 use diesel::sqlite::Sqlite;
 use diesel::SqliteConnection;
-use diesel_migrations::MigrationHarness;
 
 use super::Provision;
 use crate::error::{Error, ErrorKind};
@@ -77,8 +76,6 @@ impl Provision for SqliteConnection {
         conn: &mut Self,
         migrations: M,
     ) -> Result<Vec<String>, Error> {
-        conn.run_pending_migrations(migrations)
-            .map(|done| done.iter().map(ToString::to_string).collect())
-            .map_err(|e| Error::new(ErrorKind::Other, format!("a migration failed: {e}")))
+        super::run_source(conn, migrations)
     }
 }

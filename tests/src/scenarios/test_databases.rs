@@ -441,3 +441,31 @@ pub fn transactional_facade_with_a_replica_is_a_config_error<C: TypedQueries>() 
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 }
+
+/// A reader in a transactional facade is a savepoint, which the server
+/// cannot make read-only: raw SQL through `database_enforced()` writes
+/// there (in production it is a `ReadOnlyViolation`), and is rolled back
+/// with the test like everything else.
+pub fn transactional_reader_is_not_read_only_on_the_server<C: TypedQueries>() {
+    let db = schema_db::<C>("td_reader");
+    {
+        let mut ctx = Req {
+            db: db.transactional_facade().expect("transactional facade"),
+        };
+        diesel_facade::read(&mut ctx, |ctx| {
+            C::execute_sql(
+                ctx.conn().database_enforced(),
+                "INSERT INTO items (id, name, qty) VALUES (9, 'x', 0)",
+            )
+        })
+        .expect("no READ ONLY on a savepoint");
+        assert!(item_exists(&mut ctx, 9).unwrap());
+    }
+    let mut ctx = Req {
+        db: db.facade().expect("facade"),
+    };
+    assert!(
+        !item_exists(&mut ctx, 9).unwrap(),
+        "rolled back with the test"
+    );
+}
