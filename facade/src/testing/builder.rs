@@ -141,3 +141,37 @@ fn unique_name(prefix: &str) -> Result<String, Error> {
         fastrand::u32(..)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_fit_every_server() {
+        let longest = "a".repeat(MAX_PREFIX_CHARS);
+        let a = unique_name(&longest).unwrap();
+        let b = unique_name(&longest).unwrap();
+        assert_ne!(a, b);
+        // PostgreSQL keeps 63 bytes of a name, MySQL 64: with the largest
+        // pid and counter the name still fits.
+        let worst = format!("{longest}_{}_{}_{:08x}", u32::MAX, u32::MAX, u32::MAX);
+        assert!(worst.len() <= 63, "{}", worst.len());
+        assert!(a.starts_with(&format!("{longest}_{}_", std::process::id())));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+    }
+
+    #[test]
+    fn prefixes_that_are_not_plain_identifiers_are_refused() {
+        let too_long = "a".repeat(MAX_PREFIX_CHARS + 1);
+        for bad in [
+            "", "1st", "_x", "Test", "a-b", "a b", "a\"b", "a`b", "é", &too_long,
+        ] {
+            let err = unique_name(bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Config, "{bad:?}");
+        }
+        assert!(unique_name("a").is_ok());
+        assert!(unique_name("orders_v2").is_ok());
+    }
+}
