@@ -2,7 +2,7 @@
 //! their end (after a panic too, with sessions still connected), errors
 //! name the problem without the password, and transactional facades roll
 //! everything back, also for tests running in parallel on one database
-//! (real threads on PostgreSQL and MariaDB).
+//! (real threads on PostgreSQL and MariaDB), and on a Galera node.
 
 use diesel_facade::testing::TestDatabase;
 use diesel_facade_tests::proxy::{Proxied, Proxy};
@@ -156,4 +156,69 @@ fn postgres_drop_without_a_server_logs_and_does_not_panic() {
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mysql_drop_without_a_server_logs_and_does_not_panic() {
     drop_without_a_server_logs_and_does_not_panic::<diesel::MysqlConnection>();
+}
+
+/// On a Galera node (whose sessions run with `autocommit = 0` and whose
+/// writers normally begin with the guard savepoint) a transactional facade
+/// releases and rolls back its savepoints, holds its lock rows, and leaves
+/// nothing committed; the test database is dropped across the cluster.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn galera_transactional_facade_commits_nothing() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, MysqlConnection};
+    use diesel_facade_tests::scenarios::{Req, TypedQueries};
+    use diesel_facade_tests::{galera_urls, TestBackend};
+
+    let nodes = galera_urls();
+    let db = TestDatabase::<MysqlConnection>::builder(nodes[0].clone())
+        .name_prefix("ftg_testing")
+        .create()
+        .expect("create on node 1");
+    let name = db.name().to_owned();
+    MysqlConnection::establish(db.url())
+        .expect("connect to the test database")
+        .batch_execute(MysqlConnection::SCHEMA)
+        .expect("the test schema");
+    {
+        let mut ctx = Req {
+            db: db.transactional_facade().expect("transactional facade"),
+        };
+        diesel_facade::write(&mut ctx, |ctx| {
+            ctx.lock("galera")?;
+            MysqlConnection::insert_item(ctx.conn(), 1, "one".into(), 0)?;
+            Ok::<_, diesel_facade::Error>(())
+        })
+        .expect("a writer releases its savepoint");
+        let failed: Result<(), diesel_facade::Error> = diesel_facade::write(&mut ctx, |ctx| {
+            MysqlConnection::insert_item(ctx.conn(), 2, "two".into(), 0)?;
+            Err(diesel_facade::Error::new(
+                diesel_facade::ErrorKind::Other,
+                "undo",
+            ))
+        });
+        assert!(failed.is_err());
+        let (items, locks) = diesel_facade::read(&mut ctx, |ctx| {
+            let items = MysqlConnection::count_items(ctx.conn())?;
+            let locks = MysqlConnection::lock_rows_named(ctx.conn(), "galera")?.len();
+            Ok::<_, diesel::result::Error>((items, locks))
+        })
+        .unwrap();
+        assert_eq!((items, locks), (1, 1));
+    }
+    let mut ctx = Req {
+        db: db.facade().expect("facade"),
+    };
+    let items =
+        diesel_facade::read(&mut ctx, |ctx| MysqlConnection::count_items(ctx.conn())).unwrap();
+    assert_eq!(items, 0, "nothing was committed");
+    drop(ctx);
+    drop(db);
+    for node in &nodes {
+        assert!(
+            !MysqlConnection::database_exists(node, &name, ""),
+            "dropped on {}",
+            node.split('@').next_back().unwrap_or_default()
+        );
+    }
 }
