@@ -222,3 +222,32 @@ fn galera_transactional_facade_commits_nothing() {
         );
     }
 }
+
+/// On MySQL/MariaDB, DDL in a transactional test commits the test
+/// transaction implicitly: that writer's call is a `Config` error saying
+/// so, and every later call fails with `Config` too.
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn mysql_ddl_in_a_transactional_test_is_a_config_error() {
+    use diesel::RunQueryDsl;
+    use diesel_facade::ErrorKind;
+
+    let db = diesel_facade_tests::test_database::<diesel::MysqlConnection>("td_ddl")
+        .create()
+        .expect("create");
+    let facade = db.transactional_facade().expect("transactional facade");
+    let mut ctx = facade.context();
+    let err = diesel_facade::write(&mut ctx, |ctx| {
+        diesel::sql_query("CREATE TABLE made_in_a_test (x INTEGER)").execute(ctx.conn())?;
+        Ok::<_, diesel_facade::Error>(())
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(
+        err.message().contains("committed the test transaction"),
+        "{err}"
+    );
+    let err = diesel_facade::read(&mut ctx, |_| Ok::<_, diesel_facade::Error>(())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.message().contains("discarded"), "{err}");
+}

@@ -190,19 +190,29 @@ fn begin_level<C: SupportedConnection>(managed: &mut Managed<C>, mode: TxMode) -
     }
 }
 
-/// The backend's last check before `COMMIT`; none before a test
-/// transaction's `RELEASE SAVEPOINT`, whose outermost `BEGIN` was a
-/// savepoint rather than the backend's own (Galera's guard savepoint was
-/// never made there).
+/// The backend's last check before `COMMIT`. Before a test transaction's
+/// `RELEASE SAVEPOINT`, whose outermost `BEGIN` was a savepoint rather than
+/// the backend's own (Galera's guard savepoint was never made there), only
+/// this: a statement that committed implicitly (MySQL DDL) committed the
+/// test transaction too.
 fn before_commit<C: SupportedConnection>(
     managed: &mut Managed<C>,
     mode: TxMode,
     implicit_commit: bool,
 ) -> QueryResult<()> {
-    if managed.base_depth != 0 {
-        return Ok(());
+    if managed.base_depth == 0 {
+        return C::before_commit(&mut managed.conn, mode, &managed.session, implicit_commit);
     }
-    C::before_commit(&mut managed.conn, mode, &managed.session, implicit_commit)
+    if implicit_commit {
+        // Travels through diesel's error as itself (see `Error::from`).
+        return Err(DieselError::QueryBuilderError(Box::new(Error::config(
+            "a statement of this transaction (DDL, `LOCK`, `SET autocommit`, ...) made the \
+             server commit implicitly, which committed the test transaction of this \
+             transactional test facade too: what the test wrote before it is committed, and \
+             the facade cannot go on. Run DDL in migrations, before the test",
+        ))));
+    }
+    Ok(())
 }
 
 /// Roll back every open level above `target`. If that fails the connection
