@@ -251,3 +251,61 @@ fn mysql_ddl_in_a_transactional_test_is_a_config_error() {
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.message().contains("discarded"), "{err}");
 }
+
+/// `#[writer(retry)]` in a transactional test: the attempt that hit a
+/// serialization failure is rolled back to its savepoint and the body runs
+/// again, in the same test transaction (PostgreSQL, which recovers from an
+/// error inside a savepoint).
+#[diesel_facade::writer(retry = 2)]
+fn insert_failing_once(
+    ctx: &mut diesel_facade::Context<diesel::PgConnection>,
+    runs: &std::sync::atomic::AtomicUsize,
+) -> Result<(), diesel_facade::Error> {
+    use diesel::RunQueryDsl;
+    let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    diesel::sql_query(format!(
+        "INSERT INTO items (id, name, qty) VALUES ({}, 'run', 0)",
+        run + 1
+    ))
+    .execute(ctx.conn())?;
+    if run == 0 {
+        diesel::sql_query("DO $$ BEGIN RAISE EXCEPTION 'provoked' USING ERRCODE = '40001'; END $$")
+            .execute(ctx.conn())?;
+    }
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn postgres_retry_in_a_transactional_test_reruns_inside_the_test_transaction() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    use diesel_facade_tests::scenarios::{Req, TypedQueries};
+    use diesel_facade_tests::TestBackend;
+
+    let db = diesel_facade_tests::test_database::<PgConnection>("td_retry")
+        .create()
+        .expect("create");
+    PgConnection::establish(db.url())
+        .expect("connect")
+        .batch_execute(PgConnection::SCHEMA)
+        .expect("the test schema");
+    let facade = db.transactional_facade().expect("transactional facade");
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    insert_failing_once(&mut facade.context(), &runs).expect("the retry succeeds");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(facade.stats().retries, 1);
+    let mut ctx = Req { db: facade };
+    let (first, second) = diesel_facade::read(&mut ctx, |ctx| {
+        Ok::<_, diesel::result::Error>((
+            PgConnection::item_exists(ctx.conn(), 1)?,
+            PgConnection::item_exists(ctx.conn(), 2)?,
+        ))
+    })
+    .unwrap();
+    assert_eq!(
+        (first, second),
+        (false, true),
+        "the failed attempt was rolled back"
+    );
+}
