@@ -4,7 +4,9 @@
 //! attempt for `checkout` (in `pool/mod.rs`) to act on at once.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use diesel::connection::{TransactionManager, TransactionManagerStatus};
@@ -14,6 +16,37 @@ use crate::backend::SupportedConnection;
 use crate::connection::{FacadeInstrumentation, InstrumentationFactory, Managed};
 use crate::error::{Error, ErrorKind};
 use crate::redact::{redact_url, Secrets};
+
+/// The state of a transactional test pool's one connection.
+#[derive(Debug, Default)]
+pub(crate) struct TestTransaction {
+    /// Whether the pool has made its connection. A second one would hold a
+    /// fresh test transaction without what the test wrote before, so it is
+    /// refused instead.
+    connected: AtomicBool,
+    /// The thread that has the connection checked out: a second checkout on
+    /// that thread (a `#[writer(independent)]`, or another context's
+    /// transaction, inside a transaction) could only wait for itself.
+    holder: Mutex<Option<ThreadId>>,
+}
+
+impl TestTransaction {
+    pub(super) fn holder(&self) -> std::sync::MutexGuard<'_, Option<ThreadId>> {
+        self.holder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lost() -> Error {
+        Error::config(
+            "the connection of this transactional test facade was discarded (a failed \
+             rollback, a lost connection, a server that rolled the test transaction back, or \
+             DDL that committed it), and with it the test transaction and everything the test \
+             wrote in it: this facade cannot go on. Build a new one with \
+             `TestDatabase::transactional_facade`",
+        )
+    }
+}
 
 /// How long a writer failover list waits for a node's port to answer
 /// before it tries the next node (at most `pool_timeout`).
@@ -98,6 +131,8 @@ pub(crate) struct Manager<C: SupportedConnection> {
     pub(super) options: Arc<C::Options>,
     pub(super) instrumentation: Option<InstrumentationFactory>,
     pub(super) last_connect: Arc<LastConnect>,
+    /// Set for a transactional test pool.
+    pub(super) test: Option<Arc<TestTransaction>>,
     pub(super) _conn: PhantomData<fn() -> C>,
 }
 
@@ -109,6 +144,7 @@ impl<C: SupportedConnection> Clone for Manager<C> {
             options: Arc::clone(&self.options),
             instrumentation: self.instrumentation.clone(),
             last_connect: Arc::clone(&self.last_connect),
+            test: self.test.clone(),
             _conn: PhantomData,
         }
     }
@@ -201,7 +237,24 @@ impl<C: SupportedConnection> Manager<C> {
             );
             Error::new(err.kind(), message)
         })?;
-        Ok(Managed::new(conn, session, self.instrumentation.clone()))
+        let mut managed = Managed::new(conn, session, self.instrumentation.clone());
+        if self.test.is_some() {
+            // diesel's own test transaction: its depth 1 is this
+            // connection's "no transaction open" from now on.
+            managed.conn.begin_test_transaction().map_err(|e| {
+                let err = Error::from(e);
+                Error::new(
+                    err.kind(),
+                    format!(
+                        "beginning the test transaction on {} failed: {}",
+                        target.redacted,
+                        target.secrets.scrub(err.message())
+                    ),
+                )
+            })?;
+            managed.base_depth = 1;
+        }
+        Ok(managed)
     }
 }
 
@@ -210,7 +263,20 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
     type Error = Error;
 
     fn connect(&self) -> Result<Managed<C>, Error> {
+        if self
+            .test
+            .as_ref()
+            .is_some_and(|t| t.connected.load(Ordering::SeqCst))
+        {
+            let err = TestTransaction::lost();
+            self.last_connect
+                .record(Some((err.kind(), err.message().to_owned())));
+            return Err(err);
+        }
         let result = self.establish();
+        if let (Some(test), Ok(_)) = (&self.test, &result) {
+            test.connected.store(true, Ordering::SeqCst);
+        }
         self.last_connect.record(
             result
                 .as_ref()
@@ -225,12 +291,26 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
     }
 
     fn has_broken(&self, conn: &mut Managed<C>) -> bool {
-        if conn.broken || std::thread::panicking() {
+        // r2d2 asks this as each connection comes back.
+        if let Some(test) = &self.test {
+            *test.holder() = None;
+        }
+        // A test pool's connection survives a panic its rollback guard
+        // handled: discarding it would lose the test transaction.
+        if conn.broken || (conn.base_depth == 0 && std::thread::panicking()) {
             return true;
         }
-        // Never hand out a connection with a transaction still open.
+        // Never hand out a connection with a transaction still open (beyond
+        // a test pool's test transaction, which must still be usable).
         match C::TransactionManager::transaction_manager_status_mut(&mut conn.conn) {
-            TransactionManagerStatus::Valid(status) => status.transaction_depth().is_some(),
+            TransactionManagerStatus::Valid(status) => {
+                let depth = status.transaction_depth().map_or(0, |d| d.get());
+                let doomed = status
+                    .in_transaction
+                    .as_ref()
+                    .is_some_and(|s| s.requires_rollback_maybe_up_to_top_level);
+                depth != conn.base_depth || doomed
+            }
             TransactionManagerStatus::InError => true,
         }
     }

@@ -8,6 +8,14 @@
 //! thread panics is discarded, never handed out again; and a checkout that
 //! the server refused fails at once with `Config` instead of waiting out
 //! `pool_timeout`. URLs appear only redacted in errors and logs.
+//!
+//! A transactional test pool (`TestDatabase::transactional_facade`, feature
+//! `testing`) holds one connection, opened inside a test transaction that
+//! is never committed: "no transaction open" means "only the test
+//! transaction open" there, a panic alone does not discard the connection
+//! (the rollback guard already rolled its work back), and the pool never
+//! makes a second connection, which would silently start over without the
+//! test's earlier writes (see `TestTransaction` in `pool/manager.rs`).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -25,7 +33,7 @@ use crate::stats::Counters;
 mod manager;
 
 pub(crate) use self::manager::Manager;
-use self::manager::{LastConnect, Target, FAILOVER_PROBE_TIMEOUT};
+use self::manager::{LastConnect, Target, TestTransaction, FAILOVER_PROBE_TIMEOUT};
 
 /// The largest pool: r2d2 reserves room for every connection up front, and
 /// no server accepts more connections than this from one client anyway.
@@ -38,6 +46,8 @@ pub(crate) struct PoolSettings {
     pub(crate) pool_timeout: Duration,
     pub(crate) connection_recycle_time: Option<Duration>,
     pub(crate) instrumentation: Option<InstrumentationFactory>,
+    /// A transactional test pool (see the module docs).
+    pub(crate) test_transaction: bool,
 }
 
 impl PoolSettings {
@@ -67,6 +77,7 @@ impl Default for PoolSettings {
             pool_timeout: Duration::from_secs(30),
             connection_recycle_time: Some(Duration::from_secs(3600)),
             instrumentation: None,
+            test_transaction: false,
         }
     }
 }
@@ -139,15 +150,24 @@ impl<C: SupportedConnection> PoolSet<C> {
             options: Arc::clone(options),
             instrumentation: settings.instrumentation.clone(),
             last_connect: Arc::clone(&last_connect),
+            test: settings
+                .test_transaction
+                .then(|| Arc::new(TestTransaction::default())),
             _conn: PhantomData,
         };
         let limit = C::pool_size_limit(url);
         let max_size = limit.map_or(settings.max_pool_size, |limit| {
             settings.max_pool_size.min(limit)
         });
+        let max_size = if settings.test_transaction {
+            1
+        } else {
+            max_size
+        };
         // A URL that limits the pool names a database that lives in its
-        // connection: recycling that connection would empty the database.
-        let max_lifetime = if limit.is_some() {
+        // connection, and a test pool's connection holds the test
+        // transaction: recycling either would empty it.
+        let max_lifetime = if limit.is_some() || settings.test_transaction {
             None
         } else {
             settings.connection_recycle_time
@@ -191,12 +211,26 @@ impl<C: SupportedConnection> PoolSet<C> {
         let deadline = started + timeout;
         let grace = timeout.min(UNREACHABLE_GRACE);
         let mut tried_myself = false;
+        let me = std::thread::current().id();
+        if let Some(test) = &self.side.test {
+            if *test.holder() == Some(me) {
+                return Err(Error::config(
+                    "this transactional test facade has one connection, and this thread's open \
+                     transaction holds it: a `#[writer(independent)]` (or a transaction of \
+                     another context) inside it would need a second connection, and would \
+                     wait for itself. Test such code with `TestDatabase::facade`",
+                ));
+            }
+        }
         loop {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(REFUSAL_CHECK_INTERVAL);
             let err = match self.pool.get_timeout(wait) {
                 Ok(conn) => {
+                    if let Some(test) = &self.side.test {
+                        *test.holder() = Some(me);
+                    }
                     Counters::bump(&counters.checkouts);
                     return Ok(conn);
                 }

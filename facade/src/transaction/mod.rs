@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager, TransactionManagerStatus};
 use diesel::result::Error as DieselError;
+use diesel::QueryResult;
 
 use crate::backend::{SupportedConnection, TxMode};
 use crate::classify::{is_connection_lost, savepoint_failure};
 use crate::config::RetrySettings;
+use crate::connection::Managed;
 use crate::error::{Error, ErrorKind};
 use crate::facade::Facade;
 use crate::pool::PooledConn;
@@ -144,12 +146,54 @@ impl<R, E: From<Error>> Attempt<R, E> {
     }
 }
 
-/// diesel's transaction depth on this connection: 0 outside a transaction,
-/// 1 in the outermost one, one more per savepoint.
+/// The transaction depth on this connection: 0 outside a transaction,
+/// 1 in the outermost one, one more per savepoint. Counted from the
+/// connection's base (`Managed::base_depth`), so on a transactional test
+/// pool's connection the test transaction itself is level 0 and is never
+/// committed or rolled back here.
 fn depth<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<u32, DieselError> {
+    let base = tx.conn.base_depth;
     AnsiTransactionManager::transaction_manager_status_mut(tx.connection())
         .transaction_depth()
-        .map(|d| d.map_or(0, |d| d.get()))
+        .map(|d| d.map_or(0, |d| d.get()).saturating_sub(base))
+}
+
+/// `BEGIN` the outermost transaction of `mode`; inside a test transaction,
+/// a savepoint stands in for it, so that its `COMMIT` becomes a `RELEASE
+/// SAVEPOINT` and its `ROLLBACK` a `ROLLBACK TO SAVEPOINT` (diesel's own
+/// names for the levels above 1). A savepoint cannot be made read-only:
+/// there a reader relies on its types alone.
+fn begin_level<C: SupportedConnection>(managed: &mut Managed<C>, mode: TxMode) -> QueryResult<()> {
+    if managed.base_depth == 0 {
+        C::begin(&mut managed.conn, mode, &mut managed.session)
+    } else {
+        AnsiTransactionManager::begin_transaction(&mut managed.conn)
+    }
+}
+
+/// The backend's last check before `COMMIT`. Before a test transaction's
+/// `RELEASE SAVEPOINT`, whose outermost `BEGIN` was a savepoint rather than
+/// the backend's own (Galera's guard savepoint was never made there), only
+/// this: a statement that committed implicitly (MySQL DDL) committed the
+/// test transaction too.
+fn before_commit<C: SupportedConnection>(
+    managed: &mut Managed<C>,
+    mode: TxMode,
+    implicit_commit: bool,
+) -> QueryResult<()> {
+    if managed.base_depth == 0 {
+        return C::before_commit(&mut managed.conn, mode, &managed.session, implicit_commit);
+    }
+    if implicit_commit {
+        // Travels through diesel's error as itself (see `Error::from`).
+        return Err(DieselError::QueryBuilderError(Box::new(Error::config(
+            "a statement of this transaction (DDL, `LOCK`, `SET autocommit`, ...) made the \
+             server commit implicitly, which committed the test transaction of this \
+             transactional test facade too: what the test wrote before it is committed, and \
+             the facade cannot go on. Run DDL in migrations, before the test",
+        ))));
+    }
+    Ok(())
 }
 
 /// Roll back every open level above `target`. If that fails the connection

@@ -100,7 +100,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
     };
     tx.conn.begin_watching();
     let managed = &mut *tx.conn;
-    if let Err(err) = C::begin(&mut managed.conn, mode, &mut managed.session) {
+    if let Err(err) = begin_level(managed, mode) {
         let lost = is_connection_lost(&err);
         let err = Error::from(err);
         if lost || err.kind() == ErrorKind::Disconnected {
@@ -296,12 +296,7 @@ fn commit<C: SupportedConnection>(
         managed.broken = true;
     }
     let implicit_commit = implicit_commits > 0;
-    if let Err(err) = C::before_commit(
-        &mut managed.conn,
-        tx.mode,
-        &managed.session,
-        implicit_commit,
-    ) {
+    if let Err(err) = before_commit(managed, tx.mode, implicit_commit) {
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
         let err = savepoint_error::<C>(err);
