@@ -159,6 +159,10 @@ pub(crate) struct Managed<C: SupportedConnection> {
     /// Set when the connection must not be reused (a failed rollback, a lost
     /// connection, a Galera node that is not ready).
     pub(crate) broken: bool,
+    /// diesel's transaction depth when no transaction of the facade is
+    /// open: 0, or 1 on a transactional test pool's connection, which
+    /// stays inside its test transaction (see `pool.rs`).
+    pub(crate) base_depth: u32,
     /// Reinstalls the facade's instrumentation if a body replaced it.
     factory: Option<InstrumentationFactory>,
     implicit_check: Option<fn(&str, bool) -> bool>,
@@ -177,6 +181,7 @@ impl<C: SupportedConnection> Managed<C> {
             conn,
             session,
             broken: false,
+            base_depth: 0,
             factory,
             implicit_check,
         };

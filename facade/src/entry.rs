@@ -1,59 +1,262 @@
 //! The closure forms of `#[reader]`/`#[writer]` (`read`, `read_replica`,
-//! `write`) and the one decision every entry point makes: begin a
+//! `write`), and the one decision every entry point makes: begin a
 //! transaction (the argument is a request context) or join the open one (it
-//! is a scope). The functions the macros expand to are in `macro_abi`.
+//! is a scope). The decision is made by the trait implementation that the
+//! argument's type selects: a request context's begins, a scope's joins, so
+//! a call from inside a transaction compiles no code that begins one, and a
+//! call with a request context none that joins. The functions the macros
+//! expand to are in `macro_abi`.
 
 use crate::backend::TxMode;
 use crate::context::TransactionContext;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::scope::{
-    ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Scope, ScopeState, WriteAccess,
-    WriterScope,
+    ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, WriteAccess, WriterScope,
 };
-use crate::transaction::{outermost, Route, Transaction};
+use crate::transaction::{
+    begin_outermost, end_outermost, savepoint, with_retry, Attempt, Ended, RetryPolicy, Route,
+};
 
-/// The open transaction of a context `T`.
-pub(crate) type Tx<T> = Transaction<<T as TransactionContext>::Connection>;
+macro_rules! outermost {
+    ($(#[$doc:meta])* $name:ident => $scope:ident) => {
+        $(#[$doc])*
+        pub(crate) fn $name<T, R, E, F>(ctx: &T, mode: TxMode, route: Route, body: F) -> Attempt<R, E>
+        where
+            T: TransactionContext,
+            E: From<Error>,
+            F: FnOnce(&mut $scope<'_, T>) -> Result<R, E>,
+        {
+            let facade = ctx.facade();
+            let position = ctx.read_position();
+            let mut begun = match begin_outermost(facade, position, mode, route) {
+                Ok(begun) => begun,
+                Err(not_begun) => return not_begun.attempt(),
+            };
+            let result = body(&mut $scope {
+                ctx,
+                tx: &mut begun.tx,
+            });
+            match end_outermost(begun, facade, position, result.is_ok()) {
+                Ended::Stands(retry) => Attempt { result, retry },
+                Ended::Replaced(err) => Attempt::failed(err),
+            }
+        }
+    };
+}
 
-/// Begin a transaction with `begin` (`ctx` is a request context) or hand
-/// the open one to `join` (`ctx` is a scope). The choice is made from `S`'s
-/// type, so the begin path is not even compiled into a call from inside a
-/// transaction.
-pub(crate) fn begin_or_join<S, F, R, E>(
-    ctx: &mut S,
-    kind: &'static str,
-    f: F,
-    begin: impl FnOnce(&S::Context, F) -> Result<R, E>,
-    join: impl FnOnce(&S::Context, &mut Tx<S::Context>, F) -> Result<R, E>,
-) -> Result<R, E>
+outermost!(
+    /// Run `body` as an outermost read-write transaction (`mode`) on a
+    /// freshly checked-out connection, then commit or roll back.
+    ///
+    /// This and its two siblings are the only parts generic over the body:
+    /// checkout, `BEGIN`, the span, the commit or rollback and the hooks live
+    /// in `begin_outermost` and `end_outermost`, and the rollback on panic in
+    /// `Begun`'s `Drop`, all compiled once per connection type. The body
+    /// gets its scope directly, without a wrapper closure per function.
+    outermost_writer => WriterScope
+);
+outermost!(
+    /// [`outermost_writer`] for a reader on the primary.
+    outermost_reader => ReaderScope
+);
+outermost!(
+    /// [`outermost_writer`] for a reader that may run on a replica.
+    outermost_replica => ReplicaScope
+);
+
+/// One outermost read-write attempt of `f`.
+pub(crate) fn write_attempt<T, R, E>(
+    ctx: &T,
+    f: impl FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+) -> Attempt<R, E>
 where
-    S: Scope + ?Sized,
+    T: TransactionContext,
     E: From<Error>,
 {
-    if S::__OPEN {
-        match ctx.__scope_state() {
-            ScopeState::Open { ctx, tx } => {
-                tx.note_join(kind);
-                join(ctx, tx, f)
-            }
-            ScopeState::Idle(_) => Err(E::from(mismatch())),
-        }
-    } else {
-        match ctx.__scope_state() {
-            ScopeState::Idle(ctx) => begin(ctx, f),
-            ScopeState::Open { .. } => Err(E::from(mismatch())),
-        }
+    outermost_writer(ctx, TxMode::Write, Route::Primary, f)
+}
+
+// A request context begins. `do_not_recommend`: when a scope lacks a
+// capability, rustc should name the capability (with its message), not
+// suggest implementing `TransactionContext` for the scope.
+
+#[diagnostic::do_not_recommend]
+impl<T: TransactionContext> ReadAccess for T {
+    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
+    {
+        outermost_reader(self, TxMode::Read, Route::Primary, f).result
     }
 }
 
-/// A `Scope` implementation whose `__OPEN` disagrees with its state (only a
-/// hand-written one could).
-fn mismatch() -> Error {
-    Error::new(
-        ErrorKind::Other,
-        "a `Scope` implementation reported a transaction state that contradicts its type; \
-         implement `TransactionContext` (derive it) instead of `Scope`",
-    )
+#[diagnostic::do_not_recommend]
+impl<T: TransactionContext> ReplicaReadAccess for T {
+    fn __read_replica<R, E, F>(&mut self, route: Route, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
+    {
+        outermost_replica(self, TxMode::Read, route, f).result
+    }
+}
+
+// Outermost, a savepoint writer is a plain writer: the savepoint is only
+// for a joined call.
+#[diagnostic::do_not_recommend]
+impl<T: TransactionContext> WriteAccess for T {
+    fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        write_attempt(self, f).result
+    }
+
+    fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        write_attempt(self, f).result
+    }
+
+    fn __write_retry<R, E, F>(&mut self, policy: RetryPolicy, mut f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        let ctx = &*self;
+        with_retry(ctx.facade(), policy, || write_attempt(ctx, &mut f))
+    }
+
+    fn __write_savepoint_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        self.__write_retry(policy, f)
+    }
+}
+
+// A scope joins. Joined, errors go to the outermost call: a retry here
+// would re-run only part of the outer transaction.
+
+impl<T: TransactionContext> ReplicaReadAccess for WriterScope<'_, T> {
+    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("replica reader");
+        f(&mut ReplicaScope {
+            ctx: self.ctx,
+            tx: self.tx,
+        })
+    }
+}
+
+impl<T: TransactionContext> ReplicaReadAccess for ReaderScope<'_, T> {
+    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("replica reader");
+        f(&mut ReplicaScope {
+            ctx: self.ctx,
+            tx: self.tx,
+        })
+    }
+}
+
+impl<T: TransactionContext> ReplicaReadAccess for ReplicaScope<'_, T> {
+    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("replica reader");
+        f(&mut ReplicaScope {
+            ctx: self.ctx,
+            tx: self.tx,
+        })
+    }
+}
+
+impl<T: TransactionContext> ReadAccess for WriterScope<'_, T> {
+    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("reader");
+        f(&mut ReaderScope {
+            ctx: self.ctx,
+            tx: self.tx,
+        })
+    }
+}
+
+impl<T: TransactionContext> ReadAccess for ReaderScope<'_, T> {
+    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("reader");
+        f(&mut ReaderScope {
+            ctx: self.ctx,
+            tx: self.tx,
+        })
+    }
+}
+
+impl<T: TransactionContext> WriteAccess for WriterScope<'_, T> {
+    fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("writer");
+        f(&mut WriterScope {
+            ctx: self.ctx,
+            tx: self.tx,
+        })
+    }
+
+    fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("savepoint writer");
+        let ctx = self.ctx;
+        savepoint(self.tx, |tx| f(&mut WriterScope { ctx, tx }))
+    }
+
+    fn __write_retry<R, E, F>(&mut self, _policy: RetryPolicy, mut f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("writer");
+        f(&mut WriterScope {
+            ctx: self.ctx,
+            tx: self.tx,
+        })
+    }
+
+    fn __write_savepoint_retry<R, E, F>(&mut self, _policy: RetryPolicy, mut f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
+    {
+        self.tx.note_join("savepoint writer");
+        let ctx = self.ctx;
+        savepoint(self.tx, |tx| f(&mut WriterScope { ctx, tx }))
+    }
 }
 
 /// Run `f` in a read-only transaction on the primary, or join the one open
@@ -76,20 +279,7 @@ where
     E: From<Error>,
     F: FnOnce(&mut ReaderScope<'_, S::Context>) -> Result<R, E>,
 {
-    begin_or_join(
-        ctx,
-        "reader",
-        f,
-        |ctx, f| {
-            outermost(ctx, TxMode::Read, Route::Primary, |ctx, tx| {
-                f(&mut ReaderScope::new(ctx, tx))
-            })
-            .result
-        },
-        // Joined: a retry here would re-run only part of the outer
-        // transaction, so errors go to the outermost call.
-        |ctx, tx, f| f(&mut ReaderScope::new(ctx, tx)),
-    )
+    ctx.__read(f)
 }
 
 /// Run `f` in a read-only transaction on a replica (the primary if none is
@@ -112,27 +302,7 @@ where
     E: From<Error>,
     F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
 {
-    replica_read(ctx, Route::Replica, f)
-}
-
-pub(crate) fn replica_read<S, R, E, F>(ctx: &mut S, route: Route, f: F) -> Result<R, E>
-where
-    S: ReplicaReadAccess + ?Sized,
-    E: From<Error>,
-    F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
-{
-    begin_or_join(
-        ctx,
-        "replica reader",
-        f,
-        |ctx, f| {
-            outermost(ctx, TxMode::Read, route, |ctx, tx| {
-                f(&mut ReplicaScope::new(ctx, tx))
-            })
-            .result
-        },
-        |ctx, tx, f| f(&mut ReplicaScope::new(ctx, tx)),
-    )
+    ctx.__read_replica(Route::Replica, f)
 }
 
 /// Run `f` in a read-write transaction on the primary, or join the one open
@@ -153,16 +323,5 @@ where
     E: From<Error>,
     F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
 {
-    begin_or_join(
-        ctx,
-        "writer",
-        f,
-        |ctx, f| {
-            outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
-                f(&mut WriterScope::new(ctx, tx))
-            })
-            .result
-        },
-        |ctx, tx, f| f(&mut WriterScope::new(ctx, tx)),
-    )
+    ctx.__write(f)
 }

@@ -2,7 +2,7 @@
 //!
 //! A [`Facade`] is cheap to clone (one `Arc`) and is what a request context
 //! hands out. It is built by `builder/` (`Facade::builder`, `from_env`,
-//! `from_config`); its pools are `pool.rs`'s, replica routing is
+//! `from_config`); its pools are in `pool/`, replica routing is
 //! `routing.rs`'s and its counters `stats.rs`'s. Its URLs appear only with
 //! their password replaced by `***`.
 
@@ -23,6 +23,10 @@ pub(crate) struct Inner<C: SupportedConnection> {
     replicas: Replicas<C>,
     pub(crate) retry: RetrySettings,
     pub(crate) counters: Counters,
+    /// Something that must live exactly as long as the pools and go after
+    /// them (a test database, dropped once its connections are closed):
+    /// fields drop in order, so this one is last.
+    owned: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// The shared database handle: a writer pool, zero or more replica pools and
@@ -93,6 +97,7 @@ impl<C: SupportedConnection> Facade<C> {
                 replicas,
                 retry,
                 counters: Counters::default(),
+                owned: None,
             }),
             position: ReadPosition::new(),
         }
@@ -186,6 +191,20 @@ impl<C: SupportedConnection> Facade<C> {
     /// ```
     pub fn replica_count(&self) -> usize {
         self.inner.replicas.len()
+    }
+
+    /// This facade, made the owner of `value`, which is dropped after the
+    /// pools close, when the last clone goes. Only for a facade fresh from
+    /// `build` (no clone yet); otherwise `value` comes back.
+    #[cfg(feature = "testing")]
+    pub(crate) fn owning<V: std::any::Any + Send + Sync>(mut self, value: V) -> Result<Self, V> {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.owned = Some(Box::new(value));
+                Ok(self)
+            }
+            None => Err(value),
+        }
     }
 
     pub(crate) fn checkout_writer(&self) -> Result<PooledConn<C>, Error> {

@@ -68,7 +68,8 @@
 //!
 //! `sqlite` (default), `postgres`, `mysql`: one per backend. `tokio`:
 //! `run_blocking`, to call `#[reader]`/`#[writer]` functions from async
-//! code (see `examples/axum-service`).
+//! code (see `examples/axum-service`). `testing`: `testing::TestDatabase`,
+//! throw-away databases and transactional test facades (`docs/testing.md`).
 
 #![warn(missing_docs)]
 // docs.rs (`--cfg docsrs`, nightly) labels feature-gated items with their feature.
@@ -95,6 +96,9 @@ mod routing;
 pub mod schema;
 mod scope;
 mod stats;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod transaction;
 
 pub use backend::{ConcurrentWriters, SupportedConnection, GALERA_DEFAULT_WAIT_TIMEOUT};

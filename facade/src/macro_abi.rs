@@ -2,17 +2,17 @@
 //! to, re-exported as `diesel_facade::__private`. Not a public API: names
 //! and signatures change with the macros.
 //!
-//! Each annotated function's body becomes one call of a function here. A
-//! call from inside a transaction (the scope argument is a scope type)
-//! compiles only the join path; only a call with a request context compiles
-//! the begin path (`entry::begin_or_join`).
+//! Each annotated function's body becomes one call of a function here,
+//! which hands it to the scope argument's capability trait: a request
+//! context's implementation begins a transaction, a scope's joins (see
+//! `entry`), so each call compiles only its own path.
 
 use crate::backend::{SupportedConnection, TxMode};
 use crate::context::TransactionContext;
-use crate::entry::{begin_or_join, replica_read, Tx};
+use crate::entry::outermost_writer;
 use crate::error::{Error, ErrorKind};
 use crate::scope::{ReaderScope, ReplicaScope, ScopeState, WriterScope};
-use crate::transaction::{outermost, savepoint, with_retry, Attempt, Route};
+use crate::transaction::{with_retry, Attempt, Route};
 
 pub use crate::replica::Position;
 pub use crate::scope::{IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess};
@@ -47,7 +47,7 @@ where
     E: From<Error>,
     F: FnOnce(&mut ReaderScope<'_, S::Context>) -> Result<R, E>,
 {
-    crate::entry::read(ctx, f)
+    ctx.__read(f)
 }
 
 pub fn reader_allow_replica<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
@@ -56,7 +56,7 @@ where
     E: From<Error>,
     F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
 {
-    replica_read(ctx, Route::Primary, f)
+    ctx.__read_replica(Route::Primary, f)
 }
 
 pub fn reader_replica<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
@@ -65,7 +65,7 @@ where
     E: From<Error>,
     F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
 {
-    replica_read(ctx, Route::Replica, f)
+    ctx.__read_replica(Route::Replica, f)
 }
 
 pub fn writer<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
@@ -74,36 +74,7 @@ where
     E: From<Error>,
     F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
 {
-    crate::entry::write(ctx, f)
-}
-
-/// One outermost read-write attempt of `f`.
-fn write_attempt<T, R, E>(
-    ctx: &T,
-    f: impl FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
-) -> Attempt<R, E>
-where
-    T: TransactionContext,
-    E: From<Error>,
-{
-    outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
-        f(&mut WriterScope::new(ctx, tx))
-    })
-}
-
-/// Joined, `f` runs in a savepoint of the open transaction. A retry there
-/// would re-run only part of the outer transaction, so a joined call never
-/// retries: errors go to the outermost call.
-fn in_savepoint<T, R, E>(
-    ctx: &T,
-    tx: &mut Tx<T>,
-    f: impl FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
-) -> Result<R, E>
-where
-    T: TransactionContext,
-    E: From<Error>,
-{
-    savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx)))
+    ctx.__write(f)
 }
 
 pub fn writer_savepoint<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
@@ -112,13 +83,7 @@ where
     E: From<Error>,
     F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
 {
-    begin_or_join(
-        ctx,
-        "savepoint writer",
-        f,
-        |ctx, f| write_attempt(ctx, f).result,
-        in_savepoint,
-    )
+    ctx.__write_savepoint(f)
 }
 
 pub fn writer_retry<S, R, E, F>(ctx: &mut S, policy: RetryPolicy, f: F) -> Result<R, E>
@@ -127,13 +92,7 @@ where
     E: From<Error>,
     F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
 {
-    begin_or_join(
-        ctx,
-        "writer",
-        f,
-        |ctx, mut f| with_retry(ctx.facade(), policy, || write_attempt(ctx, &mut f)),
-        |ctx, tx, mut f| f(&mut WriterScope::new(ctx, tx)),
-    )
+    ctx.__write_retry(policy, f)
 }
 
 pub fn writer_savepoint_retry<S, R, E, F>(ctx: &mut S, policy: RetryPolicy, f: F) -> Result<R, E>
@@ -142,13 +101,7 @@ where
     E: From<Error>,
     F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
 {
-    begin_or_join(
-        ctx,
-        "savepoint writer",
-        f,
-        |ctx, mut f| with_retry(ctx.facade(), policy, || write_attempt(ctx, &mut f)),
-        in_savepoint,
-    )
+    ctx.__write_savepoint_retry(policy, f)
 }
 
 /// The context, and whether a transaction is open on it (checked for
@@ -182,15 +135,15 @@ where
     T: TransactionContext,
     E: From<Error>,
 {
-    outermost(ctx, TxMode::Write, Route::Primary, |ctx, tx| {
+    outermost_writer(ctx, TxMode::Write, Route::Primary, |scope| {
         if nested {
             <T::Connection as SupportedConnection>::bound_nested_lock_waits(
-                tx.connection(),
+                scope.tx.connection(),
                 NESTED_INDEPENDENT_LOCK_WAIT,
             )
             .map_err(|e| E::from(Error::from(e)))?;
         }
-        f(&mut WriterScope::new(ctx, tx))
+        f(scope)
     })
 }
 

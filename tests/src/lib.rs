@@ -36,11 +36,15 @@
 //!
 //! `FACADE_TEST_DB_PREFIX` (optional) is put into the name of every
 //! database the suites create, so that two checkouts can share the servers.
+//! [`facade`] and [`facade_without_migrations`] create theirs with
+//! `diesel_facade::testing::TestDatabase`, under a unique name, and drop
+//! it when the test's facade goes.
 
 use std::sync::{Arc, Mutex};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::Connection;
+use diesel_facade::testing::{Provision, TestDatabase, TestDatabaseBuilder};
 use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
 pub mod cells;
@@ -86,7 +90,7 @@ pub struct Item {
 }
 
 /// How each backend creates a fresh database and the test tables.
-pub trait TestBackend: SupportedConnection + Sized {
+pub trait TestBackend: SupportedConnection + Provision + Sized {
     /// The environment variable with an admin URL of the test server.
     const URL_VAR: &'static str;
     /// DDL for `items` and `counters`.
@@ -101,6 +105,10 @@ pub trait TestBackend: SupportedConnection + Sized {
     /// SQL returning this session's server-side id as `id` (BIGINT), and
     /// SQL that kills a session by id; `None` where there is no server.
     const KILL: Option<(&'static str, &'static str)>;
+
+    /// Whether the database `name` (at `url`; for SQLite the file) exists
+    /// on the server of `admin_url`.
+    fn database_exists(admin_url: &str, name: &str, url: &str) -> bool;
 }
 
 /// Kill the server session `id` from a separate connection to `url`.
@@ -161,6 +169,10 @@ impl TestBackend for diesel::SqliteConnection {
     const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
     const KILL: Option<(&'static str, &'static str)> = None;
 
+    fn database_exists(_: &str, _: &str, url: &str) -> bool {
+        std::path::Path::new(url).exists()
+    }
+
     fn create_database(_: &str, test: &str) -> String {
         let dir = std::env::temp_dir().join(format!("diesel-facade-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -186,6 +198,13 @@ impl TestBackend for diesel::PgConnection {
         "SELECT pg_backend_pid()::bigint AS id",
         "SELECT pg_terminate_backend({id})",
     ));
+
+    fn database_exists(admin_url: &str, name: &str, _: &str) -> bool {
+        let mut admin = Self::establish(admin_url).expect("connect to PostgreSQL");
+        // `name` is a generated one (letters, digits, `_`).
+        let sql = format!("SELECT COUNT(*) AS n FROM pg_database WHERE datname = '{name}'");
+        Self::query_n(&mut admin, &sql).expect("look for the database") > 0
+    }
 
     fn create_database(admin_url: &str, test: &str) -> String {
         let db = db_name(test);
@@ -218,6 +237,15 @@ impl TestBackend for diesel::MysqlConnection {
         CREATE TABLE counters (id VARCHAR(50) PRIMARY KEY, value INTEGER NOT NULL) ENGINE=InnoDB;
         INSERT INTO counters (id, value) VALUES ('c', 0);
     ";
+
+    fn database_exists(admin_url: &str, name: &str, _: &str) -> bool {
+        let mut admin = Self::establish(admin_url).expect("connect to MySQL/MariaDB");
+        // `name` is a generated one (letters, digits, `_`).
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'"
+        );
+        Self::query_n(&mut admin, &sql).expect("look for the database") > 0
+    }
 
     fn create_database(admin_url: &str, test: &str) -> String {
         let db = db_name(test);
@@ -279,7 +307,8 @@ pub fn galera_urls() -> Vec<String> {
 
 /// A fresh database for `test` with the test schema and the `locks` table
 /// (via the embedded migrations), and a facade on it configured by
-/// `configure`.
+/// `configure`. The facade owns the database: it is dropped with the
+/// facade's last clone (`TestDatabase::into_facade`).
 ///
 /// # Panics
 ///
@@ -290,9 +319,7 @@ pub fn facade<C: TestBackend>(
     test: &str,
     configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
 ) -> Facade<C> {
-    let db = facade_without_migrations(test, configure);
-    db.run_migrations().expect("run the embedded migrations");
-    db
+    with_schema(test_database::<C>(test).create(), configure)
 }
 
 /// Like [`facade`], without the `locks` table.
@@ -301,19 +328,40 @@ pub fn facade_without_migrations<C: TestBackend>(
     test: &str,
     configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
 ) -> Facade<C> {
-    let admin = server_url::<C>();
-    let url = C::create_database(&admin, test);
-    let mut conn = C::establish(&url).expect("connect to the fresh test database");
+    with_schema(
+        test_database::<C>(test)
+            .without_facade_migrations()
+            .create(),
+        configure,
+    )
+}
+
+/// A [`TestDatabase`] builder on `C`'s test server (SQLite: a temporary
+/// file) whose names start with `ft<FACADE_TEST_DB_PREFIX>_<test>`, so the
+/// test that made a database left behind (a killed run) can be told.
+///
+/// # Panics
+///
+/// When `C`'s server is not configured (see [`server_env`]).
+#[track_caller]
+pub fn test_database<C: TestBackend>(test: &str) -> TestDatabaseBuilder<C> {
+    let mut prefix = db_name(test);
+    prefix.truncate(30);
+    TestDatabase::<C>::builder(server_url::<C>()).name_prefix(&prefix)
+}
+
+#[track_caller]
+fn with_schema<C: TestBackend>(
+    created: Result<TestDatabase<C>, diesel_facade::Error>,
+    configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
+) -> Facade<C> {
+    let db = created.expect("create the test database");
+    let mut conn = C::establish(db.url()).expect("connect to the fresh test database");
     conn.batch_execute(C::SCHEMA)
         .expect("create the test schema");
     drop(conn);
-    configure(
-        Facade::builder()
-            .writer(url)
-            .pool_timeout(std::time::Duration::from_secs(10)),
-    )
-    .build()
-    .expect("build the facade")
+    db.into_facade(|b| configure(b.pool_timeout(std::time::Duration::from_secs(10))))
+        .expect("build the facade")
 }
 
 /// Run `op` `iterations` times on each of `per_target` threads for every

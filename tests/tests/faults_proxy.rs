@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::query_dsl::methods::ExecuteDsl;
+use diesel_facade::testing::TestDatabase;
 use diesel_facade::{writer, Context, Error, ErrorKind, Facade};
 use diesel_facade_tests::proxy::{Cut, Proxied, Proxy, Sent};
 use diesel_facade_tests::report::{reliability, Outcome};
-use diesel_facade_tests::server_url;
+use diesel_facade_tests::test_database;
 
 diesel::table! {
     proxy_rows (k, attempt) {
@@ -85,16 +86,21 @@ where
 
 /// A facade whose connections all run through a proxy, and a direct
 /// connection to the same database to check rows without it. Fields drop
-/// in order: the pool closes its connections before the proxy stops.
+/// in order: the pool closes its connections before the proxy stops, and
+/// the test database is dropped last.
 struct Rig<C: Proxied> {
     db: Facade<C>,
     direct: C,
     proxy: Proxy,
+    _database: TestDatabase<C>,
 }
 
 fn rig<C: Proxied>(test: &str) -> Option<Rig<C>> {
-    let admin = server_url::<C>();
-    let url = C::create_database(&admin, test);
+    let database = test_database::<C>(test)
+        .without_facade_migrations()
+        .create()
+        .expect("create the test database");
+    let url = database.url().to_owned();
     let mut direct = C::establish(&url).expect("a direct connection to the test database");
     direct.batch_execute(ROWS_TABLE).expect("create proxy_rows");
     let proxy = Proxy::start(C::PROTOCOL, &url).expect("start the proxy");
@@ -104,7 +110,12 @@ fn rig<C: Proxied>(test: &str) -> Option<Rig<C>> {
         .pool_timeout(Duration::from_secs(10))
         .build()
         .expect("a facade through the proxy");
-    Some(Rig { db, direct, proxy })
+    Some(Rig {
+        db,
+        direct,
+        proxy,
+        _database: database,
+    })
 }
 
 impl<C: Proxied> Rig<C> {
@@ -543,7 +554,12 @@ fn a_dropped_proxy_leaves_no_thread_or_port_behind() {
         live.load(Ordering::SeqCst) >= 3,
         "the acceptor and the pumps of the pooled connection run"
     );
-    let Rig { db, direct, proxy } = rig;
+    let Rig {
+        db,
+        direct,
+        proxy,
+        _database,
+    } = rig;
     drop(proxy);
     assert_eq!(live.load(Ordering::SeqCst), 0, "every proxy thread ended");
     assert_eq!(

@@ -367,6 +367,14 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
         self
     }
 
+    /// A transactional test facade (`crate::testing`): one connection,
+    /// inside a test transaction that is rolled back when the pool closes.
+    #[cfg(feature = "testing")]
+    pub(crate) fn test_transaction(mut self) -> Self {
+        self.pool.test_transaction = true;
+        self
+    }
+
     /// For the backends' own builder methods (in their files).
     #[cfg_attr(
         not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
@@ -397,6 +405,12 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
             Error::config("no writer database: call .writer(url) or set DATABASE_URL")
         })?;
         self.validate()?;
+        if self.pool.test_transaction && !self.replicas.is_empty() {
+            return Err(Error::config(
+                "a transactional test facade reads and writes through its one connection: \
+                 it takes no replicas (`#[reader(replica)]` reads that connection too)",
+            ));
+        }
         let options = Arc::new(std::mem::take(&mut self.options));
         let writer = PoolSet::new(&writer, &self.pool, &options, true)?;
         let replicas = self

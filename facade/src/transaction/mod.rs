@@ -4,9 +4,10 @@
 //! Invariants:
 //! - Only the outermost scope talks to the pool and sends `BEGIN`/`COMMIT`/
 //!   `ROLLBACK`; joined scopes send nothing.
-//! - A [`RollbackOnDrop`] guard is armed while user code runs, so a panic or
-//!   an early return rolls back; a rollback that fails marks the connection
-//!   broken and the pool discards it.
+//! - While user code runs, the transaction (`outermost::Begun`) or the
+//!   savepoint (`savepoint::OpenSavepoint`) rolls back when dropped before it
+//!   was ended: a panic rolls back; a rollback that fails marks the
+//!   connection broken and the pool discards it.
 //! - `COMMIT` that loses the connection is `CommitUnknown` and never retried.
 //! - Retrying re-runs the whole outermost transaction, and only when the
 //!   server reported a retryable error during the attempt (seen through the
@@ -16,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager, TransactionManagerStatus};
 use diesel::result::Error as DieselError;
+use diesel::QueryResult;
 
 use crate::backend::{SupportedConnection, TxMode};
 use crate::classify::{is_connection_lost, savepoint_failure};
 use crate::config::RetrySettings;
-use crate::context::TransactionContext;
+use crate::connection::Managed;
 use crate::error::{Error, ErrorKind};
 use crate::facade::Facade;
 use crate::pool::PooledConn;
@@ -97,7 +99,8 @@ impl<C: SupportedConnection> Transaction<C> {
 
 /// Where an outermost read-only transaction runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
+#[doc(hidden)]
+pub enum Route {
     Primary,
     Replica,
 }
@@ -131,7 +134,7 @@ pub(crate) struct Attempt<R, E> {
 }
 
 impl<R, E: From<Error>> Attempt<R, E> {
-    fn failed(err: Error) -> Self {
+    pub(crate) fn failed(err: Error) -> Self {
         let retry = err
             .kind()
             .is_retryable()
@@ -143,32 +146,54 @@ impl<R, E: From<Error>> Attempt<R, E> {
     }
 }
 
-/// Unless disarmed, rolls back every level above `depth` (the transaction
-/// itself when `depth` is 0) and drops the hooks registered since: the panic
-/// path, including levels a body opened with diesel's own
-/// `conn.transaction(..)` and left open.
-struct RollbackOnDrop<'t, C: SupportedConnection> {
-    tx: &'t mut Transaction<C>,
-    depth: u32,
-    hooks: usize,
-    armed: bool,
+/// The transaction depth on this connection: 0 outside a transaction,
+/// 1 in the outermost one, one more per savepoint. Counted from the
+/// connection's base (`Managed::base_depth`), so on a transactional test
+/// pool's connection the test transaction itself is level 0 and is never
+/// committed or rolled back here.
+fn depth<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<u32, DieselError> {
+    let base = tx.conn.base_depth;
+    AnsiTransactionManager::transaction_manager_status_mut(tx.connection())
+        .transaction_depth()
+        .map(|d| d.map_or(0, |d| d.get()).saturating_sub(base))
 }
 
-impl<C: SupportedConnection> Drop for RollbackOnDrop<'_, C> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.tx.on_commit.truncate(self.hooks);
-            let _ = rollback_to(self.tx, self.depth);
-        }
+/// `BEGIN` the outermost transaction of `mode`; inside a test transaction,
+/// a savepoint stands in for it, so that its `COMMIT` becomes a `RELEASE
+/// SAVEPOINT` and its `ROLLBACK` a `ROLLBACK TO SAVEPOINT` (diesel's own
+/// names for the levels above 1). A savepoint cannot be made read-only:
+/// there a reader relies on its types alone.
+fn begin_level<C: SupportedConnection>(managed: &mut Managed<C>, mode: TxMode) -> QueryResult<()> {
+    if managed.base_depth == 0 {
+        C::begin(&mut managed.conn, mode, &mut managed.session)
+    } else {
+        AnsiTransactionManager::begin_transaction(&mut managed.conn)
     }
 }
 
-/// diesel's transaction depth on this connection: 0 outside a transaction,
-/// 1 in the outermost one, one more per savepoint.
-fn depth<C: SupportedConnection>(tx: &mut Transaction<C>) -> Result<u32, DieselError> {
-    AnsiTransactionManager::transaction_manager_status_mut(tx.connection())
-        .transaction_depth()
-        .map(|d| d.map_or(0, |d| d.get()))
+/// The backend's last check before `COMMIT`. Before a test transaction's
+/// `RELEASE SAVEPOINT`, whose outermost `BEGIN` was a savepoint rather than
+/// the backend's own (Galera's guard savepoint was never made there), only
+/// this: a statement that committed implicitly (MySQL DDL) committed the
+/// test transaction too.
+fn before_commit<C: SupportedConnection>(
+    managed: &mut Managed<C>,
+    mode: TxMode,
+    implicit_commit: bool,
+) -> QueryResult<()> {
+    if managed.base_depth == 0 {
+        return C::before_commit(&mut managed.conn, mode, &managed.session, implicit_commit);
+    }
+    if implicit_commit {
+        // Travels through diesel's error as itself (see `Error::from`).
+        return Err(DieselError::QueryBuilderError(Box::new(Error::config(
+            "a statement of this transaction (DDL, `LOCK`, `SET autocommit`, ...) made the \
+             server commit implicitly, which committed the test transaction of this \
+             transactional test facade too: what the test wrote before it is committed, and \
+             the facade cannot go on. Run DDL in migrations, before the test",
+        ))));
+    }
+    Ok(())
 }
 
 /// Roll back every open level above `target`. If that fails the connection
@@ -238,29 +263,10 @@ fn unbalanced(open: u32) -> Error {
     )
 }
 
-/// Run `body` on `tx` with a [`RollbackOnDrop`] armed for levels above
-/// `depth`: a panic rolls them back (and drops the hooks they registered).
-fn guarded<C: SupportedConnection, R>(
-    tx: &mut Transaction<C>,
-    depth: u32,
-    body: impl FnOnce(&mut Transaction<C>) -> R,
-) -> R {
-    let hooks = tx.on_commit.len();
-    let mut guard = RollbackOnDrop {
-        tx,
-        depth,
-        hooks,
-        armed: true,
-    };
-    let result = body(&mut *guard.tx);
-    guard.armed = false;
-    result
-}
-
 mod outermost;
 mod retry;
 mod savepoint;
 
-pub(crate) use self::outermost::outermost;
+pub(crate) use self::outermost::{begin_outermost, end_outermost, Ended};
 pub(crate) use self::retry::with_retry;
 pub(crate) use self::savepoint::savepoint;

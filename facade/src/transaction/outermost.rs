@@ -1,50 +1,28 @@
-//! The outermost transaction: checkout, BEGIN, the body, then COMMIT or
-//! ROLLBACK, the span and the commit hooks.
+//! The outermost transaction: checkout, BEGIN, then (once the body has run:
+//! `entry::outermost` is the only part generic over it) COMMIT or ROLLBACK,
+//! the span and the commit hooks; a rollback if the body panicked.
 
 use super::*;
 
-/// Run `body` as an outermost transaction of `mode` on a freshly checked-out
-/// connection, then commit or roll back.
-///
-/// This is the only part generic over the body: checkout, `BEGIN`, the span,
-/// the commit or rollback and the hooks live in [`begin_outermost`] and
-/// [`end_outermost`], compiled once per connection type.
-pub(crate) fn outermost<T, R, E>(
-    ctx: &T,
-    mode: TxMode,
-    route: Route,
-    body: impl FnOnce(&T, &mut Transaction<T::Connection>) -> Result<R, E>,
-) -> Attempt<R, E>
-where
-    T: TransactionContext + ?Sized,
-    E: From<Error>,
-{
-    let facade = ctx.facade();
-    let position = ctx.read_position();
-    let mut begun = match begin_outermost(facade, position, mode, route) {
-        Ok(begun) => begun,
-        // The checkout already waited for a connection (up to
-        // `pool_timeout`): a retry would only wait again.
-        Err(NotBegun::Checkout(err)) => {
-            return Attempt {
-                result: Err(E::from(err)),
-                retry: None,
-            }
-        }
-        Err(NotBegun::Begin(err)) => return Attempt::failed(err),
-    };
-    let result = guarded(&mut begun.tx, 0, |tx| body(ctx, tx));
-    match end_outermost(begun, facade, position, result.is_ok()) {
-        Ended::Stands(retry) => Attempt { result, retry },
-        Ended::Replaced(err) => Attempt::failed(err),
-    }
+/// An outermost transaction that has begun, inside its span. Dropped
+/// before [`end_outermost`] (the body panicked), it rolls back, including
+/// levels the body opened with diesel's own `conn.transaction(..)` and
+/// left open, and the connection goes back to the pool (or is discarded if
+/// the rollback failed).
+pub(crate) struct Begun<C: SupportedConnection> {
+    pub(crate) tx: Transaction<C>,
+    span: Option<tracing::span::EnteredSpan>,
+    started: Option<Instant>,
+    ended: bool,
 }
 
-/// An outermost transaction that has begun, inside its span.
-pub(crate) struct Begun<C: SupportedConnection> {
-    tx: Transaction<C>,
-    span: tracing::span::EnteredSpan,
-    started: Option<Instant>,
+impl<C: SupportedConnection> Drop for Begun<C> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.tx.on_commit.clear();
+            let _ = rollback(&mut self.tx);
+        }
+    }
 }
 
 /// What became of an outermost transaction once its body returned.
@@ -62,6 +40,21 @@ pub(crate) enum NotBegun {
     Checkout(Error),
     /// `BEGIN` failed on a checked-out connection.
     Begin(Error),
+}
+
+impl NotBegun {
+    /// The attempt this makes: a failed checkout already waited for a
+    /// connection (up to `pool_timeout`), so a retry would only wait again;
+    /// a failed `BEGIN` may be retried if its error is retryable.
+    pub(crate) fn attempt<R, E: From<Error>>(self) -> Attempt<R, E> {
+        match self {
+            NotBegun::Checkout(err) => Attempt {
+                result: Err(E::from(err)),
+                retry: None,
+            },
+            NotBegun::Begin(err) => Attempt::failed(err),
+        }
+    }
 }
 
 /// Check out a connection for `route` and `BEGIN` a transaction of `mode`.
@@ -107,7 +100,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
     };
     tx.conn.begin_watching();
     let managed = &mut *tx.conn;
-    if let Err(err) = C::begin(&mut managed.conn, mode, &mut managed.session) {
+    if let Err(err) = begin_level(managed, mode) {
         let lost = is_connection_lost(&err);
         let err = Error::from(err);
         if lost || err.kind() == ErrorKind::Disconnected {
@@ -120,25 +113,28 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
     // The BEGIN itself is no implicit commit of this transaction.
     tx.conn.forget_implicit_commits();
     Counters::bump(&counters.transactions);
-    Ok(Begun { tx, span, started })
+    Ok(Begun {
+        tx,
+        span: Some(span),
+        started,
+        ended: false,
+    })
 }
 
 /// Commit (when the body returned `Ok` and nothing doomed the
 /// transaction) or roll back, record the span, give the connection back and
 /// run the commit hooks.
 pub(crate) fn end_outermost<C: SupportedConnection>(
-    begun: Begun<C>,
+    mut begun: Begun<C>,
     facade: &Facade<C>,
     position: Option<&ReadPosition>,
     body_ok: bool,
 ) -> Ended {
-    let Begun {
-        mut tx,
-        span,
-        started,
-    } = begun;
-    let ended = settle(&mut tx, facade, position, body_ok);
-    if let Some(started) = started {
+    begun.ended = true;
+    let ended = settle(&mut begun.tx, facade, position, body_ok);
+    let span = begun.span.take();
+    if let (Some(started), Some(span)) = (begun.started, &span) {
+        let tx = &begun.tx;
         span.record("joins", tx.joins);
         span.record("savepoints", tx.savepoints);
         let committed = body_ok && matches!(ended, Ended::Stands(_));
@@ -155,13 +151,13 @@ pub(crate) fn end_outermost<C: SupportedConnection>(
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         );
     }
-    if tx.on_commit.is_empty() {
+    if begun.tx.on_commit.is_empty() {
         return ended;
     }
-    let hooks = std::mem::take(&mut tx.on_commit);
+    let hooks = std::mem::take(&mut begun.tx.on_commit);
     // Give the connection back before running hooks, so a hook may use the
     // facade itself.
-    drop(tx);
+    drop(begun);
     if body_ok && matches!(ended, Ended::Stands(_)) {
         run_hooks(hooks);
     }
@@ -300,12 +296,7 @@ fn commit<C: SupportedConnection>(
         managed.broken = true;
     }
     let implicit_commit = implicit_commits > 0;
-    if let Err(err) = C::before_commit(
-        &mut managed.conn,
-        tx.mode,
-        &managed.session,
-        implicit_commit,
-    ) {
+    if let Err(err) = before_commit(managed, tx.mode, implicit_commit) {
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
         let err = savepoint_error::<C>(err);

@@ -5,7 +5,8 @@ use super::*;
 /// Run `body` inside a savepoint of the open transaction.
 ///
 /// Generic over the body only here: opening and ending the savepoint live
-/// in [`begin_savepoint`] and [`end_savepoint`].
+/// in [`begin_savepoint`] and [`end_savepoint`], and the rollback on panic in
+/// [`OpenSavepoint`]'s `Drop`.
 pub(crate) fn savepoint<C, R, E>(
     tx: &mut Transaction<C>,
     body: impl FnOnce(&mut Transaction<C>) -> Result<R, E>,
@@ -14,9 +15,12 @@ where
     C: SupportedConnection,
     E: From<Error>,
 {
-    let mark = begin_savepoint(tx).map_err(E::from)?;
-    let result = guarded(tx, mark.base, body);
-    match end_savepoint(tx, &mark, result.is_ok()) {
+    let mut open = match begin_savepoint(tx) {
+        Ok(open) => open,
+        Err(err) => return Err(E::from(err)),
+    };
+    let result = body(open.tx());
+    match open.end(result.is_ok()) {
         None => result,
         Some(err) => Err(E::from(err)),
     }
@@ -30,20 +34,58 @@ pub(crate) struct SavepointMark {
     implicit_before: u32,
 }
 
+/// A savepoint that has begun. Dropped before [`end`](Self::end) (the
+/// body panicked), it rolls back to the savepoint and drops the hooks
+/// registered since, including levels the body opened with diesel's own
+/// `conn.transaction(..)` and left open.
+pub(crate) struct OpenSavepoint<'t, C: SupportedConnection> {
+    tx: &'t mut Transaction<C>,
+    mark: SavepointMark,
+    ended: bool,
+}
+
+impl<C: SupportedConnection> OpenSavepoint<'_, C> {
+    /// The transaction, for the body.
+    pub(crate) fn tx(&mut self) -> &mut Transaction<C> {
+        self.tx
+    }
+
+    /// Release the savepoint or roll back to it: see [`end_savepoint`].
+    pub(crate) fn end(mut self, body_ok: bool) -> Option<Error> {
+        self.ended = true;
+        end_savepoint(self.tx, &self.mark, body_ok)
+    }
+}
+
+impl<C: SupportedConnection> Drop for OpenSavepoint<'_, C> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.tx.savepoint_depth -= 1;
+            self.tx.on_commit.truncate(self.mark.hooks_before);
+            let _ = rollback_to(self.tx, self.mark.base);
+        }
+    }
+}
+
 /// Open a savepoint on the open transaction.
 pub(crate) fn begin_savepoint<C: SupportedConnection>(
     tx: &mut Transaction<C>,
-) -> Result<SavepointMark, Error> {
+) -> Result<OpenSavepoint<'_, C>, Error> {
     let base = depth(tx).map_err(Error::from)?;
     AnsiTransactionManager::begin_transaction(tx.connection()).map_err(Error::from)?;
     tx.savepoints += 1;
     tx.savepoint_depth += 1;
     tracing::debug!(savepoint = tx.savepoints, "savepoint");
-    Ok(SavepointMark {
+    let mark = SavepointMark {
         base,
         hooks_before: tx.on_commit.len(),
         doomed_before: tx.conn.doomed(),
         implicit_before: tx.conn.implicit_commits(),
+    };
+    Ok(OpenSavepoint {
+        tx,
+        mark,
+        ended: false,
     })
 }
 

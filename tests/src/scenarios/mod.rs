@@ -17,6 +17,7 @@ mod locks;
 mod queries;
 mod read_only;
 mod server;
+mod test_databases;
 mod transactions;
 
 use diesel::QueryResult;
@@ -27,6 +28,7 @@ pub use locks::*;
 pub use queries::TypedQueries;
 pub use read_only::*;
 pub use server::*;
+pub use test_databases::*;
 pub use transactions::*;
 
 use crate::{Item, TestBackend};

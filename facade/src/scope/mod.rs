@@ -21,9 +21,10 @@ use std::time::Duration;
 use crate::backend::{ConcurrentWriters, SupportedConnection};
 use crate::context::TransactionContext;
 use crate::error::Error;
-use crate::lock;
 use crate::read_only::ReadOnlyConnection;
-use crate::transaction::Transaction;
+use crate::transaction::{RetryPolicy, Route, Transaction};
+
+mod writer;
 
 /// What a scope argument is: an idle context or an open transaction.
 #[doc(hidden)]
@@ -55,12 +56,6 @@ pub trait Scope {
     /// The application's context type.
     type Context: TransactionContext;
 
-    /// Whether this type always carries an open transaction (a scope) or
-    /// never does (a request context). The entry points branch on it, so a
-    /// call from inside a transaction compiles no code that begins one.
-    #[doc(hidden)]
-    const __OPEN: bool;
-
     #[doc(hidden)]
     fn __scope_state(&mut self) -> ScopeState<'_, Self::Context>;
 }
@@ -80,7 +75,38 @@ pub trait Scope {
     label = "read-only scope: cannot start or join a read-write transaction here",
     note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection"
 )]
-pub trait WriteAccess: Scope {}
+pub trait WriteAccess: Scope {
+    /// Begin a read-write transaction (a request context) or join the open
+    /// one (a [`WriterScope`]). Each implementation holds only its own path,
+    /// so a call from inside a transaction compiles no code that begins one.
+    #[doc(hidden)]
+    fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+
+    /// Like `__write`, but joined in a savepoint.
+    #[doc(hidden)]
+    fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+
+    /// Like `__write`, re-running a transaction it begins per `policy`.
+    #[doc(hidden)]
+    fn __write_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+
+    /// Like `__write_savepoint`, re-running a transaction it begins per
+    /// `policy`.
+    #[doc(hidden)]
+    fn __write_savepoint_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+}
 
 /// May start an independent read-write transaction on a second connection:
 /// any context or scope.
@@ -117,7 +143,15 @@ pub trait IndependentAccess: Scope {}
     label = "not a request context, a writer scope or a primary reader scope",
     note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
 )]
-pub trait ReadAccess: Scope {}
+pub trait ReadAccess: Scope {
+    /// Begin a read-only transaction on the primary (a request context) or
+    /// join the open one (a scope).
+    #[doc(hidden)]
+    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReaderScope<'_, Self::Context>) -> Result<R, E>;
+}
 
 /// May start a read-only transaction on a replica, or join any open one:
 /// every context and scope.
@@ -134,7 +168,15 @@ pub trait ReadAccess: Scope {}
     label = "not a request context or a transaction scope",
     note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
 )]
-pub trait ReplicaReadAccess: Scope {}
+pub trait ReplicaReadAccess: Scope {
+    /// Begin a read-only transaction routed by `route` (a request context)
+    /// or join the open one (a scope).
+    #[doc(hidden)]
+    fn __read_replica<R, E, F>(&mut self, route: Route, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&mut ReplicaScope<'_, Self::Context>) -> Result<R, E>;
+}
 
 // `do_not_recommend`: when a scope lacks a capability, rustc should name the
 // capability (with its message), not suggest implementing
@@ -142,34 +184,23 @@ pub trait ReplicaReadAccess: Scope {}
 #[diagnostic::do_not_recommend]
 impl<T: TransactionContext> Scope for T {
     type Context = T;
-    const __OPEN: bool = false;
 
     fn __scope_state(&mut self) -> ScopeState<'_, T> {
         ScopeState::Idle(self)
     }
 }
 #[diagnostic::do_not_recommend]
-impl<T: TransactionContext> WriteAccess for T {}
-#[diagnostic::do_not_recommend]
 impl<T: TransactionContext> IndependentAccess for T {}
-#[diagnostic::do_not_recommend]
-impl<T: TransactionContext> ReadAccess for T {}
-#[diagnostic::do_not_recommend]
-impl<T: TransactionContext> ReplicaReadAccess for T {}
 
 macro_rules! scope_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         pub struct $name<'s, T: TransactionContext> {
-            ctx: &'s T,
-            tx: &'s mut Transaction<T::Connection>,
+            pub(crate) ctx: &'s T,
+            pub(crate) tx: &'s mut Transaction<T::Connection>,
         }
 
         impl<'s, T: TransactionContext> $name<'s, T> {
-            pub(crate) fn new(ctx: &'s T, tx: &'s mut Transaction<T::Connection>) -> Self {
-                $name { ctx, tx }
-            }
-
             /// The application's context (also reachable through `Deref`).
             ///
             /// ```
@@ -214,7 +245,6 @@ macro_rules! scope_type {
 
         impl<T: TransactionContext> Scope for $name<'_, T> {
             type Context = T;
-            const __OPEN: bool = true;
 
             fn __scope_state(&mut self) -> ScopeState<'_, T> {
                 ScopeState::Open {
@@ -223,8 +253,6 @@ macro_rules! scope_type {
                 }
             }
         }
-
-        impl<T: TransactionContext> ReplicaReadAccess for $name<'_, T> {}
 
         impl<T: TransactionContext> std::fmt::Debug for $name<'_, T> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -303,7 +331,6 @@ scope_type!(
     ReplicaScope
 );
 
-impl<T: TransactionContext> WriteAccess for WriterScope<'_, T> {}
 // SQLite has one writer: an independent writer inside a writer could never
 // commit there, so it does not compile.
 impl<T: TransactionContext> IndependentAccess for WriterScope<'_, T> where
@@ -312,118 +339,42 @@ impl<T: TransactionContext> IndependentAccess for WriterScope<'_, T> where
 }
 impl<T: TransactionContext> IndependentAccess for ReaderScope<'_, T> {}
 impl<T: TransactionContext> IndependentAccess for ReplicaScope<'_, T> {}
-impl<T: TransactionContext> ReadAccess for WriterScope<'_, T> {}
-impl<T: TransactionContext> ReadAccess for ReaderScope<'_, T> {}
 
-impl<T: TransactionContext> WriterScope<'_, T> {
-    /// The connection, inside the open read-write transaction.
+impl<T: TransactionContext> ReaderScope<'_, T> {
+    /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
     ///
     /// ```
     /// use diesel::prelude::*;
     /// # fn main() -> Result<(), diesel_facade::Error> {
     /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
-    /// diesel_facade::write(&mut db.context(), |ctx| {
-    ///     let conn: &mut diesel::SqliteConnection = ctx.conn();
-    ///     diesel::sql_query("CREATE TABLE t (x INTEGER)").execute(conn)
+    /// let one: i32 = diesel_facade::read(&mut db.context(), |ctx| {
+    ///     let conn: &mut diesel_facade::ReadOnlyConnection<diesel::SqliteConnection> = ctx.conn();
+    ///     diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(conn)
     /// })?;
+    /// assert_eq!(one, 1);
     /// # Ok(()) }
     /// ```
-    pub fn conn(&mut self) -> &mut T::Connection {
-        self.tx.connection()
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+        ReadOnlyConnection::from_mut(self.tx.connection())
     }
+}
 
-    /// Run `hook` after the outermost transaction commits (and its connection
-    /// is back in the pool). Never runs if it rolls back; a hook registered
-    /// inside a `#[writer(savepoint)]` that rolls back is dropped.
+impl<T: TransactionContext> ReplicaScope<'_, T> {
+    /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
     ///
     /// ```
-    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// use diesel::prelude::*;
     /// # fn main() -> Result<(), diesel_facade::Error> {
     /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
-    /// let sent = Arc::new(AtomicBool::new(false));
-    /// let flag = sent.clone();
-    /// diesel_facade::write(&mut db.context(), |ctx| {
-    ///     ctx.on_commit(move || flag.store(true, Ordering::SeqCst));
-    ///     Ok::<_, diesel_facade::Error>(())
+    /// let one: i32 = diesel_facade::read_replica(&mut db.context(), |ctx| {
+    ///     let conn: &mut diesel_facade::ReadOnlyConnection<diesel::SqliteConnection> = ctx.conn();
+    ///     diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(conn)
     /// })?;
-    /// assert!(sent.load(Ordering::SeqCst));
+    /// assert_eq!(one, 1);
     /// # Ok(()) }
     /// ```
-    pub fn on_commit(&mut self, hook: impl FnOnce() + 'static) {
-        self.tx.on_commit.push(Box::new(hook));
-    }
-
-    /// Take the exclusive lock `name` by upserting its row in the `locks`
-    /// table; held until the outermost transaction ends. A name is 1 to 50
-    /// characters, without control characters or whitespace at either end;
-    /// anything else is `ErrorKind::InvalidLockName`, before any SQL.
-    /// Waits as long as the server's lock wait allows. Inside a
-    /// `#[writer(savepoint)]` only a lock the transaction already holds may
-    /// be taken (it returns at once); any other name is
-    /// [`ErrorKind::LockInSavepoint`](crate::ErrorKind::LockInSavepoint),
-    /// since the savepoint's rollback would release it early.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
-    /// db.run_migrations()?;
-    /// diesel_facade::write(&mut db.context(), |ctx| {
-    ///     ctx.lock("nightly-report")?;
-    ///     ctx.lock("nightly-report")?; // taking it again is fine
-    ///     Ok::<_, diesel_facade::Error>(())
-    /// })?;
-    /// # Ok(()) }
-    /// ```
-    pub fn lock(&mut self, name: &str) -> Result<(), Error> {
-        self.take_lock(name, None)
-    }
-
-    fn take_lock(&mut self, name: &str, timeout: Option<Duration>) -> Result<(), Error> {
-        if self.tx.check_lock_level(name)? {
-            return Ok(()); // already held until the outermost transaction ends
-        }
-        lock::lock(self.tx.connection(), name, timeout)?;
-        self.tx.note_lock(name);
-        Ok(())
-    }
-
-    /// Like [`lock`](Self::lock), but fail with
-    /// [`ErrorKind::LockTimeout`](crate::ErrorKind::LockTimeout) after
-    /// `timeout` (MySQL/MariaDB round it up to whole seconds).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
-    /// # db.run_migrations()?;
-    /// diesel_facade::write(&mut db.context(), |ctx| {
-    ///     ctx.lock_timeout("import", std::time::Duration::from_secs(2))
-    /// })?;
-    /// # Ok(()) }
-    /// ```
-    pub fn lock_timeout(&mut self, name: &str, timeout: Duration) -> Result<(), Error> {
-        self.take_lock(name, Some(timeout))
-    }
-
-    /// Take the lock if no other transaction holds it, without waiting:
-    /// `Ok(false)` if it is taken. The transaction stays usable either way.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
-    /// # db.run_migrations()?;
-    /// let took = diesel_facade::write(&mut db.context(), |ctx| ctx.try_lock("cleanup"))?;
-    /// assert!(took);
-    /// # Ok(()) }
-    /// ```
-    pub fn try_lock(&mut self, name: &str) -> Result<bool, Error> {
-        if self.tx.check_lock_level(name)? {
-            return Ok(true);
-        }
-        let took = lock::try_lock(self.tx.connection(), name)?;
-        if took {
-            self.tx.note_lock(name);
-        }
-        Ok(took)
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+        ReadOnlyConnection::from_mut(self.tx.connection())
     }
 }
 
@@ -473,41 +424,3 @@ macro_rules! writer_only_methods {
 
 writer_only_methods!(ReaderScope);
 writer_only_methods!(ReplicaScope);
-
-impl<T: TransactionContext> ReaderScope<'_, T> {
-    /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
-    ///
-    /// ```
-    /// use diesel::prelude::*;
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
-    /// let one: i32 = diesel_facade::read(&mut db.context(), |ctx| {
-    ///     let conn: &mut diesel_facade::ReadOnlyConnection<diesel::SqliteConnection> = ctx.conn();
-    ///     diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(conn)
-    /// })?;
-    /// assert_eq!(one, 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
-        ReadOnlyConnection::from_mut(self.tx.connection())
-    }
-}
-
-impl<T: TransactionContext> ReplicaScope<'_, T> {
-    /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
-    ///
-    /// ```
-    /// use diesel::prelude::*;
-    /// # fn main() -> Result<(), diesel_facade::Error> {
-    /// # let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
-    /// let one: i32 = diesel_facade::read_replica(&mut db.context(), |ctx| {
-    ///     let conn: &mut diesel_facade::ReadOnlyConnection<diesel::SqliteConnection> = ctx.conn();
-    ///     diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(conn)
-    /// })?;
-    /// assert_eq!(one, 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
-        ReadOnlyConnection::from_mut(self.tx.connection())
-    }
-}

@@ -8,20 +8,32 @@
 //! thread panics is discarded, never handed out again; and a checkout that
 //! the server refused fails at once with `Config` instead of waiting out
 //! `pool_timeout`. URLs appear only redacted in errors and logs.
+//!
+//! A transactional test pool (`TestDatabase::transactional_facade`, feature
+//! `testing`) holds one connection, opened inside a test transaction that
+//! is never committed: "no transaction open" means "only the test
+//! transaction open" there, a panic alone does not discard the connection
+//! (the rollback guard already rolled its work back), and the pool never
+//! makes a second connection, which would silently start over without the
+//! test's earlier writes (see `TestTransaction` in `pool/manager.rs`).
 
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{TransactionManager, TransactionManagerStatus};
 use r2d2::{ManageConnection, Pool, PooledConnection};
 
 use crate::backend::SupportedConnection;
 use crate::config::check_wait;
-use crate::connection::{FacadeInstrumentation, InstrumentationFactory, Managed};
+use crate::connection::InstrumentationFactory;
 use crate::error::{Error, ErrorKind};
-use crate::redact::{redact_url, Secrets};
+use crate::redact::Secrets;
 use crate::stats::Counters;
+
+mod manager;
+
+pub(crate) use self::manager::Manager;
+use self::manager::{LastConnect, Target, TestTransaction, FAILOVER_PROBE_TIMEOUT};
 
 /// The largest pool: r2d2 reserves room for every connection up front, and
 /// no server accepts more connections than this from one client anyway.
@@ -34,6 +46,8 @@ pub(crate) struct PoolSettings {
     pub(crate) pool_timeout: Duration,
     pub(crate) connection_recycle_time: Option<Duration>,
     pub(crate) instrumentation: Option<InstrumentationFactory>,
+    /// A transactional test pool (see the module docs).
+    pub(crate) test_transaction: bool,
 }
 
 impl PoolSettings {
@@ -63,227 +77,7 @@ impl Default for PoolSettings {
             pool_timeout: Duration::from_secs(30),
             connection_recycle_time: Some(Duration::from_secs(3600)),
             instrumentation: None,
-        }
-    }
-}
-
-/// How long a writer failover list waits for a node's port to answer
-/// before it tries the next node (at most `pool_timeout`).
-const FAILOVER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The outcome of a pool's most recent connect attempt. r2d2 connects in
-/// the background and only reports a failure when a checkout times out, so
-/// the manager records it here for `checkout` to act on at once.
-#[derive(Default)]
-struct LastConnect {
-    failure: Mutex<Option<(ErrorKind, String)>>,
-}
-
-impl LastConnect {
-    fn record(&self, failure: Option<(ErrorKind, String)>) {
-        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
-    }
-
-    /// The last connect attempt's failure, if it failed.
-    fn failure(&self) -> Option<(ErrorKind, String)> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// One URL the manager may connect to.
-#[derive(Clone)]
-struct Target {
-    url: String,
-    redacted: String,
-    /// Scrubbed from every message derived from a driver error: libpq
-    /// repeats parts of the URL (a badly percent-encoded password) in its own.
-    secrets: Secrets,
-    /// Where a failover list probes the server's port first, so that a node
-    /// that does not answer (a powered-off host drops the SYN) is skipped
-    /// within `probe_timeout` instead of the system's connect timeout.
-    probe: Option<(String, u16)>,
-}
-
-impl Target {
-    fn new(url: &str, default_port: u16) -> Self {
-        let probe = url::Url::parse(url).ok().and_then(|u| {
-            // A Unix socket (`?unix_socket=`) has no port to probe.
-            let socket = u.query_pairs().any(|(k, _)| k == "unix_socket");
-            let host = u.host_str()?.trim_matches(['[', ']']).to_owned();
-            (!socket).then(|| (host, u.port().unwrap_or(default_port)))
-        });
-        Target {
-            url: url.to_owned(),
-            redacted: redact_url(url),
-            secrets: Secrets::of(url),
-            probe,
-        }
-    }
-
-    /// Whether something accepts TCP connections at the target's port
-    /// within `timeout` (true when there is nothing to probe).
-    fn answers(&self, timeout: Duration) -> bool {
-        use std::net::{TcpStream, ToSocketAddrs};
-        let Some((host, port)) = &self.probe else {
-            return true;
-        };
-        let Ok(addrs) = (host.as_str(), *port).to_socket_addrs() else {
-            // Let the driver report the unresolvable name in its own words.
-            return true;
-        };
-        addrs
-            .into_iter()
-            .any(|addr| TcpStream::connect_timeout(&addr, timeout).is_ok())
-    }
-}
-
-/// The r2d2 manager: connects, applies session settings, checks health.
-pub(crate) struct Manager<C: SupportedConnection> {
-    /// One URL, or (a writer failover list) several in order of preference:
-    /// every new connection goes to the first that accepts it.
-    targets: Vec<Target>,
-    /// How long a failover list waits for a node's port to answer.
-    probe_timeout: Duration,
-    options: Arc<C::Options>,
-    instrumentation: Option<InstrumentationFactory>,
-    last_connect: Arc<LastConnect>,
-    _conn: PhantomData<fn() -> C>,
-}
-
-impl<C: SupportedConnection> Clone for Manager<C> {
-    fn clone(&self) -> Self {
-        Manager {
-            targets: self.targets.clone(),
-            probe_timeout: self.probe_timeout,
-            options: Arc::clone(&self.options),
-            instrumentation: self.instrumentation.clone(),
-            last_connect: Arc::clone(&self.last_connect),
-            _conn: PhantomData,
-        }
-    }
-}
-
-impl<C: SupportedConnection> Manager<C> {
-    /// Whether any target's port accepts a TCP connection within `timeout`.
-    fn answers(&self, timeout: Duration) -> bool {
-        self.targets.iter().any(|t| t.answers(timeout))
-    }
-
-    /// Connect to the first target that accepts; with several, an error
-    /// names every target's failure, and is a `Config` error only when each
-    /// of them refused.
-    fn establish(&self) -> Result<Managed<C>, Error> {
-        let several = self.targets.len() > 1;
-        let mut failures = Vec::new();
-        for target in &self.targets {
-            if several && !target.answers(self.probe_timeout) {
-                failures.push(Error::new(
-                    ErrorKind::Disconnected,
-                    format!(
-                        "could not connect to {}: no answer on its port within {:?}",
-                        target.redacted, self.probe_timeout
-                    ),
-                ));
-                continue;
-            }
-            match self.establish_at(target) {
-                Ok(conn) => {
-                    if several && !failures.is_empty() {
-                        tracing::warn!(
-                            writer = %target.redacted,
-                            skipped = failures.len(),
-                            "writer failover: connected to a later node of the list"
-                        );
-                    }
-                    return Ok(conn);
-                }
-                Err(e) if !several => return Err(e),
-                Err(e) => failures.push(e),
-            }
-        }
-        let kind = if failures.iter().all(|e| e.kind() == ErrorKind::Config) {
-            ErrorKind::Config
-        } else {
-            ErrorKind::Disconnected
-        };
-        let each: Vec<&str> = failures.iter().map(Error::message).collect();
-        Err(Error::new(
-            kind,
-            format!(
-                "no node of the writer list accepted a connection: {}",
-                each.join("; ")
-            ),
-        ))
-    }
-
-    fn establish_at(&self, target: &Target) -> Result<Managed<C>, Error> {
-        let mut conn = C::establish(&target.url).map_err(|e| {
-            // The driver's error is dropped, not kept as a source: only
-            // its scrubbed text survives.
-            if C::connect_refused(&e) {
-                // The server answered and said no: retrying cannot help.
-                let cause = Error::from(e);
-                return Error::config(format!(
-                    "{} refused the connection: {}",
-                    target.redacted,
-                    target.secrets.scrub(cause.message().trim_end())
-                ));
-            }
-            let cause = Error::from(e);
-            let message = format!(
-                "could not connect to {}: {}",
-                target.redacted,
-                target.secrets.scrub(cause.message().trim_end())
-            );
-            Error::new(cause.kind(), message)
-        })?;
-        conn.set_instrumentation(FacadeInstrumentation::new(
-            self.instrumentation.as_ref(),
-            None,
-        ));
-        let session = C::after_connect(&mut conn, &self.options).map_err(|e| {
-            let err = Error::from(e);
-            let message = format!(
-                "applying session settings on {} failed: {}",
-                target.redacted,
-                target.secrets.scrub(err.message())
-            );
-            Error::new(err.kind(), message)
-        })?;
-        Ok(Managed::new(conn, session, self.instrumentation.clone()))
-    }
-}
-
-impl<C: SupportedConnection> ManageConnection for Manager<C> {
-    type Connection = Managed<C>;
-    type Error = Error;
-
-    fn connect(&self) -> Result<Managed<C>, Error> {
-        let result = self.establish();
-        self.last_connect.record(
-            result
-                .as_ref()
-                .err()
-                .map(|e| (e.kind(), e.message().to_owned())),
-        );
-        result
-    }
-
-    fn is_valid(&self, conn: &mut Managed<C>) -> Result<(), Error> {
-        conn.conn.ping().map_err(Error::from)
-    }
-
-    fn has_broken(&self, conn: &mut Managed<C>) -> bool {
-        if conn.broken || std::thread::panicking() {
-            return true;
-        }
-        // Never hand out a connection with a transaction still open.
-        match C::TransactionManager::transaction_manager_status_mut(&mut conn.conn) {
-            TransactionManagerStatus::Valid(status) => status.transaction_depth().is_some(),
-            TransactionManagerStatus::InError => true,
+            test_transaction: false,
         }
     }
 }
@@ -356,15 +150,24 @@ impl<C: SupportedConnection> PoolSet<C> {
             options: Arc::clone(options),
             instrumentation: settings.instrumentation.clone(),
             last_connect: Arc::clone(&last_connect),
+            test: settings
+                .test_transaction
+                .then(|| Arc::new(TestTransaction::default())),
             _conn: PhantomData,
         };
         let limit = C::pool_size_limit(url);
         let max_size = limit.map_or(settings.max_pool_size, |limit| {
             settings.max_pool_size.min(limit)
         });
+        let max_size = if settings.test_transaction {
+            1
+        } else {
+            max_size
+        };
         // A URL that limits the pool names a database that lives in its
-        // connection: recycling that connection would empty the database.
-        let max_lifetime = if limit.is_some() {
+        // connection, and a test pool's connection holds the test
+        // transaction: recycling either would empty it.
+        let max_lifetime = if limit.is_some() || settings.test_transaction {
             None
         } else {
             settings.connection_recycle_time
@@ -408,12 +211,26 @@ impl<C: SupportedConnection> PoolSet<C> {
         let deadline = started + timeout;
         let grace = timeout.min(UNREACHABLE_GRACE);
         let mut tried_myself = false;
+        let me = std::thread::current().id();
+        if let Some(test) = &self.side.test {
+            if *test.holder() == Some(me) {
+                return Err(Error::config(
+                    "this transactional test facade has one connection, and this thread's open \
+                     transaction holds it: a `#[writer(independent)]` (or a transaction of \
+                     another context) inside it would need a second connection, and would \
+                     wait for itself. Test such code with `TestDatabase::facade`",
+                ));
+            }
+        }
         loop {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(REFUSAL_CHECK_INTERVAL);
             let err = match self.pool.get_timeout(wait) {
                 Ok(conn) => {
+                    if let Some(test) = &self.side.test {
+                        *test.holder() = Some(me);
+                    }
                     Counters::bump(&counters.checkouts);
                     return Ok(conn);
                 }
