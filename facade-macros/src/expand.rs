@@ -302,6 +302,7 @@ fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -
         .predicates
         .push(parse_quote!(#field_type: #facade_field));
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
+    let as_facade_mut = quote_spanned!(span=> #facade_field::as_facade_mut(&mut self.#member));
     let read_position = checked.read_position.map(|field| {
         let member = &field.member;
         let span = field.ty.span();
@@ -309,6 +310,20 @@ fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -
             #[inline]
             fn read_position(&self) -> ::core::option::Option<&::diesel_facade::ReadPosition> {
                 ::core::option::Option::Some(&self.#member)
+            }
+        }
+    });
+    // `Retarget` (pointing the context at a cell) swaps the same field, and
+    // sets the `#[read_position]` field aside meanwhile.
+    let read_position_mut = checked.read_position.map(|field| {
+        let member = &field.member;
+        let span = field.ty.span();
+        quote_spanned! {span=>
+            #[inline]
+            fn read_position_mut(
+                &mut self,
+            ) -> ::core::option::Option<&mut ::diesel_facade::ReadPosition> {
+                ::core::option::Option::Some(&mut self.#member)
             }
         }
     });
@@ -325,6 +340,18 @@ fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -
             }
 
             #read_position
+        }
+
+        #[automatically_derived]
+        impl #impl_generics ::diesel_facade::Retarget for #ident #type_generics
+        #where_clause
+        {
+            #[inline]
+            fn facade_mut(&mut self) -> &mut #facade {
+                #as_facade_mut
+            }
+
+            #read_position_mut
         }
     }
 }

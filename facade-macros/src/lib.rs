@@ -191,6 +191,11 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
+/// The derive also implements `diesel_facade::Retarget` on the same field
+/// (and sets the `#[read_position]` field aside meanwhile), so the context
+/// can be pointed at another database for a while with
+/// `ctx.target(&cell, |ctx| ..)` (see `docs/cells.md`).
+///
 /// # Compile errors
 ///
 /// Spanned on the offending token, and all reported in one compile: an

@@ -127,6 +127,11 @@ impl<C: SupportedConnection> Context<C> {
     pub fn position(&self) -> &ReadPosition {
         self.facade.read_position()
     }
+
+    /// For `Retarget` (in `cells/`, which this module does not import).
+    pub(crate) fn facade_mut(&mut self) -> &mut Facade<C> {
+        &mut self.facade
+    }
 }
 
 impl<C: SupportedConnection> Clone for Context<C> {

@@ -79,6 +79,7 @@ mod backend;
 #[cfg(feature = "tokio")]
 mod blocking;
 mod builder;
+mod cells;
 mod classify;
 mod config;
 mod connection;
@@ -105,6 +106,7 @@ pub use backend::{ConcurrentWriters, SupportedConnection, GALERA_DEFAULT_WAIT_TI
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use blocking::run_blocking;
 pub use builder::FacadeBuilder;
+pub use cells::{CellMap, CellOutcome, Retarget, TargetCell};
 pub use config::FacadeConfig;
 pub use connection::InstrumentationFactory;
 pub use context::{Context, TransactionContext};

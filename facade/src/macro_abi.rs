@@ -28,11 +28,15 @@ pub use crate::transaction::RetryPolicy;
 pub trait FacadeField {
     type Connection: crate::SupportedConnection;
     fn as_facade(&self) -> &crate::Facade<Self::Connection>;
+    fn as_facade_mut(&mut self) -> &mut crate::Facade<Self::Connection>;
 }
 
 impl<C: crate::SupportedConnection> FacadeField for crate::Facade<C> {
     type Connection = C;
     fn as_facade(&self) -> &crate::Facade<C> {
+        self
+    }
+    fn as_facade_mut(&mut self) -> &mut crate::Facade<C> {
         self
     }
 }

@@ -47,6 +47,7 @@ use diesel::Connection;
 use diesel_facade::testing::{Provision, TestDatabase, TestDatabaseBuilder};
 use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
+pub mod cells;
 pub mod kill;
 pub mod proxy;
 pub mod report;

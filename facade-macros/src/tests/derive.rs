@@ -1,6 +1,6 @@
 //! `#[derive(TransactionContext)]`.
 
-use syn::{DeriveInput, ItemImpl};
+use syn::{DeriveInput, File};
 
 use super::{messages, normalized, pointed_at, tokens};
 use crate::expand::{derive_transaction_context, transaction_context_impl};
@@ -8,13 +8,13 @@ use crate::expand::{derive_transaction_context, transaction_context_impl};
 fn derive(source: &str) -> String {
     let input: DeriveInput = syn::parse2(tokens(source)).expect("derive input must parse");
     let output = derive_transaction_context(&input);
-    let item: ItemImpl = syn::parse2(output.clone())
-        .unwrap_or_else(|error| panic!("not one impl ({error}): {output}"));
-    normalized(item)
+    let items: File =
+        syn::parse2(output.clone()).unwrap_or_else(|error| panic!("not items ({error}): {output}"));
+    normalized(items)
 }
 
 fn expected_impl(source: &str) -> String {
-    normalized(syn::parse_str::<ItemImpl>(source).expect("expected source must parse"))
+    normalized(syn::parse_str::<File>(source).expect("expected source must parse"))
 }
 
 fn rejected(source: &str) -> (Vec<String>, Vec<String>) {
@@ -23,9 +23,14 @@ fn rejected(source: &str) -> (Vec<String>, Vec<String>) {
     (pointed_at(source, &error), messages(error))
 }
 
-/// The impl, given its header up to its where-predicates, the field's type
-/// (bounded by `FacadeField` last) and member.
+/// The impls of `TransactionContext` and `Retarget`, given the first's
+/// header up to its where-predicates, the field's type (bounded by
+/// `FacadeField` last) and member.
 fn facade_impl(header: &str, field_type: &str, member: &str) -> String {
+    let retarget = header.replace(
+        "::diesel_facade::TransactionContext",
+        "::diesel_facade::Retarget",
+    );
     expected_impl(&format!(
         "#[automatically_derived]
         impl {header} {field_type}: ::diesel_facade::__private::FacadeField {{
@@ -34,8 +39,50 @@ fn facade_impl(header: &str, field_type: &str, member: &str) -> String {
             fn facade(&self) -> &::diesel_facade::Facade<Self::Connection> {{
                 ::diesel_facade::__private::FacadeField::as_facade(&self.{member})
             }}
+        }}
+        #[automatically_derived]
+        impl {retarget} {field_type}: ::diesel_facade::__private::FacadeField {{
+            #[inline]
+            fn facade_mut(&mut self) -> &mut ::diesel_facade::Facade<Self::Connection> {{
+                ::diesel_facade::__private::FacadeField::as_facade_mut(&mut self.{member})
+            }}
         }}"
     ))
+}
+
+#[test]
+fn a_read_position_field_is_handed_out_and_set_aside_when_retargeting() {
+    let field = "::diesel_facade::__private::FacadeField";
+    assert_eq!(
+        derive("struct Ctx { #[facade] db: Db, #[read_position] pos: ReadPosition }"),
+        expected_impl(&format!(
+            "#[automatically_derived]
+            impl ::diesel_facade::TransactionContext for Ctx where Db: {field} {{
+                type Connection = <Db as {field}>::Connection;
+                #[inline]
+                fn facade(&self) -> &::diesel_facade::Facade<Self::Connection> {{
+                    {field}::as_facade(&self.db)
+                }}
+                #[inline]
+                fn read_position(&self) -> ::core::option::Option<&::diesel_facade::ReadPosition> {{
+                    ::core::option::Option::Some(&self.pos)
+                }}
+            }}
+            #[automatically_derived]
+            impl ::diesel_facade::Retarget for Ctx where Db: {field} {{
+                #[inline]
+                fn facade_mut(&mut self) -> &mut ::diesel_facade::Facade<Self::Connection> {{
+                    {field}::as_facade_mut(&mut self.db)
+                }}
+                #[inline]
+                fn read_position_mut(
+                    &mut self,
+                ) -> ::core::option::Option<&mut ::diesel_facade::ReadPosition> {{
+                    ::core::option::Option::Some(&mut self.pos)
+                }}
+            }}"
+        )),
+    );
 }
 
 #[test]

@@ -207,6 +207,18 @@ pub trait SupportedConnection:
         Ok(())
     }
 
+    /// Bound every statement of the open transaction to `limit` on the
+    /// server (`Some`), or lift that bound again before the connection goes
+    /// back to the pool (`None`). Scatter-gather reads use it, so that a
+    /// cell's query the caller stopped waiting for is cancelled by its
+    /// server and its connection comes back. A backend without such a
+    /// setting (SQLite, whose reads wait only for `busy_timeout`) does
+    /// nothing.
+    #[doc(hidden)]
+    fn limit_statement_time(_conn: &mut Self, _limit: Option<Duration>) -> QueryResult<()> {
+        Ok(())
+    }
+
     /// Last check before the outermost `COMMIT` of a transaction of `mode`:
     /// an error means the transaction is no longer the one that began (the
     /// caller rolls back and reports it).

@@ -253,6 +253,22 @@ impl SupportedConnection for PgConnection {
         .map(drop)
     }
 
+    fn limit_statement_time(conn: &mut Self, limit: Option<Duration>) -> QueryResult<()> {
+        // Transaction-local (`set_config(.., true)`): it ends with the
+        // transaction, so there is nothing to lift. A shorter
+        // statement_timeout the application chose stays.
+        let Some(limit) = limit else { return Ok(()) };
+        let ms = limit.as_millis().clamp(1, 2_147_483_647);
+        diesel::sql_query(
+            "SELECT set_config('statement_timeout', CASE WHEN current_setting('statement_timeout') <> '0' \
+             AND current_setting('statement_timeout')::interval <= $1::interval \
+             THEN current_setting('statement_timeout') ELSE $1 END, true) AS value",
+        )
+        .bind::<Text, _>(format!("{ms}ms"))
+        .get_result::<Setting>(conn)
+        .map(drop)
+    }
+
     fn transaction_usable(conn: &mut Self) -> QueryResult<()> {
         // Fails with 25P02 ("current transaction is aborted") if an earlier
         // statement aborted it. Only sent after a statement failed.

@@ -64,6 +64,9 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES (?, UTC_TIMESTAMP()) \
                       ON DUPLICATE KEY UPDATE ts = IF(VALUES(ts) > ts, VALUES(ts), ts + INTERVAL 1 SECOND)";
 
+/// MariaDB's upper limit for `max_statement_time` (one year, in seconds).
+const MAX_STATEMENT_TIME_SECS: f64 = 31_536_000.0;
+
 #[derive(diesel::QueryableByName)]
 struct Timeout {
     #[diesel(sql_type = BigInt)]
@@ -381,6 +384,31 @@ impl SupportedConnection for MysqlConnection {
             Ok(()) => Ok(true),
             Err(err) if super::is_lock_timeout::<Self>(&err) => Ok(false),
             Err(err) => Err(err),
+        }
+    }
+
+    fn limit_statement_time(conn: &mut Self, limit: Option<Duration>) -> QueryResult<()> {
+        // MariaDB's `max_statement_time` (seconds) also interrupts a wait
+        // for a table or row lock. It is a session setting, so the caller
+        // lifts it (`None`) before the connection goes back to the pool.
+        let sql = match limit {
+            Some(limit) => format!(
+                "SET SESSION max_statement_time = {:.6}",
+                limit.as_secs_f64().clamp(0.001, MAX_STATEMENT_TIME_SECS)
+            ),
+            None => "SET SESSION max_statement_time = DEFAULT".to_owned(),
+        };
+        match conn.batch_execute(&sql) {
+            // MySQL has no such variable (its `max_execution_time` bounds
+            // only a SELECT's execution, not its lock waits): no bound.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info
+                    .message()
+                    .starts_with("Unknown system variable 'max_statement_time'") =>
+            {
+                Ok(())
+            }
+            other => other,
         }
     }
 
