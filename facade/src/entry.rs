@@ -14,13 +14,14 @@ use crate::scope::{
     ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, WriteAccess, WriterScope,
 };
 use crate::transaction::{
-    begin_outermost, end_outermost, savepoint, with_retry, Attempt, Ended, RetryPolicy, Route,
+    begin_outermost, end_once, end_outermost, savepoint, with_retry, Attempt, Ended, RetryPolicy,
+    Route,
 };
 
 macro_rules! outermost {
-    ($(#[$doc:meta])* $name:ident => $scope:ident) => {
+    ($(#[$doc:meta])* $name:ident => $scope:ident, $mode:expr) => {
         $(#[$doc])*
-        pub(crate) fn $name<T, R, E, F>(ctx: &T, mode: TxMode, route: Route, body: F) -> Attempt<R, E>
+        pub(crate) fn $name<T, R, E, F>(ctx: &T, route: Route, body: F) -> Result<R, E>
         where
             T: TransactionContext,
             E: From<Error>,
@@ -28,52 +29,68 @@ macro_rules! outermost {
         {
             let facade = ctx.facade();
             let position = ctx.read_position();
-            let mut begun = match begin_outermost(facade, position, mode, route) {
-                Ok(begun) => begun,
-                Err(not_begun) => return not_begun.attempt(),
+            let err = match begin_outermost(facade, position, $mode, route) {
+                Ok(mut begun) => {
+                    let result = body(&mut $scope {
+                        ctx,
+                        tx: &mut begun.tx,
+                    });
+                    match end_once(begun, facade, position, result.is_ok()) {
+                        None => return result,
+                        Some(err) => err,
+                    }
+                }
+                Err(not_begun) => not_begun.into_error(),
             };
-            let result = body(&mut $scope {
-                ctx,
-                tx: &mut begun.tx,
-            });
-            match end_outermost(begun, facade, position, result.is_ok()) {
-                Ended::Stands(retry) => Attempt { result, retry },
-                Ended::Replaced(err) => Attempt::failed(err),
-            }
+            Err(E::from(err))
         }
     };
 }
 
 outermost!(
-    /// Run `body` as an outermost read-write transaction (`mode`) on a
-    /// freshly checked-out connection, then commit or roll back.
+    /// Run `body` as an outermost read-write transaction on a freshly
+    /// checked-out connection, then commit or roll back.
     ///
-    /// This and its two siblings are the only parts generic over the body:
-    /// checkout, `BEGIN`, the span, the commit or rollback and the hooks live
-    /// in `begin_outermost` and `end_outermost`, and the rollback on panic in
-    /// `Begun`'s `Drop`, all compiled once per connection type. The body
-    /// gets its scope directly, without a wrapper closure per function.
-    outermost_writer => WriterScope
+    /// This, its two siblings and [`write_attempt`] are the only parts
+    /// generic over the body, and they are kept to the call of the body:
+    /// checkout, `BEGIN`, the span, the commit or rollback, the hooks and
+    /// the retry decision live in `begin_outermost`, `end_outermost` and
+    /// `end_once`, and the rollback on panic in `Begun`'s `Drop`, all
+    /// compiled once per connection type. The body gets its scope directly,
+    /// without a wrapper closure per function.
+    outermost_writer => WriterScope, TxMode::Write
 );
 outermost!(
     /// [`outermost_writer`] for a reader on the primary.
-    outermost_reader => ReaderScope
+    outermost_reader => ReaderScope, TxMode::Read
 );
 outermost!(
     /// [`outermost_writer`] for a reader that may run on a replica.
-    outermost_replica => ReplicaScope
+    outermost_replica => ReplicaScope, TxMode::Read
 );
 
-/// One outermost read-write attempt of `f`.
-pub(crate) fn write_attempt<T, R, E>(
-    ctx: &T,
-    f: impl FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
-) -> Attempt<R, E>
+/// One outermost read-write attempt of `f`, for a retry loop: like
+/// [`outermost_writer`], and says whether the failure may be retried.
+pub(crate) fn write_attempt<T, R, E, F>(ctx: &T, body: F) -> Attempt<R, E>
 where
     T: TransactionContext,
     E: From<Error>,
+    F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
 {
-    outermost_writer(ctx, TxMode::Write, Route::Primary, f)
+    let facade = ctx.facade();
+    let position = ctx.read_position();
+    let mut begun = match begin_outermost(facade, position, TxMode::Write, Route::Primary) {
+        Ok(begun) => begun,
+        Err(not_begun) => return not_begun.attempt(),
+    };
+    let result = body(&mut WriterScope {
+        ctx,
+        tx: &mut begun.tx,
+    });
+    match end_outermost(begun, facade, position, result.is_ok()) {
+        Ended::Stands(retry) => Attempt { result, retry },
+        Ended::Replaced(err) => Attempt::failed(err),
+    }
 }
 
 // A request context begins. `do_not_recommend`: when a scope lacks a
@@ -87,7 +104,7 @@ impl<T: TransactionContext> ReadAccess for T {
         E: From<Error>,
         F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
     {
-        outermost_reader(self, TxMode::Read, Route::Primary, f).result
+        outermost_reader(self, Route::Primary, f)
     }
 }
 
@@ -98,7 +115,7 @@ impl<T: TransactionContext> ReplicaReadAccess for T {
         E: From<Error>,
         F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
     {
-        outermost_replica(self, TxMode::Read, route, f).result
+        outermost_replica(self, route, f)
     }
 }
 
@@ -111,7 +128,7 @@ impl<T: TransactionContext> WriteAccess for T {
         E: From<Error>,
         F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
     {
-        write_attempt(self, f).result
+        outermost_writer(self, Route::Primary, f)
     }
 
     fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
@@ -119,7 +136,7 @@ impl<T: TransactionContext> WriteAccess for T {
         E: From<Error>,
         F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
     {
-        write_attempt(self, f).result
+        outermost_writer(self, Route::Primary, f)
     }
 
     fn __write_retry<R, E, F>(&mut self, policy: RetryPolicy, mut f: F) -> Result<R, E>

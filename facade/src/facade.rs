@@ -25,7 +25,9 @@ pub(crate) struct Inner<C: SupportedConnection> {
     pub(crate) counters: Counters,
     /// Something that must live exactly as long as the pools and go after
     /// them (a test database, dropped once its connections are closed):
-    /// fields drop in order, so this one is last.
+    /// fields drop in order, so this one is last. Never read, only dropped
+    /// (and only set with the `testing` feature).
+    #[allow(dead_code)]
     owned: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 

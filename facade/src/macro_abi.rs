@@ -7,12 +7,12 @@
 //! context's implementation begins a transaction, a scope's joins (see
 //! `entry`), so each call compiles only its own path.
 
-use crate::backend::{SupportedConnection, TxMode};
+use crate::backend::SupportedConnection;
 use crate::context::TransactionContext;
-use crate::entry::outermost_writer;
+use crate::entry::{outermost_writer, write_attempt};
 use crate::error::{Error, ErrorKind};
 use crate::scope::{ReaderScope, ReplicaScope, ScopeState, WriterScope};
-use crate::transaction::{with_retry, Attempt, Route};
+use crate::transaction::{with_retry, Route};
 
 pub use crate::replica::Position;
 pub use crate::scope::{IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess};
@@ -126,25 +126,14 @@ fn independent_context<S: Scope + ?Sized>(ctx: &mut S) -> Result<(&S::Context, b
 pub(crate) const NESTED_INDEPENDENT_LOCK_WAIT: std::time::Duration =
     std::time::Duration::from_secs(10);
 
-fn independent_attempt<T, R, E>(
-    ctx: &T,
-    nested: bool,
-    f: impl FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
-) -> Attempt<R, E>
-where
-    T: TransactionContext,
-    E: From<Error>,
-{
-    outermost_writer(ctx, TxMode::Write, Route::Primary, |scope| {
-        if nested {
-            <T::Connection as SupportedConnection>::bound_nested_lock_waits(
-                scope.tx.connection(),
-                NESTED_INDEPENDENT_LOCK_WAIT,
-            )
-            .map_err(|e| E::from(Error::from(e)))?;
-        }
-        f(scope)
-    })
+/// A nested independent writer first bounds its lock waits (see
+/// [`NESTED_INDEPENDENT_LOCK_WAIT`]).
+fn bound_waits<T: TransactionContext>(scope: &mut WriterScope<'_, T>) -> Result<(), Error> {
+    <T::Connection as SupportedConnection>::bound_nested_lock_waits(
+        scope.tx.connection(),
+        NESTED_INDEPENDENT_LOCK_WAIT,
+    )
+    .map_err(Error::from)
 }
 
 pub fn writer_independent<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
@@ -155,7 +144,12 @@ where
 {
     let (ctx, nested) = independent_context(ctx)?;
     tracing::debug!(nested, "independent transaction");
-    independent_attempt(ctx, nested, f).result
+    outermost_writer(ctx, Route::Primary, |scope| {
+        if nested {
+            bound_waits(scope)?;
+        }
+        f(scope)
+    })
 }
 
 pub fn writer_independent_retry<S, R, E, F>(
@@ -170,6 +164,11 @@ where
 {
     let (ctx, nested) = independent_context(ctx)?;
     with_retry(ctx.facade(), policy, || {
-        independent_attempt(ctx, nested, &mut f)
+        write_attempt(ctx, |scope| {
+            if nested {
+                bound_waits(scope)?;
+            }
+            f(scope)
+        })
     })
 }

@@ -131,6 +131,27 @@ pub fn hooks_of_a_savepoint_that_panicked_never_run<C: TestBackend>() {
     assert!(!ran.load(Ordering::SeqCst), "its hook was dropped");
 }
 
+/// A savepoint whose panic the outer body caught is over: the transaction
+/// is at its outermost level again, so it may take a new lock (it used to
+/// keep counting itself inside the savepoint and refuse the lock with
+/// `LockInSavepoint`).
+pub fn a_lock_after_a_caught_savepoint_panic_is_taken<C: TestBackend>() {
+    let db = setup::<C>("trust_sp_panic_lock");
+    let ran = Arc::new(AtomicBool::new(false));
+    diesel_facade::write(&mut db.context(), |ctx| {
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            savepoint_that_panics(ctx, Arc::clone(&ran))
+        }));
+        assert!(caught.is_err());
+        ctx.lock("after-a-caught-panic")?;
+        insert(ctx.conn(), 1)?;
+        Ok::<_, Error>(())
+    })
+    .expect("the lock is taken and the outer writer commits");
+    assert!(exists(&db, 1));
+    assert!(!exists(&db, 2), "the savepoint was rolled back");
+}
+
 /// A hook that panics does not keep the others from running; the panic
 /// reaches the caller after the commit, which stands.
 pub fn a_panicking_hook_runs_the_others_and_the_commit_stands<C: TestBackend>() {

@@ -48,6 +48,7 @@ mod trust {
             ok_with_a_nested_transaction_left_open_commits_nothing,
             savepoint_ok_with_a_nested_transaction_left_open_is_rolled_back,
             hooks_of_a_savepoint_that_panicked_never_run,
+            a_lock_after_a_caught_savepoint_panic_is_taken,
             a_panicking_hook_runs_the_others_and_the_commit_stands,
             a_lock_first_taken_inside_a_savepoint_is_refused,
             a_handled_error_inside_a_savepoint_lets_the_transaction_commit,

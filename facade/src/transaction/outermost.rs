@@ -43,6 +43,13 @@ pub(crate) enum NotBegun {
 }
 
 impl NotBegun {
+    /// The error to report when nothing retries.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            NotBegun::Checkout(err) | NotBegun::Begin(err) => err,
+        }
+    }
+
     /// The attempt this makes: a failed checkout already waited for a
     /// connection (up to `pool_timeout`), so a retry would only wait again;
     /// a failed `BEGIN` may be retried if its error is retryable.
@@ -162,6 +169,22 @@ pub(crate) fn end_outermost<C: SupportedConnection>(
         run_hooks(hooks);
     }
     ended
+}
+
+/// [`end_outermost`] for a transaction that nothing retries: `Some` is the
+/// error to report instead of the body's `Ok`. Never inlined, so the
+/// retry information it drops is not dropped in every body's shell.
+#[inline(never)]
+pub(crate) fn end_once<C: SupportedConnection>(
+    begun: Begun<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    body_ok: bool,
+) -> Option<Error> {
+    match end_outermost(begun, facade, position, body_ok) {
+        Ended::Stands(_) => None,
+        Ended::Replaced(err) => Some(err),
+    }
 }
 
 /// The decision of [`end_outermost`], and its COMMIT or ROLLBACK.
