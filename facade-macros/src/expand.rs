@@ -85,8 +85,12 @@ fn stub_body(item: TokenStream) -> TokenStream {
 
 /// What a transaction kind calls in the runtime.
 struct Runtime {
-    /// `diesel_facade::__private::<function>`.
+    /// `diesel_facade::__private::<function>`: a capability trait's method
+    /// (`ReadAccess::__read`, ...), whose implementation for the argument's
+    /// type begins or joins, or a function (the independent writers).
     function: &'static str,
+    /// The `Route` argument of `ReplicaReadAccess::__read_replica`.
+    route: Option<&'static str>,
     /// `diesel_facade::__private::<access>`: the bound on the scope
     /// parameter, which decides at the call site what may call this function.
     access: &'static str,
@@ -98,20 +102,33 @@ struct Runtime {
 
 impl Runtime {
     fn of(transaction: &Transaction) -> Self {
+        let mut route = None;
         let (function, access, scope) = match transaction {
-            Transaction::Read(ReadRoute::Primary) => ("reader", "ReadAccess", "ReaderScope"),
+            Transaction::Read(ReadRoute::Primary) => {
+                ("ReadAccess::__read", "ReadAccess", "ReaderScope")
+            }
             Transaction::Read(ReadRoute::AllowReplica) => {
-                ("reader_allow_replica", "ReplicaReadAccess", "ReplicaScope")
+                route = Some("Primary");
+                (
+                    "ReplicaReadAccess::__read_replica",
+                    "ReplicaReadAccess",
+                    "ReplicaScope",
+                )
             }
             Transaction::Read(ReadRoute::Replica) => {
-                ("reader_replica", "ReplicaReadAccess", "ReplicaScope")
+                route = Some("Replica");
+                (
+                    "ReplicaReadAccess::__read_replica",
+                    "ReplicaReadAccess",
+                    "ReplicaScope",
+                )
             }
             Transaction::Write { mode, retry } => {
                 let function = match (mode, retry.is_some()) {
-                    (WriteMode::Join, false) => "writer",
-                    (WriteMode::Join, true) => "writer_retry",
-                    (WriteMode::Savepoint, false) => "writer_savepoint",
-                    (WriteMode::Savepoint, true) => "writer_savepoint_retry",
+                    (WriteMode::Join, false) => "WriteAccess::__write",
+                    (WriteMode::Join, true) => "WriteAccess::__write_retry",
+                    (WriteMode::Savepoint, false) => "WriteAccess::__write_savepoint",
+                    (WriteMode::Savepoint, true) => "WriteAccess::__write_savepoint_retry",
                     (WriteMode::Independent, false) => "writer_independent",
                     (WriteMode::Independent, true) => "writer_independent_retry",
                 };
@@ -130,6 +147,7 @@ impl Runtime {
         };
         Runtime {
             function,
+            route,
             access,
             scope,
             policy,
@@ -210,11 +228,19 @@ fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transacti
         .is_none()
         .then(|| quote!(-> #output));
     let body = &function.item.block;
-    let function_name = format_ident!("{}", runtime.function);
+    let function_path = runtime
+        .function
+        .split("::")
+        .map(|segment| format_ident!("{}", segment));
     let policy = runtime.policy.map(|policy| quote!(#policy,));
+    let route = runtime.route.map(|route| {
+        let route = format_ident!("{}", route);
+        quote!(::diesel_facade::__private::Route::#route,)
+    });
     let call = quote! {
-        ::diesel_facade::__private::#function_name(
+        ::diesel_facade::__private::#(#function_path)::*(
             #binding,
+            #route
             #policy
             |#(#attrs)* #pattern: &mut #scope_type| #output #body
         )

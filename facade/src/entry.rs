@@ -18,56 +18,50 @@ use crate::transaction::{
     Route,
 };
 
+/// The body of an outermost transaction: run `$body` in a transaction of
+/// `$mode` on a freshly checked-out connection (routed by `$route`), with a
+/// `$scope`, then commit or roll back, and return its result (or the error
+/// that replaced it) from the enclosing function.
+///
+/// The code generic over the body is kept to the call of the body:
+/// checkout, `BEGIN`, the span, the commit or rollback, the hooks and the
+/// retry decision live in `begin_outermost`, `end_outermost` and `end_once`,
+/// and the rollback on panic in `Begun`'s `Drop`, all compiled once per
+/// connection type. It is a macro so that the trait methods that begin
+/// (below) are the shell themselves, with no further function per body, and
+/// the body gets its scope directly, without a wrapper closure.
 macro_rules! outermost {
-    ($(#[$doc:meta])* $name:ident => $scope:ident, $mode:expr) => {
-        $(#[$doc])*
-        pub(crate) fn $name<T, R, E, F>(ctx: &T, route: Route, body: F) -> Result<R, E>
-        where
-            T: TransactionContext,
-            E: From<Error>,
-            F: FnOnce(&mut $scope<'_, T>) -> Result<R, E>,
-        {
-            let facade = ctx.facade();
-            let position = ctx.read_position();
-            let err = match begin_outermost(facade, position, $mode, route) {
-                Ok(mut begun) => {
-                    let result = body(&mut $scope {
-                        ctx,
-                        tx: &mut begun.tx,
-                    });
-                    match end_once(begun, facade, position, result.is_ok()) {
-                        None => return result,
-                        Some(err) => err,
-                    }
+    ($ctx:expr, $mode:expr, $route:expr, $scope:ident, $body:expr) => {{
+        let ctx = $ctx;
+        let facade = ctx.facade();
+        let position = ctx.read_position();
+        let err = match begin_outermost(facade, position, $mode, $route) {
+            Ok(mut begun) => {
+                let result = ($body)(&mut $scope {
+                    ctx,
+                    tx: &mut begun.tx,
+                });
+                match end_once(begun, facade, position, result.is_ok()) {
+                    None => return result,
+                    Some(err) => err,
                 }
-                Err(not_begun) => not_begun.into_error(),
-            };
-            Err(E::from(err))
-        }
-    };
+            }
+            Err(not_begun) => not_begun.into_error(),
+        };
+        Err(E::from(err))
+    }};
 }
 
-outermost!(
-    /// Run `body` as an outermost read-write transaction on a freshly
-    /// checked-out connection, then commit or roll back.
-    ///
-    /// This, its two siblings and [`write_attempt`] are the only parts
-    /// generic over the body, and they are kept to the call of the body:
-    /// checkout, `BEGIN`, the span, the commit or rollback, the hooks and
-    /// the retry decision live in `begin_outermost`, `end_outermost` and
-    /// `end_once`, and the rollback on panic in `Begun`'s `Drop`, all
-    /// compiled once per connection type. The body gets its scope directly,
-    /// without a wrapper closure per function.
-    outermost_writer => WriterScope, TxMode::Write
-);
-outermost!(
-    /// [`outermost_writer`] for a reader on the primary.
-    outermost_reader => ReaderScope, TxMode::Read
-);
-outermost!(
-    /// [`outermost_writer`] for a reader that may run on a replica.
-    outermost_replica => ReplicaScope, TxMode::Read
-);
+/// Run `body` as an outermost read-write transaction (the independent
+/// writers' shell).
+pub(crate) fn outermost_writer<T, R, E, F>(ctx: &T, body: F) -> Result<R, E>
+where
+    T: TransactionContext,
+    E: From<Error>,
+    F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+{
+    outermost!(ctx, TxMode::Write, Route::Primary, WriterScope, body)
+}
 
 /// One outermost read-write attempt of `f`, for a retry loop: like
 /// [`outermost_writer`], and says whether the failure may be retried.
@@ -104,7 +98,7 @@ impl<T: TransactionContext> ReadAccess for T {
         E: From<Error>,
         F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
     {
-        outermost_reader(self, Route::Primary, f)
+        outermost!(&*self, TxMode::Read, Route::Primary, ReaderScope, f)
     }
 }
 
@@ -115,7 +109,7 @@ impl<T: TransactionContext> ReplicaReadAccess for T {
         E: From<Error>,
         F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
     {
-        outermost_replica(self, route, f)
+        outermost!(&*self, TxMode::Read, route, ReplicaScope, f)
     }
 }
 
@@ -128,7 +122,7 @@ impl<T: TransactionContext> WriteAccess for T {
         E: From<Error>,
         F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
     {
-        outermost_writer(self, Route::Primary, f)
+        outermost!(&*self, TxMode::Write, Route::Primary, WriterScope, f)
     }
 
     fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
@@ -136,7 +130,7 @@ impl<T: TransactionContext> WriteAccess for T {
         E: From<Error>,
         F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
     {
-        outermost_writer(self, Route::Primary, f)
+        outermost!(&*self, TxMode::Write, Route::Primary, WriterScope, f)
     }
 
     fn __write_retry<R, E, F>(&mut self, policy: RetryPolicy, mut f: F) -> Result<R, E>

@@ -11,12 +11,12 @@ use crate::backend::SupportedConnection;
 use crate::context::TransactionContext;
 use crate::entry::{outermost_writer, write_attempt};
 use crate::error::{Error, ErrorKind};
-use crate::scope::{ReaderScope, ReplicaScope, ScopeState, WriterScope};
-use crate::transaction::{with_retry, Route};
+use crate::scope::{ScopeState, WriterScope};
+use crate::transaction::with_retry;
 
 pub use crate::replica::Position;
 pub use crate::scope::{IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess};
-pub use crate::transaction::RetryPolicy;
+pub use crate::transaction::{RetryPolicy, Route};
 
 /// Lets `#[derive(TransactionContext)]` name the connection type of a
 /// `Facade<C>` field even through a type alias.
@@ -39,69 +39,6 @@ impl<C: crate::SupportedConnection> FacadeField for crate::Facade<C> {
     fn as_facade_mut(&mut self) -> &mut crate::Facade<C> {
         self
     }
-}
-
-pub fn reader<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
-where
-    S: ReadAccess + ?Sized,
-    E: From<Error>,
-    F: FnOnce(&mut ReaderScope<'_, S::Context>) -> Result<R, E>,
-{
-    ctx.__read(f)
-}
-
-pub fn reader_allow_replica<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
-where
-    S: ReplicaReadAccess + ?Sized,
-    E: From<Error>,
-    F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
-{
-    ctx.__read_replica(Route::Primary, f)
-}
-
-pub fn reader_replica<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
-where
-    S: ReplicaReadAccess + ?Sized,
-    E: From<Error>,
-    F: FnOnce(&mut ReplicaScope<'_, S::Context>) -> Result<R, E>,
-{
-    ctx.__read_replica(Route::Replica, f)
-}
-
-pub fn writer<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
-where
-    S: WriteAccess + ?Sized,
-    E: From<Error>,
-    F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
-{
-    ctx.__write(f)
-}
-
-pub fn writer_savepoint<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
-where
-    S: WriteAccess + ?Sized,
-    E: From<Error>,
-    F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
-{
-    ctx.__write_savepoint(f)
-}
-
-pub fn writer_retry<S, R, E, F>(ctx: &mut S, policy: RetryPolicy, f: F) -> Result<R, E>
-where
-    S: WriteAccess + ?Sized,
-    E: From<Error>,
-    F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
-{
-    ctx.__write_retry(policy, f)
-}
-
-pub fn writer_savepoint_retry<S, R, E, F>(ctx: &mut S, policy: RetryPolicy, f: F) -> Result<R, E>
-where
-    S: WriteAccess + ?Sized,
-    E: From<Error>,
-    F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
-{
-    ctx.__write_savepoint_retry(policy, f)
 }
 
 /// The context, and whether a transaction is open on it (checked for
@@ -144,7 +81,7 @@ where
 {
     let (ctx, nested) = independent_context(ctx)?;
     tracing::debug!(nested, "independent transaction");
-    outermost_writer(ctx, Route::Primary, |scope| {
+    outermost_writer(ctx, |scope| {
         if nested {
             bound_waits(scope)?;
         }

@@ -34,7 +34,7 @@ fn writer_matches_the_documented_shape() {
         "fn restock<__FacadeScope: ::diesel_facade::__private::WriteAccess<Context = RequestContext>>(
             ctx: &mut __FacadeScope, id: i32
         ) -> QueryResult<Item> {
-            ::diesel_facade::__private::writer(
+            ::diesel_facade::__private::WriteAccess::__write(
                 ctx,
                 |ctx: &mut ::diesel_facade::WriterScope<'_, RequestContext>| -> QueryResult<Item> {
                     let item = get_item(ctx, id)?; Ok(item)
@@ -49,33 +49,40 @@ fn writer_matches_the_documented_shape() {
 fn each_form_calls_its_runtime_function() {
     const ITEM: &str = "fn f(ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }";
     let policy = "::diesel_facade::__private::RetryPolicy::";
+    let route = "::diesel_facade::__private::Route::";
     let cases = [
-        (Role::Reader, "", "reader(ctx,", "ReadAccess", "ReaderScope"),
+        (
+            Role::Reader,
+            "",
+            "ReadAccess::__read(ctx,",
+            "ReadAccess",
+            "ReaderScope",
+        ),
         (
             Role::Reader,
             "allow_replica",
-            "reader_allow_replica(ctx,",
+            &format!("ReplicaReadAccess::__read_replica(ctx, {route}Primary,"),
             "ReplicaReadAccess",
             "ReplicaScope",
         ),
         (
             Role::Reader,
             "replica",
-            "reader_replica(ctx,",
+            &format!("ReplicaReadAccess::__read_replica(ctx, {route}Replica,"),
             "ReplicaReadAccess",
             "ReplicaScope",
         ),
         (
             Role::Writer,
             "",
-            "writer(ctx,",
+            "WriteAccess::__write(ctx,",
             "WriteAccess",
             "WriterScope",
         ),
         (
             Role::Writer,
             "savepoint",
-            "writer_savepoint(ctx,",
+            "WriteAccess::__write_savepoint(ctx,",
             "WriteAccess",
             "WriterScope",
         ),
@@ -89,21 +96,21 @@ fn each_form_calls_its_runtime_function() {
         (
             Role::Writer,
             "retry",
-            &format!("writer_retry(ctx, {policy}default_attempts(),"),
+            &format!("WriteAccess::__write_retry(ctx, {policy}default_attempts(),"),
             "WriteAccess",
             "WriterScope",
         ),
         (
             Role::Writer,
             "retry = 5",
-            &format!("writer_retry(ctx, {policy}retries(5),"),
+            &format!("WriteAccess::__write_retry(ctx, {policy}retries(5),"),
             "WriteAccess",
             "WriterScope",
         ),
         (
             Role::Writer,
             "savepoint, retry",
-            &format!("writer_savepoint_retry(ctx, {policy}default_attempts(),"),
+            &format!("WriteAccess::__write_savepoint_retry(ctx, {policy}default_attempts(),"),
             "WriteAccess",
             "WriterScope",
         ),
@@ -155,7 +162,7 @@ fn the_signature_around_the_context_is_kept() {
             C: TransactionContext,
         {
             #![allow(unused)]
-            ::diesel_facade::__private::reader(
+            ::diesel_facade::__private::ReadAccess::__read(
                 ctx,
                 |ctx: &mut ::diesel_facade::ReaderScope<'_, C>| -> Result<&'a str, E> { self.get(ctx, rows) }
             )
@@ -175,7 +182,7 @@ fn elided_lifetimes_of_the_context_type_are_named() {
         "fn f<'a, '__facade_ctx0, '__facade_ctx1, T, __FacadeScope: ::diesel_facade::__private::WriteAccess<
             Context = Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>
         >>(ctx: &'a mut __FacadeScope) -> QueryResult<()> {
-            ::diesel_facade::__private::writer(
+            ::diesel_facade::__private::WriteAccess::__write(
                 ctx,
                 |ctx: &mut ::diesel_facade::WriterScope<'_, Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>>|
                     -> QueryResult<()> { Ok(()) }
@@ -213,7 +220,7 @@ fn patterns_stay_on_the_closure() {
         "{generated}"
     );
     assert!(
-        generated.contains("reader (__facade_context , | _ : & mut"),
+        generated.contains("ReadAccess :: __read (__facade_context , | _ : & mut"),
         "{generated}"
     );
 }
@@ -259,7 +266,7 @@ fn bad_arguments_alone_still_expand_with_the_accepted_ones() {
         "{output}"
     );
     assert!(
-        output.contains(":: diesel_facade :: __private :: writer_savepoint (ctx ,"),
+        output.contains(":: diesel_facade :: __private :: WriteAccess :: __write_savepoint (ctx ,"),
         "{output}"
     );
 }
