@@ -14,10 +14,15 @@
 //! happened, in autocommit mode, and its `COMMIT` then succeeds on an empty
 //! transaction. That is a silent lost update. So Galera sessions run with
 //! `autocommit = 0` (a statement after such an abort opens a new implicit
-//! transaction instead of committing), every write transaction begins with
-//! `SAVEPOINT diesel_facade_transaction`, and `RELEASE SAVEPOINT` right
-//! before `COMMIT` fails (1305) if the transaction was replaced: the facade
-//! then rolls back and reports a deadlock, which `retry` re-runs.
+//! transaction instead of committing) and hold a temporary table,
+//! `diesel_facade_guard`; every write transaction begins by inserting a
+//! number no earlier transaction of the session used, and right before
+//! `COMMIT` deletes that row: if the transaction was replaced, its insert
+//! was rolled back with it, nothing is deleted, and the facade rolls back
+//! and reports a deadlock, which `retry` re-runs. (Temporary tables are not
+//! replicated, and their rows roll back with the transaction. The guard
+//! used to be a `SAVEPOINT`, which makes MariaDB commit in two phases: a
+//! Galera write transaction took about twice as long.)
 
 use std::time::Duration;
 
@@ -40,24 +45,29 @@ use gtid::{gtid_list_covers, position_from_last_gtid};
 use implicit_commit::commits_implicitly;
 use options::MysqlOptions;
 
-/// `RELEASE SAVEPOINT` of the Galera guard's savepoint, as a statement
-/// whose SQL never changes: diesel prepares it once per connection and keeps
-/// it, so each commit pays one round trip for it (`batch_execute` costs
-/// three: it switches multi-statement mode on and off around the query).
-#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-struct ReleaseGuard;
+/// The Galera guard's temporary table (see the module docs).
+const GUARD_TABLE: &str =
+    "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_guard (id BIGINT NOT NULL) ENGINE=InnoDB";
 
-impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for ReleaseGuard {
+/// The Galera guard's check before `COMMIT`: delete this transaction's row,
+/// as a statement whose SQL never changes, so diesel prepares it once per
+/// connection and keeps it, and each commit pays one round trip for it
+/// (`batch_execute` costs three: it switches multi-statement mode on and off
+/// around the query).
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct ClearGuard(i64);
+
+impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for ClearGuard {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
     ) -> QueryResult<()> {
-        out.push_sql("RELEASE SAVEPOINT diesel_facade_transaction");
-        Ok(())
+        out.push_sql("DELETE FROM diesel_facade_guard WHERE id = ");
+        out.push_bind_param::<BigInt, i64>(&self.0)
     }
 }
 
-impl RunQueryDsl<MysqlConnection> for ReleaseGuard {}
+impl RunQueryDsl<MysqlConnection> for ClearGuard {}
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
@@ -147,6 +157,9 @@ fn framed(message: &str, start: &str, end: &str) -> bool {
 pub struct MysqlSession {
     /// Whether this server is a Galera node (`wsrep_on`).
     galera: bool,
+    /// The guard row of the write transaction in progress (Galera): one
+    /// more for each.
+    guard: i64,
 }
 
 impl Sealed for MysqlConnection {}
@@ -315,30 +328,39 @@ impl SupportedConnection for MysqlConnection {
         if galera {
             // Statements that follow a silent brute-force abort must not
             // commit on their own: without autocommit they open a new
-            // transaction, which the savepoint check then rolls back.
+            // transaction, which the guard's check then rolls back.
+            session_sql.push(GUARD_TABLE.to_owned());
             session_sql.push("SET SESSION autocommit = 0".to_owned());
         }
         if !session_sql.is_empty() {
             conn.batch_execute(&session_sql.join("; "))?;
         }
-        Ok(MysqlSession { galera })
+        Ok(MysqlSession { galera, guard: 0 })
     }
 
     fn implicit_commit_check(_session: &MysqlSession) -> Option<fn(&str, bool) -> bool> {
-        // Galera's begin savepoint and every `#[writer(savepoint)]` vanish
-        // with the transaction an implicit commit ends.
+        // Every `#[writer(savepoint)]` vanishes with the transaction an
+        // implicit commit ends, and Galera's guard row is committed with it.
         Some(commits_implicitly)
     }
 
     fn begin(conn: &mut Self, mode: TxMode, session: &mut MysqlSession) -> QueryResult<()> {
-        let sql = match (mode, session.galera) {
-            // See the module docs: the savepoint proves at COMMIT that the
+        match (mode, session.galera) {
+            // See the module docs: the guard row proves at COMMIT that the
             // transaction was not silently brute-force aborted.
-            (TxMode::Write, true) => "BEGIN; SAVEPOINT diesel_facade_transaction",
-            (TxMode::Write, false) => "BEGIN",
-            (TxMode::Read, _) => "START TRANSACTION READ ONLY",
-        };
-        AnsiTransactionManager::begin_transaction_sql(conn, sql)
+            (TxMode::Write, true) => {
+                session.guard = session.guard.wrapping_add(1);
+                let sql = format!(
+                    "BEGIN; INSERT INTO diesel_facade_guard (id) VALUES ({})",
+                    session.guard
+                );
+                AnsiTransactionManager::begin_transaction_sql(conn, &sql)
+            }
+            (TxMode::Write, false) => AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN"),
+            (TxMode::Read, _) => {
+                AnsiTransactionManager::begin_transaction_sql(conn, "START TRANSACTION READ ONLY")
+            }
+        }
     }
 
     fn before_commit(
@@ -348,14 +370,24 @@ impl SupportedConnection for MysqlConnection {
         implicit_commit: bool,
     ) -> QueryResult<()> {
         // After DDL, which MariaDB commits implicitly (and Galera replicates
-        // on its own), the savepoint is gone with the transaction that made
-        // it: the writer then behaves as on one server, where the statements
-        // after the DDL run in a new transaction that COMMIT ends.
+        // on its own), the guard row was committed with the transaction that
+        // made it: the writer then behaves as on one server, where the
+        // statements after the DDL run in a new transaction that COMMIT ends.
         if mode == TxMode::Write && session.galera && !implicit_commit {
-            // Gone (1305) if the transaction that created it was rolled back
-            // behind our back: then COMMIT would commit whatever ran since,
-            // in a transaction we never began.
-            ReleaseGuard.execute(conn)?;
+            // Gone if the transaction that inserted it was rolled back behind
+            // our back: then COMMIT would commit whatever ran since, in a
+            // transaction we never began.
+            if ClearGuard(session.guard).execute(conn)? != 1 {
+                return Err(diesel::result::Error::QueryBuilderError(Box::new(
+                    Error::new(
+                        ErrorKind::Deadlock,
+                        "the server rolled the transaction back (a Galera brute-force \
+                         abort it did not report: the guard row this transaction inserted \
+                         is gone), and the statements after it ran in a new transaction; \
+                         nothing was committed",
+                    ),
+                )));
+            }
         }
         Ok(())
     }
