@@ -254,15 +254,27 @@ impl SupportedConnection for PgConnection {
     }
 
     fn limit_statement_time(conn: &mut Self, limit: Option<Duration>) -> QueryResult<()> {
-        // Transaction-local (`set_config(.., true)`): it ends with the
-        // transaction, so there is nothing to lift. A shorter
-        // statement_timeout the application chose stays.
-        let Some(limit) = limit else { return Ok(()) };
+        // Transaction-local (`set_config(.., true)`), and a shorter
+        // statement_timeout the application chose stays. The value before
+        // is kept (transaction-local too) and put back by `None`: the end
+        // of the transaction undoes the bound, except where the outermost
+        // transaction is a savepoint (a transactional test facade), whose
+        // `RELEASE` would keep it for the rest of the test transaction.
+        let Some(limit) = limit else {
+            return diesel::sql_query(
+                "SELECT set_config('statement_timeout', \
+                 current_setting('diesel_facade.statement_timeout_before'), true) AS value",
+            )
+            .get_result::<Setting>(conn)
+            .map(drop);
+        };
         let ms = limit.as_millis().clamp(1, 2_147_483_647);
         diesel::sql_query(
             "SELECT set_config('statement_timeout', CASE WHEN current_setting('statement_timeout') <> '0' \
              AND current_setting('statement_timeout')::interval <= $1::interval \
-             THEN current_setting('statement_timeout') ELSE $1 END, true) AS value",
+             THEN current_setting('statement_timeout') ELSE $1 END, true) AS value \
+             FROM (SELECT set_config('diesel_facade.statement_timeout_before', \
+             current_setting('statement_timeout'), true)) AS before",
         )
         .bind::<Text, _>(format!("{ms}ms"))
         .get_result::<Setting>(conn)
