@@ -106,6 +106,32 @@ const REFUSALS: &[(&str, &str)] = &[
     ("fe_sendauth: no password supplied", ""),
 ];
 
+/// The beginnings of libpq's messages for a URL or connection string it
+/// rejects itself, before it contacts any server (`fe-connect.c`): a
+/// misspelt option or value, a bad percent-encoding. Retrying cannot help,
+/// as with a server's refusal.
+const LIBPQ_OPTION_ERRORS: &[&str] = &[
+    "invalid ",
+    "missing \"=\" after ",
+    "missing key/value separator ",
+    "extra key/value separator ",
+    "unterminated quoted string in connection info string",
+    "forbidden value %00 in percent-encoded value",
+    "unexpected character ",
+    "end of string reached when looking for matching \"]\"",
+    "IPv6 host address may not be empty",
+    "could not match ",
+];
+
+/// Whether libpq rejected the connection string itself (see
+/// [`LIBPQ_OPTION_ERRORS`]): then its message names no server.
+fn libpq_rejects_options(message: &str) -> bool {
+    !message.contains("connection to server")
+        && LIBPQ_OPTION_ERRORS
+            .iter()
+            .any(|start| message.starts_with(start))
+}
+
 /// Whether `message` is exactly `start`, a name, and `end`, as in
 /// `database "x" does not exist` (the name is an identifier the
 /// configuration or the schema chose, never row data).
@@ -170,6 +196,9 @@ impl SupportedConnection for PgConnection {
         let ConnectionError::BadConnection(message) = err else {
             return false;
         };
+        if libpq_rejects_options(message) {
+            return true;
+        }
         message.split("failed: ").skip(1).any(|part| {
             let part = part.strip_prefix("FATAL:  ").unwrap_or(part);
             let server = part.lines().next().unwrap_or_default().trim_end();
