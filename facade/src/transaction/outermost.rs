@@ -256,6 +256,10 @@ fn settle<C: SupportedConnection>(
         }
     };
     match doomed {
+        None if open == 0 => {
+            tracing::warn!("the body ended the transaction itself");
+            rolled_back(tx, ended_by_the_body())
+        }
         None if open != 1 => {
             tracing::warn!(open, "the body left nested transactions open; rolled back");
             rolled_back(tx, unbalanced(open.saturating_sub(1)))
