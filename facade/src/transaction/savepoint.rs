@@ -144,9 +144,18 @@ pub(crate) fn end_savepoint<C: SupportedConnection>(
         });
     }
     if body_ok {
-        return AnsiTransactionManager::commit_transaction(tx.connection())
-            .err()
-            .map(savepoint_error::<C>);
+        let err = AnsiTransactionManager::commit_transaction(tx.connection()).err()?;
+        if matches!(&err, DieselError::DatabaseError(_, info)
+            if info.message().starts_with("no such savepoint"))
+        {
+            // SQLite: the body ended the transaction itself (diesel's
+            // SQLite connection does not notice), and the savepoint with it.
+            let err = ended_by_the_body();
+            tx.conn
+                .set_doomed(Some((err.kind(), err.message().to_owned())));
+            return Some(err);
+        }
+        return Some(savepoint_error::<C>(err));
     }
     tx.on_commit.truncate(hooks_before);
     let seen = tx.conn.doomed();
