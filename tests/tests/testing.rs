@@ -341,3 +341,46 @@ fn pg_admin_url_that_libpq_rejects_is_a_config_error() {
         assert!(!err.to_string().contains("pw4Leak"), "{err}");
     }
 }
+
+/// libpq reads a `dbname` query parameter over the URL's path: an admin URL
+/// that names its database that way (`...?dbname=app`) must still give the
+/// test a database of its own, never the admin URL's (where migrations and
+/// the tests' commits would land, while the generated database stayed
+/// empty).
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn pg_admin_url_with_a_dbname_parameter_still_gets_its_own_database() {
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        app: String,
+    }
+
+    type C = diesel::PgConnection;
+    let mut admin = url::Url::parse(&server_url::<C>()).unwrap();
+    let admin_db = admin.path().trim_start_matches('/').to_owned();
+    admin.set_query(Some(&format!(
+        "application_name=a%20b&dbname={admin_db}&connect_timeout=10"
+    )));
+    let db = TestDatabase::<C>::builder(admin.as_str())
+        .name_prefix("ft_dbname_param")
+        .create()
+        .expect("create");
+    let facade = db.facade().expect("facade");
+    let current = diesel_facade::read(&mut facade.context(), |ctx| {
+        diesel::sql_query(
+            "SELECT current_database()::text AS name, current_setting('application_name') AS app",
+        )
+        .get_result::<Name>(ctx.conn().database_enforced())
+    })
+    .expect("read");
+    assert_eq!(current.name, db.name(), "the facade's database");
+    assert_eq!(
+        current.app, "a b",
+        "the other parameters are kept as they were"
+    );
+}
