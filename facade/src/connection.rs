@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 
-use crate::backend::SupportedConnection;
+use crate::backend::{Implicit, ImplicitCheck, SupportedConnection};
 use crate::classify::classify;
 use crate::error::ErrorKind;
 
@@ -44,7 +44,7 @@ pub(crate) struct FacadeInstrumentation {
     pub(crate) first_error: Option<(ErrorKind, String)>,
     /// The backend's test for statements that commit implicitly, where it
     /// matters; see `SupportedConnection::implicit_commit_check`.
-    pub(crate) implicit_check: Option<fn(&str, bool) -> bool>,
+    pub(crate) implicit_check: Option<ImplicitCheck>,
     /// How many such statements ran since the transaction began.
     pub(crate) implicit_commits: u32,
 }
@@ -54,7 +54,7 @@ impl FacadeInstrumentation {
     /// application's own (if it installed a factory).
     pub(crate) fn new(
         factory: Option<&InstrumentationFactory>,
-        implicit_check: Option<fn(&str, bool) -> bool>,
+        implicit_check: Option<ImplicitCheck>,
     ) -> Self {
         FacadeInstrumentation {
             user: factory.map(|f| f()),
@@ -130,8 +130,22 @@ impl Instrumentation for FacadeInstrumentation {
         {
             let head = StatementHead::of(query);
             let (sql, complete) = head.sql();
-            if check(sql, complete) {
-                self.implicit_commits += 1;
+            match check(sql, complete) {
+                Implicit::Keeps => {}
+                Implicit::Commits => self.implicit_commits += 1,
+                Implicit::RollsBack => {
+                    self.implicit_commits += 1;
+                    if self.doomed.is_none() {
+                        self.doomed = Some((
+                            ErrorKind::UnbalancedTransaction,
+                            "the function ran a `ROLLBACK` statement of its own, which rolled \
+                             the transaction back on the server: it was not committed (on \
+                             MySQL/MariaDB with autocommit, statements after the `ROLLBACK` \
+                             committed on their own). Return an error to roll back instead"
+                                .to_owned(),
+                        ));
+                    }
+                }
             }
         }
         if let InstrumentationEvent::FinishQuery {
@@ -165,7 +179,7 @@ pub(crate) struct Managed<C: SupportedConnection> {
     pub(crate) base_depth: u32,
     /// Reinstalls the facade's instrumentation if a body replaced it.
     factory: Option<InstrumentationFactory>,
-    implicit_check: Option<fn(&str, bool) -> bool>,
+    implicit_check: Option<ImplicitCheck>,
 }
 
 impl<C: SupportedConnection> Managed<C> {

@@ -42,8 +42,10 @@ pub enum ErrorKind {
     /// The connection to the server was lost, or a Galera node is not ready
     /// (1047). Retried when it happens before `COMMIT` was sent.
     Disconnected,
-    /// The connection was lost while `COMMIT` was in flight: the transaction
-    /// may or may not have been committed. Never retried.
+    /// The connection was lost while `COMMIT` was in flight, or the function
+    /// ended the transaction itself (a `COMMIT` or `ROLLBACK` statement of
+    /// its own): the transaction may or may not have been committed. Never
+    /// retried.
     CommitUnknown,
     /// No pooled connection became free within `pool_timeout`.
     PoolTimeout,

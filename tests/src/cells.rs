@@ -388,3 +388,36 @@ pub fn pg_scatter_gather_keeps_a_shorter_statement_timeout() {
         );
     }
 }
+
+/// A scatter-gather over a transactional test facade (whose outermost
+/// transactions are savepoints of the test transaction) leaves no
+/// statement bound behind: the rest of the test runs with the limit it had
+/// before. On PostgreSQL the transaction-local bound outlived the reader's
+/// `RELEASE SAVEPOINT` and cancelled the test's later statements.
+pub fn scatter_gather_on_a_transactional_facade_leaves_no_bound<C: CellBackend>() {
+    let db = crate::test_database::<C>("sg_test_tx").create().unwrap();
+    let facade = db.transactional_facade().unwrap();
+    let mut cells = CellMap::<C>::new();
+    cells.insert("a", facade.clone()).unwrap();
+    let mut ctx = CellReq {
+        request_id: "r1".into(),
+        db: facade,
+    };
+    let limit = |ctx: &mut CellReq<C>| -> i64 {
+        diesel_facade::read(ctx, |ctx| {
+            C::query_n(ctx.conn().database_enforced(), C::STATEMENT_LIMIT)
+        })
+        .unwrap()
+    };
+    let before = limit(&mut ctx);
+    let out = cells.scatter_gather(&ctx, Duration::from_secs(2), |ctx| {
+        C::query_n(ctx.conn().database_enforced(), C::STATEMENT_LIMIT)
+    });
+    let inside = *out["a"].value().unwrap_or_else(|| panic!("{:?}", out["a"]));
+    assert!((1..=2_100).contains(&inside), "{inside} ms inside");
+    assert_eq!(
+        limit(&mut ctx),
+        before,
+        "the bound outlived the scatter-gather"
+    );
+}

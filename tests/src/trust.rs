@@ -414,3 +414,32 @@ pub fn a_handled_error_inside_a_savepoint_lets_the_transaction_commit<C: TestBac
     .expect("commits");
     assert!(exists(&db, 1) && exists(&db, 2));
 }
+
+/// A body that ends the transaction itself with a `COMMIT` statement and
+/// returns `Ok` (directly, or inside a `#[writer(savepoint)]` whose error
+/// it passes up): its row is committed, so the error must not say that
+/// nothing was: it is `CommitUnknown`, never `UnbalancedTransaction`
+/// ("rolled back instead of committed"), which a caller may safely retry.
+pub fn an_own_commit_statement_is_never_reported_rolled_back<C: TestBackend>() {
+    let db = setup::<C>("own_commit");
+    let err = diesel_facade::write(&mut db.context(), |ctx| -> Result<(), Error> {
+        insert(ctx.conn(), 1)?;
+        ctx.conn().batch_execute("COMMIT")?;
+        Ok(())
+    })
+    .expect_err("the facade did not commit this transaction");
+    assert!(exists(&db, 1), "the body's COMMIT committed the row");
+    assert_eq!(err.kind(), ErrorKind::CommitUnknown, "{err}");
+
+    let err = diesel_facade::write(&mut db.context(), |ctx| savepoint_that_commits(ctx))
+        .expect_err("the facade did not commit this transaction");
+    assert!(exists(&db, 2), "the body's COMMIT committed the row");
+    assert_eq!(err.kind(), ErrorKind::CommitUnknown, "{err}");
+}
+
+#[writer(savepoint)]
+fn savepoint_that_commits<C: TestBackend>(ctx: &mut Context<C>) -> Result<(), Error> {
+    insert(ctx.conn(), 2)?;
+    ctx.conn().batch_execute("COMMIT")?;
+    Ok(())
+}

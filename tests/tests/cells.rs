@@ -10,6 +10,7 @@ mod postgres {
             a_cell_down_at_start_up_fails_the_map_by_name,
             scatter_gather_returns_by_the_timeout_despite_a_dead_and_a_slow_cell,
             scatter_gather_bounds_statements_only_inside_its_reads,
+            scatter_gather_on_a_transactional_facade_leaves_no_bound,
         }
     }
 }
@@ -28,6 +29,7 @@ mod mysql {
             a_cell_down_at_start_up_fails_the_map_by_name,
             scatter_gather_returns_by_the_timeout_despite_a_dead_and_a_slow_cell,
             scatter_gather_bounds_statements_only_inside_its_reads,
+            scatter_gather_on_a_transactional_facade_leaves_no_bound,
         }
     }
 }

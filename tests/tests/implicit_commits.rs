@@ -155,3 +155,47 @@ fn ddl_in_a_savepoint_is_commit_unknown_on_mariadb() {
 fn ddl_in_a_savepoint_is_commit_unknown_on_galera() {
     ddl_in_a_savepoint_is_commit_unknown(true);
 }
+
+#[writer]
+fn write_then_roll_back(ctx: &mut Context<MysqlConnection>, rollback: &str) -> Result<(), Error> {
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    ctx.conn().batch_execute(rollback)?;
+    Ok(())
+}
+
+/// A writer that runs `ROLLBACK` itself (however spelt) and returns `Ok`
+/// is never reported as committed: the server rolled its write back. It
+/// was `Ok` on MariaDB and Galera (PostgreSQL already said
+/// `UnbalancedTransaction`).
+fn own_rollback_is_never_a_commit(galera: bool) {
+    let spellings = [
+        "ROLLBACK",
+        "rollback work",
+        "ROLLBACK /* not to a savepoint */",
+        "SELECT 1; ROLLBACK",
+    ];
+    let mut wrong = Vec::new();
+    for (n, rollback) in spellings.into_iter().enumerate() {
+        let db = target(&format!("own_rollback_{n}"), galera);
+        let result = write_then_roll_back(&mut db.context(), rollback);
+        let value = counter(&db);
+        let kind = result.as_ref().err().map(Error::kind);
+        if kind != Some(ErrorKind::UnbalancedTransaction) || value != 0 {
+            wrong.push(format!("{rollback:?}: {result:?}, counter {value}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn own_rollback_is_never_a_commit_on_mariadb() {
+    own_rollback_is_never_a_commit(false);
+}
+
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn own_rollback_is_never_a_commit_on_galera() {
+    own_rollback_is_never_a_commit(true);
+}

@@ -113,6 +113,7 @@ mod trust {
             a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
             an_independent_writer_blocked_by_its_own_outer_writer_times_out,
             a_handled_error_that_aborted_the_transaction_is_not_reported_committed,
+            an_own_commit_statement_is_never_reported_rolled_back,
         }
     }
 }

@@ -54,6 +54,7 @@ mod trust {
             a_handled_error_inside_a_savepoint_lets_the_transaction_commit,
             a_failed_savepoint_rollback_that_is_not_retryable_is_not_retried,
             a_handled_error_then_ok_commits_the_rest,
+            an_own_commit_statement_is_never_reported_rolled_back,
         }
     }
 }

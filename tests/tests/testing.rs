@@ -309,3 +309,78 @@ fn postgres_retry_in_a_transactional_test_reruns_inside_the_test_transaction() {
         "the failed attempt was rolled back"
     );
 }
+
+/// An admin URL whose options libpq itself rejects, before it contacts any
+/// server (a misspelt `sslmode`, an unknown parameter, a bad
+/// percent-encoding in the password), is a bad admin URL: `Config`, as
+/// docs/testing.md promises, not `Disconnected` (which says "the server
+/// may come back"); a facade built on such a URL says the same. No message
+/// holds the password.
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn pg_admin_url_that_libpq_rejects_is_a_config_error() {
+    type C = diesel::PgConnection;
+    let mut admin = url::Url::parse(&server_url::<C>()).unwrap();
+    admin.set_password(Some("pw4Leak")).unwrap();
+    for (query, password) in [
+        (Some("sslmode=sometimes"), "pw4Leak"),
+        (Some("no_such_option=1"), "pw4Leak"),
+        (None, "pw4Leak%zz"),
+    ] {
+        let mut url = admin.clone();
+        url.set_query(query);
+        let url = url.as_str().replace("pw4Leak", password);
+        let err = TestDatabase::<C>::create(url.clone()).unwrap_err();
+        assert_eq!(err.kind(), diesel_facade::ErrorKind::Config, "{err}");
+        assert!(!err.to_string().contains("pw4Leak"), "{err}");
+        let err = diesel_facade::Facade::<C>::builder()
+            .writer(url)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), diesel_facade::ErrorKind::Config, "{err}");
+        assert!(!err.to_string().contains("pw4Leak"), "{err}");
+    }
+}
+
+/// libpq reads a `dbname` query parameter over the URL's path: an admin URL
+/// that names its database that way (`...?dbname=app`) must still give the
+/// test a database of its own, never the admin URL's (where migrations and
+/// the tests' commits would land, while the generated database stayed
+/// empty).
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn pg_admin_url_with_a_dbname_parameter_still_gets_its_own_database() {
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        app: String,
+    }
+
+    type C = diesel::PgConnection;
+    let mut admin = url::Url::parse(&server_url::<C>()).unwrap();
+    let admin_db = admin.path().trim_start_matches('/').to_owned();
+    admin.set_query(Some(&format!(
+        "application_name=a%20b&dbname={admin_db}&connect_timeout=10"
+    )));
+    let db = TestDatabase::<C>::builder(admin.as_str())
+        .name_prefix("ft_dbname_param")
+        .create()
+        .expect("create");
+    let facade = db.facade().expect("facade");
+    let current = diesel_facade::read(&mut facade.context(), |ctx| {
+        diesel::sql_query(
+            "SELECT current_database()::text AS name, current_setting('application_name') AS app",
+        )
+        .get_result::<Name>(ctx.conn().database_enforced())
+    })
+    .expect("read");
+    assert_eq!(current.name, db.name(), "the facade's database");
+    assert_eq!(
+        current.app, "a b",
+        "the other parameters are kept as they were"
+    );
+}

@@ -72,6 +72,25 @@ pub enum ServerSays {
     SavepointGone,
 }
 
+/// What a statement may do to the open transaction, as far as its SQL text
+/// tells (see [`SupportedConnection::implicit_commit_check`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implicit {
+    /// The transaction goes on.
+    Keeps,
+    /// The server may commit it (DDL, `LOCK`, `SET autocommit`, ...).
+    Commits,
+    /// The statement rolls the whole transaction back (`ROLLBACK` that is
+    /// not `ROLLBACK TO` a savepoint): the transaction can no longer commit.
+    RollsBack,
+}
+
+/// A backend's test of a statement's SQL text (the beginning of it, and
+/// whether it is complete).
+#[doc(hidden)]
+pub type ImplicitCheck = fn(&str, bool) -> Implicit;
+
 /// A diesel connection type diesel-facade can manage: `SqliteConnection`,
 /// `PgConnection` or `MysqlConnection` (each behind its cargo feature).
 ///
@@ -240,7 +259,7 @@ pub trait SupportedConnection:
     /// [`before_commit`](Self::before_commit) needs to know; `None` (the
     /// default) costs nothing per statement.
     #[doc(hidden)]
-    fn implicit_commit_check(_session: &Self::Session) -> Option<fn(&str, bool) -> bool> {
+    fn implicit_commit_check(_session: &Self::Session) -> Option<ImplicitCheck> {
         None
     }
 

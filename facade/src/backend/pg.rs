@@ -106,6 +106,32 @@ const REFUSALS: &[(&str, &str)] = &[
     ("fe_sendauth: no password supplied", ""),
 ];
 
+/// The beginnings of libpq's messages for a URL or connection string it
+/// rejects itself, before it contacts any server (`fe-connect.c`): a
+/// misspelt option or value, a bad percent-encoding. Retrying cannot help,
+/// as with a server's refusal.
+const LIBPQ_OPTION_ERRORS: &[&str] = &[
+    "invalid ",
+    "missing \"=\" after ",
+    "missing key/value separator ",
+    "extra key/value separator ",
+    "unterminated quoted string in connection info string",
+    "forbidden value %00 in percent-encoded value",
+    "unexpected character ",
+    "end of string reached when looking for matching \"]\"",
+    "IPv6 host address may not be empty",
+    "could not match ",
+];
+
+/// Whether libpq rejected the connection string itself (see
+/// [`LIBPQ_OPTION_ERRORS`]): then its message names no server.
+fn libpq_rejects_options(message: &str) -> bool {
+    !message.contains("connection to server")
+        && LIBPQ_OPTION_ERRORS
+            .iter()
+            .any(|start| message.starts_with(start))
+}
+
 /// Whether `message` is exactly `start`, a name, and `end`, as in
 /// `database "x" does not exist` (the name is an identifier the
 /// configuration or the schema chose, never row data).
@@ -170,6 +196,9 @@ impl SupportedConnection for PgConnection {
         let ConnectionError::BadConnection(message) = err else {
             return false;
         };
+        if libpq_rejects_options(message) {
+            return true;
+        }
         message.split("failed: ").skip(1).any(|part| {
             let part = part.strip_prefix("FATAL:  ").unwrap_or(part);
             let server = part.lines().next().unwrap_or_default().trim_end();
@@ -254,15 +283,27 @@ impl SupportedConnection for PgConnection {
     }
 
     fn limit_statement_time(conn: &mut Self, limit: Option<Duration>) -> QueryResult<()> {
-        // Transaction-local (`set_config(.., true)`): it ends with the
-        // transaction, so there is nothing to lift. A shorter
-        // statement_timeout the application chose stays.
-        let Some(limit) = limit else { return Ok(()) };
+        // Transaction-local (`set_config(.., true)`), and a shorter
+        // statement_timeout the application chose stays. The value before
+        // is kept (transaction-local too) and put back by `None`: the end
+        // of the transaction undoes the bound, except where the outermost
+        // transaction is a savepoint (a transactional test facade), whose
+        // `RELEASE` would keep it for the rest of the test transaction.
+        let Some(limit) = limit else {
+            return diesel::sql_query(
+                "SELECT set_config('statement_timeout', \
+                 current_setting('diesel_facade.statement_timeout_before'), true) AS value",
+            )
+            .get_result::<Setting>(conn)
+            .map(drop);
+        };
         let ms = limit.as_millis().clamp(1, 2_147_483_647);
         diesel::sql_query(
             "SELECT set_config('statement_timeout', CASE WHEN current_setting('statement_timeout') <> '0' \
              AND current_setting('statement_timeout')::interval <= $1::interval \
-             THEN current_setting('statement_timeout') ELSE $1 END, true) AS value",
+             THEN current_setting('statement_timeout') ELSE $1 END, true) AS value \
+             FROM (SELECT set_config('diesel_facade.statement_timeout_before', \
+             current_setting('statement_timeout'), true)) AS before",
         )
         .bind::<Text, _>(format!("{ms}ms"))
         .get_result::<Setting>(conn)

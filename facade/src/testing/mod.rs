@@ -139,12 +139,26 @@ where
         .map_err(|e| Error::new(ErrorKind::Other, format!("a migration failed: {e}")))
 }
 
-/// `url` (an admin URL) with its database replaced by `name`.
+/// `url` (an admin URL) with its database replaced by `name`. A `dbname`
+/// query parameter goes too: libpq would read it over the path, and the
+/// tests would use the admin URL's database instead of their own. The other
+/// parameters are kept as they are spelt (libpq decodes `%20`, not `+`).
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 fn url_of_database(admin: &str, name: &str) -> Result<String, Error> {
     let mut url = url::Url::parse(admin)
         .map_err(|e| Error::config(format!("bad test server URL `{}`: {e}", redact_url(admin))))?;
     url.set_path(&format!("/{name}"));
+    if let Some(query) = url.query() {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let key = pair.split('=').next().unwrap_or_default();
+                !url::form_urlencoded::parse(key.as_bytes()).any(|(key, _)| key == "dbname")
+            })
+            .collect();
+        let kept = kept.join("&");
+        url.set_query((!kept.is_empty()).then_some(kept.as_str()));
+    }
     Ok(url.to_string())
 }
 

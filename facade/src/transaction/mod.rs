@@ -249,6 +249,19 @@ fn savepoint_error<C: SupportedConnection>(err: DieselError) -> Error {
     }
 }
 
+/// The error for a body that returned `Ok` after ending the transaction
+/// itself, below its own level (a `COMMIT` or `ROLLBACK` statement of its
+/// own, which diesel's PostgreSQL and SQLite connections notice): whatever
+/// it wrote before may be committed, so this must not read "rolled back".
+fn ended_by_the_body() -> Error {
+    Error::new(
+        ErrorKind::CommitUnknown,
+        "the function ended the transaction itself (a `COMMIT` or `ROLLBACK` statement of its \
+         own) and returned Ok: the facade did not commit it and cannot tell whether what it \
+         wrote before that statement was committed. Return an error to roll back instead",
+    )
+}
+
 /// The error for a body that returned `Ok` with diesel transactions of its
 /// own still open (a `conn.transaction(..)` whose panic was caught, say):
 /// committing would only release their savepoints.

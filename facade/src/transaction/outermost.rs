@@ -256,6 +256,10 @@ fn settle<C: SupportedConnection>(
         }
     };
     match doomed {
+        None if open == 0 => {
+            tracing::warn!("the body ended the transaction itself");
+            rolled_back(tx, ended_by_the_body())
+        }
         None if open != 1 => {
             tracing::warn!(open, "the body left nested transactions open; rolled back");
             rolled_back(tx, unbalanced(open.saturating_sub(1)))
@@ -355,6 +359,13 @@ fn commit<C: SupportedConnection>(
                 );
                 tracing::warn!(error = %err, "commit outcome unknown");
                 return Err(err);
+            }
+            if matches!(&err, DieselError::DatabaseError(_, info)
+                if info.message() == "cannot commit - no transaction is active")
+            {
+                // SQLite: the body ended the transaction itself, which
+                // diesel's SQLite connection does not notice.
+                return Err(ended_by_the_body());
             }
             let err = Error::from(err);
             tracing::debug!(error = %err, "COMMIT failed");

@@ -120,6 +120,16 @@ pub(crate) fn end_savepoint<C: SupportedConnection>(
         return Some(Error::new(ErrorKind::CommitUnknown, message));
     }
     let open = depth(tx).unwrap_or(u32::MAX);
+    if body_ok && open < base {
+        // The body ended the outer transaction too (a `COMMIT` or
+        // `ROLLBACK` statement of its own): nothing is left to roll back
+        // to, and what ran before may be committed.
+        tx.on_commit.truncate(hooks_before);
+        let err = ended_by_the_body();
+        tx.conn
+            .set_doomed(Some((err.kind(), err.message().to_owned())));
+        return Some(err);
+    }
     if body_ok && open != base + 1 {
         tx.on_commit.truncate(hooks_before);
         // Only this savepoint's work is undone: the caller may go on.
@@ -134,9 +144,18 @@ pub(crate) fn end_savepoint<C: SupportedConnection>(
         });
     }
     if body_ok {
-        return AnsiTransactionManager::commit_transaction(tx.connection())
-            .err()
-            .map(savepoint_error::<C>);
+        let err = AnsiTransactionManager::commit_transaction(tx.connection()).err()?;
+        if matches!(&err, DieselError::DatabaseError(_, info)
+            if info.message().starts_with("no such savepoint"))
+        {
+            // SQLite: the body ended the transaction itself (diesel's
+            // SQLite connection does not notice), and the savepoint with it.
+            let err = ended_by_the_body();
+            tx.conn
+                .set_doomed(Some((err.kind(), err.message().to_owned())));
+            return Some(err);
+        }
+        return Some(savepoint_error::<C>(err));
     }
     tx.on_commit.truncate(hooks_before);
     let seen = tx.conn.doomed();

@@ -46,9 +46,12 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
         let keeps = if word.eq_ignore_ascii_case("SET") {
             // `SET autocommit = 1` commits (and changes the session).
             !statement.to_ascii_lowercase().contains("autocommit")
-        } else if word.eq_ignore_ascii_case("RELEASE") || word.eq_ignore_ascii_case("ROLLBACK") {
-            // `RELEASE SAVEPOINT` / `ROLLBACK TO SAVEPOINT` keep it; a bare
-            // `ROLLBACK` or `RELEASE` ends it.
+        } else if word.eq_ignore_ascii_case("ROLLBACK") {
+            // `ROLLBACK [WORK] TO [SAVEPOINT] x` keeps it; a bare `ROLLBACK`
+            // ends it (a word in a comment does not count).
+            rolls_back_to_a_savepoint(statement)
+        } else if word.eq_ignore_ascii_case("RELEASE") {
+            // `RELEASE SAVEPOINT` keeps it.
             statement.to_ascii_lowercase().contains("savepoint")
         } else {
             KEEPS_THE_TRANSACTION
@@ -64,6 +67,53 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
             Some(end) => rest = &rest[end + 1..],
         }
     }
+}
+
+/// Whether `head` (as for [`commits_implicitly`]) holds a statement that
+/// rolls the whole transaction back: a `ROLLBACK` that is not `ROLLBACK TO`
+/// a savepoint.
+pub(super) fn rolls_back(head: &str) -> bool {
+    let mut rest = head;
+    loop {
+        rest = skip_space_and_comments(rest);
+        if rest.is_empty() {
+            return false;
+        }
+        let statement_end = rest.find(';');
+        let statement = &rest[..statement_end.unwrap_or(rest.len())];
+        if first_word(statement).eq_ignore_ascii_case("ROLLBACK")
+            && !rolls_back_to_a_savepoint(statement)
+        {
+            return true;
+        }
+        match statement_end {
+            None => return false,
+            Some(end) => rest = &rest[end + 1..],
+        }
+    }
+}
+
+/// The leading ASCII letters of `text`.
+fn first_word(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// Whether the `ROLLBACK` statement `statement` (comments skipped) is
+/// `ROLLBACK [WORK] TO ...`.
+fn rolls_back_to_a_savepoint(statement: &str) -> bool {
+    let mut rest = skip_space_and_comments(statement);
+    let mut word = first_word(rest);
+    // Past `ROLLBACK`, then an optional `WORK`.
+    for skip in ["ROLLBACK", "WORK"] {
+        if word.eq_ignore_ascii_case(skip) {
+            rest = skip_space_and_comments(&rest[word.len()..]);
+            word = first_word(rest);
+        }
+    }
+    word.eq_ignore_ascii_case("TO")
 }
 
 /// `text` without leading white space and `/* */`, `-- ` and `#` comments.
@@ -82,7 +132,7 @@ fn skip_space_and_comments(mut text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::commits_implicitly;
+    use super::{commits_implicitly, rolls_back};
 
     #[test]
     fn an_allowlist_decides_what_keeps_the_transaction() {
@@ -113,5 +163,30 @@ mod tests {
         }
         // Cut short: what follows is unknown.
         assert!(commits_implicitly("SELECT 1; SELECT", false));
+        // A word in a comment is no `TO SAVEPOINT`.
+        assert!(commits_implicitly("ROLLBACK /* savepoint */", true));
+        assert!(!commits_implicitly("rollback work to savepoint a", true));
+    }
+
+    #[test]
+    fn a_rollback_of_the_whole_transaction_is_told_apart() {
+        for whole in [
+            "ROLLBACK",
+            "rollback work",
+            "ROLLBACK /* savepoint */",
+            "SELECT 1; /* c */ ROLLBACK AND NO CHAIN",
+        ] {
+            assert!(rolls_back(whole), "{whole}");
+        }
+        for not in [
+            "ROLLBACK TO SAVEPOINT a",
+            "ROLLBACK WORK TO a",
+            "rollback /* c */ to savepoint a",
+            "COMMIT",
+            "CREATE TABLE t (a INT)",
+            "SELECT 'ROLLBACK'",
+        ] {
+            assert!(!rolls_back(not), "{not}");
+        }
     }
 }

@@ -32,7 +32,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::{ConnectionError, MysqlConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Sealed, ServerSays, SupportedConnection, TxMode};
+use super::{Implicit, ImplicitCheck, Sealed, ServerSays, SupportedConnection, TxMode};
 use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
 use crate::replica::{parse_gtid_list, Applied, Position};
@@ -42,7 +42,7 @@ mod implicit_commit;
 mod options;
 
 use gtid::{gtid_list_covers, position_from_last_gtid};
-use implicit_commit::commits_implicitly;
+use implicit_commit::{commits_implicitly, rolls_back};
 use options::MysqlOptions;
 
 /// The Galera guard's temporary table (see the module docs).
@@ -338,10 +338,20 @@ impl SupportedConnection for MysqlConnection {
         Ok(MysqlSession { galera, guard: 0 })
     }
 
-    fn implicit_commit_check(_session: &MysqlSession) -> Option<fn(&str, bool) -> bool> {
+    fn implicit_commit_check(_session: &MysqlSession) -> Option<ImplicitCheck> {
         // Every `#[writer(savepoint)]` vanishes with the transaction an
-        // implicit commit ends, and Galera's guard row is committed with it.
-        Some(commits_implicitly)
+        // implicit commit ends, and Galera's guard row is committed with it;
+        // a `ROLLBACK` of the body's own ends it too, and COMMIT would then
+        // commit nothing of it.
+        Some(|head, complete| {
+            if !commits_implicitly(head, complete) {
+                Implicit::Keeps
+            } else if rolls_back(head) {
+                Implicit::RollsBack
+            } else {
+                Implicit::Commits
+            }
+        })
     }
 
     fn begin(conn: &mut Self, mode: TxMode, session: &mut MysqlSession) -> QueryResult<()> {
