@@ -509,7 +509,7 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
         .expect("increment");
     }
     assert_eq!(
-        log.count("query DELETE FROM diesel_facade_guard WHERE id = "),
+        log.count("query RELEASE SAVEPOINT diesel_facade_transaction"),
         3,
         "{:#?}",
         log.all()
@@ -620,9 +620,9 @@ fn a_writer_list_with_no_live_node_names_each_without_passwords() {
 }
 
 /// Session status counters of the facade's (single) pooled connection:
-/// statements prepared, multi-statement switches (two per `batch_execute`),
-/// DELETE statements and savepoints set, read in one writer.
-fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 4] {
+/// statements prepared, multi-statement switches (two per `batch_execute`)
+/// and savepoints released, read in one writer.
+fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 3] {
     #[derive(QueryableByName)]
     struct Status {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -635,7 +635,7 @@ fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 4] {
     let rows = diesel_facade::write(&mut Req { db: db.clone() }, |ctx| {
         diesel::sql_query(
             "SHOW SESSION STATUS WHERE Variable_name IN \
-             ('Com_stmt_prepare', 'Com_set_option', 'Com_delete', 'Com_savepoint')",
+             ('Com_stmt_prepare', 'Com_set_option', 'Com_release_savepoint')",
         )
         .load::<Status>(ctx.conn())
     })
@@ -643,8 +643,7 @@ fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 4] {
     [
         "Com_stmt_prepare",
         "Com_set_option",
-        "Com_delete",
-        "Com_savepoint",
+        "Com_release_savepoint",
     ]
     .map(|name| {
         rows.iter()
@@ -655,77 +654,41 @@ fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 4] {
 }
 
 /// How the counters of [`session_counters`] grow over 5 locked increments.
-fn prepares_switches_deletes_savepoints(db: &Facade<MysqlConnection>) -> [i64; 4] {
+fn prepares_switches_releases(db: &Facade<MysqlConnection>) -> [i64; 3] {
     let before = session_counters(db);
     for _ in 0..5 {
         locked_increment(&mut Req { db: db.clone() }).expect("increment");
     }
     let after = session_counters(db);
-    [0, 1, 2, 3].map(|i| after[i] - before[i])
+    [0, 1, 2].map(|i| after[i] - before[i])
 }
 
-/// The guard's check (deleting its row) costs one round trip per commit:
-/// diesel prepares it once per connection and reuses it, so a Galera writer
+/// The guard's `RELEASE SAVEPOINT` costs one round trip per commit: diesel
+/// prepares it once per connection and reuses it, so a Galera writer
 /// prepares exactly as many statements, and switches multi-statement mode
-/// as often, as the same writer on one MariaDB server, which has no guard;
-/// and the guard sets no savepoint (a savepoint makes MariaDB commit in two
-/// phases, which doubled a Galera writer's time).
+/// as often, as the same writer on one MariaDB server, which has no guard.
 #[test]
 #[cfg_attr(
     not(all(galera_cluster, mysql_server)),
     ignore = "needs FACADE_TEST_GALERA_URLS and FACADE_TEST_MYSQL_URL"
 )]
-fn the_guard_s_check_is_prepared_once_per_connection_and_sets_no_savepoint() {
+fn the_guard_s_release_is_prepared_once_per_connection() {
     let _serial = serial();
-    let nodes = cluster_with("guard_prepared", |b| b.max_pool_size(1));
+    let nodes = cluster_with("release_prepared", |b| b.max_pool_size(1));
     let single =
-        diesel_facade_tests::facade::<MysqlConnection>("guard_prepared", |b| b.max_pool_size(1));
-    let [galera_prepares, galera_switches, galera_deletes, galera_savepoints] =
-        prepares_switches_deletes_savepoints(&nodes[0]);
-    let [single_prepares, single_switches, single_deletes, single_savepoints] =
-        prepares_switches_deletes_savepoints(&single);
+        diesel_facade_tests::facade::<MysqlConnection>("release_prepared", |b| b.max_pool_size(1));
+    let [galera_prepares, galera_switches, galera_releases] = prepares_switches_releases(&nodes[0]);
+    let [single_prepares, single_switches, single_releases] = prepares_switches_releases(&single);
     // Between the two reads: the commit of the writer that made the first
     // read, and 5 increments.
-    assert_eq!(galera_deletes, 6, "one guard check per Galera commit");
-    assert_eq!(single_deletes, 0, "no guard on one server");
-    assert_eq!(galera_savepoints, 0, "the guard sets no savepoint");
-    assert_eq!(single_savepoints, 0);
+    assert_eq!(galera_releases, 6, "one guard release per Galera commit");
+    assert_eq!(single_releases, 0, "no guard on one server");
     assert_eq!(
         galera_prepares, single_prepares,
-        "the guard's check is not prepared again per commit"
+        "the guard's RELEASE is not prepared again per commit"
     );
     assert_eq!(
         galera_switches, single_switches,
-        "the guard's check is no batch_execute (two more round trips)"
+        "the guard's RELEASE is no batch_execute (two more round trips)"
     );
-}
-
-/// A write transaction whose guard row is gone at COMMIT was replaced
-/// behind the facade's back (here the row is deleted by hand, as a silent
-/// brute-force abort would roll it back): it is rolled back, nothing of it
-/// is committed, and the caller gets a retryable deadlock.
-#[test]
-#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
-fn a_transaction_whose_guard_row_vanished_is_not_committed() {
-    let _serial = serial();
-    let nodes = cluster("guard_vanished");
-    let before = counter(&nodes[0]);
-    let commits = nodes[0].stats().commits;
-    let result = diesel_facade::write(
-        &mut Req {
-            db: nodes[0].clone(),
-        },
-        |ctx| {
-            diesel::update(counters::table.find("c"))
-                .set(counters::value.eq(counters::value + 1))
-                .execute(ctx.conn())?;
-            diesel::sql_query("DELETE FROM diesel_facade_guard").execute(ctx.conn())?;
-            Ok::<_, diesel_facade::Error>(())
-        },
-    );
-    let err = result.expect_err("the replaced transaction is not reported committed");
-    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
-    assert!(err.kind().is_retryable());
-    assert_eq!(nodes[0].stats().commits, commits, "no COMMIT was sent");
-    assert_eq!(counter(&nodes[0]), before, "nothing was committed");
 }

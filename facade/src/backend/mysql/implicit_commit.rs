@@ -1,8 +1,7 @@
 //! Which statements make MariaDB commit the open transaction implicitly.
 //!
-//! Every `#[writer(savepoint)]` vanishes with the transaction an implicit
-//! commit ends, and Galera's guard row is committed with it, so
-//! `before_commit` must know
+//! Galera's begin savepoint and every `#[writer(savepoint)]` vanish with the
+//! transaction an implicit commit ends, so `before_commit` must know
 //! whether one ran (see the module docs of `backend/mysql`). The facade's
 //! instrumentation runs this test on the head of every statement of a
 //! MySQL/MariaDB transaction.

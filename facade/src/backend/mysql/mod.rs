@@ -14,15 +14,10 @@
 //! happened, in autocommit mode, and its `COMMIT` then succeeds on an empty
 //! transaction. That is a silent lost update. So Galera sessions run with
 //! `autocommit = 0` (a statement after such an abort opens a new implicit
-//! transaction instead of committing) and hold a temporary table,
-//! `diesel_facade_guard`; every write transaction begins by inserting a
-//! number no earlier transaction of the session used, and right before
-//! `COMMIT` deletes that row: if the transaction was replaced, its insert
-//! was rolled back with it, nothing is deleted, and the facade rolls back
-//! and reports a deadlock, which `retry` re-runs. (Temporary tables are not
-//! replicated, and their rows roll back with the transaction. The guard
-//! used to be a `SAVEPOINT`, which makes MariaDB commit in two phases: a
-//! Galera write transaction took about twice as long.)
+//! transaction instead of committing), every write transaction begins with
+//! `SAVEPOINT diesel_facade_transaction`, and `RELEASE SAVEPOINT` right
+//! before `COMMIT` fails (1305) if the transaction was replaced: the facade
+//! then rolls back and reports a deadlock, which `retry` re-runs.
 
 use std::time::Duration;
 
@@ -45,29 +40,24 @@ use gtid::{gtid_list_covers, position_from_last_gtid};
 use implicit_commit::{commits_implicitly, rolls_back};
 use options::MysqlOptions;
 
-/// The Galera guard's temporary table (see the module docs).
-const GUARD_TABLE: &str =
-    "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_guard (id BIGINT NOT NULL) ENGINE=InnoDB";
-
-/// The Galera guard's check before `COMMIT`: delete this transaction's row,
-/// as a statement whose SQL never changes, so diesel prepares it once per
-/// connection and keeps it, and each commit pays one round trip for it
-/// (`batch_execute` costs three: it switches multi-statement mode on and off
-/// around the query).
+/// `RELEASE SAVEPOINT` of the Galera guard's savepoint, as a statement
+/// whose SQL never changes: diesel prepares it once per connection and keeps
+/// it, so each commit pays one round trip for it (`batch_execute` costs
+/// three: it switches multi-statement mode on and off around the query).
 #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-struct ClearGuard(i64);
+struct ReleaseGuard;
 
-impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for ClearGuard {
+impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for ReleaseGuard {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
     ) -> QueryResult<()> {
-        out.push_sql("DELETE FROM diesel_facade_guard WHERE id = ");
-        out.push_bind_param::<BigInt, i64>(&self.0)
+        out.push_sql("RELEASE SAVEPOINT diesel_facade_transaction");
+        Ok(())
     }
 }
 
-impl RunQueryDsl<MysqlConnection> for ClearGuard {}
+impl RunQueryDsl<MysqlConnection> for ReleaseGuard {}
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
@@ -157,9 +147,6 @@ fn framed(message: &str, start: &str, end: &str) -> bool {
 pub struct MysqlSession {
     /// Whether this server is a Galera node (`wsrep_on`).
     galera: bool,
-    /// The guard row of the write transaction in progress (Galera): one
-    /// more for each.
-    guard: i64,
 }
 
 impl Sealed for MysqlConnection {}
@@ -328,21 +315,19 @@ impl SupportedConnection for MysqlConnection {
         if galera {
             // Statements that follow a silent brute-force abort must not
             // commit on their own: without autocommit they open a new
-            // transaction, which the guard's check then rolls back.
-            session_sql.push(GUARD_TABLE.to_owned());
+            // transaction, which the savepoint check then rolls back.
             session_sql.push("SET SESSION autocommit = 0".to_owned());
         }
         if !session_sql.is_empty() {
             conn.batch_execute(&session_sql.join("; "))?;
         }
-        Ok(MysqlSession { galera, guard: 0 })
+        Ok(MysqlSession { galera })
     }
 
     fn implicit_commit_check(_session: &MysqlSession) -> Option<ImplicitCheck> {
-        // Every `#[writer(savepoint)]` vanishes with the transaction an
-        // implicit commit ends, and Galera's guard row is committed with it;
-        // a `ROLLBACK` of the body's own ends it too, and COMMIT would then
-        // commit nothing of it.
+        // Galera's begin savepoint and every `#[writer(savepoint)]` vanish
+        // with the transaction an implicit commit ends; a `ROLLBACK` of the
+        // body's own ends it too, and COMMIT would then commit nothing of it.
         Some(|head, complete| {
             if !commits_implicitly(head, complete) {
                 Implicit::Keeps
@@ -355,22 +340,14 @@ impl SupportedConnection for MysqlConnection {
     }
 
     fn begin(conn: &mut Self, mode: TxMode, session: &mut MysqlSession) -> QueryResult<()> {
-        match (mode, session.galera) {
-            // See the module docs: the guard row proves at COMMIT that the
+        let sql = match (mode, session.galera) {
+            // See the module docs: the savepoint proves at COMMIT that the
             // transaction was not silently brute-force aborted.
-            (TxMode::Write, true) => {
-                session.guard = session.guard.wrapping_add(1);
-                let sql = format!(
-                    "BEGIN; INSERT INTO diesel_facade_guard (id) VALUES ({})",
-                    session.guard
-                );
-                AnsiTransactionManager::begin_transaction_sql(conn, &sql)
-            }
-            (TxMode::Write, false) => AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN"),
-            (TxMode::Read, _) => {
-                AnsiTransactionManager::begin_transaction_sql(conn, "START TRANSACTION READ ONLY")
-            }
-        }
+            (TxMode::Write, true) => "BEGIN; SAVEPOINT diesel_facade_transaction",
+            (TxMode::Write, false) => "BEGIN",
+            (TxMode::Read, _) => "START TRANSACTION READ ONLY",
+        };
+        AnsiTransactionManager::begin_transaction_sql(conn, sql)
     }
 
     fn before_commit(
@@ -380,24 +357,14 @@ impl SupportedConnection for MysqlConnection {
         implicit_commit: bool,
     ) -> QueryResult<()> {
         // After DDL, which MariaDB commits implicitly (and Galera replicates
-        // on its own), the guard row was committed with the transaction that
-        // made it: the writer then behaves as on one server, where the
-        // statements after the DDL run in a new transaction that COMMIT ends.
+        // on its own), the savepoint is gone with the transaction that made
+        // it: the writer then behaves as on one server, where the statements
+        // after the DDL run in a new transaction that COMMIT ends.
         if mode == TxMode::Write && session.galera && !implicit_commit {
-            // Gone if the transaction that inserted it was rolled back behind
-            // our back: then COMMIT would commit whatever ran since, in a
-            // transaction we never began.
-            if ClearGuard(session.guard).execute(conn)? != 1 {
-                return Err(diesel::result::Error::QueryBuilderError(Box::new(
-                    Error::new(
-                        ErrorKind::Deadlock,
-                        "the server rolled the transaction back (a Galera brute-force \
-                         abort it did not report: the guard row this transaction inserted \
-                         is gone), and the statements after it ran in a new transaction; \
-                         nothing was committed",
-                    ),
-                )));
-            }
+            // Gone (1305) if the transaction that created it was rolled back
+            // behind our back: then COMMIT would commit whatever ran since,
+            // in a transaction we never began.
+            ReleaseGuard.execute(conn)?;
         }
         Ok(())
     }
