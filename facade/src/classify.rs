@@ -42,7 +42,7 @@ pub(crate) fn classify(err: &DieselError) -> ErrorKind {
         DieselError::DatabaseError(kind, info) => match read_database(*kind, &**info) {
             ServerSays::Kind(kind) => kind,
             ServerSays::ConnectionLost => ErrorKind::Disconnected,
-            ServerSays::SavepointGone => ErrorKind::Other,
+            ServerSays::SavepointGone | ServerSays::NoTransaction => ErrorKind::Other,
         },
         DieselError::RollbackErrorOnCommit { commit_error, .. } => classify(commit_error),
         DieselError::BrokenTransactionManager => ErrorKind::Disconnected,
@@ -87,6 +87,13 @@ pub(crate) fn is_connection_lost(err: &DieselError) -> bool {
         DieselError::RollbackErrorOnCommit { commit_error, .. } => is_connection_lost(commit_error),
         _ => false,
     }
+}
+
+/// Whether `err` is a `COMMIT` that found no transaction open, because the
+/// body ended it with a statement of its own (see `ServerSays::NoTransaction`).
+pub(crate) fn is_no_transaction(err: &DieselError) -> bool {
+    matches!(err, DieselError::DatabaseError(kind, info)
+        if read_database(*kind, &**info) == ServerSays::NoTransaction)
 }
 
 /// After a Galera or InnoDB deadlock the server has already rolled the whole

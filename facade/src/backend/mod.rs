@@ -70,6 +70,9 @@ pub enum ServerSays {
     /// A savepoint no longer exists because the server rolled the whole
     /// transaction back (MySQL 1305 after a deadlock or a wsrep abort).
     SavepointGone,
+    /// `COMMIT` found no transaction open: the body ended it with a
+    /// statement of its own (SQLite, whose diesel connection does not notice).
+    NoTransaction,
 }
 
 /// What a statement may do to the open transaction, as far as its SQL text

@@ -263,6 +263,7 @@ impl SupportedConnection for SqliteConnection {
             }
             // SQLITE_READONLY: `PRAGMA query_only` or a read-only file.
             "attempt to write a readonly database" => ErrorKind::ReadOnlyViolation,
+            "cannot commit - no transaction is active" => return Some(ServerSays::NoTransaction),
             _ => return None,
         };
         Some(ServerSays::Kind(kind))

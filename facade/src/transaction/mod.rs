@@ -20,7 +20,7 @@ use diesel::result::Error as DieselError;
 use diesel::QueryResult;
 
 use crate::backend::{SupportedConnection, TxMode};
-use crate::classify::{is_connection_lost, savepoint_failure};
+use crate::classify::{is_connection_lost, is_no_transaction, savepoint_failure};
 use crate::config::RetrySettings;
 use crate::connection::Managed;
 use crate::error::{Error, ErrorKind};

@@ -360,11 +360,9 @@ fn commit<C: SupportedConnection>(
                 tracing::warn!(error = %err, "commit outcome unknown");
                 return Err(err);
             }
-            if matches!(&err, DieselError::DatabaseError(_, info)
-                if info.message() == "cannot commit - no transaction is active")
-            {
-                // SQLite: the body ended the transaction itself, which
-                // diesel's SQLite connection does not notice.
+            if is_no_transaction(&err) {
+                // The body ended the transaction itself, and the
+                // connection did not notice (SQLite).
                 return Err(ended_by_the_body());
             }
             let err = Error::from(err);
