@@ -28,8 +28,8 @@
 //! begin_transaction_sql`), the same diesel statements, and
 //! `TransactionManager::commit_transaction`. On a Galera node the baseline
 //! is the one-server MariaDB transaction: the facade's Galera write guard
-//! (a savepoint after `BEGIN`, released before `COMMIT`, and `autocommit =
-//! 0` on its sessions) is what those rows measure.
+//! (a temporary row armed in the `BEGIN` batch and checked in the `COMMIT`
+//! batch, and `autocommit = 0` on its sessions) is what those rows measure.
 //!
 //! Criterion runs first (facade and baseline side by side per group). Then
 //! a compact summary is printed from the bench's own timed loops:
@@ -254,10 +254,10 @@ macro_rules! workloads {
 // query_only` on between readers, so a run of readers sends only BEGIN);
 // its writer uses BEGIN IMMEDIATE. PostgreSQL: BEGIN READ ONLY / BEGIN.
 // MySQL/MariaDB: START TRANSACTION READ ONLY / BEGIN, on one server and on
-// a Galera node alike: there the facade's writer adds its guard (`BEGIN;
-// SAVEPOINT …` as one batch, a prepared `RELEASE SAVEPOINT` before COMMIT,
-// and `autocommit = 0` on its sessions), which is the cost the Galera rows
-// measure, so the baseline leaves it out.
+// a Galera node alike: there the facade's writer adds its guard (an
+// `UPDATE` of a temporary row in the `BEGIN` batch and one in the `COMMIT`
+// batch, and `autocommit = 0` on its sessions), which is the cost the
+// Galera rows measure, so the baseline leaves it out.
 workloads!(
     sqlite,
     SqliteConnection,

@@ -489,8 +489,8 @@ fn locked_increments_on_default_settings_always_finish() {
 }
 
 /// The abort guard is on for an ordinary writer: its own `BEGIN` does not
-/// count as an implicit commit, so `RELEASE SAVEPOINT` is checked before
-/// every `COMMIT`, and the connection is kept for the next transaction.
+/// count as an implicit commit, so each commit is the guard's checked batch,
+/// and the connection is kept for the next transaction.
 #[test]
 #[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn every_plain_writer_is_checked_by_the_abort_guard() {
@@ -509,7 +509,13 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
         .expect("increment");
     }
     assert_eq!(
-        log.count("query RELEASE SAVEPOINT diesel_facade_transaction"),
+        log.count("query BEGIN; UPDATE diesel_facade_guard SET armed = TRUE"),
+        3,
+        "{:#?}",
+        log.all()
+    );
+    assert_eq!(
+        log.count("query UPDATE diesel_facade_guard SET armed = (SELECT FALSE"),
         3,
         "{:#?}",
         log.all()
@@ -529,6 +535,35 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
         .expect("session id")
     };
     assert_eq!(session(), session(), "the same pooled connection");
+}
+
+/// What a transaction that the server replaced behind the facade's back
+/// sees at COMMIT: the guard not armed (the `UPDATE` that armed it was
+/// rolled back with the transaction). Here the body disarms it itself, so
+/// the case is deterministic: the commit must be refused as a deadlock,
+/// nothing of the body committed, and the connection stays usable.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_commit_that_finds_the_guard_disarmed_commits_nothing() {
+    let _serial = serial();
+    let nodes = cluster_with("guard_disarmed", |b| b.max_pool_size(1));
+    let node = &nodes[0];
+    let before = counter(node);
+    let rollbacks = node.stats().rollbacks;
+    let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        increment(ctx.conn())?;
+        diesel::sql_query("UPDATE diesel_facade_guard SET armed = FALSE").execute(ctx.conn())?;
+        Ok::<_, diesel_facade::Error>(increment(ctx.conn())?)
+    })
+    .expect_err("the commit is refused");
+    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
+    assert!(err.to_string().contains("nothing was committed"), "{err}");
+    assert_eq!(counter(node), before, "nothing of the body was committed");
+    assert_eq!(node.stats().rollbacks, rollbacks + 1);
+    // The same (only) connection: its guard works for the next writer.
+    let written = locked_increment(&mut Req { db: node.clone() }).expect("the next writer");
+    assert_eq!(written, before + 1);
+    assert_eq!(counter(node), before + 1);
 }
 
 /// The node a facade's writer connections reach (`@@port`).
@@ -620,9 +655,9 @@ fn a_writer_list_with_no_live_node_names_each_without_passwords() {
 }
 
 /// Session status counters of the facade's (single) pooled connection:
-/// statements prepared, multi-statement switches (two per `batch_execute`)
-/// and savepoints released, read in one writer.
-fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 3] {
+/// statements prepared and executed, multi-statement switches (two per
+/// `batch_execute`) and savepoints made, read in one writer.
+fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 4] {
     #[derive(QueryableByName)]
     struct Status {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -632,20 +667,21 @@ fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 3] {
         #[diesel(column_name = Value)]
         value: String,
     }
+    const COUNTERS: [&str; 4] = [
+        "Com_stmt_prepare",
+        "Com_stmt_execute",
+        "Com_set_option",
+        "Com_savepoint",
+    ];
     let rows = diesel_facade::write(&mut Req { db: db.clone() }, |ctx| {
         diesel::sql_query(
             "SHOW SESSION STATUS WHERE Variable_name IN \
-             ('Com_stmt_prepare', 'Com_set_option', 'Com_release_savepoint')",
+             ('Com_stmt_prepare', 'Com_stmt_execute', 'Com_set_option', 'Com_savepoint')",
         )
         .load::<Status>(ctx.conn())
     })
     .expect("read the session status counters");
-    [
-        "Com_stmt_prepare",
-        "Com_set_option",
-        "Com_release_savepoint",
-    ]
-    .map(|name| {
+    COUNTERS.map(|name| {
         rows.iter()
             .find(|row| row.name.eq_ignore_ascii_case(name))
             .map(|row| row.value.parse().expect("a number"))
@@ -654,41 +690,39 @@ fn session_counters(db: &Facade<MysqlConnection>) -> [i64; 3] {
 }
 
 /// How the counters of [`session_counters`] grow over 5 locked increments.
-fn prepares_switches_releases(db: &Facade<MysqlConnection>) -> [i64; 3] {
+fn counters_over_five_increments(db: &Facade<MysqlConnection>) -> [i64; 4] {
     let before = session_counters(db);
     for _ in 0..5 {
         locked_increment(&mut Req { db: db.clone() }).expect("increment");
     }
     let after = session_counters(db);
-    [0, 1, 2].map(|i| after[i] - before[i])
+    [0, 1, 2, 3].map(|i| after[i] - before[i])
 }
 
-/// The guard's `RELEASE SAVEPOINT` costs one round trip per commit: diesel
-/// prepares it once per connection and reuses it, so a Galera writer
-/// prepares exactly as many statements, and switches multi-statement mode
-/// as often, as the same writer on one MariaDB server, which has no guard.
+/// The guard costs no round trip: a Galera writer prepares and executes
+/// exactly as many statements, and sends as many batches (two
+/// multi-statement switches each), as the same writer on one MariaDB
+/// server, which has no guard; and it makes no savepoint (which would switch
+/// MariaDB to its internal two-phase commit).
 #[test]
 #[cfg_attr(
     not(all(galera_cluster, mysql_server)),
     ignore = "needs FACADE_TEST_GALERA_URLS and FACADE_TEST_MYSQL_URL"
 )]
-fn the_guard_s_release_is_prepared_once_per_connection() {
+fn the_guard_costs_no_round_trip_and_no_savepoint() {
     let _serial = serial();
-    let nodes = cluster_with("release_prepared", |b| b.max_pool_size(1));
+    let nodes = cluster_with("guard_round_trips", |b| b.max_pool_size(1));
     let single =
-        diesel_facade_tests::facade::<MysqlConnection>("release_prepared", |b| b.max_pool_size(1));
-    let [galera_prepares, galera_switches, galera_releases] = prepares_switches_releases(&nodes[0]);
-    let [single_prepares, single_switches, single_releases] = prepares_switches_releases(&single);
-    // Between the two reads: the commit of the writer that made the first
-    // read, and 5 increments.
-    assert_eq!(galera_releases, 6, "one guard release per Galera commit");
-    assert_eq!(single_releases, 0, "no guard on one server");
-    assert_eq!(
-        galera_prepares, single_prepares,
-        "the guard's RELEASE is not prepared again per commit"
+        diesel_facade_tests::facade::<MysqlConnection>("guard_round_trips", |b| b.max_pool_size(1));
+    let [g_prepares, g_executes, g_switches, g_savepoints] =
+        counters_over_five_increments(&nodes[0]);
+    let [s_prepares, s_executes, s_switches, s_savepoints] = counters_over_five_increments(&single);
+    assert!(
+        g_executes >= 10,
+        "the increments ran ({g_executes} executions)"
     );
-    assert_eq!(
-        galera_switches, single_switches,
-        "the guard's RELEASE is no batch_execute (two more round trips)"
-    );
+    assert_eq!(g_prepares, s_prepares, "statements prepared");
+    assert_eq!(g_executes, s_executes, "prepared statements executed");
+    assert_eq!(g_switches, s_switches, "batches (multi-statement switches)");
+    assert_eq!((g_savepoints, s_savepoints), (0, 0), "savepoints");
 }

@@ -44,7 +44,7 @@
 //! (`Innodb_lsn_current`), Galera write-set bytes (`wsrep_replicated_bytes`).
 //! A lock's own cost is its method's bytes minus those of its unlocked twin:
 //! `ctx.lock` minus a `#[writer]` that only increments (so the facade's own
-//! statements, such as the Galera guard's savepoint, are not counted as the
+//! statements, such as the Galera guard's, are not counted as the
 //! lock's), the hand-written locks minus the hand-written transaction. The
 //! same phase prints the median µs per take, single-threaded.
 //!

@@ -149,7 +149,7 @@ pub enum Role {
     Unlocked,
     /// A `#[writer]` without `ctx.lock`: the log-bytes baseline of
     /// `ctx.lock`, which keeps the facade's own statements (the Galera
-    /// guard's savepoint) out of the lock's cost. Never swept.
+    /// guard's statements) out of the lock's cost. Never swept.
     UnlockedWriter,
 }
 

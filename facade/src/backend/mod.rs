@@ -241,25 +241,35 @@ pub trait SupportedConnection:
         Ok(())
     }
 
-    /// Last check before the outermost `COMMIT` of a transaction of `mode`:
-    /// an error means the transaction is no longer the one that began (the
-    /// caller rolls back and reports it).
+    /// The outermost `COMMIT` of a transaction of `mode` that [`begin`](Self::begin)
+    /// opened, when it is more than diesel's `COMMIT`: one batch (one round
+    /// trip, as diesel's own) whose first statement fails if the transaction
+    /// is no longer the one that began, so that `COMMIT` then never runs.
+    /// `None` (the default): diesel's `COMMIT`.
     /// `implicit_commit` says a statement of this transaction made the
     /// server commit implicitly (see [`implicit_commit_check`](Self::implicit_commit_check)).
     #[doc(hidden)]
-    fn before_commit(
-        _conn: &mut Self,
+    fn checked_commit(
         _mode: TxMode,
         _session: &Self::Session,
         _implicit_commit: bool,
-    ) -> QueryResult<()> {
-        Ok(())
+    ) -> Option<&'static str> {
+        None
+    }
+
+    /// Whether `err`, the failure of a [`checked_commit`](Self::checked_commit)
+    /// batch, is its check: the transaction was replaced, so nothing of it
+    /// was committed. Read only for that batch, whose statements are the
+    /// facade's own, so no data can steer it.
+    #[doc(hidden)]
+    fn replaced_at_commit(_err: &diesel::result::Error) -> bool {
+        false
     }
 
     /// A test of a statement's SQL text (the beginning of it; the flag says
     /// whether it is complete) for "the server may commit the open
     /// transaction implicitly at this", where
-    /// [`before_commit`](Self::before_commit) needs to know; `None` (the
+    /// [`checked_commit`](Self::checked_commit) needs to know; `None` (the
     /// default) costs nothing per statement.
     #[doc(hidden)]
     fn implicit_commit_check(_session: &Self::Session) -> Option<ImplicitCheck> {

@@ -171,20 +171,15 @@ fn begin_level<C: SupportedConnection>(managed: &mut Managed<C>, mode: TxMode) -
     }
 }
 
-/// The backend's last check before `COMMIT`. Before a test transaction's
-/// `RELEASE SAVEPOINT`, whose outermost `BEGIN` was a savepoint rather than
-/// the backend's own (Galera's guard savepoint was never made there), only
-/// this: a statement that committed implicitly (MySQL DDL) committed the
-/// test transaction too.
+/// The last check before a test transaction's `RELEASE SAVEPOINT`, whose
+/// outermost `BEGIN` was a savepoint rather than the backend's own (so
+/// there is no backend check, such as Galera's guard): a statement that
+/// committed implicitly (MySQL DDL) committed the test transaction too.
 fn before_commit<C: SupportedConnection>(
     managed: &mut Managed<C>,
-    mode: TxMode,
     implicit_commit: bool,
 ) -> QueryResult<()> {
-    if managed.base_depth == 0 {
-        return C::before_commit(&mut managed.conn, mode, &managed.session, implicit_commit);
-    }
-    if implicit_commit {
+    if managed.base_depth > 0 && implicit_commit {
         // Travels through diesel's error as itself (see `Error::from`).
         return Err(DieselError::QueryBuilderError(Box::new(Error::config(
             "a statement of this transaction (DDL, `LOCK`, `SET autocommit`, ...) made the \

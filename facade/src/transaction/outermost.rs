@@ -323,14 +323,38 @@ fn commit<C: SupportedConnection>(
         managed.broken = true;
     }
     let implicit_commit = implicit_commits > 0;
-    if let Err(err) = before_commit(managed, tx.mode, implicit_commit) {
+    if let Err(err) = before_commit(managed, implicit_commit) {
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
         let err = savepoint_error::<C>(err);
         tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
         return Err(err);
     }
-    match AnsiTransactionManager::commit_transaction(tx.connection()) {
+    let checked = match managed.base_depth {
+        0 => C::checked_commit(tx.mode, &managed.session, implicit_commit),
+        _ => None,
+    };
+    let committed = match checked {
+        None => AnsiTransactionManager::commit_transaction(tx.connection()),
+        Some(sql) => commit_batch(tx.connection(), sql),
+    };
+    match committed {
+        Err(err) if checked.is_some() && C::replaced_at_commit(&err) => {
+            // The batch stopped before its COMMIT and rolled back (if that
+            // failed too, the connection cannot be trusted again).
+            if matches!(err, DieselError::RollbackErrorOnCommit { .. }) {
+                tx.conn.broken = true;
+            }
+            Counters::bump(&counters.rollbacks);
+            let err = Error::new(
+                ErrorKind::Deadlock,
+                "the server rolled this transaction back before COMMIT without reporting it \
+                 (a Galera brute-force abort); nothing was committed",
+            )
+            .with_source(err);
+            tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
+            Err(err)
+        }
         Ok(()) if depth(tx).ok() != Some(0) => {
             // diesel released a savepoint instead of committing: never
             // report that as a commit.
@@ -369,6 +393,38 @@ fn commit<C: SupportedConnection>(
             tracing::debug!(error = %err, "COMMIT failed");
             Err(err)
         }
+    }
+}
+
+/// diesel's outermost COMMIT with `sql` (a backend's checked commit batch)
+/// in place of its `COMMIT`: the same instrumentation event, depth and
+/// rollback when the batch fails.
+fn commit_batch<C: SupportedConnection>(conn: &mut C, sql: &str) -> QueryResult<()> {
+    use diesel::connection::{
+        InstrumentationEvent, TransactionDepthChange, TransactionManager, TransactionManagerStatus,
+    };
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .ok_or(DieselError::NotInTransaction)?;
+    conn.instrumentation()
+        .on_connection_event(InstrumentationEvent::commit_transaction(depth));
+    match conn.batch_execute(sql) {
+        Ok(()) => match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+            TransactionManagerStatus::Valid(status) => {
+                status.change_transaction_depth(TransactionDepthChange::DecreaseDepth)
+            }
+            TransactionManagerStatus::InError => Err(DieselError::BrokenTransactionManager),
+        },
+        Err(commit_error) => match AnsiTransactionManager::rollback_transaction(conn) {
+            Ok(()) => Err(commit_error),
+            Err(rollback_error) => {
+                AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
+                Err(DieselError::RollbackErrorOnCommit {
+                    rollback_error: Box::new(rollback_error),
+                    commit_error: Box::new(commit_error),
+                })
+            }
+        },
     }
 }
 

@@ -1,7 +1,8 @@
 //! Which statements make MariaDB commit the open transaction implicitly.
 //!
-//! Galera's begin savepoint and every `#[writer(savepoint)]` vanish with the
-//! transaction an implicit commit ends, so `before_commit` must know
+//! Galera's armed guard is committed with the transaction an implicit
+//! commit ends, and every `#[writer(savepoint)]` vanishes with it, so the
+//! outermost commit (`checked_commit`) must know
 //! whether one ran (see the module docs of `backend/mysql`). The facade's
 //! instrumentation runs this test on the head of every statement of a
 //! MySQL/MariaDB transaction.
@@ -13,7 +14,8 @@
 /// does not know counts as committing: every statement of a batch is
 /// checked, comments are skipped, and text that was cut short counts too.
 /// A false "yes" only costs the transaction its abort guard; a false "no"
-/// would report a commit as a deadlock.
+/// could report a commit as a deadlock (a savepoint the implicit commit
+/// removed).
 pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
     const KEEPS_THE_TRANSACTION: [&str; 13] = [
         "SELECT",

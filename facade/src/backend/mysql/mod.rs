@@ -14,10 +14,16 @@
 //! happened, in autocommit mode, and its `COMMIT` then succeeds on an empty
 //! transaction. That is a silent lost update. So Galera sessions run with
 //! `autocommit = 0` (a statement after such an abort opens a new implicit
-//! transaction instead of committing), every write transaction begins with
-//! `SAVEPOINT diesel_facade_transaction`, and `RELEASE SAVEPOINT` right
-//! before `COMMIT` fails (1305) if the transaction was replaced: the facade
-//! then rolls back and reports a deadlock, which `retry` re-runs.
+//! transaction instead of committing), and each session has a one-row
+//! temporary table, `diesel_facade_guard`: the batch that begins a write
+//! transaction arms it (`BEGIN; UPDATE .. SET armed = TRUE`) and the batch
+//! that commits disarms it with an `UPDATE` that fails (1242) if it is not
+//! armed, before its `COMMIT`. A replaced transaction no longer sees the
+//! row armed, so nothing is committed: the facade rolls back and reports a
+//! deadlock, which `retry` re-runs. Both statements ride in the round trips
+//! of `BEGIN` and `COMMIT` themselves, and a temporary table is neither
+//! replicated nor binlogged (an earlier `SAVEPOINT` guard switched MariaDB
+//! to its internal two-phase commit and cost Galera writers up to 1.8x).
 
 use std::time::Duration;
 
@@ -40,24 +46,27 @@ use gtid::{gtid_list_covers, position_from_last_gtid};
 use implicit_commit::{commits_implicitly, rolls_back};
 use options::MysqlOptions;
 
-/// `RELEASE SAVEPOINT` of the Galera guard's savepoint, as a statement
-/// whose SQL never changes: diesel prepares it once per connection and keeps
-/// it, so each commit pays one round trip for it (`batch_execute` costs
-/// three: it switches multi-statement mode on and off around the query).
-#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-struct ReleaseGuard;
+/// The Galera guard (see the module docs): a one-row temporary table
+/// of each session, armed in the batch that begins a write transaction.
+/// Temporary tables are InnoDB's and transactional, but neither replicated
+/// nor binlogged, so arming one costs the commit nothing on the cluster.
+const GUARD_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_guard \
+                           (id TINYINT NOT NULL PRIMARY KEY, armed BOOLEAN NOT NULL) ENGINE = InnoDB; \
+                           INSERT IGNORE INTO diesel_facade_guard VALUES (1, FALSE); COMMIT";
 
-impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for ReleaseGuard {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
-    ) -> QueryResult<()> {
-        out.push_sql("RELEASE SAVEPOINT diesel_facade_transaction");
-        Ok(())
-    }
-}
+/// Begins a Galera write transaction and arms the guard.
+const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = TRUE";
 
-impl RunQueryDsl<MysqlConnection> for ReleaseGuard {}
+/// Commits a Galera write transaction after disarming the guard, in one
+/// batch. The `UPDATE` fails (1242, "Subquery returns more than 1 row")
+/// where the guard is not armed, that is, when the transaction that armed
+/// it is gone; the batch then stops before `COMMIT`.
+const GUARDED_COMMIT: &str = "UPDATE diesel_facade_guard \
+                              SET armed = (SELECT FALSE UNION ALL SELECT FALSE FROM DUAL WHERE NOT armed); \
+                              COMMIT";
+
+/// MariaDB's 1242, which only the guard's check can raise in its batch.
+const GUARD_FIRED: &str = "Subquery returns more than 1 row";
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
@@ -315,8 +324,9 @@ impl SupportedConnection for MysqlConnection {
         if galera {
             // Statements that follow a silent brute-force abort must not
             // commit on their own: without autocommit they open a new
-            // transaction, which the savepoint check then rolls back.
+            // transaction, which the guard's check then rolls back.
             session_sql.push("SET SESSION autocommit = 0".to_owned());
+            session_sql.push(GUARD_TABLE.to_owned());
         }
         if !session_sql.is_empty() {
             conn.batch_execute(&session_sql.join("; "))?;
@@ -325,8 +335,8 @@ impl SupportedConnection for MysqlConnection {
     }
 
     fn implicit_commit_check(_session: &MysqlSession) -> Option<ImplicitCheck> {
-        // Galera's begin savepoint and every `#[writer(savepoint)]` vanish
-        // with the transaction an implicit commit ends; a `ROLLBACK` of the
+        // Galera's armed guard is committed with the transaction an implicit
+        // commit ends, and every `#[writer(savepoint)]` vanishes with it; a `ROLLBACK` of the
         // body's own ends it too, and COMMIT would then commit nothing of it.
         Some(|head, complete| {
             if !commits_implicitly(head, complete) {
@@ -341,32 +351,34 @@ impl SupportedConnection for MysqlConnection {
 
     fn begin(conn: &mut Self, mode: TxMode, session: &mut MysqlSession) -> QueryResult<()> {
         let sql = match (mode, session.galera) {
-            // See the module docs: the savepoint proves at COMMIT that the
+            // See the module docs: the armed guard proves at COMMIT that the
             // transaction was not silently brute-force aborted.
-            (TxMode::Write, true) => "BEGIN; SAVEPOINT diesel_facade_transaction",
+            (TxMode::Write, true) => GUARDED_BEGIN,
             (TxMode::Write, false) => "BEGIN",
             (TxMode::Read, _) => "START TRANSACTION READ ONLY",
         };
         AnsiTransactionManager::begin_transaction_sql(conn, sql)
     }
 
-    fn before_commit(
-        conn: &mut Self,
+    fn checked_commit(
         mode: TxMode,
         session: &MysqlSession,
         implicit_commit: bool,
-    ) -> QueryResult<()> {
+    ) -> Option<&'static str> {
         // After DDL, which MariaDB commits implicitly (and Galera replicates
-        // on its own), the savepoint is gone with the transaction that made
-        // it: the writer then behaves as on one server, where the statements
-        // after the DDL run in a new transaction that COMMIT ends.
-        if mode == TxMode::Write && session.galera && !implicit_commit {
-            // Gone (1305) if the transaction that created it was rolled back
-            // behind our back: then COMMIT would commit whatever ran since,
-            // in a transaction we never began.
-            ReleaseGuard.execute(conn)?;
-        }
-        Ok(())
+        // on its own), the armed guard was committed with the transaction
+        // that armed it: the writer then behaves as on one server, where the
+        // statements after the DDL run in a new transaction that COMMIT
+        // ends (and the connection is not reused).
+        (mode == TxMode::Write && session.galera && !implicit_commit).then_some(GUARDED_COMMIT)
+    }
+
+    fn replaced_at_commit(err: &diesel::result::Error) -> bool {
+        let err = match err {
+            diesel::result::Error::RollbackErrorOnCommit { commit_error, .. } => commit_error,
+            err => err,
+        };
+        matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message() == GUARD_FIRED)
     }
 
     fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
