@@ -15,26 +15,17 @@
 //! nested call can never see the idle context and start a second
 //! transaction by accident.
 
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::time::Duration;
 
 use crate::backend::{ConcurrentWriters, SupportedConnection};
-use crate::context::TransactionContext;
+use crate::context::{Database, Main, TransactionContext};
 use crate::error::Error;
 use crate::read_only::ReadOnlyConnection;
 use crate::transaction::{RetryPolicy, Route, Transaction};
 
 mod writer;
-
-/// What a scope argument is: an idle context or an open transaction.
-#[doc(hidden)]
-pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
-    Idle(&'a T),
-    Open {
-        ctx: &'a T,
-        tx: &'a mut Transaction<T::Connection>,
-    },
-}
 
 /// Anything a data-access function can be called with: a request context
 /// (no transaction yet) or one of the scopes ([`WriterScope`],
@@ -55,9 +46,6 @@ pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
 pub trait Scope {
     /// The application's context type.
     type Context: TransactionContext;
-
-    #[doc(hidden)]
-    fn __scope_state(&mut self) -> ScopeState<'_, Self::Context>;
 }
 
 /// May start or join a read-write transaction: an idle context or a
@@ -73,9 +61,13 @@ pub trait Scope {
 #[diagnostic::on_unimplemented(
     message = "a `#[writer]` cannot run inside `{Self}`: that transaction is read-only",
     label = "read-only scope: cannot start or join a read-write transaction here",
-    note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection"
+    note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection",
+    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
 )]
-pub trait WriteAccess: Scope {
+pub trait WriteAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
     /// Begin a read-write transaction (a request context) or join the open
     /// one (a [`WriterScope`]). Each implementation holds only its own path,
     /// so a call from inside a transaction compiles no code that begins one.
@@ -83,21 +75,21 @@ pub trait WriteAccess: Scope {
     fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 
     /// Like `__write`, but joined in a savepoint.
     #[doc(hidden)]
     fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 
     /// Like `__write`, re-running a transaction it begins per `policy`.
     #[doc(hidden)]
     fn __write_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnMut(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 
     /// Like `__write_savepoint`, re-running a transaction it begins per
     /// `policy`.
@@ -105,7 +97,7 @@ pub trait WriteAccess: Scope {
     fn __write_savepoint_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnMut(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 }
 
 /// May start an independent read-write transaction on a second connection:
@@ -122,9 +114,19 @@ pub trait WriteAccess: Scope {
     message = "`{Self}` cannot start an independent transaction",
     label = "not a request context or a transaction scope, or a writer on SQLite",
     note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]",
-    note = "inside a `#[writer]` on SQLite (see `diesel_facade::ConcurrentWriters`), which allows one writer at a time, an independent writer would wait for its own caller and could never commit: call it before or after the writer, or from a `#[reader]`"
+    note = "inside a `#[writer]` on SQLite (see `diesel_facade::ConcurrentWriters`), which allows one writer at a time, an independent writer would wait for its own caller and could never commit: call it before or after the writer, or from a `#[reader]`",
+    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
 )]
-pub trait IndependentAccess: Scope {}
+pub trait IndependentAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
+    /// The context, and whether a transaction of the same database is open
+    /// on it (refused where an independent writer could not commit beside
+    /// it).
+    #[doc(hidden)]
+    fn __independent_context(&mut self) -> Result<(&Self::Context, bool), Error>;
+}
 
 /// May start or join a read-only transaction on the primary: an idle
 /// context, a [`WriterScope`] or a [`ReaderScope`]. Not a [`ReplicaScope`]:
@@ -141,16 +143,20 @@ pub trait IndependentAccess: Scope {}
 #[diagnostic::on_unimplemented(
     message = "a `#[reader]` cannot be called with `{Self}`",
     label = "not a request context, a writer scope or a primary reader scope",
-    note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
+    note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary",
+    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
 )]
-pub trait ReadAccess: Scope {
+pub trait ReadAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
     /// Begin a read-only transaction on the primary (a request context) or
     /// join the open one (a scope).
     #[doc(hidden)]
     fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut ReaderScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut ReaderScope<'_, Self::Context, D>) -> Result<R, E>;
 }
 
 /// May start a read-only transaction on a replica, or join any open one:
@@ -166,16 +172,20 @@ pub trait ReadAccess: Scope {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot start or join a read-only transaction",
     label = "not a request context or a transaction scope",
-    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
+    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]",
+    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
 )]
-pub trait ReplicaReadAccess: Scope {
+pub trait ReplicaReadAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
     /// Begin a read-only transaction routed by `route` (a request context)
     /// or join the open one (a scope).
     #[doc(hidden)]
     fn __read_replica<R, E, F>(&mut self, route: Route, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut ReplicaScope<'_, Self::Context, D>) -> Result<R, E>;
 }
 
 // `do_not_recommend`: when a scope lacks a capability, rustc should name the
@@ -184,23 +194,32 @@ pub trait ReplicaReadAccess: Scope {
 #[diagnostic::do_not_recommend]
 impl<T: TransactionContext> Scope for T {
     type Context = T;
-
-    fn __scope_state(&mut self) -> ScopeState<'_, T> {
-        ScopeState::Idle(self)
-    }
 }
 #[diagnostic::do_not_recommend]
-impl<T: TransactionContext> IndependentAccess for T {}
+impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for T {
+    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
+        Ok((self, false))
+    }
+}
 
 macro_rules! scope_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        pub struct $name<'s, T: TransactionContext> {
+        pub struct $name<'s, T: TransactionContext, D: Database<T> = Main> {
             pub(crate) ctx: &'s T,
-            pub(crate) tx: &'s mut Transaction<T::Connection>,
+            pub(crate) tx: &'s mut Transaction<D::Connection>,
+            pub(crate) db: PhantomData<fn() -> D>,
         }
 
-        impl<'s, T: TransactionContext> $name<'s, T> {
+        impl<'s, T: TransactionContext, D: Database<T>> $name<'s, T, D> {
+            pub(crate) fn new(ctx: &'s T, tx: &'s mut Transaction<D::Connection>) -> Self {
+                $name {
+                    ctx,
+                    tx,
+                    db: PhantomData,
+                }
+            }
+
             /// The application's context (also reachable through `Deref`).
             ///
             /// ```
@@ -235,7 +254,7 @@ macro_rules! scope_type {
             }
         }
 
-        impl<T: TransactionContext> Deref for $name<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> Deref for $name<'_, T, D> {
             type Target = T;
 
             fn deref(&self) -> &T {
@@ -243,21 +262,15 @@ macro_rules! scope_type {
             }
         }
 
-        impl<T: TransactionContext> Scope for $name<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> Scope for $name<'_, T, D> {
             type Context = T;
-
-            fn __scope_state(&mut self) -> ScopeState<'_, T> {
-                ScopeState::Open {
-                    ctx: self.ctx,
-                    tx: &mut *self.tx,
-                }
-            }
         }
 
-        impl<T: TransactionContext> std::fmt::Debug for $name<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> std::fmt::Debug for $name<'_, T, D> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("backend", &<T::Connection as SupportedConnection>::NAME)
+                    .field("database", &D::NAME)
+                    .field("backend", &<D::Connection as SupportedConnection>::NAME)
                     .field("mode", &self.tx.mode)
                     .finish_non_exhaustive()
             }
@@ -333,14 +346,38 @@ scope_type!(
 
 // SQLite has one writer: an independent writer inside a writer could never
 // commit there, so it does not compile.
-impl<T: TransactionContext> IndependentAccess for WriterScope<'_, T> where
-    T::Connection: ConcurrentWriters
+impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for WriterScope<'_, T, D>
+where
+    D::Connection: ConcurrentWriters,
 {
+    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
+        open_independent_context(self.ctx, self.tx)
+    }
 }
-impl<T: TransactionContext> IndependentAccess for ReaderScope<'_, T> {}
-impl<T: TransactionContext> IndependentAccess for ReplicaScope<'_, T> {}
+impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for ReaderScope<'_, T, D> {
+    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
+        open_independent_context(self.ctx, self.tx)
+    }
+}
+impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for ReplicaScope<'_, T, D> {
+    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
+        open_independent_context(self.ctx, self.tx)
+    }
+}
 
-impl<T: TransactionContext> ReaderScope<'_, T> {
+/// The context of a scope whose database is the independent writer's own,
+/// after the backend's check that a second transaction can commit beside
+/// the open one.
+fn open_independent_context<'a, T, C: SupportedConnection>(
+    ctx: &'a T,
+    tx: &Transaction<C>,
+) -> Result<(&'a T, bool), Error> {
+    C::check_independent(tx.mode, &tx.conn.session)
+        .map_err(|why| Error::new(crate::error::ErrorKind::Config, why))?;
+    Ok((ctx, true))
+}
+
+impl<T: TransactionContext, D: Database<T>> ReaderScope<'_, T, D> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
     ///
     /// ```
@@ -354,12 +391,12 @@ impl<T: TransactionContext> ReaderScope<'_, T> {
     /// assert_eq!(one, 1);
     /// # Ok(()) }
     /// ```
-    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<D::Connection> {
         ReadOnlyConnection::from_mut(self.tx.connection())
     }
 }
 
-impl<T: TransactionContext> ReplicaScope<'_, T> {
+impl<T: TransactionContext, D: Database<T>> ReplicaScope<'_, T, D> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
     ///
     /// ```
@@ -373,7 +410,7 @@ impl<T: TransactionContext> ReplicaScope<'_, T> {
     /// assert_eq!(one, 1);
     /// # Ok(()) }
     /// ```
-    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<D::Connection> {
         ReadOnlyConnection::from_mut(self.tx.connection())
     }
 }
@@ -390,7 +427,7 @@ pub trait WriterOnly {}
 macro_rules! writer_only_methods {
     ($scope:ident) => {
         #[doc(hidden)]
-        impl<T: TransactionContext> $scope<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> $scope<'_, T, D> {
             pub fn lock(&mut self, _name: &str) -> Result<(), Error>
             where
                 Self: WriterOnly,
