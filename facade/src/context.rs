@@ -282,7 +282,11 @@ pub struct Named<const ID: u64>;
 /// of one context that hash alike are rejected by the derive.
 ///
 /// ```
-/// assert_ne!(diesel_facade::database_id("api"), diesel_facade::database_id("cell0"));
+/// use diesel_facade::database_id;
+/// // FNV-1a test vectors (the macros' unit tests check the same values).
+/// assert_eq!(database_id(""), 0xcbf2_9ce4_8422_2325);
+/// assert_eq!(database_id("a"), 0xaf63_dc4c_8601_ec8c);
+/// assert_ne!(database_id("api"), database_id("cell0"));
 /// ```
 pub const fn database_id(name: &str) -> u64 {
     let bytes = name.as_bytes();
