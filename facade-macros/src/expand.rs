@@ -410,6 +410,46 @@ fn impl_named_database(context: &ContextStruct, field: &Field, name: &Ident) -> 
     }
 }
 
+/// `SameDb` for each ordered pair of the context's databases but
+/// (`Main`, `Main`), which the runtime states for every context: what lets
+/// a scope tell the callee's database from its own at compile time.
+fn impl_same_db(context: &ContextStruct, checked: &CheckedContext) -> TokenStream {
+    if checked.databases.is_empty() {
+        return TokenStream::new();
+    }
+    let ident = context.ident;
+    let (impl_generics, type_generics, where_clause) = context.input.generics.split_for_impl();
+    let mut markers = vec![(String::new(), quote!(::diesel_facade::Main))];
+    markers.extend(
+        checked
+            .databases
+            .iter()
+            .map(|(_, name)| (name.to_string(), named_database(name))),
+    );
+    let mut impls = TokenStream::new();
+    for (first, first_marker) in &markers {
+        for (second, second_marker) in &markers {
+            if first.is_empty() && second.is_empty() {
+                continue;
+            }
+            let answer = if first == second {
+                quote!(::diesel_facade::__private::True)
+            } else {
+                quote!(::diesel_facade::__private::False)
+            };
+            impls.extend(quote! {
+                #[automatically_derived]
+                impl #impl_generics ::diesel_facade::__private::SameDb<#second_marker, #ident #type_generics>
+                    for #first_marker #where_clause
+                {
+                    type Eq = #answer;
+                }
+            });
+        }
+    }
+    impls
+}
+
 pub(crate) fn derive_transaction_context(input: &DeriveInput) -> TokenStream {
     transaction_context_impl(input).unwrap_or_else(syn::Error::into_compile_error)
 }
@@ -472,8 +512,10 @@ fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -
         .databases
         .iter()
         .map(|(field, name)| impl_named_database(context, field, name));
+    let same_db = impl_same_db(context, checked);
     quote! {
         #(#databases)*
+        #same_db
 
         #[automatically_derived]
         impl #impl_generics ::diesel_facade::TransactionContext for #ident #type_generics

@@ -218,7 +218,7 @@ impl<C: SupportedConnection> Facade<C> {
     label = "no field of `{T}` is marked `#[facade(..)]` with this name",
     note = "declare the database on the context (`#[facade(NAME)] field: diesel_facade::Facade<C>`), or use one of the names it declares; without `db = ..` a function uses the unnamed `#[facade]` field"
 )]
-pub trait Database<T: ?Sized> {
+pub trait Database<T: ?Sized>: 'static {
     /// The diesel connection type of this database.
     type Connection: SupportedConnection;
 

@@ -8,15 +8,13 @@
 //! expand to are in `macro_abi`.
 
 use crate::backend::TxMode;
-use crate::context::{Database, Main, TransactionContext};
+use crate::context::{Database, TransactionContext};
 use crate::error::Error;
 use crate::scope::{
-    ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, WriteAccess, WriterScope,
+    end_all, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Root, WriteAccess,
+    WriterScope,
 };
-use crate::transaction::{
-    begin_outermost, end_once, end_outermost, savepoint, with_retry, Attempt, Ended, RetryPolicy,
-    Route,
-};
+use crate::transaction::{begin_outermost, with_retry, Attempt, Ended, RetryPolicy, Route};
 
 /// The body of an outermost transaction: run `$body` in a transaction of
 /// `$mode` on a freshly checked-out connection (routed by `$route`), with a
@@ -33,14 +31,13 @@ use crate::transaction::{
 macro_rules! outermost {
     ($ctx:expr, $mode:expr, $route:expr, $scope:ident, $body:expr) => {{
         let ctx = $ctx;
-        let facade = D::facade(ctx);
-        let position = D::read_position(ctx);
-        let err = match begin_outermost(facade, position, $mode, $route) {
+        let err = match begin_outermost(D::facade(ctx), D::read_position(ctx), $mode, $route) {
             Ok(mut begun) => {
-                let result = ($body)(&mut $scope::<T, D>::new(ctx, &mut begun.tx));
-                match end_once(begun, facade, position, result.is_ok()) {
-                    None => return result,
-                    Some(err) => err,
+                let mut root = Root::new();
+                let result = ($body)(&mut $scope::<T, D>::new(ctx, &mut begun.tx, &mut root));
+                match end_all::<T, D>(begun, ctx, root, result.is_ok()) {
+                    Ended::Stands(_) => return result,
+                    Ended::Replaced(err) => err,
                 }
             }
             Err(not_begun) => not_begun.into_error(),
@@ -76,8 +73,9 @@ where
         Ok(begun) => begun,
         Err(not_begun) => return not_begun.attempt(),
     };
-    let result = body(&mut WriterScope::new(ctx, &mut begun.tx));
-    match end_outermost(begun, facade, position, result.is_ok()) {
+    let mut root = Root::new();
+    let result = body(&mut WriterScope::new(ctx, &mut begun.tx, &mut root));
+    match end_all::<T, D>(begun, ctx, root, result.is_ok()) {
         Ended::Stands(retry) => Attempt { result, retry },
         Ended::Replaced(err) => Attempt::failed(err),
     }
@@ -147,104 +145,6 @@ impl<T: TransactionContext, D: Database<T>> WriteAccess<D> for T {
     }
 }
 
-// A scope joins. Joined, errors go to the outermost call: a retry here
-// would re-run only part of the outer transaction.
-
-impl<T: TransactionContext, D: Database<T>> ReplicaReadAccess<D> for WriterScope<'_, T, D> {
-    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("replica reader");
-        f(&mut ReplicaScope::new(self.ctx, self.tx))
-    }
-}
-
-impl<T: TransactionContext, D: Database<T>> ReplicaReadAccess<D> for ReaderScope<'_, T, D> {
-    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("replica reader");
-        f(&mut ReplicaScope::new(self.ctx, self.tx))
-    }
-}
-
-impl<T: TransactionContext, D: Database<T>> ReplicaReadAccess<D> for ReplicaScope<'_, T, D> {
-    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("replica reader");
-        f(&mut ReplicaScope::new(self.ctx, self.tx))
-    }
-}
-
-impl<T: TransactionContext, D: Database<T>> ReadAccess<D> for WriterScope<'_, T, D> {
-    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReaderScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("reader");
-        f(&mut ReaderScope::new(self.ctx, self.tx))
-    }
-}
-
-impl<T: TransactionContext, D: Database<T>> ReadAccess<D> for ReaderScope<'_, T, D> {
-    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReaderScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("reader");
-        f(&mut ReaderScope::new(self.ctx, self.tx))
-    }
-}
-
-impl<T: TransactionContext, D: Database<T>> WriteAccess<D> for WriterScope<'_, T, D> {
-    fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("writer");
-        f(&mut WriterScope::new(self.ctx, self.tx))
-    }
-
-    fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("savepoint writer");
-        let ctx = self.ctx;
-        savepoint(self.tx, |tx| f(&mut WriterScope::new(ctx, tx)))
-    }
-
-    fn __write_retry<R, E, F>(&mut self, _policy: RetryPolicy, mut f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("writer");
-        f(&mut WriterScope::new(self.ctx, self.tx))
-    }
-
-    fn __write_savepoint_retry<R, E, F>(&mut self, _policy: RetryPolicy, mut f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, T, D>) -> Result<R, E>,
-    {
-        self.tx.note_join("savepoint writer");
-        let ctx = self.ctx;
-        savepoint(self.tx, |tx| f(&mut WriterScope::new(ctx, tx)))
-    }
-}
-
 /// Run `f` in a read-only transaction on the primary, or join the one open
 /// on `ctx`: the closure form of `#[reader]`.
 ///
@@ -263,7 +163,7 @@ pub fn read<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
 where
     S: ReadAccess + ?Sized,
     E: From<Error>,
-    F: FnOnce(&mut ReaderScope<'_, S::Context, Main>) -> Result<R, E>,
+    F: FnOnce(&mut ReaderScope<'_, S::Context>) -> Result<R, E>,
 {
     ctx.__read(f)
 }

@@ -87,6 +87,7 @@ mod context;
 mod entry;
 mod error;
 mod facade;
+mod joins;
 mod lock;
 mod pool;
 mod read_only;

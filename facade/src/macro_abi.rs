@@ -16,7 +16,9 @@ use crate::transaction::with_retry;
 
 pub use crate::context::{database_id, Database, Main, Named};
 pub use crate::replica::Position;
-pub use crate::scope::{IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess};
+pub use crate::scope::{
+    False, IndependentAccess, ReadAccess, ReplicaReadAccess, SameDb, Scope, True, WriteAccess,
+};
 pub use crate::transaction::{RetryPolicy, Route};
 
 /// Lets `#[derive(TransactionContext)]` name the connection type of a

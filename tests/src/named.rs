@@ -5,7 +5,7 @@
 
 use diesel::QueryResult;
 use diesel_facade::{
-    reader, writer, Facade, ReadOnlyConnection, SupportedConnection, TransactionContext,
+    reader, writer, ErrorKind, Facade, ReadOnlyConnection, SupportedConnection, TransactionContext,
 };
 
 use crate::scenarios::TypedQueries;
@@ -161,4 +161,211 @@ pub fn a_named_database_nests_like_the_default<M: TypedQueries, A: TypedQueries>
         main_before.transactions,
         "main was never used"
     );
+}
+
+/// A second context on the same databases, as another request would be.
+fn other<M: TypedQueries, A: TypedQueries>(ctx: &TwoDatabases<M, A>) -> TwoDatabases<M, A> {
+    TwoDatabases {
+        main: ctx.main.clone(),
+        api: ctx.api.clone(),
+    }
+}
+
+#[reader(db = api)]
+fn api_reader_calls_main_writer<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+    id: i32,
+    others: &mut TwoDatabases<M, A>,
+) -> QueryResult<bool> {
+    insert_main_item(ctx, id)?;
+    assert!(
+        main_item_exists(ctx, id)?,
+        "main's reader joins main's writer"
+    );
+    // The main transaction began inside the api one: its COMMIT waits.
+    main_item_exists(others, id)
+}
+
+/// A default-database writer called inside an api reader begins the
+/// default database's own transaction (the api one is read-only and another
+/// database), and commits it when the outermost call ends, not before.
+pub fn a_default_writer_inside_an_api_reader_commits_with_the_outermost_call<
+    M: TypedQueries,
+    A: TypedQueries,
+>() {
+    let mut ctx = TwoDatabases::<M, A>::setup("named_inside");
+    let mut others = other(&ctx);
+    let (main_before, api_before) = (ctx.main.stats(), ctx.api.stats());
+    let seen_before_the_end = api_reader_calls_main_writer(&mut ctx, 1, &mut others).unwrap();
+    let (main_after, api_after) = (ctx.main.stats(), ctx.api.stats());
+    assert!(
+        !seen_before_the_end,
+        "committed before the outermost call ended"
+    );
+    // The writer's transaction, joined by the reader after it; and the
+    // other context's read.
+    assert_eq!(main_after.transactions - main_before.transactions, 2);
+    assert_eq!(main_after.commits - main_before.commits, 2);
+    assert_eq!(api_after.commits - api_before.commits, 1);
+    assert!(
+        main_item_exists(&mut others, 1).unwrap(),
+        "committed at the end"
+    );
+}
+
+#[writer]
+fn main_writer_through_api<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+    id: i32,
+    fail: bool,
+) -> QueryResult<()> {
+    insert_main_item(ctx, id)?;
+    api_writer_calls_main(ctx, id)?;
+    if fail {
+        return Err(diesel::result::Error::RollbackTransaction);
+    }
+    Ok(())
+}
+
+#[writer(db = api)]
+fn api_writer_calls_main<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+    id: i32,
+) -> QueryResult<()> {
+    insert_api_item(ctx, id)?;
+    // Back on main: joins the writer open further out.
+    assert!(main_item_exists(ctx, id)?, "joined main's open transaction");
+    insert_main_item(ctx, id + 1)?;
+    Ok(())
+}
+
+/// A default-database call inside an api call inside a default-database
+/// writer joins that writer's transaction; an error of the outermost body
+/// rolls back both databases.
+pub fn calls_back_into_a_database_join_its_open_transaction<M: TypedQueries, A: TypedQueries>() {
+    let mut ctx = TwoDatabases::<M, A>::setup("named_back");
+    let (main_before, api_before) = (ctx.main.stats(), ctx.api.stats());
+    main_writer_through_api(&mut ctx, 1, false).unwrap();
+    let (main_after, api_after) = (ctx.main.stats(), ctx.api.stats());
+    assert_eq!(
+        main_after.transactions - main_before.transactions,
+        1,
+        "one main transaction"
+    );
+    assert_eq!(api_after.transactions - api_before.transactions, 1);
+    assert!(main_item_exists(&mut ctx, 2).unwrap());
+    assert!(api_item_exists(&mut ctx, 1).unwrap());
+
+    main_writer_through_api(&mut ctx, 10, true).unwrap_err();
+    assert!(!main_item_exists(&mut ctx, 10).unwrap(), "main rolled back");
+    assert!(!main_item_exists(&mut ctx, 11).unwrap(), "main rolled back");
+    assert!(!api_item_exists(&mut ctx, 10).unwrap(), "api rolled back");
+}
+
+#[reader]
+fn main_reader_through_api_reader<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> Result<(), diesel_facade::Error> {
+    api_reader_writes_main(ctx)
+}
+
+#[reader(db = api)]
+fn api_reader_writes_main<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> Result<(), diesel_facade::Error> {
+    insert_main_item(ctx, 5)?;
+    Ok(())
+}
+
+/// A default-database writer reached through an api reader inside a
+/// default-database reader would write in a read-only transaction: the
+/// compiler cannot see it (the api function is compiled once for every
+/// caller), so it is a `WrongNesting` error at run time, before any SQL.
+pub fn a_writer_reached_through_another_database_inside_a_reader_is_wrong_nesting<
+    M: TypedQueries,
+    A: TypedQueries,
+>() {
+    let mut ctx = TwoDatabases::<M, A>::setup("named_wrong");
+    let err = main_reader_through_api_reader(&mut ctx).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongNesting, "{err}");
+    assert!(err.to_string().contains("the default database"), "{err}");
+    assert!(!main_item_exists(&mut ctx, 5).unwrap());
+}
+
+#[writer(db = api)]
+fn insert_api_item_and_tell_its_session<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+    id: i32,
+    own_id_sql: &str,
+) -> QueryResult<i64> {
+    insert_api_item(ctx, id)?;
+    A::session_id(ctx.conn(), own_id_sql)
+}
+
+#[writer]
+fn main_writer_kills_the_api_session<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+    own_id_sql: &str,
+    admin_url: &str,
+) -> Result<(), diesel_facade::Error> {
+    insert_main_item(ctx, 1)?;
+    let api_session = insert_api_item_and_tell_its_session(ctx, 2, own_id_sql)?;
+    // The api transaction waits for this call to end; its session dies
+    // before its COMMIT.
+    crate::kill_session::<A>(admin_url, api_session);
+    Ok(())
+}
+
+#[writer(db = api)]
+fn api_writer_kills_its_own_session<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+    own_id_sql: &str,
+    admin_url: &str,
+) -> Result<(), diesel_facade::Error> {
+    insert_api_item(ctx, 3)?;
+    insert_main_item(ctx, 4)?; // begins main inside, committed after api
+    let api_session = A::session_id(ctx.conn(), own_id_sql)?;
+    crate::kill_session::<A>(admin_url, api_session);
+    Ok(())
+}
+
+/// The commit order and its failure modes, with the api database's session
+/// killed before its COMMIT: the outermost call's database commits first.
+/// When the api transaction is the inner one, the default database has
+/// committed by then: `PartiallyCommitted`, naming both. When the api
+/// transaction is the outermost one, nothing is committed: the default
+/// database's transaction, which began inside it, is rolled back.
+pub fn a_failed_commit_after_another_database_committed_is_partially_committed<
+    M: TypedQueries,
+    A: TypedQueries,
+>() {
+    let (own_id_sql, _) = A::KILL.expect("the api database is a server backend");
+    let admin_url = crate::server_url::<A>();
+    let mut ctx = TwoDatabases::<M, A>::setup("named_partial");
+
+    let err = main_writer_kills_the_api_session(&mut ctx, own_id_sql, &admin_url).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PartiallyCommitted, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("committed on the default database, then the COMMIT on `api` failed"),
+        "{message}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the COMMIT's error"
+    );
+    assert!(main_item_exists(&mut ctx, 1).unwrap(), "main committed");
+    assert!(!api_item_exists(&mut ctx, 2).unwrap(), "api did not");
+
+    let err = api_writer_kills_its_own_session(&mut ctx, own_id_sql, &admin_url).unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::PartiallyCommitted, "{err}");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::CommitUnknown | ErrorKind::Disconnected
+        ),
+        "{err}"
+    );
+    assert!(!api_item_exists(&mut ctx, 3).unwrap());
+    assert!(!main_item_exists(&mut ctx, 4).unwrap(), "main rolled back");
 }

@@ -42,3 +42,99 @@ fn mariadb_main_postgres_api_nests_like_the_default() {
 fn postgres_main_mariadb_api_each_function_uses_the_database_it_names() {
     named::each_function_uses_the_database_it_names::<PgConnection, MysqlConnection>();
 }
+
+#[test]
+#[cfg_attr(
+    not(pg_server),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn sqlite_main_postgres_api_a_default_writer_inside_an_api_reader_commits_with_the_outermost_call()
+{
+    named::a_default_writer_inside_an_api_reader_commits_with_the_outermost_call::<
+        SqliteConnection,
+        PgConnection,
+    >();
+}
+
+#[test]
+#[cfg_attr(
+    not(pg_server),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn sqlite_main_postgres_api_calls_back_into_a_database_join_its_open_transaction() {
+    named::calls_back_into_a_database_join_its_open_transaction::<SqliteConnection, PgConnection>();
+}
+
+#[test]
+#[cfg_attr(
+    not(pg_server),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn sqlite_main_postgres_api_a_writer_reached_through_another_database_inside_a_reader_is_wrong_nesting(
+) {
+    named::a_writer_reached_through_another_database_inside_a_reader_is_wrong_nesting::<
+        SqliteConnection,
+        PgConnection,
+    >();
+}
+
+#[test]
+#[cfg_attr(
+    not(pg_server),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn sqlite_main_postgres_api_a_failed_commit_after_another_database_committed_is_partially_committed(
+) {
+    named::a_failed_commit_after_another_database_committed_is_partially_committed::<
+        SqliteConnection,
+        PgConnection,
+    >();
+}
+
+#[test]
+#[cfg_attr(
+    not(all(pg_server, mysql_server)),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn mariadb_main_postgres_api_a_default_writer_inside_an_api_reader_commits_with_the_outermost_call()
+{
+    named::a_default_writer_inside_an_api_reader_commits_with_the_outermost_call::<
+        MysqlConnection,
+        PgConnection,
+    >();
+}
+
+#[test]
+#[cfg_attr(
+    not(all(pg_server, mysql_server)),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn mariadb_main_postgres_api_calls_back_into_a_database_join_its_open_transaction() {
+    named::calls_back_into_a_database_join_its_open_transaction::<MysqlConnection, PgConnection>();
+}
+
+#[test]
+#[cfg_attr(
+    not(all(pg_server, mysql_server)),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn mariadb_main_postgres_api_a_writer_reached_through_another_database_inside_a_reader_is_wrong_nesting(
+) {
+    named::a_writer_reached_through_another_database_inside_a_reader_is_wrong_nesting::<
+        MysqlConnection,
+        PgConnection,
+    >();
+}
+
+#[test]
+#[cfg_attr(
+    not(all(pg_server, mysql_server)),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn mariadb_main_postgres_api_a_failed_commit_after_another_database_committed_is_partially_committed(
+) {
+    named::a_failed_commit_after_another_database_committed_is_partially_committed::<
+        MysqlConnection,
+        PgConnection,
+    >();
+}

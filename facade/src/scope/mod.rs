@@ -19,13 +19,19 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::time::Duration;
 
-use crate::backend::{ConcurrentWriters, SupportedConnection};
+use crate::backend::SupportedConnection;
 use crate::context::{Database, Main, TransactionContext};
 use crate::error::Error;
 use crate::read_only::ReadOnlyConnection;
 use crate::transaction::{RetryPolicy, Route, Transaction};
 
+mod chain;
+mod state;
 mod writer;
+
+pub(crate) use chain::{end_all, DeferredTx, Frame};
+pub use chain::{Frames, OpenKind, Root};
+pub use state::{Elsewhere, False, Found, Here, Rep, SameDb, True, R, W};
 
 /// Anything a data-access function can be called with: a request context
 /// (no transaction yet) or one of the scopes ([`WriterScope`],
@@ -61,8 +67,7 @@ pub trait Scope {
 #[diagnostic::on_unimplemented(
     message = "a `#[writer]` cannot run inside `{Self}`: that transaction is read-only",
     label = "read-only scope: cannot start or join a read-write transaction here",
-    note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection",
-    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
+    note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection"
 )]
 pub trait WriteAccess<D = Main>: Scope
 where
@@ -114,8 +119,7 @@ where
     message = "`{Self}` cannot start an independent transaction",
     label = "not a request context or a transaction scope, or a writer on SQLite",
     note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]",
-    note = "inside a `#[writer]` on SQLite (see `diesel_facade::ConcurrentWriters`), which allows one writer at a time, an independent writer would wait for its own caller and could never commit: call it before or after the writer, or from a `#[reader]`",
-    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
+    note = "inside a `#[writer]` on SQLite (see `diesel_facade::ConcurrentWriters`), which allows one writer at a time, an independent writer would wait for its own caller and could never commit: call it before or after the writer, or from a `#[reader]`"
 )]
 pub trait IndependentAccess<D = Main>: Scope
 where
@@ -143,8 +147,7 @@ where
 #[diagnostic::on_unimplemented(
     message = "a `#[reader]` cannot be called with `{Self}`",
     label = "not a request context, a writer scope or a primary reader scope",
-    note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary",
-    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
+    note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
 )]
 pub trait ReadAccess<D = Main>: Scope
 where
@@ -172,8 +175,7 @@ where
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot start or join a read-only transaction",
     label = "not a request context or a transaction scope",
-    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]",
-    note = "a scope of one database cannot begin or join a transaction on another (`db = ..`) yet: call this function before or after, with the request context"
+    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
 )]
 pub trait ReplicaReadAccess<D = Main>: Scope
 where
@@ -208,14 +210,21 @@ macro_rules! scope_type {
         pub struct $name<'s, T: TransactionContext, D: Database<T> = Main> {
             pub(crate) ctx: &'s T,
             pub(crate) tx: &'s mut Transaction<D::Connection>,
+            /// The transactions open on the context's other databases.
+            pub(crate) outer: &'s mut dyn Frames<T>,
             pub(crate) db: PhantomData<fn() -> D>,
         }
 
         impl<'s, T: TransactionContext, D: Database<T>> $name<'s, T, D> {
-            pub(crate) fn new(ctx: &'s T, tx: &'s mut Transaction<D::Connection>) -> Self {
+            pub(crate) fn new(
+                ctx: &'s T,
+                tx: &'s mut Transaction<D::Connection>,
+                outer: &'s mut dyn Frames<T>,
+            ) -> Self {
                 $name {
                     ctx,
                     tx,
+                    outer,
                     db: PhantomData,
                 }
             }
@@ -343,39 +352,6 @@ scope_type!(
     /// ```
     ReplicaScope
 );
-
-// SQLite has one writer: an independent writer inside a writer could never
-// commit there, so it does not compile.
-impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for WriterScope<'_, T, D>
-where
-    D::Connection: ConcurrentWriters,
-{
-    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
-        open_independent_context(self.ctx, self.tx)
-    }
-}
-impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for ReaderScope<'_, T, D> {
-    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
-        open_independent_context(self.ctx, self.tx)
-    }
-}
-impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for ReplicaScope<'_, T, D> {
-    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
-        open_independent_context(self.ctx, self.tx)
-    }
-}
-
-/// The context of a scope whose database is the independent writer's own,
-/// after the backend's check that a second transaction can commit beside
-/// the open one.
-fn open_independent_context<'a, T, C: SupportedConnection>(
-    ctx: &'a T,
-    tx: &Transaction<C>,
-) -> Result<(&'a T, bool), Error> {
-    C::check_independent(tx.mode, &tx.conn.session)
-        .map_err(|why| Error::new(crate::error::ErrorKind::Config, why))?;
-    Ok((ctx, true))
-}
 
 impl<T: TransactionContext, D: Database<T>> ReaderScope<'_, T, D> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
