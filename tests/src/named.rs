@@ -369,3 +369,108 @@ pub fn a_failed_commit_after_another_database_committed_is_partially_committed<
     assert!(!api_item_exists(&mut ctx, 3).unwrap());
     assert!(!main_item_exists(&mut ctx, 4).unwrap(), "main rolled back");
 }
+
+#[reader(replica)]
+fn main_replica_reader_through_api<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> Result<bool, diesel_facade::Error> {
+    api_reader_reads_main(ctx)
+}
+
+#[reader(db = api)]
+fn api_reader_reads_main<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> Result<bool, diesel_facade::Error> {
+    Ok(main_item_exists(ctx, 1)?)
+}
+
+/// A primary-only reader reached through another database inside a
+/// replica reader of its own database would read the (possibly stale)
+/// replica transaction: `WrongNesting`, as the table says for one database.
+pub fn a_primary_reader_reached_through_another_database_inside_a_replica_reader_is_wrong_nesting<
+    M: TypedQueries,
+    A: TypedQueries,
+>() {
+    let mut ctx = TwoDatabases::<M, A>::setup("named_wrong_replica");
+    let err = main_replica_reader_through_api(&mut ctx).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongNesting, "{err}");
+}
+
+#[writer(db = api)]
+fn api_writer_catches_a_panic_in_main<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> Result<(), diesel_facade::Error> {
+    insert_api_item(ctx, 1)?;
+    insert_main_item(ctx, 2)?; // begins main inside the api transaction
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| panicking_main_writer(ctx)));
+    assert!(caught.is_err());
+    Ok(())
+}
+
+#[writer]
+fn panicking_main_writer<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> QueryResult<()> {
+    insert_main_item(ctx, 3)?; // joins main's waiting transaction
+    panic!("a bug in a nested call");
+}
+
+/// A panic in a call that joined a waiting transaction of another database
+/// rolls that transaction back; if the panic is caught and the outermost
+/// body returns `Ok` anyway, nothing is committed and the call fails.
+pub fn a_caught_panic_in_a_joined_other_database_commits_nothing<
+    M: TypedQueries,
+    A: TypedQueries,
+>() {
+    let mut ctx = TwoDatabases::<M, A>::setup("named_panic");
+    let err = api_writer_catches_a_panic_in_main(&mut ctx).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a panic inside this call was caught"),
+        "{err}"
+    );
+    assert!(!api_item_exists(&mut ctx, 1).unwrap());
+    assert!(!main_item_exists(&mut ctx, 2).unwrap());
+    assert!(!main_item_exists(&mut ctx, 3).unwrap());
+    // Both pools are usable afterwards.
+    insert_main_item(&mut ctx, 4).unwrap();
+    insert_api_item(&mut ctx, 4).unwrap();
+}
+
+#[writer(independent)]
+fn independent_main_writer<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> QueryResult<usize> {
+    insert_main_item(ctx, 9)
+}
+
+#[reader(db = api)]
+fn api_reader_calls_independent_main<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> Result<usize, diesel_facade::Error> {
+    Ok(independent_main_writer(ctx)?)
+}
+
+#[writer]
+fn main_writer_through_api_to_independent_main<M: TypedQueries, A: TypedQueries>(
+    ctx: &mut TwoDatabases<M, A>,
+) -> Result<usize, diesel_facade::Error> {
+    api_reader_calls_independent_main(ctx)
+}
+
+/// On SQLite, an independent writer inside a writer of the same database
+/// could never commit; reached through another database, the compiler
+/// cannot see the outer writer, and the call fails at once (`Config`)
+/// instead of waiting for its own caller.
+pub fn sqlite_independent_writer_reached_through_another_database_inside_a_writer_fails_at_once<
+    A: TypedQueries,
+>() {
+    let mut ctx = TwoDatabases::<diesel::SqliteConnection, A>::setup("named_indep");
+    let started = std::time::Instant::now();
+    let err = main_writer_through_api_to_independent_main(&mut ctx).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // Outside any transaction it is an ordinary writer.
+    assert_eq!(api_reader_calls_independent_main(&mut ctx).unwrap(), 1);
+}

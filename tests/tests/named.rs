@@ -138,3 +138,53 @@ fn mariadb_main_postgres_api_a_failed_commit_after_another_database_committed_is
         PgConnection,
     >();
 }
+
+#[test]
+#[cfg_attr(
+    not(pg_server),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn sqlite_main_postgres_api_a_primary_reader_reached_through_another_database_inside_a_replica_reader_is_wrong_nesting(
+) {
+    named::a_primary_reader_reached_through_another_database_inside_a_replica_reader_is_wrong_nesting::<SqliteConnection, PgConnection>();
+}
+
+#[test]
+#[cfg_attr(
+    not(pg_server),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn sqlite_main_postgres_api_a_caught_panic_in_a_joined_other_database_commits_nothing() {
+    named::a_caught_panic_in_a_joined_other_database_commits_nothing::<
+        SqliteConnection,
+        PgConnection,
+    >();
+}
+
+#[test]
+#[cfg_attr(
+    not(all(pg_server, mysql_server)),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn mariadb_main_postgres_api_a_primary_reader_reached_through_another_database_inside_a_replica_reader_is_wrong_nesting(
+) {
+    named::a_primary_reader_reached_through_another_database_inside_a_replica_reader_is_wrong_nesting::<MysqlConnection, PgConnection>();
+}
+
+#[test]
+#[cfg_attr(
+    not(all(pg_server, mysql_server)),
+    ignore = "needs the PostgreSQL (and MariaDB) test servers"
+)]
+fn mariadb_main_postgres_api_a_caught_panic_in_a_joined_other_database_commits_nothing() {
+    named::a_caught_panic_in_a_joined_other_database_commits_nothing::<MysqlConnection, PgConnection>(
+    );
+}
+
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn sqlite_independent_writer_reached_through_another_database_inside_a_writer_fails_at_once() {
+    named::sqlite_independent_writer_reached_through_another_database_inside_a_writer_fails_at_once::<
+        PgConnection,
+    >();
+}
