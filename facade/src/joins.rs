@@ -33,12 +33,14 @@ type Lent<'a, C> = Option<(&'a mut Transaction<C>, OpenKind)>;
 
 /// Run `f` with the transaction of `D2` open further out (if any), and the
 /// chain with the caller's own transaction (of `D`, lent as `kind`) on top.
+/// `None` only if the chain did not call back, which its implementations
+/// always do.
 fn with_other<T, D, D2, Res, F>(
     tx: &mut Transaction<D::Connection>,
     kind: OpenKind,
     outer: &mut dyn Frames<T>,
     f: F,
-) -> Res
+) -> Option<Res>
 where
     T: TransactionContext,
     D: Database<T>,
@@ -63,11 +65,15 @@ where
             result = Some(f(found, rest));
         }
     });
-    match result {
-        Some(result) => result,
-        // `split` calls its callback exactly once.
-        None => unreachable!("Frames::split did not call back"),
-    }
+    result
+}
+
+/// For the `None` of [`with_other`].
+fn not_called_back() -> Error {
+    Error::new(
+        ErrorKind::Other,
+        "internal error: the chain of open transactions did not answer; nothing ran",
+    )
 }
 
 /// The error for a call that the nesting table forbids on the callee's
@@ -327,6 +333,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> ReadR
                 |tx, rest| f(&mut ReaderScope::new(ctx, tx, rest)),
             ),
         })
+        .unwrap_or_else(|| Err(E::from(not_called_back())))
     }
 }
 
@@ -355,6 +362,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Repli
                 })
             }
         })
+        .unwrap_or_else(|| Err(E::from(not_called_back())))
     }
 }
 
@@ -391,6 +399,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Write
                 |tx, rest| f(&mut WriterScope::new(ctx, tx, rest)),
             ),
         })
+        .unwrap_or_else(|| Err(E::from(not_called_back())))
     }
 }
 
@@ -405,6 +414,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>>
             Some((tx, _)) => check_independent(tx),
             None => Ok(false),
         })
+        .unwrap_or_else(|| Err(not_called_back()))
     }
 }
 
