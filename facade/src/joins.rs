@@ -136,6 +136,7 @@ where
     // A read-only transaction has nothing to commit: it ends here. A
     // writer's waits for the outermost call, and stays joinable until then.
     if result.is_ok() && mode == TxMode::Write {
+        begun.suspend_span();
         rest.defer(Box::new(DeferredTx::<D2, D2::Connection> {
             begun,
             db: PhantomData,
