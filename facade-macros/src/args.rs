@@ -34,8 +34,8 @@ impl Role {
     /// The arguments the attribute takes, for messages.
     fn accepted_args(self) -> &'static str {
         match self {
-            Role::Reader => "`replica` or `allow_replica`",
-            Role::Writer => "`savepoint`, `independent`, `retry` or `retry = N`",
+            Role::Reader => "`db = NAME`, `replica` or `allow_replica`",
+            Role::Writer => "`db = NAME`, `savepoint`, `independent`, `retry` or `retry = N`",
         }
     }
 }
@@ -84,6 +84,9 @@ pub(crate) enum Retry {
 /// rejected, and the errors for what was rejected.
 pub(crate) struct Args {
     pub transaction: Transaction,
+    /// `db = NAME`: the named database of the context, or `None` for the
+    /// default one.
+    pub database: Option<Ident>,
     pub error: Option<Error>,
 }
 
@@ -94,13 +97,52 @@ pub(crate) fn parse_args(role: Role, tokens: TokenStream) -> Args {
     if let Err(error) = (|input: ParseStream| parse_arg_list(input, &mut args)).parse2(tokens) {
         errors.push(error);
     }
+    let database = database(&args, &mut errors);
+    let args: Vec<Arg> = args.into_iter().filter(|arg| arg.name != "db").collect();
     let transaction = match role {
         Role::Reader => Transaction::Read(read_route(&args, &mut errors)),
         Role::Writer => write_mode(&args, &mut errors),
     };
     Args {
         transaction,
+        database,
         error: errors.into_error(),
+    }
+}
+
+/// The name of `db = NAME`, if given (once, as an identifier).
+fn database(args: &[Arg], errors: &mut Errors) -> Option<Ident> {
+    let mut chosen: Option<Ident> = None;
+    for arg in args.iter().filter(|arg| arg.name == "db") {
+        let name = match &arg.value {
+            Value::Assigned(_, expr) => database_name(expr),
+            Value::Flag | Value::Delimited(_) => None,
+        };
+        let Some(name) = name else {
+            errors.push(Error::new_spanned(
+                arg.tokens(),
+                "write the database as `db = NAME`, with the name its context declares in \
+                 `#[facade(NAME)]`, e.g. `db = api`",
+            ));
+            continue;
+        };
+        if chosen.is_some() {
+            errors.push(duplicate(&arg.name));
+        } else {
+            chosen = Some(name);
+        }
+    }
+    chosen
+}
+
+/// A bare identifier (also when a `macro_rules!` `$db:expr` grouped it).
+fn database_name(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Group(group) => database_name(&group.expr),
+        Expr::Path(path) if path.attrs.is_empty() && path.qself.is_none() => {
+            path.path.get_ident().cloned()
+        }
+        _ => None,
     }
 }
 

@@ -1,14 +1,15 @@
 //! The helper attributes of `#[derive(TransactionContext)]`: `#[facade]` and
 //! `#[read_position]`, read by one parser.
 //!
-//! Both are bare markers. Parsing recovers, like argument parsing in `args`:
+//! `#[read_position]` is a bare marker; `#[facade]` is one too, or takes the
+//! name of a further database of the context, `#[facade(api)]`. Parsing recovers, like argument parsing in `args`:
 //! a marker written with arguments or twice on one field, or `#[facade]` on
 //! the struct itself, is reported, and a field still counts as marked once,
 //! so the derive goes on to check the struct as a whole and reports every
 //! problem in one pass. Which fields may carry which marker is for `valid`.
 
 use quote::quote;
-use syn::{Attribute, Error, Meta};
+use syn::{Attribute, Error, Ident, Meta};
 
 use crate::errors::Errors;
 
@@ -47,6 +48,12 @@ impl Marker {
 #[derive(Default)]
 pub(crate) struct FieldAttrs<'a> {
     pub facade: Option<&'a Attribute>,
+    /// The `api` of `#[facade(api)]`: the field is that named database, not
+    /// the default one.
+    pub database: Option<Ident>,
+    /// Marked `#[facade(..)]`, with a valid name or not: not the default
+    /// database either way.
+    pub named: bool,
     pub read_position: Option<&'a Attribute>,
 }
 
@@ -59,7 +66,16 @@ impl<'a> FieldAttrs<'a> {
             let Some(marker) = Marker::of(attr) else {
                 continue;
             };
-            reject_arguments(marker, attr, errors);
+            let name = match (marker, &attr.meta) {
+                (Marker::Facade, Meta::List(_)) => {
+                    found.named = true;
+                    database_name(attr, errors)
+                }
+                _ => {
+                    reject_arguments(marker, attr, errors);
+                    None
+                }
+            };
             let slot = match marker {
                 Marker::Facade => &mut found.facade,
                 Marker::ReadPosition => &mut found.read_position,
@@ -74,9 +90,30 @@ impl<'a> FieldAttrs<'a> {
                 ));
             } else {
                 *slot = Some(attr);
+                if name.is_some() {
+                    found.database = name;
+                }
             }
         }
         found
+    }
+}
+
+/// The name in `#[facade(NAME)]`, or `None` (reported) if it is not one
+/// identifier.
+fn database_name(attr: &Attribute, errors: &mut Errors) -> Option<Ident> {
+    match attr.parse_args::<Ident>() {
+        Ok(name) => Some(name),
+        Err(_) => {
+            let message = "`#[facade(..)]` takes the name of the database, one identifier, \
+                           e.g. `#[facade(api)]`; the context's default database is the \
+                           field marked `#[facade]` without one";
+            match &attr.meta {
+                Meta::List(list) => errors.push(Error::new(list.delimiter.span().join(), message)),
+                _ => errors.push(Error::new_spanned(attr, message)),
+            }
+            None
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use syn::{
 };
 
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
-use crate::ast::{ContextStruct, DataAccessFn};
+use crate::ast::{ContextStruct, DataAccessFn, Field};
 use crate::errors::{both, Errors};
 use crate::valid::{find_impl_trait, CheckedContext, CheckedFn};
 
@@ -39,11 +39,17 @@ const HIDDEN_CONTEXT: &str = "__facade_context";
 pub(crate) fn data_access_fn(role: Role, args: TokenStream, item: TokenStream) -> TokenStream {
     let Args {
         transaction,
+        database,
         error: args_error,
     } = args::parse_args(role, args);
     let expanded = DataAccessFn::parse(role, item.clone()).and_then(|function| {
         let checked = function.validate(role)?;
-        Ok(rewrite(&function, &checked, &transaction))
+        Ok(rewrite(
+            &function,
+            &checked,
+            &transaction,
+            database.as_ref(),
+        ))
     });
     match (expanded, args_error) {
         (Ok(function), None) => function,
@@ -168,7 +174,27 @@ fn retry_policy(retry: Retry) -> TokenStream {
     }
 }
 
-fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transaction) -> TokenStream {
+/// `diesel_facade::Named<ID>` for `db = NAME`: the type the derive
+/// implements `Database<Ctx>` for when the context declares `#[facade(NAME)]`.
+pub(crate) fn named_database(name: &Ident) -> TokenStream {
+    let id = Literal::u64_suffixed(database_id(&name.to_string()));
+    quote_spanned!(name.span()=> ::diesel_facade::Named<#id>)
+}
+
+/// The 64-bit FNV-1a hash of `name`: `diesel_facade::database_id`, which
+/// must compute the same value.
+pub(crate) fn database_id(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn rewrite(
+    function: &DataAccessFn,
+    checked: &CheckedFn,
+    transaction: &Transaction,
+    database: Option<&Ident>,
+) -> TokenStream {
     let runtime = Runtime::of(transaction);
     let mut item = function.item.clone();
     let scope_param = Ident::new(SCOPE_PARAM, Span::call_site());
@@ -182,7 +208,13 @@ fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transacti
     let span = checked.reference.elem.span();
     let access = format_ident!("{}", runtime.access);
     let scope = format_ident!("{}", runtime.scope);
-    let scope_type = quote_spanned!(span=> ::diesel_facade::#scope<'_, #context_type>);
+    // `db = NAME`: the named database's marker, as the capability's and the
+    // scope's last parameter (left out for the default database, whose
+    // expansion is unchanged).
+    let db = database.map(named_database);
+    let db_param = db.as_ref().map(|db| quote!(, #db));
+    let db_arg = db.as_ref().map(|db| quote!(#db,));
+    let scope_type = quote_spanned!(span=> ::diesel_facade::#scope<'_, #context_type #db_param>);
 
     let generics = &mut item.sig.generics;
     let after_lifetimes = generics.lifetimes().count();
@@ -191,8 +223,22 @@ fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transacti
         generics.params.insert(after_lifetimes + offset, param);
     }
     generics.params.push(parse_quote_spanned! {span=>
-        #scope_param: ::diesel_facade::__private::#access<Context = #context_type>
+        #scope_param: ::diesel_facade::__private::#access<#db_arg Context = #context_type>
     });
+    if let (Some(name), Some(db)) = (database, &db) {
+        if !mentions_generic_type(&checked.reference.elem, &item.sig.generics) {
+            // A name the context does not declare is one error, on the name.
+            // (A where-clause with no generic parameter is checked where it
+            // is written, and every later use of the database relies on it.
+            // On a generic context it would hide the derive's impl from the
+            // body, so there the callers' contexts are checked instead.)
+            item.sig.generics.make_where_clause().predicates.push(
+                parse_quote_spanned! {name.span()=>
+                    #db: ::diesel_facade::Database<#context_type>
+                },
+            );
+        }
+    }
 
     let param = checked.context.param;
     let binding = match &*param.pat {
@@ -252,6 +298,43 @@ fn rewrite(function: &DataAccessFn, checked: &CheckedFn, transaction: &Transacti
     item.into_token_stream()
 }
 
+/// Whether `ty` names one of the type (or const) parameters of `generics`,
+/// or `Self`. (The parameters of an enclosing `impl` are out of sight: a
+/// context type that names one gets the where-clause, and `ctx.conn()` of
+/// such a function only knows the connection type from a bound the user
+/// writes, see `docs/databases.md`.)
+fn mentions_generic_type(ty: &Type, generics: &syn::Generics) -> bool {
+    struct Finder<'g> {
+        params: Vec<&'g Ident>,
+        found: bool,
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Finder<'_> {
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            if let Some(first) = path.segments.first() {
+                if first.ident == "Self" || self.params.iter().any(|param| **param == first.ident) {
+                    self.found = true;
+                }
+            }
+            syn::visit::visit_path(self, path);
+        }
+    }
+    let params = generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => Some(&param.ident),
+            GenericParam::Const(param) => Some(&param.ident),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    let mut finder = Finder {
+        params,
+        found: false,
+    };
+    syn::visit::visit_type(&mut finder, ty);
+    finder.found
+}
+
 /// Replaces `'_` and the missing lifetime of `&T` in `ty` by fresh named
 /// lifetimes (`'__facade_ctx0`, ...) and returns them, in order.
 fn name_elided_lifetimes(ty: &mut Type) -> Vec<Lifetime> {
@@ -293,6 +376,78 @@ fn name_elided_lifetimes(ty: &mut Type) -> Vec<Lifetime> {
     let mut namer = Namer(Vec::new());
     namer.visit_type_mut(ty);
     namer.0
+}
+
+/// `Database<Ctx>` for the marker of `#[facade(NAME)] field`: what makes
+/// `db = NAME` compile for this context, with the field's connection type.
+fn impl_named_database(context: &ContextStruct, field: &Field, name: &Ident) -> TokenStream {
+    let ident = context.ident;
+    let field_type = field.ty;
+    let member = &field.member;
+    let span = field_type.span();
+    let facade_field = quote_spanned!(span=> ::diesel_facade::__private::FacadeField);
+    let marker = named_database(name);
+    let name = name.to_string();
+    let mut generics = context.input.generics.clone();
+    generics
+        .make_where_clause()
+        .predicates
+        .push(parse_quote!(#field_type: #facade_field));
+    let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::diesel_facade::Database<#ident #type_generics> for #marker
+        #where_clause
+        {
+            type Connection = <#field_type as #facade_field>::Connection;
+            const NAME: &'static str = #name;
+
+            #[inline]
+            fn facade(ctx: &#ident #type_generics) -> &::diesel_facade::Facade<Self::Connection> {
+                #facade_field::as_facade(&ctx.#member)
+            }
+        }
+    }
+}
+
+/// `SameDb` for each ordered pair of the context's databases but
+/// (`Main`, `Main`), which the runtime states for every context: what lets
+/// a scope tell the callee's database from its own at compile time.
+fn impl_same_db(context: &ContextStruct, checked: &CheckedContext) -> TokenStream {
+    if checked.databases.is_empty() {
+        return TokenStream::new();
+    }
+    let ident = context.ident;
+    let (impl_generics, type_generics, where_clause) = context.input.generics.split_for_impl();
+    let mut markers = vec![(String::new(), quote!(::diesel_facade::Main))];
+    markers.extend(
+        checked
+            .databases
+            .iter()
+            .map(|(_, name)| (name.to_string(), named_database(name))),
+    );
+    let mut impls = TokenStream::new();
+    for (first, first_marker) in &markers {
+        for (second, second_marker) in &markers {
+            if first.is_empty() && second.is_empty() {
+                continue;
+            }
+            let answer = if first == second {
+                quote!(::diesel_facade::__private::True)
+            } else {
+                quote!(::diesel_facade::__private::False)
+            };
+            impls.extend(quote! {
+                #[automatically_derived]
+                impl #impl_generics ::diesel_facade::__private::SameDb<#second_marker, #ident #type_generics>
+                    for #first_marker #where_clause
+                {
+                    type Eq = #answer;
+                }
+            });
+        }
+    }
+    impls
 }
 
 pub(crate) fn derive_transaction_context(input: &DeriveInput) -> TokenStream {
@@ -353,7 +508,15 @@ fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -
             }
         }
     });
+    let databases = checked
+        .databases
+        .iter()
+        .map(|(field, name)| impl_named_database(context, field, name));
+    let same_db = impl_same_db(context, checked);
     quote! {
+        #(#databases)*
+        #same_db
+
         #[automatically_derived]
         impl #impl_generics ::diesel_facade::TransactionContext for #ident #type_generics
         #where_clause

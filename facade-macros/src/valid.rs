@@ -182,20 +182,60 @@ pub(crate) struct CheckedContext<'s, 'a> {
     pub facade: &'s Field<'a>,
     /// The field that is the context's `read_position()`, if any.
     pub read_position: Option<&'s Field<'a>>,
+    /// The fields marked `#[facade(NAME)]`, with their names: further
+    /// databases of the context, names distinct.
+    pub databases: Vec<(&'s Field<'a>, &'s Ident)>,
 }
 
 impl<'a> ContextStruct<'a> {
     /// Every problem with the choice of fields, at once.
     pub(crate) fn validate(&self) -> syn::Result<CheckedContext<'_, 'a>> {
-        let (facade, read_position) = both(self.facade_field(), self.read_position_field())?;
+        let ((facade, read_position), databases) = both(
+            both(self.facade_field(), self.read_position_field()),
+            self.named_databases(),
+        )?;
         Ok(CheckedContext {
             facade,
             read_position,
+            databases,
         })
     }
 
+    /// The `#[facade(NAME)]` fields; a name used twice (or two names the
+    /// runtime could not tell apart) is an error on the later field.
+    fn named_databases(&self) -> syn::Result<Vec<(&Field<'a>, &Ident)>> {
+        let mut errors = Errors::default();
+        let mut named: Vec<(&Field<'a>, &Ident)> = Vec::new();
+        for field in &self.fields {
+            let Some(name) = &field.attrs.database else {
+                continue;
+            };
+            let id = crate::expand::database_id(&name.to_string());
+            match named
+                .iter()
+                .find(|(_, seen)| crate::expand::database_id(&seen.to_string()) == id)
+            {
+                Some((_, seen)) if *seen == name => errors.push(Error::new_spanned(
+                    name,
+                    format!("the context already has a database named `{name}`; give each `#[facade(..)]` field its own name"),
+                )),
+                Some((_, seen)) => errors.push(Error::new_spanned(
+                    name,
+                    format!("the database names `{seen}` and `{name}` have the same identifier (`diesel_facade::database_id`); rename one"),
+                )),
+                None => named.push((field, name)),
+            }
+        }
+        errors.finish()?;
+        Ok(named)
+    }
+
     fn facade_field(&self) -> syn::Result<&Field<'a>> {
-        let marked = self.marked(|attrs| attrs.facade);
+        let marked: Vec<_> = self
+            .marked(|attrs| attrs.facade)
+            .into_iter()
+            .filter(|(field, _)| !field.attrs.named)
+            .collect();
         match marked.as_slice() {
             [(field, _)] => return Ok(field),
             [] => {}
@@ -203,13 +243,24 @@ impl<'a> ContextStruct<'a> {
                 return Err(on_each(
                     second,
                     rest,
-                    "only one field can be marked `#[facade]`: the context hands out one `Facade`",
+                    "only one field can be marked `#[facade]`: it is the context's default \
+                     database; mark further databases with a name, `#[facade(NAME)]`",
                 ))
             }
         }
-        let unmarked: Vec<&Field> = self.fields.iter().filter(|f| is_facade(f.ty)).collect();
+        let unmarked: Vec<&Field> = self
+            .fields
+            .iter()
+            .filter(|f| !f.attrs.named && is_facade(f.ty))
+            .collect();
         match unmarked.as_slice() {
             [field] => Ok(field),
+            [] if self.fields.iter().any(|f| f.attrs.named) => Err(Error::new_spanned(
+                self.ident,
+                "the context has no default database: mark the field that holds it with \
+                 `#[facade]` (no name); `#[facade(NAME)]` fields are further databases, \
+                 chosen with `db = NAME`",
+            )),
             [] => Err(Error::new_spanned(
                 self.ident,
                 "mark the field that holds the `diesel_facade::Facade` with `#[facade]`",

@@ -180,3 +180,122 @@ impl<C: SupportedConnection> Facade<C> {
         Context::new(self.clone())
     }
 }
+
+/// One database of the request context `T`: the default one ([`Main`], the
+/// context's [`TransactionContext::facade`]) or one declared with
+/// `#[facade(NAME)]` ([`Named`]). A function picks it with `db = NAME` among
+/// its `#[reader]`/`#[writer]` arguments; its scope's `conn()` then has this
+/// database's connection type.
+///
+/// `#[derive(TransactionContext)]` implements it for each named field;
+/// [`Main`] has it for every context.
+///
+/// ```
+/// use diesel::SqliteConnection;
+/// use diesel_facade::{database_id, Database, Facade, Main, Named, TransactionContext};
+///
+/// #[derive(TransactionContext)]
+/// struct RequestContext {
+///     #[facade]
+///     main: Facade<SqliteConnection>,
+///     #[facade(api)]
+///     api: Facade<SqliteConnection>,
+/// }
+///
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let ctx = RequestContext {
+///     main: Facade::builder().writer("file:main?mode=memory&cache=shared").build()?,
+///     api: Facade::builder().writer("file:api?mode=memory&cache=shared").build()?,
+/// };
+/// type Api = Named<{ database_id("api") }>;
+/// assert_eq!(<Api as Database<RequestContext>>::NAME, "api");
+/// assert_eq!(Api::facade(&ctx).writer_url(), "file:api?mode=memory&cache=shared");
+/// assert_eq!(<Main as Database<RequestContext>>::facade(&ctx).writer_url(), "file:main?mode=memory&cache=shared");
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "the context `{T}` has no database of the name given in `db = ..`",
+    label = "no field of `{T}` is marked `#[facade(..)]` with this name",
+    note = "declare the database on the context (`#[facade(NAME)] field: diesel_facade::Facade<C>`), or use one of the names it declares; without `db = ..` a function uses the unnamed `#[facade]` field"
+)]
+pub trait Database<T: ?Sized>: 'static {
+    /// The diesel connection type of this database.
+    type Connection: SupportedConnection;
+
+    /// The name it was declared with (`""` for the default database).
+    const NAME: &'static str;
+
+    /// Its facade on the context `ctx`.
+    fn facade(ctx: &T) -> &Facade<Self::Connection>;
+
+    /// Where `ctx` keeps the position of its last commit to this database,
+    /// for read-your-writes on its replicas (see
+    /// [`TransactionContext::read_position`]).
+    fn read_position(ctx: &T) -> Option<&ReadPosition> {
+        Some(Self::facade(ctx).read_position())
+    }
+}
+
+/// The default database of a context: its unnamed `#[facade]` field
+/// ([`TransactionContext::facade`]). Functions without `db = ..` use it.
+///
+/// ```
+/// use diesel_facade::{Database, Main};
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let db = diesel_facade::Facade::<diesel::SqliteConnection>::builder().writer(":memory:").build()?;
+/// let ctx = db.context();
+/// assert_eq!(Main::facade(&ctx).writer_url(), ":memory:");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Main;
+
+impl<T: TransactionContext + ?Sized> Database<T> for Main {
+    type Connection = T::Connection;
+    const NAME: &'static str = "";
+
+    #[inline]
+    fn facade(ctx: &T) -> &Facade<T::Connection> {
+        ctx.facade()
+    }
+
+    #[inline]
+    fn read_position(ctx: &T) -> Option<&ReadPosition> {
+        ctx.read_position()
+    }
+}
+
+/// The database a context declares as `#[facade(NAME)]`, identified by
+/// [`database_id`]`("NAME")`: what `db = NAME` selects. The derive
+/// implements [`Database`] for it on that context only, so a name the
+/// context does not declare does not compile.
+///
+/// ```
+/// use diesel_facade::{database_id, Named};
+/// let _api: Named<{ database_id("api") }> = Named;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Named<const ID: u64>;
+
+/// The identifier of the database name `name` in [`Named`]: the 64-bit
+/// FNV-1a hash of its UTF-8 bytes (the macros compute the same). Two names
+/// of one context that hash alike are rejected by the derive.
+///
+/// ```
+/// use diesel_facade::database_id;
+/// // FNV-1a test vectors (the macros' unit tests check the same values).
+/// assert_eq!(database_id(""), 0xcbf2_9ce4_8422_2325);
+/// assert_eq!(database_id("a"), 0xaf63_dc4c_8601_ec8c);
+/// assert_ne!(database_id("api"), database_id("cell0"));
+/// ```
+pub const fn database_id(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}

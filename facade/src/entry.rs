@@ -8,15 +8,13 @@
 //! expand to are in `macro_abi`.
 
 use crate::backend::TxMode;
-use crate::context::TransactionContext;
+use crate::context::{Database, TransactionContext};
 use crate::error::Error;
 use crate::scope::{
-    ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, WriteAccess, WriterScope,
+    end_all, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Root, WriteAccess,
+    WriterScope,
 };
-use crate::transaction::{
-    begin_outermost, end_once, end_outermost, savepoint, with_retry, Attempt, Ended, RetryPolicy,
-    Route,
-};
+use crate::transaction::{begin_outermost, with_retry, Attempt, Ended, RetryPolicy, Route};
 
 /// The body of an outermost transaction: run `$body` in a transaction of
 /// `$mode` on a freshly checked-out connection (routed by `$route`), with a
@@ -33,17 +31,13 @@ use crate::transaction::{
 macro_rules! outermost {
     ($ctx:expr, $mode:expr, $route:expr, $scope:ident, $body:expr) => {{
         let ctx = $ctx;
-        let facade = ctx.facade();
-        let position = ctx.read_position();
-        let err = match begin_outermost(facade, position, $mode, $route) {
+        let err = match begin_outermost(D::facade(ctx), D::read_position(ctx), $mode, $route) {
             Ok(mut begun) => {
-                let result = ($body)(&mut $scope {
-                    ctx,
-                    tx: &mut begun.tx,
-                });
-                match end_once(begun, facade, position, result.is_ok()) {
-                    None => return result,
-                    Some(err) => err,
+                let mut root = Root::new();
+                let result = ($body)(&mut $scope::<T, D>::new(ctx, &mut begun.tx, &mut root));
+                match end_all::<T, D>(begun, ctx, root, result.is_ok()) {
+                    Ended::Stands(_) => return result,
+                    Ended::Replaced(err) => err,
                 }
             }
             Err(not_begun) => not_begun.into_error(),
@@ -54,34 +48,34 @@ macro_rules! outermost {
 
 /// Run `body` as an outermost read-write transaction (the independent
 /// writers' shell).
-pub(crate) fn outermost_writer<T, R, E, F>(ctx: &T, body: F) -> Result<R, E>
+pub(crate) fn outermost_writer<T, D, R, E, F>(ctx: &T, body: F) -> Result<R, E>
 where
     T: TransactionContext,
+    D: Database<T>,
     E: From<Error>,
-    F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+    F: FnOnce(&mut WriterScope<'_, T, D>) -> Result<R, E>,
 {
     outermost!(ctx, TxMode::Write, Route::Primary, WriterScope, body)
 }
 
 /// One outermost read-write attempt of `f`, for a retry loop: like
 /// [`outermost_writer`], and says whether the failure may be retried.
-pub(crate) fn write_attempt<T, R, E, F>(ctx: &T, body: F) -> Attempt<R, E>
+pub(crate) fn write_attempt<T, D, R, E, F>(ctx: &T, body: F) -> Attempt<R, E>
 where
     T: TransactionContext,
+    D: Database<T>,
     E: From<Error>,
-    F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+    F: FnOnce(&mut WriterScope<'_, T, D>) -> Result<R, E>,
 {
-    let facade = ctx.facade();
-    let position = ctx.read_position();
+    let facade = D::facade(ctx);
+    let position = D::read_position(ctx);
     let mut begun = match begin_outermost(facade, position, TxMode::Write, Route::Primary) {
         Ok(begun) => begun,
         Err(not_begun) => return not_begun.attempt(),
     };
-    let result = body(&mut WriterScope {
-        ctx,
-        tx: &mut begun.tx,
-    });
-    match end_outermost(begun, facade, position, result.is_ok()) {
+    let mut root = Root::new();
+    let result = body(&mut WriterScope::new(ctx, &mut begun.tx, &mut root));
+    match end_all::<T, D>(begun, ctx, root, result.is_ok()) {
         Ended::Stands(retry) => Attempt { result, retry },
         Ended::Replaced(err) => Attempt::failed(err),
     }
@@ -92,22 +86,22 @@ where
 // suggest implementing `TransactionContext` for the scope.
 
 #[diagnostic::do_not_recommend]
-impl<T: TransactionContext> ReadAccess for T {
+impl<T: TransactionContext, D: Database<T>> ReadAccess<D> for T {
     fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
+        F: FnOnce(&mut ReaderScope<'_, T, D>) -> Result<R, E>,
     {
         outermost!(&*self, TxMode::Read, Route::Primary, ReaderScope, f)
     }
 }
 
 #[diagnostic::do_not_recommend]
-impl<T: TransactionContext> ReplicaReadAccess for T {
+impl<T: TransactionContext, D: Database<T>> ReplicaReadAccess<D> for T {
     fn __read_replica<R, E, F>(&mut self, route: Route, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
+        F: FnOnce(&mut ReplicaScope<'_, T, D>) -> Result<R, E>,
     {
         outermost!(&*self, TxMode::Read, route, ReplicaScope, f)
     }
@@ -116,11 +110,11 @@ impl<T: TransactionContext> ReplicaReadAccess for T {
 // Outermost, a savepoint writer is a plain writer: the savepoint is only
 // for a joined call.
 #[diagnostic::do_not_recommend]
-impl<T: TransactionContext> WriteAccess for T {
+impl<T: TransactionContext, D: Database<T>> WriteAccess<D> for T {
     fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+        F: FnOnce(&mut WriterScope<'_, T, D>) -> Result<R, E>,
     {
         outermost!(&*self, TxMode::Write, Route::Primary, WriterScope, f)
     }
@@ -128,7 +122,7 @@ impl<T: TransactionContext> WriteAccess for T {
     fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
+        F: FnOnce(&mut WriterScope<'_, T, D>) -> Result<R, E>,
     {
         outermost!(&*self, TxMode::Write, Route::Primary, WriterScope, f)
     }
@@ -136,137 +130,18 @@ impl<T: TransactionContext> WriteAccess for T {
     fn __write_retry<R, E, F>(&mut self, policy: RetryPolicy, mut f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
+        F: FnMut(&mut WriterScope<'_, T, D>) -> Result<R, E>,
     {
         let ctx = &*self;
-        with_retry(ctx.facade(), policy, || write_attempt(ctx, &mut f))
+        with_retry(D::facade(ctx), policy, || write_attempt(ctx, &mut f))
     }
 
     fn __write_savepoint_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
+        F: FnMut(&mut WriterScope<'_, T, D>) -> Result<R, E>,
     {
         self.__write_retry(policy, f)
-    }
-}
-
-// A scope joins. Joined, errors go to the outermost call: a retry here
-// would re-run only part of the outer transaction.
-
-impl<T: TransactionContext> ReplicaReadAccess for WriterScope<'_, T> {
-    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("replica reader");
-        f(&mut ReplicaScope {
-            ctx: self.ctx,
-            tx: self.tx,
-        })
-    }
-}
-
-impl<T: TransactionContext> ReplicaReadAccess for ReaderScope<'_, T> {
-    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("replica reader");
-        f(&mut ReplicaScope {
-            ctx: self.ctx,
-            tx: self.tx,
-        })
-    }
-}
-
-impl<T: TransactionContext> ReplicaReadAccess for ReplicaScope<'_, T> {
-    fn __read_replica<R, E, F>(&mut self, _route: Route, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("replica reader");
-        f(&mut ReplicaScope {
-            ctx: self.ctx,
-            tx: self.tx,
-        })
-    }
-}
-
-impl<T: TransactionContext> ReadAccess for WriterScope<'_, T> {
-    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("reader");
-        f(&mut ReaderScope {
-            ctx: self.ctx,
-            tx: self.tx,
-        })
-    }
-}
-
-impl<T: TransactionContext> ReadAccess for ReaderScope<'_, T> {
-    fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut ReaderScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("reader");
-        f(&mut ReaderScope {
-            ctx: self.ctx,
-            tx: self.tx,
-        })
-    }
-}
-
-impl<T: TransactionContext> WriteAccess for WriterScope<'_, T> {
-    fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("writer");
-        f(&mut WriterScope {
-            ctx: self.ctx,
-            tx: self.tx,
-        })
-    }
-
-    fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("savepoint writer");
-        let ctx = self.ctx;
-        savepoint(self.tx, |tx| f(&mut WriterScope { ctx, tx }))
-    }
-
-    fn __write_retry<R, E, F>(&mut self, _policy: RetryPolicy, mut f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("writer");
-        f(&mut WriterScope {
-            ctx: self.ctx,
-            tx: self.tx,
-        })
-    }
-
-    fn __write_savepoint_retry<R, E, F>(&mut self, _policy: RetryPolicy, mut f: F) -> Result<R, E>
-    where
-        E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, T>) -> Result<R, E>,
-    {
-        self.tx.note_join("savepoint writer");
-        let ctx = self.ctx;
-        savepoint(self.tx, |tx| f(&mut WriterScope { ctx, tx }))
     }
 }
 
@@ -334,5 +209,140 @@ where
     E: From<Error>,
     F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
 {
+    ctx.__write(f)
+}
+
+/// The marker of the context's database declared `#[facade(NAME)]`, for
+/// the closure forms [`read_in`], [`write_in`] and [`read_replica_in`]:
+/// `db!(api)` is `Named::<{ database_id("api") }>`, what `db = api` selects
+/// in `#[reader]`/`#[writer]`.
+///
+/// ```
+/// use diesel_facade::{database_id, db, Named};
+/// let _: Named<{ database_id("api") }> = db!(api);
+/// ```
+#[macro_export]
+macro_rules! db {
+    ($name:ident) => {
+        $crate::Named::<{ $crate::database_id(::core::stringify!($name)) }>
+    };
+}
+
+/// [`read`] on the database `db` of the context (see [`db!`](crate::db)):
+/// the closure form of `#[reader(db = NAME)]`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use diesel::SqliteConnection;
+/// use diesel_facade::{db, Facade, TransactionContext};
+///
+/// #[derive(TransactionContext)]
+/// struct Ctx {
+///     #[facade]
+///     main: Facade<SqliteConnection>,
+///     #[facade(api)]
+///     api: Facade<SqliteConnection>,
+/// }
+///
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let mut ctx = Ctx {
+///     main: Facade::builder().writer(":memory:").build()?,
+///     api: Facade::builder().writer(":memory:").build()?,
+/// };
+/// let two: i32 = diesel_facade::read_in(&mut ctx, db!(api), |ctx| {
+///     diesel::select(2.into_sql::<diesel::sql_types::Integer>()).get_result(ctx.conn())
+/// })?;
+/// assert_eq!(two, 2);
+/// assert_eq!(ctx.api.stats().transactions, 1);
+/// assert_eq!(ctx.main.stats().transactions, 0);
+/// # Ok(()) }
+/// ```
+pub fn read_in<S, D, R, E, F>(ctx: &mut S, db: D, f: F) -> Result<R, E>
+where
+    S: ReadAccess<D> + ?Sized,
+    D: Database<S::Context>,
+    E: From<Error>,
+    F: FnOnce(&mut ReaderScope<'_, S::Context, D>) -> Result<R, E>,
+{
+    let _ = db;
+    ctx.__read(f)
+}
+
+/// [`read_replica`] on the database `db` of the context (see
+/// [`db!`](crate::db)): the closure form of `#[reader(db = NAME, replica)]`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use diesel::SqliteConnection;
+/// use diesel_facade::{db, Facade, TransactionContext};
+///
+/// #[derive(TransactionContext)]
+/// struct Ctx {
+///     #[facade]
+///     main: Facade<SqliteConnection>,
+///     #[facade(api)]
+///     api: Facade<SqliteConnection>,
+/// }
+///
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let mut ctx = Ctx {
+///     main: Facade::builder().writer(":memory:").build()?,
+///     api: Facade::builder().writer(":memory:").build()?,
+/// };
+/// let three: i32 = diesel_facade::read_replica_in(&mut ctx, db!(api), |ctx| {
+///     diesel::select(3.into_sql::<diesel::sql_types::Integer>()).get_result(ctx.conn())
+/// })?;
+/// assert_eq!(three, 3);
+/// assert_eq!(ctx.api.stats().transactions, 1);
+/// # Ok(()) }
+/// ```
+pub fn read_replica_in<S, D, R, E, F>(ctx: &mut S, db: D, f: F) -> Result<R, E>
+where
+    S: ReplicaReadAccess<D> + ?Sized,
+    D: Database<S::Context>,
+    E: From<Error>,
+    F: FnOnce(&mut ReplicaScope<'_, S::Context, D>) -> Result<R, E>,
+{
+    let _ = db;
+    ctx.__read_replica(Route::Replica, f)
+}
+
+/// [`write`] on the database `db` of the context (see [`db!`](crate::db)):
+/// the closure form of `#[writer(db = NAME)]`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use diesel::SqliteConnection;
+/// use diesel_facade::{db, Facade, TransactionContext};
+///
+/// #[derive(TransactionContext)]
+/// struct Ctx {
+///     #[facade]
+///     main: Facade<SqliteConnection>,
+///     #[facade(api)]
+///     api: Facade<SqliteConnection>,
+/// }
+///
+/// # fn main() -> Result<(), diesel_facade::Error> {
+/// let mut ctx = Ctx {
+///     main: Facade::builder().writer(":memory:").build()?,
+///     api: Facade::builder().writer(":memory:").build()?,
+/// };
+/// diesel_facade::write_in(&mut ctx, db!(api), |ctx| {
+///     let conn: &mut SqliteConnection = ctx.conn();
+///     diesel::sql_query("CREATE TABLE t (x INTEGER)").execute(conn)
+/// })?;
+/// assert_eq!(ctx.api.stats().commits, 1);
+/// assert_eq!(ctx.main.stats().commits, 0);
+/// # Ok(()) }
+/// ```
+pub fn write_in<S, D, R, E, F>(ctx: &mut S, db: D, f: F) -> Result<R, E>
+where
+    S: WriteAccess<D> + ?Sized,
+    D: Database<S::Context>,
+    E: From<Error>,
+    F: FnOnce(&mut WriterScope<'_, S::Context, D>) -> Result<R, E>,
+{
+    let _ = db;
     ctx.__write(f)
 }

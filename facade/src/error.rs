@@ -67,6 +67,18 @@ pub enum ErrorKind {
     /// transaction does not hold yet: a savepoint's rollback would release
     /// it early. Take the lock before the savepoint.
     LockInSavepoint,
+    /// A call with transactions open on several databases of its context
+    /// (`#[facade(NAME)]`, `db = NAME`) committed some of them and then
+    /// failed to commit another: there is no two-phase commit. The message
+    /// names the databases that committed, the one whose COMMIT failed (its
+    /// error is the [`source`](std::error::Error::source)) and those rolled
+    /// back; see docs/databases.md for the order. Never retried.
+    PartiallyCommitted,
+    /// A call that the nesting table forbids, reached through a function of
+    /// another database of the context, where only the run time can see it
+    /// (a `#[writer]` of `main` inside an `api` reader inside a `main`
+    /// reader, say); nothing ran. See docs/databases.md. Never retried.
+    WrongNesting,
     /// A query expected a row and found none.
     NotFound,
     /// Anything else: see the message and [`std::error::Error::source`].
@@ -105,6 +117,8 @@ impl ErrorKind {
             ErrorKind::Config => "configuration error",
             ErrorKind::UnbalancedTransaction => "unbalanced nested transaction",
             ErrorKind::LockInSavepoint => "lock taken inside a savepoint",
+            ErrorKind::PartiallyCommitted => "committed on some databases only",
+            ErrorKind::WrongNesting => "call not allowed in the open transaction",
             ErrorKind::NotFound => "not found",
             ErrorKind::Other => "database error",
         }

@@ -10,12 +10,15 @@
 use crate::backend::SupportedConnection;
 use crate::context::TransactionContext;
 use crate::entry::{outermost_writer, write_attempt};
-use crate::error::{Error, ErrorKind};
-use crate::scope::{ScopeState, WriterScope};
+use crate::error::Error;
+use crate::scope::WriterScope;
 use crate::transaction::with_retry;
 
+pub use crate::context::{database_id, Database, Main, Named};
 pub use crate::replica::Position;
-pub use crate::scope::{IndependentAccess, ReadAccess, ReplicaReadAccess, Scope, WriteAccess};
+pub use crate::scope::{
+    False, IndependentAccess, ReadAccess, ReplicaReadAccess, SameDb, Scope, True, WriteAccess,
+};
 pub use crate::transaction::{RetryPolicy, Route};
 
 /// Lets `#[derive(TransactionContext)]` name the connection type of a
@@ -41,22 +44,6 @@ impl<C: crate::SupportedConnection> FacadeField for crate::Facade<C> {
     }
 }
 
-/// The context, and whether a transaction is open on it (checked for
-/// whether an independent writer can commit beside it).
-fn independent_context<S: Scope + ?Sized>(ctx: &mut S) -> Result<(&S::Context, bool), Error> {
-    match ctx.__scope_state() {
-        ScopeState::Idle(ctx) => Ok((ctx, false)),
-        ScopeState::Open { ctx, tx } => {
-            <<S::Context as TransactionContext>::Connection as SupportedConnection>::check_independent(
-                tx.mode,
-                &tx.conn.session,
-            )
-            .map_err(|why| Error::new(ErrorKind::Config, why))?;
-            Ok((ctx, true))
-        }
-    }
-}
-
 /// How long an independent writer nested in an open transaction of its
 /// own context waits for a row lock: its outer transaction may hold the
 /// row, and that wait would never end.
@@ -65,21 +52,24 @@ pub(crate) const NESTED_INDEPENDENT_LOCK_WAIT: std::time::Duration =
 
 /// A nested independent writer first bounds its lock waits (see
 /// [`NESTED_INDEPENDENT_LOCK_WAIT`]).
-fn bound_waits<T: TransactionContext>(scope: &mut WriterScope<'_, T>) -> Result<(), Error> {
-    <T::Connection as SupportedConnection>::bound_nested_lock_waits(
+fn bound_waits<T: TransactionContext, D: Database<T>>(
+    scope: &mut WriterScope<'_, T, D>,
+) -> Result<(), Error> {
+    <D::Connection as SupportedConnection>::bound_nested_lock_waits(
         scope.tx.connection(),
         NESTED_INDEPENDENT_LOCK_WAIT,
     )
     .map_err(Error::from)
 }
 
-pub fn writer_independent<S, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+pub fn writer_independent<S, D, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
 where
-    S: IndependentAccess + ?Sized,
+    S: IndependentAccess<D> + ?Sized,
+    D: Database<S::Context>,
     E: From<Error>,
-    F: FnOnce(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    F: FnOnce(&mut WriterScope<'_, S::Context, D>) -> Result<R, E>,
 {
-    let (ctx, nested) = independent_context(ctx)?;
+    let (ctx, nested) = ctx.__independent_context()?;
     tracing::debug!(nested, "independent transaction");
     outermost_writer(ctx, |scope| {
         if nested {
@@ -89,18 +79,19 @@ where
     })
 }
 
-pub fn writer_independent_retry<S, R, E, F>(
+pub fn writer_independent_retry<S, D, R, E, F>(
     ctx: &mut S,
     policy: RetryPolicy,
     mut f: F,
 ) -> Result<R, E>
 where
-    S: IndependentAccess + ?Sized,
+    S: IndependentAccess<D> + ?Sized,
+    D: Database<S::Context>,
     E: From<Error>,
-    F: FnMut(&mut WriterScope<'_, S::Context>) -> Result<R, E>,
+    F: FnMut(&mut WriterScope<'_, S::Context, D>) -> Result<R, E>,
 {
-    let (ctx, nested) = independent_context(ctx)?;
-    with_retry(ctx.facade(), policy, || {
+    let (ctx, nested) = ctx.__independent_context()?;
+    with_retry(D::facade(ctx), policy, || {
         write_attempt(ctx, |scope| {
             if nested {
                 bound_waits(scope)?;

@@ -54,6 +54,7 @@ pub mod report;
 
 // The scenarios: generic functions that the suites run on each backend.
 pub mod hostile;
+pub mod named;
 pub mod scenarios;
 pub mod trust;
 

@@ -152,3 +152,49 @@ fn every_retry_is_a_warning_with_its_attempt_and_error() {
         "the server's error: {line}"
     );
 }
+
+#[derive(TransactionContext)]
+struct TwoSqlite {
+    #[facade]
+    main: Facade<SqliteConnection>,
+    #[facade(api)]
+    api: Facade<SqliteConnection>,
+}
+
+#[writer]
+fn add_main(ctx: &mut TwoSqlite, id: i32) -> QueryResult<usize> {
+    diesel::insert_into(items::table)
+        .values((items::id.eq(id), items::name.eq("main"), items::qty.eq(0)))
+        .execute(ctx.conn())
+}
+
+#[writer(db = api)]
+fn api_then_main(ctx: &mut TwoSqlite) -> QueryResult<()> {
+    add_main(ctx, 7)?; // begins main's transaction; its COMMIT waits for this call
+    tracing::info!("back in the api writer, marker-7f3a");
+    Ok(())
+}
+
+/// A transaction that began inside another database's and waits for its
+/// COMMIT is not the current span meanwhile: what the outermost call does
+/// next is recorded in its own transaction's span only. Both spans close
+/// committed.
+#[test]
+fn a_transaction_waiting_for_another_databases_call_is_not_the_current_span() {
+    captured();
+    let mut ctx = TwoSqlite {
+        main: diesel_facade_tests::facade::<SqliteConnection>("traced_main", |b| b),
+        api: diesel_facade_tests::facade::<SqliteConnection>("traced_api", |b| b),
+    };
+    api_then_main(&mut ctx).unwrap();
+    let marker = lines_with("marker-7f3a");
+    assert_eq!(marker.len(), 1, "{marker:#?}");
+    assert_eq!(
+        marker[0].matches("diesel_facade.transaction").count(),
+        1,
+        "only the api transaction's span is current: {}",
+        marker[0]
+    );
+    assert_eq!(ctx.main.stats().commits, 1);
+    assert_eq!(ctx.api.stats().commits, 1);
+}

@@ -466,6 +466,101 @@ fn replica_scenarios<C: Replicated>(primary: &str, replica: &str) {
     drop(setup);
 }
 
+/// A context whose api database (`#[facade(api)]`) has the replica, beside
+/// a default database without one.
+#[derive(TransactionContext)]
+struct TwoDatabases<A: SupportedConnection> {
+    #[facade]
+    main: Facade<diesel::SqliteConnection>,
+    #[facade(api)]
+    api: Facade<A>,
+}
+
+#[writer(db = api)]
+fn add_api<A: Replicated>(ctx: &mut TwoDatabases<A>, id: i32) -> QueryResult<()> {
+    A::insert_item(ctx.conn(), id, "a".to_owned(), 0).map(drop)
+}
+
+#[reader(db = api, replica)]
+fn look_api<A: Replicated>(ctx: &mut TwoDatabases<A>, id: i32) -> QueryResult<(bool, bool, bool)> {
+    let (visible, server_is_replica) = probe(ctx.conn(), id)?;
+    Ok((visible, server_is_replica, ctx.on_replica()))
+}
+
+/// Read-your-writes holds on a named database: its commits record the
+/// position in its own facade, and its replica reads wait for it (or fall
+/// back to its primary).
+fn named_database_reads_its_writes_on_its_replica<A: Replicated>(primary: &str, replica: &str) {
+    let db_name = db_name("ft", "replica_named");
+    {
+        let mut admin: A = connect_eventually(primary);
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db_name}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .expect("create database");
+    }
+    let primary_url = with_db(primary, &db_name);
+    let replica_url = with_db(replica, &db_name);
+    connect_eventually::<A>(&primary_url)
+        .batch_execute(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL)",
+        )
+        .expect("create table");
+    let replica_admin = std::cell::RefCell::new(connect_eventually::<A>(&replica_url));
+    let mut ctx = TwoDatabases {
+        main: Facade::builder().writer(":memory:").build().expect("main"),
+        api: Facade::<A>::builder()
+            .writer(primary_url)
+            .replica(replica_url)
+            .replica_wait_timeout(Duration::from_millis(400))
+            .build()
+            .expect("api facade with a replica"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while look_api(&mut ctx, 0).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the table never reached the replica"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    add_api(&mut ctx, 1).unwrap();
+    assert!(
+        ctx.api.read_position().token().is_some(),
+        "api position recorded"
+    );
+    assert_eq!(ctx.main.read_position().token(), None, "main untouched");
+    assert_eq!(look_api(&mut ctx, 1).unwrap(), (true, true, true));
+
+    replica_admin
+        .borrow_mut()
+        .batch_execute(A::PAUSE_SQL)
+        .expect("pause replay");
+    let resume = Resume {
+        conn: &replica_admin,
+    };
+    add_api(&mut ctx, 2).unwrap();
+    let fallbacks = ctx.api.stats().replica_fallbacks;
+    let (visible, server_is_replica, on_replica) = look_api(&mut ctx, 2).unwrap();
+    assert!(visible, "the api writer reads its own write");
+    assert!(!server_is_replica && !on_replica, "from the api primary");
+    assert_eq!(ctx.api.stats().replica_fallbacks, fallbacks + 1);
+    drop(resume);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(pg_server, pg_replica)),
+    ignore = "needs FACADE_TEST_PG_URL and FACADE_TEST_PG_REPLICA_URL"
+)]
+fn postgres_replica_of_a_named_database_reads_its_writes() {
+    named_database_reads_its_writes_on_its_replica::<PgConnection>(
+        &server_env("FACADE_TEST_PG_URL"),
+        &server_env("FACADE_TEST_PG_REPLICA_URL"),
+    );
+}
+
 fn with_port(url: &str, port: u16) -> String {
     let mut parsed = url::Url::parse(url).expect("URL");
     parsed.set_port(Some(port)).expect("port");

@@ -134,14 +134,14 @@ fn unknown_arguments_list_the_accepted_ones() {
         "retyr",
         &["retyr"],
         "unknown `#[writer]` argument `retyr`: \
-         expected `savepoint`, `independent`, `retry` or `retry = N`",
+         expected `db = NAME`, `savepoint`, `independent`, `retry` or `retry = N`",
         "write join",
     );
     assert_rejected(
         Role::Reader,
         "move",
         &["move"],
-        "unknown `#[reader]` argument `move`: expected `replica` or `allow_replica`",
+        "unknown `#[reader]` argument `move`: expected `db = NAME`, `replica` or `allow_replica`",
         "read primary",
     );
 }
@@ -174,7 +174,7 @@ fn arguments_of_the_other_attribute_say_where_they_belong() {
         Role::Reader,
         "savepoint",
         &["savepoint"],
-        "`savepoint` is a `#[writer]` argument; `#[reader]` accepts `replica` or `allow_replica`",
+        "`savepoint` is a `#[writer]` argument; `#[reader]` accepts `db = NAME`, `replica` or `allow_replica`",
         "read primary",
     );
     assert_rejected(
@@ -227,5 +227,52 @@ fn a_syntax_error_keeps_the_arguments_before_it() {
         &["3"],
         "expected `,`",
         "write savepoint retry",
+    );
+}
+
+fn database(role: Role, source: &str) -> Option<String> {
+    let args = parse_args(role, tokens(source));
+    assert!(args.error.is_none(), "{source}: {:?}", args.error);
+    args.database.map(|name| name.to_string())
+}
+
+#[test]
+fn db_names_a_database_beside_the_other_arguments() {
+    assert_eq!(database(Role::Reader, ""), None);
+    assert_eq!(database(Role::Reader, "db = api"), Some("api".into()));
+    assert_eq!(
+        database(Role::Reader, "db = api, replica"),
+        Some("api".into())
+    );
+    assert_eq!(
+        database(Role::Writer, "retry = 2, db = api"),
+        Some("api".into())
+    );
+    let args = parse_args(Role::Writer, tokens("db = api, savepoint, retry"));
+    assert_eq!(describe(&args.transaction), "write savepoint retry");
+}
+
+#[test]
+fn db_needs_one_identifier() {
+    for (source, at) in [
+        ("db", "db"),
+        ("db(api)", "db(api)"),
+        ("db = \"api\"", "db = \"api\""),
+        ("db = a::b", "db = a::b"),
+    ] {
+        assert_rejected(
+            Role::Reader,
+            source,
+            &[at],
+            "write the database as `db = NAME`",
+            "read primary",
+        );
+    }
+    assert_rejected(
+        Role::Writer,
+        "db = api, db = main, retry",
+        &["db"],
+        "duplicate argument `db`",
+        "write join retry",
     );
 }

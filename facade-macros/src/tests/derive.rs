@@ -205,10 +205,18 @@ fn one_field_only_is_marked() {
 }
 
 #[test]
-fn the_marker_takes_no_arguments() {
-    let (at, messages) = rejected("struct Ctx { #[facade(primary)] db: Facade<Pg> }");
-    assert_eq!(at, ["(primary)"]);
-    assert_eq!(messages, ["`#[facade]` takes no arguments"]);
+fn the_marker_takes_a_database_name_at_most() {
+    let (at, messages) =
+        rejected("struct Ctx { #[facade] m: Facade<Pg>, #[facade(a, b)] db: Facade<Pg> }");
+    assert_eq!(at, ["(a, b)"]);
+    assert!(
+        messages[0].starts_with("`#[facade(..)]` takes the name of the database, one identifier"),
+        "{messages:?}"
+    );
+
+    let (at, _) =
+        rejected("struct Ctx { #[facade] m: Facade<Pg>, #[facade(\"api\")] db: Facade<Pg> }");
+    assert_eq!(at, ["(\"api\")"]);
 
     let (at, _) = rejected("struct Ctx { #[facade = \"db\"] db: Facade<Pg> }");
     assert_eq!(at, ["= \"db\""]);
@@ -300,4 +308,47 @@ fn the_marker_belongs_on_a_field() {
     let (at, messages) = rejected("#[facade] struct Ctx { db: Facade<Pg> }");
     assert_eq!(at, ["#[facade]"]);
     assert!(messages[0].starts_with("`#[facade]` marks a field"));
+}
+
+#[test]
+fn named_databases_get_a_database_impl_each() {
+    let input: syn::DeriveInput = syn::parse_str(
+        "struct Ctx { #[facade] main: Facade<Mysql>, #[facade(api)] api: Facade<Pg>, #[facade(cell0)] c: Facade<Pg> }",
+    )
+    .unwrap();
+    let expanded = transaction_context_impl(&input).unwrap().to_string();
+    for (name, field) in [("api", "api"), ("cell0", "c")] {
+        let id = crate::expand::database_id(name);
+        let header = format!(
+            "impl :: diesel_facade :: Database < Ctx > for :: diesel_facade :: Named < {id}u64 >"
+        );
+        assert!(expanded.contains(&header), "{name}: {expanded}");
+        assert!(expanded.contains(&format!("const NAME : & 'static str = \"{name}\"")));
+        assert!(expanded.contains(&format!("as_facade (& ctx . {field})")));
+    }
+    // The default database is still the unnamed `#[facade]` field.
+    assert!(expanded.contains("as_facade (& self . main)"), "{expanded}");
+}
+
+#[test]
+fn a_named_database_needs_its_own_name_and_a_default_database() {
+    let (at, messages) = rejected(
+        "struct Ctx { #[facade] m: Facade<Pg>, #[facade(api)] a: Facade<Pg>, #[facade(api)] b: Facade<Pg> }",
+    );
+    assert_eq!(at, ["api"]);
+    assert!(messages[0].starts_with("the context already has a database named `api`"));
+
+    let (at, messages) = rejected("struct Ctx { #[facade(api)] a: Facade<Pg> }");
+    assert_eq!(at, ["Ctx"]);
+    assert!(
+        messages[0].starts_with("the context has no default database"),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn the_macros_and_the_runtime_agree_on_database_ids() {
+    // FNV-1a test vectors; `diesel_facade::database_id` has the same doctest values.
+    assert_eq!(crate::expand::database_id(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(crate::expand::database_id("a"), 0xaf63_dc4c_8601_ec8c);
 }

@@ -270,3 +270,41 @@ fn bad_arguments_alone_still_expand_with_the_accepted_ones() {
         "{output}"
     );
 }
+
+#[test]
+fn db_selects_the_named_database_and_checks_the_name_on_a_concrete_context() {
+    let id = crate::expand::database_id("api");
+    let generated = expanded_fn(
+        Role::Reader,
+        "db = api",
+        "fn count(ctx: &mut Ctx) -> QueryResult<i64> { body(ctx) }",
+    );
+    let expected = expected_fn(&format!(
+        "fn count<__FacadeScope: ::diesel_facade::__private::ReadAccess<::diesel_facade::Named<{id}u64>, Context = Ctx>>(
+            ctx: &mut __FacadeScope
+        ) -> QueryResult<i64>
+        where ::diesel_facade::Named<{id}u64>: ::diesel_facade::Database<Ctx>
+        {{
+            ::diesel_facade::__private::ReadAccess::__read(
+                ctx,
+                |ctx: &mut ::diesel_facade::ReaderScope<'_, Ctx, ::diesel_facade::Named<{id}u64>>| -> QueryResult<i64> {{ body(ctx) }}
+            )
+        }}"
+    ));
+    assert_eq!(generated, expected);
+}
+
+#[test]
+fn db_on_a_generic_context_leaves_the_check_to_the_callers() {
+    // A where-clause on `C` would hide the derive's impl (and with it the
+    // connection type) from the body.
+    for (generics, context) in [("<C: Bound>", "C"), ("<C>", "Ctx<C>"), ("", "Self")] {
+        let generated = expanded_fn(
+            Role::Writer,
+            "db = api",
+            &format!("fn f{generics}(ctx: &mut {context}) -> QueryResult<()> {{ Ok(()) }}"),
+        );
+        assert!(!generated.contains("Database"), "{context}: {generated}");
+        assert!(generated.contains("Named"), "{context}: {generated}");
+    }
+}

@@ -15,26 +15,23 @@
 //! nested call can never see the idle context and start a second
 //! transaction by accident.
 
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::time::Duration;
 
-use crate::backend::{ConcurrentWriters, SupportedConnection};
-use crate::context::TransactionContext;
+use crate::backend::SupportedConnection;
+use crate::context::{Database, Main, TransactionContext};
 use crate::error::Error;
 use crate::read_only::ReadOnlyConnection;
 use crate::transaction::{RetryPolicy, Route, Transaction};
 
+mod chain;
+mod state;
 mod writer;
 
-/// What a scope argument is: an idle context or an open transaction.
-#[doc(hidden)]
-pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
-    Idle(&'a T),
-    Open {
-        ctx: &'a T,
-        tx: &'a mut Transaction<T::Connection>,
-    },
-}
+pub(crate) use chain::{end_all, DeferredTx, Frame};
+pub use chain::{Frames, OpenKind, Root};
+pub use state::{Elsewhere, False, Found, Here, Rep, SameDb, True, R, W};
 
 /// Anything a data-access function can be called with: a request context
 /// (no transaction yet) or one of the scopes ([`WriterScope`],
@@ -55,9 +52,6 @@ pub enum ScopeState<'a, T: TransactionContext + ?Sized> {
 pub trait Scope {
     /// The application's context type.
     type Context: TransactionContext;
-
-    #[doc(hidden)]
-    fn __scope_state(&mut self) -> ScopeState<'_, Self::Context>;
 }
 
 /// May start or join a read-write transaction: an idle context or a
@@ -75,7 +69,10 @@ pub trait Scope {
     label = "read-only scope: cannot start or join a read-write transaction here",
     note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection"
 )]
-pub trait WriteAccess: Scope {
+pub trait WriteAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
     /// Begin a read-write transaction (a request context) or join the open
     /// one (a [`WriterScope`]). Each implementation holds only its own path,
     /// so a call from inside a transaction compiles no code that begins one.
@@ -83,21 +80,21 @@ pub trait WriteAccess: Scope {
     fn __write<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 
     /// Like `__write`, but joined in a savepoint.
     #[doc(hidden)]
     fn __write_savepoint<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 
     /// Like `__write`, re-running a transaction it begins per `policy`.
     #[doc(hidden)]
     fn __write_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnMut(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 
     /// Like `__write_savepoint`, re-running a transaction it begins per
     /// `policy`.
@@ -105,7 +102,7 @@ pub trait WriteAccess: Scope {
     fn __write_savepoint_retry<R, E, F>(&mut self, policy: RetryPolicy, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnMut(&mut WriterScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnMut(&mut WriterScope<'_, Self::Context, D>) -> Result<R, E>;
 }
 
 /// May start an independent read-write transaction on a second connection:
@@ -124,7 +121,16 @@ pub trait WriteAccess: Scope {
     note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]",
     note = "inside a `#[writer]` on SQLite (see `diesel_facade::ConcurrentWriters`), which allows one writer at a time, an independent writer would wait for its own caller and could never commit: call it before or after the writer, or from a `#[reader]`"
 )]
-pub trait IndependentAccess: Scope {}
+pub trait IndependentAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
+    /// The context, and whether a transaction of the same database is open
+    /// on it (refused where an independent writer could not commit beside
+    /// it).
+    #[doc(hidden)]
+    fn __independent_context(&mut self) -> Result<(&Self::Context, bool), Error>;
+}
 
 /// May start or join a read-only transaction on the primary: an idle
 /// context, a [`WriterScope`] or a [`ReaderScope`]. Not a [`ReplicaScope`]:
@@ -143,14 +149,17 @@ pub trait IndependentAccess: Scope {}
     label = "not a request context, a writer scope or a primary reader scope",
     note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
 )]
-pub trait ReadAccess: Scope {
+pub trait ReadAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
     /// Begin a read-only transaction on the primary (a request context) or
     /// join the open one (a scope).
     #[doc(hidden)]
     fn __read<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut ReaderScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut ReaderScope<'_, Self::Context, D>) -> Result<R, E>;
 }
 
 /// May start a read-only transaction on a replica, or join any open one:
@@ -168,14 +177,17 @@ pub trait ReadAccess: Scope {
     label = "not a request context or a transaction scope",
     note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
 )]
-pub trait ReplicaReadAccess: Scope {
+pub trait ReplicaReadAccess<D = Main>: Scope
+where
+    D: Database<Self::Context>,
+{
     /// Begin a read-only transaction routed by `route` (a request context)
     /// or join the open one (a scope).
     #[doc(hidden)]
     fn __read_replica<R, E, F>(&mut self, route: Route, f: F) -> Result<R, E>
     where
         E: From<Error>,
-        F: FnOnce(&mut ReplicaScope<'_, Self::Context>) -> Result<R, E>;
+        F: FnOnce(&mut ReplicaScope<'_, Self::Context, D>) -> Result<R, E>;
 }
 
 // `do_not_recommend`: when a scope lacks a capability, rustc should name the
@@ -184,23 +196,39 @@ pub trait ReplicaReadAccess: Scope {
 #[diagnostic::do_not_recommend]
 impl<T: TransactionContext> Scope for T {
     type Context = T;
-
-    fn __scope_state(&mut self) -> ScopeState<'_, T> {
-        ScopeState::Idle(self)
-    }
 }
 #[diagnostic::do_not_recommend]
-impl<T: TransactionContext> IndependentAccess for T {}
+impl<T: TransactionContext, D: Database<T>> IndependentAccess<D> for T {
+    fn __independent_context(&mut self) -> Result<(&T, bool), Error> {
+        Ok((self, false))
+    }
+}
 
 macro_rules! scope_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        pub struct $name<'s, T: TransactionContext> {
+        pub struct $name<'s, T: TransactionContext, D: Database<T> = Main> {
             pub(crate) ctx: &'s T,
-            pub(crate) tx: &'s mut Transaction<T::Connection>,
+            pub(crate) tx: &'s mut Transaction<D::Connection>,
+            /// The transactions open on the context's other databases.
+            pub(crate) outer: &'s mut dyn Frames<T>,
+            pub(crate) db: PhantomData<fn() -> D>,
         }
 
-        impl<'s, T: TransactionContext> $name<'s, T> {
+        impl<'s, T: TransactionContext, D: Database<T>> $name<'s, T, D> {
+            pub(crate) fn new(
+                ctx: &'s T,
+                tx: &'s mut Transaction<D::Connection>,
+                outer: &'s mut dyn Frames<T>,
+            ) -> Self {
+                $name {
+                    ctx,
+                    tx,
+                    outer,
+                    db: PhantomData,
+                }
+            }
+
             /// The application's context (also reachable through `Deref`).
             ///
             /// ```
@@ -235,7 +263,7 @@ macro_rules! scope_type {
             }
         }
 
-        impl<T: TransactionContext> Deref for $name<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> Deref for $name<'_, T, D> {
             type Target = T;
 
             fn deref(&self) -> &T {
@@ -243,21 +271,15 @@ macro_rules! scope_type {
             }
         }
 
-        impl<T: TransactionContext> Scope for $name<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> Scope for $name<'_, T, D> {
             type Context = T;
-
-            fn __scope_state(&mut self) -> ScopeState<'_, T> {
-                ScopeState::Open {
-                    ctx: self.ctx,
-                    tx: &mut *self.tx,
-                }
-            }
         }
 
-        impl<T: TransactionContext> std::fmt::Debug for $name<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> std::fmt::Debug for $name<'_, T, D> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("backend", &<T::Connection as SupportedConnection>::NAME)
+                    .field("database", &D::NAME)
+                    .field("backend", &<D::Connection as SupportedConnection>::NAME)
                     .field("mode", &self.tx.mode)
                     .finish_non_exhaustive()
             }
@@ -331,16 +353,7 @@ scope_type!(
     ReplicaScope
 );
 
-// SQLite has one writer: an independent writer inside a writer could never
-// commit there, so it does not compile.
-impl<T: TransactionContext> IndependentAccess for WriterScope<'_, T> where
-    T::Connection: ConcurrentWriters
-{
-}
-impl<T: TransactionContext> IndependentAccess for ReaderScope<'_, T> {}
-impl<T: TransactionContext> IndependentAccess for ReplicaScope<'_, T> {}
-
-impl<T: TransactionContext> ReaderScope<'_, T> {
+impl<T: TransactionContext, D: Database<T>> ReaderScope<'_, T, D> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
     ///
     /// ```
@@ -354,12 +367,12 @@ impl<T: TransactionContext> ReaderScope<'_, T> {
     /// assert_eq!(one, 1);
     /// # Ok(()) }
     /// ```
-    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<D::Connection> {
         ReadOnlyConnection::from_mut(self.tx.connection())
     }
 }
 
-impl<T: TransactionContext> ReplicaScope<'_, T> {
+impl<T: TransactionContext, D: Database<T>> ReplicaScope<'_, T, D> {
     /// The connection as a [`ReadOnlyConnection`]: only reads compile on it.
     ///
     /// ```
@@ -373,7 +386,7 @@ impl<T: TransactionContext> ReplicaScope<'_, T> {
     /// assert_eq!(one, 1);
     /// # Ok(()) }
     /// ```
-    pub fn conn(&mut self) -> &mut ReadOnlyConnection<T::Connection> {
+    pub fn conn(&mut self) -> &mut ReadOnlyConnection<D::Connection> {
         ReadOnlyConnection::from_mut(self.tx.connection())
     }
 }
@@ -390,7 +403,7 @@ pub trait WriterOnly {}
 macro_rules! writer_only_methods {
     ($scope:ident) => {
         #[doc(hidden)]
-        impl<T: TransactionContext> $scope<'_, T> {
+        impl<T: TransactionContext, D: Database<T>> $scope<'_, T, D> {
             pub fn lock(&mut self, _name: &str) -> Result<(), Error>
             where
                 Self: WriterOnly,

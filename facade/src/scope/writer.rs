@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use super::WriterScope;
-use crate::context::TransactionContext;
+use crate::context::{Database, TransactionContext};
 use crate::error::Error;
 use crate::lock;
 
-impl<T: TransactionContext> WriterScope<'_, T> {
+impl<T: TransactionContext, D: Database<T>> WriterScope<'_, T, D> {
     /// The connection, inside the open read-write transaction.
     ///
     /// ```
@@ -22,7 +22,7 @@ impl<T: TransactionContext> WriterScope<'_, T> {
     /// })?;
     /// # Ok(()) }
     /// ```
-    pub fn conn(&mut self) -> &mut T::Connection {
+    pub fn conn(&mut self) -> &mut D::Connection {
         self.tx.connection()
     }
 

@@ -12,6 +12,9 @@ use super::*;
 pub(crate) struct Begun<C: SupportedConnection> {
     pub(crate) tx: Transaction<C>,
     span: Option<tracing::span::EnteredSpan>,
+    /// The span, exited while the transaction waits for another database's
+    /// outermost call to end (see `suspend_span`).
+    suspended: Option<tracing::Span>,
     started: Option<Instant>,
     ended: bool,
 }
@@ -21,6 +24,17 @@ impl<C: SupportedConnection> Drop for Begun<C> {
         if !self.ended {
             self.tx.on_commit.clear();
             let _ = rollback(&mut self.tx);
+        }
+    }
+}
+
+impl<C: SupportedConnection> Begun<C> {
+    /// Leave the span while the transaction waits for the end of another
+    /// database's outermost call, so what that call does next is not
+    /// recorded inside it; `end_outermost` enters it again.
+    pub(crate) fn suspend_span(&mut self) {
+        if let Some(span) = self.span.take() {
+            self.suspended = Some(span.exit());
         }
     }
 }
@@ -123,6 +137,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
     Ok(Begun {
         tx,
         span: Some(span),
+        suspended: None,
         started,
         ended: false,
     })
@@ -139,7 +154,10 @@ pub(crate) fn end_outermost<C: SupportedConnection>(
 ) -> Ended {
     begun.ended = true;
     let ended = settle(&mut begun.tx, facade, position, body_ok);
-    let span = begun.span.take();
+    let span = begun
+        .span
+        .take()
+        .or_else(|| begun.suspended.take().map(tracing::Span::entered));
     if let (Some(started), Some(span)) = (begun.started, &span) {
         let tx = &begun.tx;
         span.record("joins", tx.joins);
