@@ -11,7 +11,7 @@ use crate::backend::TxMode;
 use crate::context::{Database, TransactionContext};
 use crate::error::Error;
 use crate::scope::{
-    end_all, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Root, WriteAccess,
+    end_all, Opened, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Root, WriteAccess,
     WriterScope,
 };
 use crate::transaction::{begin_outermost, with_retry, Attempt, Ended, RetryPolicy, Route};
@@ -31,13 +31,20 @@ use crate::transaction::{begin_outermost, with_retry, Attempt, Ended, RetryPolic
 macro_rules! outermost {
     ($ctx:expr, $mode:expr, $route:expr, $scope:ident, $body:expr) => {{
         let ctx = $ctx;
-        let err = match begin_outermost(D::facade(ctx), D::read_position(ctx), $mode, $route) {
-            Ok(mut begun) => {
-                let mut root = Root::new();
-                let result = ($body)(&mut $scope::<T, D>::new(ctx, &mut begun.tx, &mut root));
-                match end_all::<T, D>(begun, ctx, root, result.is_ok()) {
-                    Ended::Stands(_) => return result,
-                    Ended::Replaced(err) => err,
+        let err = match Opened::<T, D>::open(ctx, $mode, $route) {
+            Ok(mut open) => {
+                let result = ($body)(&mut $scope::<T, D>::new(
+                    ctx,
+                    &mut open.begun.tx,
+                    &mut open.root,
+                ));
+                // A pattern rather than `is_ok()`: no call (and no copy of
+                // `is_ok` per result type) in every annotated function.
+                #[allow(clippy::redundant_pattern_matching)]
+                let body_ok = matches!(result, Ok(_));
+                match open.close(ctx, body_ok) {
+                    None => return result,
+                    Some(err) => err,
                 }
             }
             Err(not_begun) => not_begun.into_error(),

@@ -165,6 +165,45 @@ impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Con
     }
 }
 
+/// An outermost call's open transaction and the root of its chain: what the
+/// shell of a request context's `__read`/`__write` holds while the body runs.
+/// One value, so that the shell (compiled once per annotated function) has
+/// one thing to drop when the body panics: the transaction rolls back (see
+/// `Begun`), and so does every deferred one (their own `Drop`).
+pub(crate) struct Opened<T: TransactionContext, D: Database<T>> {
+    pub(crate) begun: Begun<D::Connection>,
+    pub(crate) root: Root<T>,
+}
+
+impl<T: TransactionContext, D: Database<T>> Opened<T, D> {
+    /// Check out a connection of `D` and `BEGIN` a transaction of `mode`.
+    pub(crate) fn open(
+        ctx: &T,
+        mode: crate::backend::TxMode,
+        route: crate::transaction::Route,
+    ) -> Result<Self, crate::transaction::NotBegun> {
+        let begun = crate::transaction::begin_outermost(
+            D::facade(ctx),
+            D::read_position(ctx),
+            mode,
+            route,
+        )?;
+        Ok(Opened {
+            begun,
+            root: Root::new(),
+        })
+    }
+
+    /// Commit or roll back (see [`end_all`]): `None` if the body's result
+    /// stands, else the error that replaces it.
+    pub(crate) fn close(self, ctx: &T, body_ok: bool) -> Option<Error> {
+        match end_all::<T, D>(self.begun, ctx, self.root, body_ok) {
+            Ended::Stands(_) => None,
+            Ended::Replaced(err) => Some(err),
+        }
+    }
+}
+
 /// End the outermost call of `ctx` on database `D`: its own transaction
 /// first (COMMIT if `body_ok`, else ROLLBACK), then the deferred ones in
 /// the order their calls returned. If its own transaction does not commit,

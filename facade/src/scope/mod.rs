@@ -29,7 +29,7 @@ mod chain;
 mod state;
 mod writer;
 
-pub(crate) use chain::{end_all, DeferredTx, Frame};
+pub(crate) use chain::{end_all, DeferredTx, Frame, Opened};
 pub use chain::{Frames, OpenKind, Root};
 pub use state::{Elsewhere, False, Found, Here, Rep, SameDb, True, R, W};
 

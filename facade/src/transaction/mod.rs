@@ -275,6 +275,8 @@ mod outermost;
 mod retry;
 mod savepoint;
 
-pub(crate) use self::outermost::{begin_outermost, end_once, end_outermost, Begun, Ended};
+pub(crate) use self::outermost::{
+    begin_outermost, end_once, end_outermost, Begun, Ended, NotBegun,
+};
 pub(crate) use self::retry::with_retry;
 pub(crate) use self::savepoint::savepoint;
