@@ -353,3 +353,45 @@ where
     let _ = db;
     ctx.__write(f)
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::{read, write, ErrorKind, Facade};
+
+    /// The shell keeps the body in a `ManuallyDrop` until it calls it: when
+    /// the transaction cannot begin, the body (and what it captured) must
+    /// still be dropped, not leaked.
+    #[test]
+    fn a_body_that_never_ran_is_dropped_when_the_transaction_cannot_begin() {
+        // One connection, held by the outer call: the inner calls (other
+        // request contexts) cannot check one out.
+        let db = Facade::<diesel::SqliteConnection>::builder()
+            .writer(":memory:")
+            .max_pool_size(1)
+            .pool_timeout(Duration::from_millis(100))
+            .build()
+            .expect("facade");
+        let captured = Arc::new(());
+        write(&mut db.context(), |_ctx| {
+            let held = Arc::clone(&captured);
+            let err = read(&mut db.context(), move |_ctx| {
+                let _held = &held;
+                Ok::<_, crate::Error>(())
+            })
+            .expect_err("no connection for the reader");
+            assert_ne!(err.kind(), ErrorKind::Other, "{err}");
+            let held = Arc::clone(&captured);
+            write(&mut db.context(), move |_ctx| {
+                let _held = &held;
+                Ok::<_, crate::Error>(())
+            })
+            .expect_err("no connection for the writer");
+            Ok::<_, crate::Error>(())
+        })
+        .expect("the outer writer");
+        assert_eq!(Arc::strong_count(&captured), 1, "both bodies were dropped");
+    }
+}
