@@ -159,7 +159,7 @@ fn mysql_drop_without_a_server_logs_and_does_not_panic() {
 }
 
 /// On a Galera node (whose sessions run with `autocommit = 0` and whose
-/// writers normally begin with the guard savepoint) a transactional facade
+/// writers normally arm the abort guard with `BEGIN`) a transactional facade
 /// releases and rolls back its savepoints, holds its lock rows, and leaves
 /// nothing committed; the test database is dropped across the cluster.
 #[test]
