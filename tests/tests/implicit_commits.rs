@@ -174,6 +174,7 @@ fn own_rollback_is_never_a_commit(galera: bool) {
         "rollback work",
         "ROLLBACK /* not to a savepoint */",
         "SELECT 1; ROLLBACK",
+        "SET STATEMENT max_statement_time = 0 FOR ROLLBACK",
     ];
     let mut wrong = Vec::new();
     for (n, rollback) in spellings.into_iter().enumerate() {
@@ -198,4 +199,79 @@ fn own_rollback_is_never_a_commit_on_mariadb() {
 #[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn own_rollback_is_never_a_commit_on_galera() {
     own_rollback_is_never_a_commit(true);
+}
+
+/// Spellings of an implicit commit that start like a statement that keeps
+/// the transaction: MariaDB's `SET STATEMENT .. FOR <statement>` runs any
+/// statement (`COMMIT`, DDL), `SET PASSWORD` writes the `mysql` schema, and
+/// a `;` inside a string or comment must not hide what follows it.
+const HIDDEN: [(&str, &str); 3] = [
+    (
+        "set_statement_for_ddl",
+        "SET STATEMENT max_statement_time = 0 FOR CREATE TABLE t_hidden (id INT PRIMARY KEY) ENGINE=InnoDB",
+    ),
+    (
+        "set_statement_for_commit",
+        "SET STATEMENT max_statement_time = 0 FOR COMMIT",
+    ),
+    (
+        "set_autocommit_after_a_semicolon_in_a_string",
+        "SET @x = ';SELECT 1', autocommit = 1",
+    ),
+];
+
+#[writer(savepoint)]
+fn hidden_in_a_savepoint(ctx: &mut Context<MysqlConnection>, statement: &str) -> Result<(), Error> {
+    ctx.conn().batch_execute(statement)?;
+    Ok(())
+}
+
+#[writer(retry = 3)]
+fn bump_around_a_savepoint_with(
+    ctx: &mut Context<MysqlConnection>,
+    statement: &str,
+    attempts: &AtomicUsize,
+) -> Result<(), Error> {
+    attempts.fetch_add(1, Ordering::SeqCst);
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    hidden_in_a_savepoint(ctx, statement)?;
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 10 WHERE id = 'c'")?;
+    Ok(())
+}
+
+/// However the implicit commit is spelt, one inside a savepoint is
+/// `CommitUnknown`, run once: never a retried deadlock that repeats what
+/// the implicit commit already committed.
+fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown(galera: bool) {
+    let mut wrong = Vec::new();
+    for (name, statement) in HIDDEN {
+        let db = target(&format!("hidden_{name}"), galera);
+        let attempts = AtomicUsize::new(0);
+        let result = bump_around_a_savepoint_with(&mut db.context(), statement, &attempts);
+        let value = counter(&db);
+        let tried = attempts.load(Ordering::SeqCst);
+        let kind = result.as_ref().err().map(Error::kind);
+        // 0 where the session already had autocommit on (one MariaDB
+        // server): `SET autocommit = 1` then commits nothing.
+        if kind != Some(ErrorKind::CommitUnknown) || value > 1 || tried != 1 {
+            wrong.push(format!(
+                "{name}: {result:?}, counter {value}, attempts {tried}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown_on_mariadb() {
+    hidden_implicit_commits_in_a_savepoint_are_commit_unknown(false);
+}
+
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown_on_galera() {
+    hidden_implicit_commits_in_a_savepoint_are_commit_unknown(true);
 }

@@ -45,8 +45,7 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
         let statement_end = rest.find(';');
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
         let keeps = if word.eq_ignore_ascii_case("SET") {
-            // `SET autocommit = 1` commits (and changes the session).
-            !statement.to_ascii_lowercase().contains("autocommit")
+            set_keeps_the_transaction(rest)
         } else if word.eq_ignore_ascii_case("ROLLBACK") {
             // `ROLLBACK [WORK] TO [SAVEPOINT] x` keeps it; a bare `ROLLBACK`
             // ends it (a word in a comment does not count).
@@ -82,9 +81,11 @@ pub(super) fn rolls_back(head: &str) -> bool {
         }
         let statement_end = rest.find(';');
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
-        if first_word(statement).eq_ignore_ascii_case("ROLLBACK")
-            && !rolls_back_to_a_savepoint(statement)
-        {
+        let word = first_word(statement);
+        if word.eq_ignore_ascii_case("ROLLBACK") && !rolls_back_to_a_savepoint(statement) {
+            return true;
+        }
+        if word.eq_ignore_ascii_case("SET") && set_statement_rolls_back(rest) {
             return true;
         }
         match statement_end {
@@ -92,6 +93,45 @@ pub(super) fn rolls_back(head: &str) -> bool {
             Some(end) => rest = &rest[end + 1..],
         }
     }
+}
+
+/// Whether the `SET` statement at the start of `text` keeps the
+/// transaction. `text` runs to the end of the head, past the statement's
+/// apparent end: a `;` inside a string or comment (`SET @x = ';SELECT 1',
+/// autocommit = 1`) must not hide the rest of it.
+/// - `SET autocommit = 1` commits (and changes the session);
+/// - `SET PASSWORD` writes the `mysql` schema, which commits;
+/// - MariaDB's `SET STATEMENT .. FOR <statement>` runs any statement
+///   (`COMMIT`, DDL, `ROLLBACK`): counted as committing, whatever follows
+///   `FOR`.
+fn set_keeps_the_transaction(text: &str) -> bool {
+    let after_set = skip_space_and_comments(text.get(3..).unwrap_or(""));
+    if first_word(after_set).eq_ignore_ascii_case("STATEMENT") {
+        return false;
+    }
+    let lower = text.to_ascii_lowercase();
+    !lower.contains("autocommit") && !lower.contains("password")
+}
+
+/// Whether the `SET` statement at the start of `text` (to the end of the
+/// head, as for [`set_keeps_the_transaction`]) is a `SET STATEMENT .. FOR
+/// ROLLBACK` that is not `ROLLBACK TO` a savepoint.
+fn set_statement_rolls_back(text: &str) -> bool {
+    let after_set = skip_space_and_comments(text.get(3..).unwrap_or(""));
+    if !first_word(after_set).eq_ignore_ascii_case("STATEMENT") {
+        return false;
+    }
+    // ASCII lowercasing keeps every byte offset of `text`.
+    let lower = text.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    lower.match_indices("for").any(|(at, _)| {
+        let starts_a_word =
+            at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+        let after = skip_space_and_comments(text.get(at + 3..).unwrap_or(""));
+        starts_a_word
+            && first_word(after).eq_ignore_ascii_case("ROLLBACK")
+            && !rolls_back_to_a_savepoint(after)
+    })
 }
 
 /// The leading ASCII letters of `text`.
@@ -159,6 +199,11 @@ mod tests {
             "ROLLBACK",
             "LOCK TABLES t WRITE",
             "CALL p()",
+            "SET STATEMENT max_statement_time = 0 FOR COMMIT",
+            "set /* c */ statement max_statement_time = 0 for create table t (a int)",
+            "SET @x = ';SELECT 1', autocommit = 1",
+            "SET @x = 1 /*;SELECT*/, autocommit = 1",
+            "SET PASSWORD = PASSWORD('x')",
         ] {
             assert!(commits_implicitly(commits, true), "{commits}");
         }
@@ -176,6 +221,8 @@ mod tests {
             "rollback work",
             "ROLLBACK /* savepoint */",
             "SELECT 1; /* c */ ROLLBACK AND NO CHAIN",
+            "SET STATEMENT max_statement_time = 0 FOR ROLLBACK",
+            "set statement max_statement_time = 0 for /* c */ rollback work",
         ] {
             assert!(rolls_back(whole), "{whole}");
         }
@@ -186,6 +233,8 @@ mod tests {
             "COMMIT",
             "CREATE TABLE t (a INT)",
             "SELECT 'ROLLBACK'",
+            "SET STATEMENT max_statement_time = 0 FOR ROLLBACK TO SAVEPOINT a",
+            "SET @rollback = 1",
         ] {
             assert!(!rolls_back(not), "{not}");
         }
