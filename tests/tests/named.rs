@@ -188,3 +188,63 @@ fn sqlite_independent_writer_reached_through_another_database_inside_a_writer_fa
         PgConnection,
     >();
 }
+
+mod attacks {
+    use diesel::connection::SimpleConnection;
+    use diesel::{PgConnection, QueryResult, SqliteConnection};
+    use diesel_facade::{reader, writer};
+    use diesel_facade_tests::named::TwoDatabases;
+    use diesel_facade_tests::scenarios::TypedQueries;
+
+    type Two = TwoDatabases<SqliteConnection, PgConnection>;
+
+    #[writer(db = api)]
+    fn insert_api(ctx: &mut Two, id: i32, handle_an_error: bool) -> QueryResult<usize> {
+        let inserted = PgConnection::insert_item(ctx.conn(), id, format!("api-{id}"), 1)?;
+        if handle_an_error {
+            // PostgreSQL aborts the transaction at this error, which the
+            // body ignores: its COMMIT cannot commit anything.
+            let _ = ctx.conn().batch_execute("SELECT 1 / 0");
+        }
+        Ok(inserted)
+    }
+
+    #[reader(db = api)]
+    fn api_has(ctx: &mut Two, id: i32) -> QueryResult<bool> {
+        PgConnection::item_exists(ctx.conn(), id)
+    }
+
+    #[reader]
+    fn main_has(ctx: &mut Two, id: i32) -> QueryResult<bool> {
+        SqliteConnection::item_exists(ctx.conn(), id)
+    }
+
+    /// A main writer whose on-commit hook panics, and which wrote to the
+    /// api database in its body (that transaction's COMMIT follows main's).
+    #[writer]
+    fn main_and_api_with_a_panicking_hook(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        ctx.on_commit(|| panic!("an on_commit hook of main panics"));
+        SqliteConnection::insert_item(ctx.conn(), id, format!("main-{id}"), 1)?;
+        insert_api(ctx, id, false)?;
+        Ok(())
+    }
+
+    /// The body returned Ok and main committed; a hook of main that panics
+    /// afterwards must not roll back the api transaction that waited for
+    /// it (it did: main committed, api silently rolled back, no
+    /// PartiallyCommitted).
+    #[test]
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    fn a_panicking_on_commit_hook_of_the_outermost_database_does_not_roll_back_the_others() {
+        let mut ctx = Two::setup("atk_hook_panic");
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            main_and_api_with_a_panicking_hook(&mut ctx, 7)
+        }));
+        assert!(outcome.is_err(), "the hook's panic goes on to the caller");
+        assert!(main_has(&mut ctx, 7).unwrap(), "main committed");
+        assert!(
+            api_has(&mut ctx, 7).unwrap(),
+            "the api transaction committed after main's, as for a body that returned Ok"
+        );
+    }
+}

@@ -11,6 +11,7 @@
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::context::{Database, TransactionContext};
 use crate::error::{Error, ErrorKind};
@@ -186,12 +187,25 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
         .into_iter()
         .filter_map(|(_, pending)| pending)
         .collect();
-    let ended = end_outermost(
-        begun,
-        D::facade(ctx),
-        D::read_position(ctx),
-        body_ok && !lost,
-    );
+    // A panic out of a COMMIT below is an on-commit hook's: hooks run only
+    // after their own transaction committed. It must not roll back the
+    // transactions still waiting for their COMMIT (the body returned `Ok`),
+    // so it goes on to the caller once every one of them has ended.
+    let mut hook_panic = None;
+    let ended = match catch_unwind(AssertUnwindSafe(|| {
+        end_outermost(
+            begun,
+            D::facade(ctx),
+            D::read_position(ctx),
+            body_ok && !lost,
+        )
+    })) {
+        Ok(ended) => ended,
+        Err(panic) => {
+            hook_panic = Some(panic);
+            Ended::Stands(None)
+        }
+    };
     if !body_ok || lost || matches!(ended, Ended::Replaced(_)) {
         for pending in deferred {
             let name = pending.name();
@@ -212,7 +226,14 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     let mut rest = deferred.into_iter();
     while let Some(pending) = rest.next() {
         let name = pending.name();
-        match pending.finish(ctx, true) {
+        let finished = match catch_unwind(AssertUnwindSafe(|| pending.finish(ctx, true))) {
+            Ok(finished) => finished,
+            Err(panic) => {
+                hook_panic.get_or_insert(panic);
+                Ok(())
+            }
+        };
+        match finished {
             Ok(()) => committed.push(name),
             Err(err) => {
                 let rolled_back: Vec<&str> = rest
@@ -224,9 +245,15 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
                     .collect();
                 let err = partially_committed(&committed, name, &rolled_back, err);
                 tracing::warn!(error = %err, "committed on some databases only");
+                if let Some(panic) = hook_panic {
+                    resume_unwind(panic);
+                }
                 return Ended::Replaced(err);
             }
         }
+    }
+    if let Some(panic) = hook_panic {
+        resume_unwind(panic);
     }
     ended
 }
