@@ -192,7 +192,7 @@ fn sqlite_independent_writer_reached_through_another_database_inside_a_writer_fa
 mod attacks {
     use diesel::connection::SimpleConnection;
     use diesel::{PgConnection, QueryResult, SqliteConnection};
-    use diesel_facade::{reader, writer};
+    use diesel_facade::{reader, writer, ErrorKind};
     use diesel_facade_tests::named::TwoDatabases;
     use diesel_facade_tests::scenarios::TypedQueries;
 
@@ -245,6 +245,38 @@ mod attacks {
         assert!(
             api_has(&mut ctx, 7).unwrap(),
             "the api transaction committed after main's, as for a body that returned Ok"
+        );
+    }
+
+    #[writer]
+    fn main_then_api_that_handled_an_error(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        SqliteConnection::insert_item(ctx.conn(), id, format!("main-{id}"), 1)?;
+        insert_api(ctx, id, true)?;
+        Ok(())
+    }
+
+    /// A PartiallyCommitted error never says "nothing was committed": main
+    /// did commit.
+    #[test]
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    fn a_partially_committed_message_never_says_nothing_was_committed() {
+        let mut ctx = Two::setup("atk_partial_message");
+        let err = main_then_api_that_handled_an_error(&mut ctx, 8).unwrap_err();
+        let err = diesel_facade::Error::from(err);
+        assert_eq!(err.kind(), ErrorKind::PartiallyCommitted, "{err}");
+        assert!(!err.kind().is_retryable());
+        assert!(main_has(&mut ctx, 8).unwrap(), "main committed");
+        assert!(!api_has(&mut ctx, 8).unwrap(), "api did not");
+        let message = err.to_string();
+        // Only ever about the database that did not commit.
+        let unscoped = message.replace("nothing was committed on `api`", "");
+        assert!(
+            !unscoped.contains("nothing was committed") && !unscoped.contains("nothing committed"),
+            "{message}"
+        );
+        assert!(
+            message.contains("committed on the default database"),
+            "{message}"
         );
     }
 }

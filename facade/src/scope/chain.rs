@@ -267,6 +267,27 @@ fn shown(name: &str) -> String {
     }
 }
 
+/// `message`, the error of database `name`'s own transaction, with what it
+/// says was or was not committed or rolled back narrowed to that database:
+/// inside a [`ErrorKind::PartiallyCommitted`] error, "nothing was
+/// committed" would deny the COMMITs that succeeded.
+fn of_one_database(message: &str, name: &str) -> String {
+    let on = shown(name);
+    message
+        .replace(
+            "everything was rolled back",
+            &format!("everything on {on} was rolled back"),
+        )
+        .replace(
+            "nothing was committed",
+            &format!("nothing was committed on {on}"),
+        )
+        .replace(
+            "it was not committed",
+            &format!("it was not committed on {on}"),
+        )
+}
+
 fn partially_committed(
     committed: &[&str],
     failed: &str,
@@ -285,7 +306,7 @@ fn partially_committed(
         list(committed),
         shown(failed),
         err.kind(),
-        err.message(),
+        of_one_database(err.message(), failed),
     );
     if !rolled_back.is_empty() {
         message.push_str(&format!("; rolled back on {}", list(rolled_back)));
