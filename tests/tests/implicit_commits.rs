@@ -275,3 +275,59 @@ fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown_on_mariadb() {
 fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown_on_galera() {
     hidden_implicit_commits_in_a_savepoint_are_commit_unknown(true);
 }
+
+#[writer]
+fn drop_the_guard_and_fail(
+    ctx: &mut Context<MysqlConnection>,
+    statement: &str,
+) -> Result<(), Error> {
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    ctx.conn().batch_execute(statement)?;
+    Err(Error::new(ErrorKind::Other, "the body's own error"))
+}
+
+/// A writer that ran a statement changing the session (here: dropping the
+/// Galera guard's temporary table, or `SET autocommit = 1`) and then
+/// returned `Err` does not put that session back into the pool: before,
+/// every later writer on the connection failed at its `BEGIN` (1146, the
+/// guard table is gone), and the connection was never replaced.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_failed_writer_that_changed_the_session_does_not_poison_the_pool_on_galera() {
+    let node = diesel_facade_tests::galera_urls().swap_remove(0);
+    let url = MysqlConnection::create_database(&node, "g_poison");
+    let mut conn = MysqlConnection::establish(&url).expect("connect");
+    conn.batch_execute(MysqlConnection::SCHEMA)
+        .expect("test schema");
+    let db = Facade::<MysqlConnection>::builder()
+        .writer(url)
+        .max_pool_size(1)
+        .build()
+        .expect("facade on Galera node 1");
+    let connection_id = || {
+        diesel_facade::write(&mut db.context(), |ctx| {
+            MysqlConnection::query_n(ctx.conn(), "SELECT CAST(CONNECTION_ID() AS SIGNED) AS n")
+        })
+        .expect("the connection's id")
+    };
+    // An ordinary failed writer keeps its connection.
+    let before = connection_id();
+    drop_the_guard_and_fail(&mut db.context(), "SELECT 1").unwrap_err();
+    assert_eq!(
+        connection_id(),
+        before,
+        "an ordinary Err kept the connection"
+    );
+    for statement in [
+        "DROP TEMPORARY TABLE diesel_facade_guard",
+        "SET autocommit = 1",
+    ] {
+        let err = drop_the_guard_and_fail(&mut db.context(), statement).unwrap_err();
+        assert_eq!(err.message(), "the body's own error", "{statement}: {err}");
+        for _ in 0..3 {
+            let bumped = bump_around(&mut db.context(), "SELECT 1", &AtomicUsize::new(0));
+            assert!(bumped.is_ok(), "after {statement}: {bumped:?}");
+        }
+    }
+}

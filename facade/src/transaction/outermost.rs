@@ -237,11 +237,17 @@ fn settle<C: SupportedConnection>(
         // The body's own error stands, whatever state the connection is in
         // (diesel may call its transaction manager broken after a lost
         // connection: that must not replace the application's error).
+        // As after a commit: a statement that ended the transaction (DDL,
+        // `SET autocommit`, ...) may also have changed the session (dropped
+        // the Galera guard's table, say), which must not go back to the
+        // pool. Counted before the facade's own `ROLLBACK`, which is one.
+        let session_changed = tx.conn.implicit_commits() > 0;
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
-        if doomed
-            .as_ref()
-            .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
+        if session_changed
+            || doomed
+                .as_ref()
+                .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
         {
             tx.conn.broken = true;
         }
