@@ -17,6 +17,7 @@
 
 use std::any::TypeId;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::backend::{ConcurrentWriters, SupportedConnection, TxMode};
 use crate::context::{Database, TransactionContext};
@@ -66,6 +67,25 @@ where
         }
     });
     result
+}
+
+/// Run `f` in `tx`, a transaction of another database that the caller
+/// joins through the chain. If `f` panics, the transaction is marked: a
+/// caller further out may catch the panic and return `Ok`, and the
+/// half-done work of the panicking call must not commit (its owner then
+/// fails, and a transaction waiting for the outermost call makes the whole
+/// call commit nothing).
+fn joined<C: SupportedConnection, Res>(
+    tx: &mut Transaction<C>,
+    f: impl FnOnce(&mut Transaction<C>) -> Res,
+) -> Res {
+    match catch_unwind(AssertUnwindSafe(|| f(&mut *tx))) {
+        Ok(res) => res,
+        Err(panic) => {
+            tx.panicked = true;
+            resume_unwind(panic)
+        }
+    }
 }
 
 /// For the `None` of [`with_other`].
@@ -323,7 +343,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> ReadR
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, OpenKind::Write | OpenKind::Read)) => {
                 tx.note_join("reader");
-                f(&mut ReaderScope::new(ctx, tx, rest))
+                joined(tx, |tx| f(&mut ReaderScope::new(ctx, tx, rest)))
             }
             Some((_, kind)) => Err(E::from(wrong_nesting::<T, D2>("`#[reader]`", kind))),
             None => begin_inside::<T, D, D2, _, _, _>(
@@ -355,7 +375,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Repli
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, _)) => {
                 tx.note_join("replica reader");
-                f(&mut ReplicaScope::new(ctx, tx, rest))
+                joined(tx, |tx| f(&mut ReplicaScope::new(ctx, tx, rest)))
             }
             None => {
                 begin_inside::<T, D, D2, _, _, _>(ctx, rest, TxMode::Read, route, |tx, rest| {
@@ -385,11 +405,13 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Write
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, OpenKind::Write)) if in_savepoint => {
                 tx.note_join("savepoint writer");
-                savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
+                joined(tx, |tx| {
+                    savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
+                })
             }
             Some((tx, OpenKind::Write)) => {
                 tx.note_join("writer");
-                f(&mut WriterScope::new(ctx, tx, rest))
+                joined(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
             }
             Some((_, kind)) => Err(E::from(wrong_nesting::<T, D2>("`#[writer]`", kind))),
             None => begin_inside::<T, D, D2, _, _, _>(

@@ -279,4 +279,53 @@ mod attacks {
             "{message}"
         );
     }
+
+    #[writer]
+    fn main_insert_then_panic(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        SqliteConnection::insert_item(ctx.conn(), id, format!("main-{id}"), 1)?;
+        panic!("a bug in a nested call");
+    }
+
+    #[reader(db = api)]
+    fn api_reader_catches_a_panic_in_main(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            main_insert_then_panic(ctx, id)
+        }));
+        assert!(caught.is_err());
+        Ok(())
+    }
+
+    #[writer]
+    fn main_writer_begun_inside_api(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        SqliteConnection::insert_item(ctx.conn(), id, format!("main-{id}"), 1)?;
+        api_reader_catches_a_panic_in_main(ctx, id + 1)
+    }
+
+    #[writer(db = api)]
+    fn api_writer_outermost(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        insert_api(ctx, id, false)?;
+        main_writer_begun_inside_api(ctx, id)
+    }
+
+    /// docs/databases.md: "a panic in a call that had joined one of them
+    /// [the transactions begun inside the outermost call on another
+    /// database] rolls that one back; if the panic is caught and the
+    /// outermost body still returns Ok, nothing is committed and the call
+    /// fails". Here the joined transaction is main's, begun inside the api
+    /// writer, and still open on the stack when the panic is caught.
+    #[test]
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    fn a_caught_panic_in_a_call_that_joined_a_transaction_begun_inside_commits_nothing() {
+        let mut ctx = Two::setup("atk_frame_panic");
+        let result = api_writer_outermost(&mut ctx, 20);
+        let (m20, m21, a20) = (
+            main_has(&mut ctx, 20).unwrap(),
+            main_has(&mut ctx, 21).unwrap(),
+            api_has(&mut ctx, 20).unwrap(),
+        );
+        assert!(
+            result.is_err() && !m20 && !m21 && !a20,
+            "{result:?}, main 20: {m20}, main 21 (written by the panicking call): {m21}, api 20: {a20}"
+        );
+    }
 }

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::context::{Database, TransactionContext};
 use crate::error::{Error, ErrorKind};
-use crate::transaction::{end_once, end_outermost, Begun, Ended};
+use crate::transaction::{caught_panic, end_once, end_outermost, Begun, Ended};
 
 /// What kind of transaction a frame lends: what may join it.
 #[doc(hidden)]
@@ -136,6 +136,9 @@ pub trait Deferred<T: ?Sized> {
     /// The open transaction, to join.
     fn tx(&mut self) -> &mut dyn Any;
 
+    /// Whether a call that joined it panicked (see `Transaction::panicked`).
+    fn panicked(&self) -> bool;
+
     /// COMMIT (`commit`) or ROLLBACK; `Err` if the COMMIT failed.
     fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<(), Error>;
 }
@@ -156,6 +159,10 @@ impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Con
 
     fn tx(&mut self) -> &mut dyn Any {
         &mut self.begun.tx
+    }
+
+    fn panicked(&self) -> bool {
+        self.begun.tx.panicked
     }
 
     fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<(), Error> {
@@ -181,7 +188,12 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     if root.deferred.is_empty() {
         return end_outermost(begun, D::facade(ctx), D::read_position(ctx), body_ok);
     }
-    let lost = root.deferred.iter().any(|(_, pending)| pending.is_none());
+    // Lost to a panic that unwound through the root, or joined by a call
+    // that panicked (caught further out).
+    let lost = root
+        .deferred
+        .iter()
+        .any(|(_, pending)| pending.as_ref().is_none_or(|pending| pending.panicked()));
     let deferred: Vec<Box<dyn Deferred<T>>> = root
         .deferred
         .into_iter()
@@ -214,11 +226,7 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
             }
         }
         if lost && body_ok {
-            return Ended::Replaced(Error::new(
-                ErrorKind::Other,
-                "a panic inside this call was caught after it had joined the transaction of \
-                 another database, which was rolled back; nothing was committed",
-            ));
+            return Ended::Replaced(caught_panic());
         }
         return ended;
     }

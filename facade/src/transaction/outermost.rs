@@ -118,6 +118,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
         locks: Vec::new(),
         savepoint_retryable: None,
         on_replica,
+        panicked: false,
     };
     tx.conn.begin_watching();
     let managed = &mut *tx.conn;
@@ -261,6 +262,9 @@ fn settle<C: SupportedConnection>(
             .filter(|(kind, _)| kind.is_retryable());
         return Ended::Stands(retry);
     }
+    if tx.panicked {
+        return rolled_back(tx, caught_panic());
+    }
     let open = match depth(tx) {
         Ok(d) => d,
         Err(err) => {
@@ -313,6 +317,17 @@ fn settle<C: SupportedConnection>(
             rolled_back(tx, err)
         }
     }
+}
+
+/// The error for a body that returned `Ok` although a call that had joined
+/// its transaction (or one waiting for its end) from another database's
+/// scope panicked, and a caller caught the panic.
+pub(crate) fn caught_panic() -> Error {
+    Error::new(
+        ErrorKind::Other,
+        "a panic inside this call was caught after it had joined the transaction of \
+         another database, which was rolled back; nothing was committed",
+    )
 }
 
 /// Run every hook of a committed transaction. A hook that panics does not
