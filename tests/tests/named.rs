@@ -328,4 +328,63 @@ mod attacks {
             "{result:?}, main 20: {m20}, main 21 (written by the panicking call): {m21}, api 20: {a20}"
         );
     }
+
+    #[writer]
+    fn main_insert(ctx: &mut Two, id: i32) -> QueryResult<usize> {
+        SqliteConnection::insert_item(ctx.conn(), id, format!("main-{id}"), 1)
+    }
+
+    #[writer(db = api)]
+    fn api_writer_then_main_panics(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        insert_api(ctx, id, false)?;
+        main_insert_then_panic(ctx, id)
+    }
+
+    #[writer]
+    fn main_writer_then_api_then_err(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        SqliteConnection::insert_item(ctx.conn(), id, format!("main-{id}"), 1)?;
+        insert_api(ctx, id, false)?;
+        Err(diesel::result::Error::RollbackTransaction)
+    }
+
+    /// Every way a call across the two databases can fail, many times over
+    /// on pools of two connections: afterwards both pools still hand out
+    /// connections at once, with no transaction left open.
+    #[test]
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    fn failed_and_panicked_calls_across_databases_leak_no_connection() {
+        use std::time::{Duration, Instant};
+        let mut ctx = Two {
+            main: diesel_facade_tests::facade::<SqliteConnection>("atk_leak_m", |b| {
+                b.max_pool_size(2).pool_timeout(Duration::from_secs(2))
+            }),
+            api: diesel_facade_tests::facade::<PgConnection>("atk_leak_a", |b| {
+                b.max_pool_size(2).pool_timeout(Duration::from_secs(2))
+            }),
+        };
+        let catch = |f: &mut dyn FnMut()| {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        };
+        for round in 0..6 {
+            let id = 100 * (round + 1);
+            catch(&mut || drop(api_writer_then_main_panics(&mut ctx, id)));
+            assert!(main_writer_then_api_then_err(&mut ctx, id + 1).is_err());
+            assert!(main_then_api_that_handled_an_error(&mut ctx, id + 2).is_err());
+            catch(&mut || drop(main_and_api_with_a_panicking_hook(&mut ctx, id + 3)));
+            assert!(api_writer_outermost(&mut ctx, id + 4).is_err());
+        }
+        let started = Instant::now();
+        insert_api(&mut ctx, 1, false).unwrap();
+        main_insert(&mut ctx, 1).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Nothing of the failed calls is visible; the hook's call committed.
+        for round in 0..6 {
+            let id = 100 * (round + 1);
+            assert!(!api_has(&mut ctx, id).unwrap());
+            assert!(!main_has(&mut ctx, id + 1).unwrap() && !api_has(&mut ctx, id + 1).unwrap());
+            assert!(main_has(&mut ctx, id + 2).unwrap() && !api_has(&mut ctx, id + 2).unwrap());
+            assert!(main_has(&mut ctx, id + 3).unwrap() && api_has(&mut ctx, id + 3).unwrap());
+            assert!(!main_has(&mut ctx, id + 4).unwrap() && !api_has(&mut ctx, id + 4).unwrap());
+        }
+    }
 }
