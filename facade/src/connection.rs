@@ -47,6 +47,9 @@ pub(crate) struct FacadeInstrumentation {
     pub(crate) implicit_check: Option<ImplicitCheck>,
     /// How many such statements ran since the transaction began.
     pub(crate) implicit_commits: u32,
+    /// Whether a statement changed the session (`Implicit::ChangesSession`)
+    /// since the transaction began.
+    pub(crate) session_changed: bool,
 }
 
 impl FacadeInstrumentation {
@@ -62,6 +65,7 @@ impl FacadeInstrumentation {
             first_error: None,
             implicit_check,
             implicit_commits: 0,
+            session_changed: false,
         }
     }
 
@@ -70,6 +74,7 @@ impl FacadeInstrumentation {
         self.doomed = None;
         self.first_error = None;
         self.implicit_commits = 0;
+        self.session_changed = false;
     }
 }
 
@@ -132,6 +137,7 @@ impl Instrumentation for FacadeInstrumentation {
             let (sql, complete) = head.sql();
             match check(sql, complete) {
                 Implicit::Keeps => {}
+                Implicit::ChangesSession => self.session_changed = true,
                 Implicit::Commits => self.implicit_commits += 1,
                 Implicit::RollsBack => {
                     self.implicit_commits += 1;
@@ -260,5 +266,12 @@ impl<C: SupportedConnection> Managed<C> {
     /// How many statements that commit implicitly ran in this transaction.
     pub(crate) fn implicit_commits(&mut self) -> u32 {
         self.instrumentation().map_or(0, |i| i.implicit_commits)
+    }
+
+    /// Whether this transaction ran a statement that commits implicitly or
+    /// changes the session: the connection must not be reused.
+    pub(crate) fn session_changed(&mut self) -> bool {
+        self.instrumentation()
+            .is_some_and(|i| i.implicit_commits > 0 || i.session_changed)
     }
 }

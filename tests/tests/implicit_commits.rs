@@ -277,26 +277,34 @@ fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown_on_galera() {
 }
 
 #[writer]
-fn drop_the_guard_and_fail(
+fn change_the_session(
     ctx: &mut Context<MysqlConnection>,
     statement: &str,
+    fail: bool,
 ) -> Result<(), Error> {
     ctx.conn()
         .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
     ctx.conn().batch_execute(statement)?;
-    Err(Error::new(ErrorKind::Other, "the body's own error"))
+    if fail {
+        return Err(Error::new(ErrorKind::Other, "the body's own error"));
+    }
+    Ok(())
 }
 
-/// A writer that ran a statement changing the session (here: dropping the
-/// Galera guard's temporary table, or `SET autocommit = 1`) and then
-/// returned `Err` does not put that session back into the pool: before,
-/// every later writer on the connection failed at its `BEGIN` (1146, the
-/// guard table is gone), and the connection was never replaced.
-#[test]
-#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
-fn a_failed_writer_that_changed_the_session_does_not_poison_the_pool_on_galera() {
-    let node = diesel_facade_tests::galera_urls().swap_remove(0);
-    let url = MysqlConnection::create_database(&node, "g_poison");
+/// A writer that ran a statement changing the session (dropping the Galera
+/// guard's temporary table, `SET autocommit = 1`, `SET SESSION TRANSACTION
+/// READ ONLY`) does not put that session back into the pool, whether it
+/// then returns `Err` or `Ok`: before, every later writer on the connection
+/// failed (1146, the guard table is gone; 1792, READ ONLY transaction), and
+/// the connection was never replaced.
+fn a_writer_that_changed_the_session_does_not_poison_the_pool(galera: bool, statements: &[&str]) {
+    let url = if galera {
+        let node = diesel_facade_tests::galera_urls().swap_remove(0);
+        MysqlConnection::create_database(&node, "g_poison")
+    } else {
+        let server = std::env::var("FACADE_TEST_MYSQL_URL").expect("FACADE_TEST_MYSQL_URL");
+        MysqlConnection::create_database(&server, "m_poison")
+    };
     let mut conn = MysqlConnection::establish(&url).expect("connect");
     conn.batch_execute(MysqlConnection::SCHEMA)
         .expect("test schema");
@@ -304,30 +312,64 @@ fn a_failed_writer_that_changed_the_session_does_not_poison_the_pool_on_galera()
         .writer(url)
         .max_pool_size(1)
         .build()
-        .expect("facade on Galera node 1");
+        .expect("facade");
+    db.run_migrations().expect("the locks table");
     let connection_id = || {
         diesel_facade::write(&mut db.context(), |ctx| {
             MysqlConnection::query_n(ctx.conn(), "SELECT CAST(CONNECTION_ID() AS SIGNED) AS n")
         })
         .expect("the connection's id")
     };
-    // An ordinary failed writer keeps its connection.
+    // An ordinary writer, failed or not, keeps its connection, also one
+    // that sets user variables or takes a lock with a timeout.
     let before = connection_id();
-    drop_the_guard_and_fail(&mut db.context(), "SELECT 1").unwrap_err();
+    change_the_session(&mut db.context(), "SET @x = 1", true).unwrap_err();
+    change_the_session(&mut db.context(), "SET @x = 1", false).unwrap();
+    diesel_facade::write(&mut db.context(), |ctx| {
+        ctx.lock_timeout("poison", std::time::Duration::from_secs(1))
+    })
+    .unwrap();
     assert_eq!(
         connection_id(),
         before,
-        "an ordinary Err kept the connection"
+        "ordinary writers kept the connection"
     );
-    for statement in [
-        "DROP TEMPORARY TABLE diesel_facade_guard",
-        "SET autocommit = 1",
-    ] {
-        let err = drop_the_guard_and_fail(&mut db.context(), statement).unwrap_err();
-        assert_eq!(err.message(), "the body's own error", "{statement}: {err}");
-        for _ in 0..3 {
-            let bumped = bump_around(&mut db.context(), "SELECT 1", &AtomicUsize::new(0));
-            assert!(bumped.is_ok(), "after {statement}: {bumped:?}");
+    for &statement in statements {
+        for fail in [true, false] {
+            let result = change_the_session(&mut db.context(), statement, fail);
+            assert_eq!(result.is_err(), fail, "{statement}: {result:?}");
+            for _ in 0..3 {
+                let bumped = bump_around(&mut db.context(), "SELECT 1", &AtomicUsize::new(0));
+                assert!(
+                    bumped.is_ok(),
+                    "after {statement} (fail: {fail}): {bumped:?}"
+                );
+            }
         }
     }
+}
+
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_writer_that_changed_the_session_does_not_poison_the_pool_on_galera() {
+    a_writer_that_changed_the_session_does_not_poison_the_pool(
+        true,
+        &[
+            "DROP TEMPORARY TABLE diesel_facade_guard",
+            "SET autocommit = 1",
+            "SET SESSION TRANSACTION READ ONLY",
+        ],
+    );
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn a_writer_that_changed_the_session_does_not_poison_the_pool_on_mariadb() {
+    a_writer_that_changed_the_session_does_not_poison_the_pool(
+        false,
+        &[
+            "SET SESSION TRANSACTION READ ONLY",
+            "SET @@session.tx_read_only = 1",
+        ],
+    );
 }

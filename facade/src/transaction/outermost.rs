@@ -242,7 +242,7 @@ fn settle<C: SupportedConnection>(
         // `SET autocommit`, ...) may also have changed the session (dropped
         // the Galera guard's table, say), which must not go back to the
         // pool. Counted before the facade's own `ROLLBACK`, which is one.
-        let session_changed = tx.conn.implicit_commits() > 0;
+        let session_changed = tx.conn.session_changed();
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
         if session_changed
@@ -356,7 +356,7 @@ fn commit<C: SupportedConnection>(
     let counters = &facade.inner.counters;
     let managed = &mut *tx.conn;
     let implicit_commits = managed.implicit_commits();
-    if implicit_commits > 0 {
+    if managed.session_changed() {
         // Statements that end transactions can also change the session
         // (`SET autocommit = 1`): start the next one on a fresh connection.
         managed.broken = true;

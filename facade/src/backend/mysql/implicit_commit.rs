@@ -95,6 +95,52 @@ pub(super) fn rolls_back(head: &str) -> bool {
     }
 }
 
+/// Whether `head` (as for [`commits_implicitly`], which said no) holds a
+/// `SET` that changes the session for later transactions: anything but
+/// user variables (`SET @x = ..`) and the two settings the facade sets and
+/// restores itself (`innodb_lock_wait_timeout` for `lock_timeout`,
+/// `max_statement_time` for a bounded cell read). `SET SESSION TRANSACTION
+/// READ ONLY`, say, would make every later writer on the connection fail.
+/// A false "yes" only costs the connection.
+pub(crate) fn changes_the_session(head: &str) -> bool {
+    let mut rest = head;
+    loop {
+        rest = skip_space_and_comments(rest);
+        if rest.is_empty() {
+            return false;
+        }
+        let statement_end = rest.find(';');
+        let statement = &rest[..statement_end.unwrap_or(rest.len())];
+        if first_word(statement).eq_ignore_ascii_case("SET") && set_changes_the_session(statement) {
+            return true;
+        }
+        match statement_end {
+            None => return false,
+            Some(end) => rest = &rest[end + 1..],
+        }
+    }
+}
+
+fn set_changes_the_session(statement: &str) -> bool {
+    let lower = statement.to_ascii_lowercase();
+    let assignments = lower.get(3..).unwrap_or("");
+    let own = ["innodb_lock_wait_timeout", "max_statement_time"];
+    !assignments.split(',').all(|assignment| {
+        let target = skip_space_and_comments(assignment);
+        (target.starts_with('@') && !target.starts_with("@@"))
+            || own.iter().any(|name| {
+                target
+                    .strip_prefix("session ")
+                    .map(str::trim_start)
+                    .is_some_and(|t| {
+                        t.starts_with(name)
+                            && !t[name.len()..]
+                                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    })
+            })
+    })
+}
+
 /// Whether the `SET` statement at the start of `text` keeps the
 /// transaction. `text` runs to the end of the head, past the statement's
 /// apparent end: a `;` inside a string or comment (`SET @x = ';SELECT 1',
@@ -212,6 +258,31 @@ mod tests {
         // A word in a comment is no `TO SAVEPOINT`.
         assert!(commits_implicitly("ROLLBACK /* savepoint */", true));
         assert!(!commits_implicitly("rollback work to savepoint a", true));
+    }
+
+    #[test]
+    fn a_set_of_the_session_is_told_apart() {
+        for changes in [
+            "SET SESSION TRANSACTION READ ONLY",
+            "set @@session.transaction_read_only = 1",
+            "SET sql_mode = ''",
+            "SET @x = 1, SESSION sql_mode = ''",
+            "SELECT 1; SET NAMES latin1",
+            "SET SESSION innodb_lock_wait_timeout_x = 1",
+        ] {
+            assert!(super::changes_the_session(changes), "{changes}");
+        }
+        for keeps in [
+            "SET @x = 1",
+            "set @a = 1, @b = 2",
+            "SET SESSION innodb_lock_wait_timeout = 3",
+            "SET SESSION max_statement_time = 0.500000",
+            "SET SESSION max_statement_time = DEFAULT",
+            "SELECT 'SET sql_mode'",
+            "INSERT INTO t VALUES (1)",
+        ] {
+            assert!(!super::changes_the_session(keeps), "{keeps}");
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ mod implicit_commit;
 mod options;
 
 use gtid::{gtid_list_covers, position_from_last_gtid};
-use implicit_commit::{commits_implicitly, rolls_back};
+use implicit_commit::{changes_the_session, commits_implicitly, rolls_back};
 use options::MysqlOptions;
 
 /// The Galera guard (see the module docs): a one-row temporary table
@@ -340,7 +340,11 @@ impl SupportedConnection for MysqlConnection {
         // body's own ends it too, and COMMIT would then commit nothing of it.
         Some(|head, complete| {
             if !commits_implicitly(head, complete) {
-                Implicit::Keeps
+                if changes_the_session(head) {
+                    Implicit::ChangesSession
+                } else {
+                    Implicit::Keeps
+                }
             } else if rolls_back(head) {
                 Implicit::RollsBack
             } else {
