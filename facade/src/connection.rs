@@ -269,9 +269,13 @@ impl<C: SupportedConnection> Managed<C> {
     }
 
     /// Whether this transaction ran a statement that commits implicitly or
-    /// changes the session: the connection must not be reused.
+    /// changes the session: the connection must not be reused. A test
+    /// pool's connection keeps its test transaction: a session setting
+    /// there ends with the test (on PostgreSQL, with the test transaction).
     pub(crate) fn session_changed(&mut self) -> bool {
-        self.instrumentation()
-            .is_some_and(|i| i.implicit_commits > 0 || i.session_changed)
+        let in_a_test_transaction = self.base_depth > 0;
+        self.instrumentation().is_some_and(|i| {
+            i.implicit_commits > 0 || (i.session_changed && !in_a_test_transaction)
+        })
     }
 }
