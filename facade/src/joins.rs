@@ -142,6 +142,24 @@ where
     F: FnOnce(&mut Transaction<D2::Connection>, &mut dyn Frames<T>) -> Result<Res, E>,
 {
     let facade = D2::facade(ctx);
+    if std::ptr::addr_eq(
+        std::sync::Arc::as_ptr(&facade.inner),
+        std::sync::Arc::as_ptr(&D::facade(ctx).inner),
+    ) {
+        // A second transaction on the caller's own pools: it would wait
+        // forever for a row lock its caller holds.
+        return Err(E::from(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{} and {} are the same `Facade` (the same pools), and a transaction of the \
+                 first is open: a second transaction on it would not see that one's writes, \
+                 and would wait forever for a row lock that one holds. Give each field its \
+                 own Facade, or use one field for that database; nothing ran",
+                shown::<T, D2>(),
+                shown::<T, D>(),
+            ),
+        )));
+    }
     let position = D2::read_position(ctx);
     let mut begun = match begin_outermost(facade, position, mode, route) {
         Ok(begun) => begun,

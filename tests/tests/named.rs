@@ -387,4 +387,48 @@ mod attacks {
             assert!(!main_has(&mut ctx, id + 4).unwrap() && !api_has(&mut ctx, id + 4).unwrap());
         }
     }
+
+    use diesel_facade_tests::TestBackend;
+
+    type Same = TwoDatabases<PgConnection, PgConnection>;
+
+    #[writer(db = api)]
+    fn api_bump(ctx: &mut Same) -> QueryResult<i64> {
+        PgConnection::query_n(
+            ctx.conn(),
+            "UPDATE counters SET value = value + 1 WHERE id = 'c' RETURNING value::bigint AS n",
+        )
+    }
+
+    #[writer]
+    fn main_bump_then_api_bump(ctx: &mut Same) -> QueryResult<i64> {
+        PgConnection::query_n(
+            ctx.conn(),
+            "UPDATE counters SET value = value + 1 WHERE id = 'c' RETURNING value::bigint AS n",
+        )?;
+        api_bump(ctx)
+    }
+
+    /// One Facade for both fields: the api call inside a main writer would
+    /// run on a second connection of the same database, waiting forever for
+    /// the row lock its own caller holds. It fails at once instead.
+    #[test]
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    fn the_same_facade_for_both_databases_does_not_hang() {
+        let db = diesel_facade_tests::facade::<PgConnection>("atk_same", |b| b);
+        let mut ctx = Same {
+            main: db.clone(),
+            api: db,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(format!("{:?}", main_bump_then_api_bump(&mut ctx)));
+        });
+        let outcome = rx.recv_timeout(std::time::Duration::from_secs(8));
+        let outcome = outcome.expect("still waiting after 8 s");
+        assert!(
+            outcome.contains("Config") && outcome.contains("the same `Facade`"),
+            "{outcome}"
+        );
+    }
 }
