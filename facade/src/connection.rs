@@ -256,10 +256,12 @@ impl<C: SupportedConnection> Managed<C> {
         self.instrumentation().and_then(|i| i.first_error.clone())
     }
 
-    /// Start counting implicit commits afresh (after the facade's own BEGIN).
+    /// Start counting implicit commits and session changes afresh (after
+    /// the facade's own BEGIN).
     pub(crate) fn forget_implicit_commits(&mut self) {
         if let Some(i) = self.instrumentation() {
             i.implicit_commits = 0;
+            i.session_changed = false;
         }
     }
 

@@ -373,3 +373,33 @@ fn a_writer_that_changed_the_session_does_not_poison_the_pool_on_mariadb() {
         ],
     );
 }
+
+/// A body that deletes the Galera guard's row (or otherwise writes its
+/// table) and commits does not leave the guard switched off for the
+/// session's later transactions: the connection is replaced.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_writer_that_deleted_the_guard_row_does_not_switch_the_guard_off_on_galera() {
+    let node = diesel_facade_tests::galera_urls().swap_remove(0);
+    let url = MysqlConnection::create_database(&node, "g_guard_row");
+    let db = Facade::<MysqlConnection>::builder()
+        .writer(url)
+        .max_pool_size(1)
+        .build()
+        .expect("facade on Galera node 1");
+    let armed = || {
+        diesel_facade::write(&mut db.context(), |ctx| {
+            MysqlConnection::query_n(
+                ctx.conn(),
+                "SELECT COUNT(*) AS n FROM diesel_facade_guard WHERE armed",
+            )
+        })
+        .expect("read the guard")
+    };
+    assert_eq!(armed(), 1, "a writer runs armed");
+    diesel_facade::write(&mut db.context(), |ctx| {
+        ctx.conn().batch_execute("DELETE FROM diesel_facade_guard")
+    })
+    .expect("the body's delete commits");
+    assert_eq!(armed(), 1, "the next writer runs armed again");
+}
