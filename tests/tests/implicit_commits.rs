@@ -261,6 +261,17 @@ fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown(galera: bool) {
             ));
         }
     }
+    // A `SET STATEMENT .. FOR` a statement that keeps the transaction
+    // keeps it: the savepoint and the whole writer go on.
+    let db = target("hidden_set_statement_select", galera);
+    let attempts = AtomicUsize::new(0);
+    let result = bump_around_a_savepoint_with(
+        &mut db.context(),
+        "SET STATEMENT max_statement_time = 10 FOR SELECT 1",
+        &attempts,
+    );
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(counter(&db), 11);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 

@@ -44,6 +44,14 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
             .collect();
         let statement_end = rest.find(';');
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
+        if word.eq_ignore_ascii_case("SET") && is_set_statement(rest) {
+            // `SET STATEMENT .. FOR <statement>`: that statement decides,
+            // and everything after it.
+            return match set_statement_body(rest) {
+                Some(body) => commits_implicitly(body, complete),
+                None => true,
+            };
+        }
         let keeps = if word.eq_ignore_ascii_case("SET") {
             set_keeps_the_transaction(rest)
         } else if word.eq_ignore_ascii_case("ROLLBACK") {
@@ -85,8 +93,8 @@ pub(super) fn rolls_back(head: &str) -> bool {
         if word.eq_ignore_ascii_case("ROLLBACK") && !rolls_back_to_a_savepoint(statement) {
             return true;
         }
-        if word.eq_ignore_ascii_case("SET") && set_statement_rolls_back(rest) {
-            return true;
+        if word.eq_ignore_ascii_case("SET") && is_set_statement(rest) {
+            return set_statement_body(rest).is_some_and(rolls_back);
         }
         match statement_end {
             None => return false,
@@ -108,6 +116,10 @@ pub(crate) fn changes_the_session(head: &str) -> bool {
         rest = skip_space_and_comments(rest);
         if rest.is_empty() {
             return false;
+        }
+        if first_word(rest).eq_ignore_ascii_case("SET") && is_set_statement(rest) {
+            // Its settings last for its one statement.
+            return set_statement_body(rest).is_none_or(changes_the_session);
         }
         let statement_end = rest.find(';');
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
@@ -146,38 +158,59 @@ fn set_changes_the_session(statement: &str) -> bool {
 /// apparent end: a `;` inside a string or comment (`SET @x = ';SELECT 1',
 /// autocommit = 1`) must not hide the rest of it.
 /// - `SET autocommit = 1` commits (and changes the session);
-/// - `SET PASSWORD` writes the `mysql` schema, which commits;
-/// - MariaDB's `SET STATEMENT .. FOR <statement>` runs any statement
-///   (`COMMIT`, DDL, `ROLLBACK`): counted as committing, whatever follows
-///   `FOR`.
+/// - `SET PASSWORD` writes the `mysql` schema, which commits.
 fn set_keeps_the_transaction(text: &str) -> bool {
-    let after_set = skip_space_and_comments(text.get(3..).unwrap_or(""));
-    if first_word(after_set).eq_ignore_ascii_case("STATEMENT") {
-        return false;
-    }
     let lower = text.to_ascii_lowercase();
     !lower.contains("autocommit") && !lower.contains("password")
 }
 
-/// Whether the `SET` statement at the start of `text` (to the end of the
-/// head, as for [`set_keeps_the_transaction`]) is a `SET STATEMENT .. FOR
-/// ROLLBACK` that is not `ROLLBACK TO` a savepoint.
-fn set_statement_rolls_back(text: &str) -> bool {
+/// Whether `text` (starting with `SET`) is MariaDB's `SET STATEMENT
+/// var = value [, ..] FOR <statement>`, which runs any statement (`COMMIT`,
+/// DDL, `ROLLBACK`).
+fn is_set_statement(text: &str) -> bool {
     let after_set = skip_space_and_comments(text.get(3..).unwrap_or(""));
-    if !first_word(after_set).eq_ignore_ascii_case("STATEMENT") {
-        return false;
+    first_word(after_set).eq_ignore_ascii_case("STATEMENT")
+}
+
+/// The statement a `SET STATEMENT .. FOR` at the start of `text` runs (and
+/// whatever follows it in `text`): what follows the first `FOR` outside
+/// quotes and comments. `None` if there is none (the text was cut short, or
+/// ended at a `;`).
+fn set_statement_body(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if let Some(q) = quote {
+            if b == b'\\' {
+                i += 1;
+            } else if b == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        let rest = text.get(i..)?;
+        if matches!(b, b'\'' | b'"' | b'`') {
+            quote = Some(b);
+        } else if rest.starts_with("/*") || rest.starts_with("-- ") || rest.starts_with('#') {
+            let skipped = skip_space_and_comments(rest);
+            i = bytes.len() - skipped.len();
+            continue;
+        } else if b == b';' {
+            return None;
+        } else if (i == 0 || !word_byte(bytes[i - 1]))
+            && rest.len() >= 3
+            && rest.as_bytes()[..3].eq_ignore_ascii_case(b"for")
+            && !rest.as_bytes().get(3).is_some_and(|&next| word_byte(next))
+        {
+            return rest.get(3..);
+        }
+        i += 1;
     }
-    // ASCII lowercasing keeps every byte offset of `text`.
-    let lower = text.to_ascii_lowercase();
-    let bytes = lower.as_bytes();
-    lower.match_indices("for").any(|(at, _)| {
-        let starts_a_word =
-            at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
-        let after = skip_space_and_comments(text.get(at + 3..).unwrap_or(""));
-        starts_a_word
-            && first_word(after).eq_ignore_ascii_case("ROLLBACK")
-            && !rolls_back_to_a_savepoint(after)
-    })
+    None
 }
 
 /// The leading ASCII letters of `text`.
@@ -231,6 +264,8 @@ mod tests {
             "SET @x = 1; SELECT @x",
             "SAVEPOINT a; RELEASE SAVEPOINT a; ROLLBACK TO SAVEPOINT a",
             "",
+            "SET STATEMENT max_statement_time = 10 FOR SELECT 1",
+            "set statement max_statement_time = 10, sql_mode = 'x' for update t set a = 1",
         ] {
             assert!(!commits_implicitly(keeps, true), "{keeps}");
         }
@@ -247,6 +282,10 @@ mod tests {
             "CALL p()",
             "SET STATEMENT max_statement_time = 0 FOR COMMIT",
             "set /* c */ statement max_statement_time = 0 for create table t (a int)",
+            "SET STATEMENT max_statement_time = 0 /* for select */ FOR COMMIT",
+            "SET STATEMENT sql_mode = 'for select' FOR DROP TABLE t",
+            "SET STATEMENT max_statement_time = 0",
+            "SET STATEMENT max_statement_time = 0 FOR SELECT 1; COMMIT",
             "SET @x = ';SELECT 1', autocommit = 1",
             "SET @x = 1 /*;SELECT*/, autocommit = 1",
             "SET PASSWORD = PASSWORD('x')",
@@ -269,6 +308,8 @@ mod tests {
             "SET @x = 1, SESSION sql_mode = ''",
             "SELECT 1; SET NAMES latin1",
             "SET SESSION innodb_lock_wait_timeout_x = 1",
+            "SET STATEMENT max_statement_time = 1 FOR SET sql_mode = ''",
+            "SET STATEMENT max_statement_time = 1",
         ] {
             assert!(super::changes_the_session(changes), "{changes}");
         }
@@ -278,6 +319,7 @@ mod tests {
             "SET SESSION innodb_lock_wait_timeout = 3",
             "SET SESSION max_statement_time = 0.500000",
             "SET SESSION max_statement_time = DEFAULT",
+            "SET STATEMENT max_statement_time = 1 FOR SELECT 1",
             "SELECT 'SET sql_mode'",
             "INSERT INTO t VALUES (1)",
         ] {
