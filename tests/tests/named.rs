@@ -431,4 +431,51 @@ mod attacks {
             "{outcome}"
         );
     }
+
+    #[writer]
+    fn main_and_api(ctx: &mut Two, id: i32) -> QueryResult<()> {
+        SqliteConnection::insert_item(ctx.conn(), id, format!("main-{id}"), 1)?;
+        insert_api(ctx, id, false)?;
+        Ok(())
+    }
+
+    /// A panic out of the outermost database's COMMIT that is not an
+    /// on-commit hook's (here: the application's instrumentation, at the
+    /// COMMIT event, before the COMMIT is sent) leaves that database
+    /// uncommitted: the other database must not commit either.
+    #[test]
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    fn a_panic_at_the_outermost_commit_commits_no_other_database() {
+        use diesel::connection::{Instrumentation, InstrumentationEvent};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let armed = Arc::new(AtomicBool::new(false));
+        let trap = armed.clone();
+        let main = diesel_facade_tests::facade::<SqliteConnection>("atk_instr_m", move |b| {
+            b.instrumentation(move || {
+                let trap = trap.clone();
+                Box::new(move |event: InstrumentationEvent<'_>| {
+                    if matches!(event, InstrumentationEvent::CommitTransaction { .. })
+                        && trap.load(Ordering::SeqCst)
+                    {
+                        panic!("the application's instrumentation panics at COMMIT");
+                    }
+                }) as Box<dyn Instrumentation>
+            })
+        });
+        let mut ctx = Two {
+            main,
+            api: diesel_facade_tests::facade::<PgConnection>("atk_instr_a", |b| b),
+        };
+        armed.store(true, Ordering::SeqCst);
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main_and_api(&mut ctx, 30)));
+        armed.store(false, Ordering::SeqCst);
+        assert!(outcome.is_err(), "the panic goes on to the caller");
+        assert!(!main_has(&mut ctx, 30).unwrap(), "main never committed");
+        assert!(
+            !api_has(&mut ctx, 30).unwrap(),
+            "so api must not have either"
+        );
+    }
 }

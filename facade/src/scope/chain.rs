@@ -11,11 +11,12 @@
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::context::{Database, TransactionContext};
 use crate::error::{Error, ErrorKind};
-use crate::transaction::{caught_panic, end_once, end_outermost, Begun, Ended};
+use crate::transaction::{
+    caught_panic, end_outermost, end_outermost_keeping_hooks, run_hooks, Begun, CommitHook, Ended,
+};
 
 /// What kind of transaction a frame lends: what may join it.
 #[doc(hidden)]
@@ -139,8 +140,10 @@ pub trait Deferred<T: ?Sized> {
     /// Whether a call that joined it panicked (see `Transaction::panicked`).
     fn panicked(&self) -> bool;
 
-    /// COMMIT (`commit`) or ROLLBACK; `Err` if the COMMIT failed.
-    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<(), Error>;
+    /// COMMIT (`commit`) or ROLLBACK; `Err` if the COMMIT failed. The
+    /// hooks of a committed transaction are returned, not run: they run
+    /// once every transaction of the call has ended.
+    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error>;
 }
 
 pub(crate) struct DeferredTx<D, C: crate::SupportedConnection> {
@@ -165,10 +168,11 @@ impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Con
         self.begun.tx.panicked
     }
 
-    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<(), Error> {
-        match end_once(self.begun, D::facade(ctx), D::read_position(ctx), commit) {
-            None => Ok(()),
-            Some(err) => Err(err),
+    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error> {
+        match end_outermost_keeping_hooks(self.begun, D::facade(ctx), D::read_position(ctx), commit)
+        {
+            (Ended::Stands(_), hooks) => Ok(hooks),
+            (Ended::Replaced(err), _) => Err(err),
         }
     }
 }
@@ -199,25 +203,15 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
         .into_iter()
         .filter_map(|(_, pending)| pending)
         .collect();
-    // A panic out of a COMMIT below is an on-commit hook's: hooks run only
-    // after their own transaction committed. It must not roll back the
-    // transactions still waiting for their COMMIT (the body returned `Ok`),
-    // so it goes on to the caller once every one of them has ended.
-    let mut hook_panic = None;
-    let ended = match catch_unwind(AssertUnwindSafe(|| {
-        end_outermost(
-            begun,
-            D::facade(ctx),
-            D::read_position(ctx),
-            body_ok && !lost,
-        )
-    })) {
-        Ok(ended) => ended,
-        Err(panic) => {
-            hook_panic = Some(panic);
-            Ended::Stands(None)
-        }
-    };
+    // The hooks of every transaction that committed run once all have
+    // ended, in commit order: a hook that panics must not keep a later
+    // COMMIT from running (the body returned `Ok`).
+    let (ended, mut hooks) = end_outermost_keeping_hooks(
+        begun,
+        D::facade(ctx),
+        D::read_position(ctx),
+        body_ok && !lost,
+    );
     if !body_ok || lost || matches!(ended, Ended::Replaced(_)) {
         for pending in deferred {
             let name = pending.name();
@@ -234,15 +228,11 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     let mut rest = deferred.into_iter();
     while let Some(pending) = rest.next() {
         let name = pending.name();
-        let finished = match catch_unwind(AssertUnwindSafe(|| pending.finish(ctx, true))) {
-            Ok(finished) => finished,
-            Err(panic) => {
-                hook_panic.get_or_insert(panic);
-                Ok(())
+        match pending.finish(ctx, true) {
+            Ok(more) => {
+                committed.push(name);
+                hooks.extend(more);
             }
-        };
-        match finished {
-            Ok(()) => committed.push(name),
             Err(err) => {
                 let rolled_back: Vec<&str> = rest
                     .map(|pending| {
@@ -253,16 +243,12 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
                     .collect();
                 let err = partially_committed(&committed, name, &rolled_back, err);
                 tracing::warn!(error = %err, "committed on some databases only");
-                if let Some(panic) = hook_panic {
-                    resume_unwind(panic);
-                }
+                run_hooks(hooks);
                 return Ended::Replaced(err);
             }
         }
     }
-    if let Some(panic) = hook_panic {
-        resume_unwind(panic);
-    }
+    run_hooks(hooks);
     ended
 }
 

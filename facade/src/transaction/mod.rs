@@ -280,7 +280,8 @@ mod retry;
 mod savepoint;
 
 pub(crate) use self::outermost::{
-    begin_outermost, caught_panic, end_once, end_outermost, Begun, Ended,
+    begin_outermost, caught_panic, end_once, end_outermost, end_outermost_keeping_hooks, run_hooks,
+    Begun, Ended,
 };
 pub(crate) use self::retry::with_retry;
 pub(crate) use self::savepoint::savepoint;

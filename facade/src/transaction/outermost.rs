@@ -190,6 +190,22 @@ pub(crate) fn end_outermost<C: SupportedConnection>(
     ended
 }
 
+/// [`end_outermost`] that leaves the hooks of a committed transaction to
+/// the caller (empty if it did not commit), for a call that has more
+/// transactions to COMMIT first: a hook that panics must not keep them
+/// from committing.
+pub(crate) fn end_outermost_keeping_hooks<C: SupportedConnection>(
+    mut begun: Begun<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    body_ok: bool,
+) -> (Ended, Vec<CommitHook>) {
+    let hooks = std::mem::take(&mut begun.tx.on_commit);
+    let ended = end_outermost(begun, facade, position, body_ok);
+    let committed = body_ok && matches!(ended, Ended::Stands(_));
+    (ended, if committed { hooks } else { Vec::new() })
+}
+
 /// [`end_outermost`] for a transaction that nothing retries: `Some` is the
 /// error to report instead of the body's `Ok`. Never inlined, so the
 /// retry information it drops is not dropped in every body's shell.
@@ -333,7 +349,7 @@ pub(crate) fn caught_panic() -> Error {
 /// Run every hook of a committed transaction. A hook that panics does not
 /// keep the others from running; once all have run, the first panic goes
 /// on to the caller (the transaction stays committed).
-fn run_hooks(hooks: Vec<CommitHook>) {
+pub(crate) fn run_hooks(hooks: Vec<CommitHook>) {
     let mut first_panic = None;
     for hook in hooks {
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
