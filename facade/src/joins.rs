@@ -124,6 +124,15 @@ fn shown<T, D: Database<T>>() -> String {
     }
 }
 
+/// Whether the context's databases `D` and `D2` are the same `Facade` (two
+/// fields holding clones of it): the same pools, the same database.
+fn same_pools<T: TransactionContext, D: Database<T>, D2: Database<T>>(ctx: &T) -> bool {
+    std::ptr::addr_eq(
+        std::sync::Arc::as_ptr(&D2::facade(ctx).inner),
+        std::sync::Arc::as_ptr(&D::facade(ctx).inner),
+    )
+}
+
 /// Begin a transaction on `D2` inside the caller's transaction on `D`, run
 /// `f` in it, and leave its COMMIT to the outermost call (a body error
 /// rolls it back at once).
@@ -142,10 +151,7 @@ where
     F: FnOnce(&mut Transaction<D2::Connection>, &mut dyn Frames<T>) -> Result<Res, E>,
 {
     let facade = D2::facade(ctx);
-    if std::ptr::addr_eq(
-        std::sync::Arc::as_ptr(&facade.inner),
-        std::sync::Arc::as_ptr(&D::facade(ctx).inner),
-    ) {
+    if same_pools::<T, D, D2>(ctx) {
         // A second transaction on the caller's own pools: it would wait
         // forever for a row lock its caller holds.
         return Err(E::from(Error::new(
@@ -582,6 +588,10 @@ macro_rules! scope_capabilities {
                     $kind,
                     D2,
                 >>::nested(self.tx, self.outer)?;
+                // Another field holding the caller's own Facade is the
+                // caller's database: its lock waits are bounded as for a
+                // nested independent writer of that database.
+                let nested = nested || same_pools::<T, D, D2>(self.ctx);
                 Ok((self.ctx, nested))
             }
         }

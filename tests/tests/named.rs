@@ -478,4 +478,40 @@ mod attacks {
             "so api must not have either"
         );
     }
+
+    #[writer(db = api, independent)]
+    fn api_bump_independently(ctx: &mut Same) -> QueryResult<i64> {
+        api_bump(ctx)
+    }
+
+    #[writer]
+    fn main_bump_then_independent_api_bump(ctx: &mut Same) -> Result<i64, diesel_facade::Error> {
+        PgConnection::query_n(
+            ctx.conn(),
+            "UPDATE counters SET value = value + 1 WHERE id = 'c' RETURNING value::bigint AS n",
+        )?;
+        Ok(api_bump_independently(ctx)?)
+    }
+
+    /// The same Facade for both fields, through an independent writer: it
+    /// waits for the row lock its caller holds, bounded as a nested
+    /// independent writer of that database is (`LockTimeout` after 10 s),
+    /// instead of forever.
+    #[test]
+    #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+    fn an_independent_writer_on_the_same_facade_does_not_wait_forever() {
+        let db = diesel_facade_tests::facade::<PgConnection>("atk_same_indep", |b| b);
+        let mut ctx = Same {
+            main: db.clone(),
+            api: db,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(main_bump_then_independent_api_bump(&mut ctx).map_err(|e| e.kind()));
+        });
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("still waiting after 20 s");
+        assert_eq!(outcome, Err(ErrorKind::LockTimeout));
+    }
 }
