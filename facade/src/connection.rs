@@ -47,6 +47,9 @@ pub(crate) struct FacadeInstrumentation {
     pub(crate) implicit_check: Option<ImplicitCheck>,
     /// How many such statements ran since the transaction began.
     pub(crate) implicit_commits: u32,
+    /// Whether a statement changed the session (`Implicit::ChangesSession`)
+    /// since the transaction began.
+    pub(crate) session_changed: bool,
 }
 
 impl FacadeInstrumentation {
@@ -62,6 +65,7 @@ impl FacadeInstrumentation {
             first_error: None,
             implicit_check,
             implicit_commits: 0,
+            session_changed: false,
         }
     }
 
@@ -70,6 +74,7 @@ impl FacadeInstrumentation {
         self.doomed = None;
         self.first_error = None;
         self.implicit_commits = 0;
+        self.session_changed = false;
     }
 }
 
@@ -132,6 +137,7 @@ impl Instrumentation for FacadeInstrumentation {
             let (sql, complete) = head.sql();
             match check(sql, complete) {
                 Implicit::Keeps => {}
+                Implicit::ChangesSession => self.session_changed = true,
                 Implicit::Commits => self.implicit_commits += 1,
                 Implicit::RollsBack => {
                     self.implicit_commits += 1;
@@ -250,15 +256,28 @@ impl<C: SupportedConnection> Managed<C> {
         self.instrumentation().and_then(|i| i.first_error.clone())
     }
 
-    /// Start counting implicit commits afresh (after the facade's own BEGIN).
+    /// Start counting implicit commits and session changes afresh (after
+    /// the facade's own BEGIN).
     pub(crate) fn forget_implicit_commits(&mut self) {
         if let Some(i) = self.instrumentation() {
             i.implicit_commits = 0;
+            i.session_changed = false;
         }
     }
 
     /// How many statements that commit implicitly ran in this transaction.
     pub(crate) fn implicit_commits(&mut self) -> u32 {
         self.instrumentation().map_or(0, |i| i.implicit_commits)
+    }
+
+    /// Whether this transaction ran a statement that commits implicitly or
+    /// changes the session: the connection must not be reused. A test
+    /// pool's connection keeps its test transaction: a session setting
+    /// there ends with the test (on PostgreSQL, with the test transaction).
+    pub(crate) fn session_changed(&mut self) -> bool {
+        let in_a_test_transaction = self.base_depth > 0;
+        self.instrumentation().is_some_and(|i| {
+            i.implicit_commits > 0 || (i.session_changed && !in_a_test_transaction)
+        })
     }
 }

@@ -235,7 +235,7 @@ macro_rules! db {
     };
 }
 
-/// [`read`] on the database `db` of the context (see [`db!`](crate::db)):
+/// [`read`](fn@crate::read) on the database `db` of the context (see [`db!`](crate::db)):
 /// the closure form of `#[reader(db = NAME)]`.
 ///
 /// ```
@@ -275,7 +275,7 @@ where
     ctx.__read(f)
 }
 
-/// [`read_replica`] on the database `db` of the context (see
+/// [`read_replica`](fn@crate::read_replica) on the database `db` of the context (see
 /// [`db!`](crate::db)): the closure form of `#[reader(db = NAME, replica)]`.
 ///
 /// ```
@@ -314,7 +314,7 @@ where
     ctx.__read_replica(Route::Replica, f)
 }
 
-/// [`write`] on the database `db` of the context (see [`db!`](crate::db)):
+/// [`write`](fn@crate::write) on the database `db` of the context (see [`db!`](crate::db)):
 /// the closure form of `#[writer(db = NAME)]`.
 ///
 /// ```

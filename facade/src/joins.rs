@@ -17,6 +17,7 @@
 
 use std::any::TypeId;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::backend::{ConcurrentWriters, SupportedConnection, TxMode};
 use crate::context::{Database, TransactionContext};
@@ -68,6 +69,25 @@ where
     result
 }
 
+/// Run `f` in `tx`, a transaction of another database that the caller
+/// joins through the chain. If `f` panics, the transaction is marked: a
+/// caller further out may catch the panic and return `Ok`, and the
+/// half-done work of the panicking call must not commit (its owner then
+/// fails, and a transaction waiting for the outermost call makes the whole
+/// call commit nothing).
+fn joined<C: SupportedConnection, Res>(
+    tx: &mut Transaction<C>,
+    f: impl FnOnce(&mut Transaction<C>) -> Res,
+) -> Res {
+    match catch_unwind(AssertUnwindSafe(|| f(&mut *tx))) {
+        Ok(res) => res,
+        Err(panic) => {
+            tx.panicked = true;
+            resume_unwind(panic)
+        }
+    }
+}
+
 /// For the `None` of [`with_other`].
 fn not_called_back() -> Error {
     Error::new(
@@ -104,6 +124,15 @@ fn shown<T, D: Database<T>>() -> String {
     }
 }
 
+/// Whether the context's databases `D` and `D2` are the same `Facade` (two
+/// fields holding clones of it): the same pools, the same database.
+fn same_pools<T: TransactionContext, D: Database<T>, D2: Database<T>>(ctx: &T) -> bool {
+    std::ptr::addr_eq(
+        std::sync::Arc::as_ptr(&D2::facade(ctx).inner),
+        std::sync::Arc::as_ptr(&D::facade(ctx).inner),
+    )
+}
+
 /// Begin a transaction on `D2` inside the caller's transaction on `D`, run
 /// `f` in it, and leave its COMMIT to the outermost call (a body error
 /// rolls it back at once).
@@ -122,6 +151,21 @@ where
     F: FnOnce(&mut Transaction<D2::Connection>, &mut dyn Frames<T>) -> Result<Res, E>,
 {
     let facade = D2::facade(ctx);
+    if same_pools::<T, D, D2>(ctx) {
+        // A second transaction on the caller's own pools: it would wait
+        // forever for a row lock its caller holds.
+        return Err(E::from(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{} and {} are the same `Facade` (the same pools), and a transaction of the \
+                 first is open: a second transaction on it would not see that one's writes, \
+                 and would wait forever for a row lock that one holds. Give each field its \
+                 own Facade, or use one field for that database; nothing ran",
+                shown::<T, D2>(),
+                shown::<T, D>(),
+            ),
+        )));
+    }
     let position = D2::read_position(ctx);
     let mut begun = match begin_outermost(facade, position, mode, route) {
         Ok(begun) => begun,
@@ -323,7 +367,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> ReadR
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, OpenKind::Write | OpenKind::Read)) => {
                 tx.note_join("reader");
-                f(&mut ReaderScope::new(ctx, tx, rest))
+                joined(tx, |tx| f(&mut ReaderScope::new(ctx, tx, rest)))
             }
             Some((_, kind)) => Err(E::from(wrong_nesting::<T, D2>("`#[reader]`", kind))),
             None => begin_inside::<T, D, D2, _, _, _>(
@@ -355,7 +399,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Repli
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, _)) => {
                 tx.note_join("replica reader");
-                f(&mut ReplicaScope::new(ctx, tx, rest))
+                joined(tx, |tx| f(&mut ReplicaScope::new(ctx, tx, rest)))
             }
             None => {
                 begin_inside::<T, D, D2, _, _, _>(ctx, rest, TxMode::Read, route, |tx, rest| {
@@ -385,11 +429,13 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Write
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, OpenKind::Write)) if in_savepoint => {
                 tx.note_join("savepoint writer");
-                savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
+                joined(tx, |tx| {
+                    savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
+                })
             }
             Some((tx, OpenKind::Write)) => {
                 tx.note_join("writer");
-                f(&mut WriterScope::new(ctx, tx, rest))
+                joined(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
             }
             Some((_, kind)) => Err(E::from(wrong_nesting::<T, D2>("`#[writer]`", kind))),
             None => begin_inside::<T, D, D2, _, _, _>(
@@ -542,6 +588,10 @@ macro_rules! scope_capabilities {
                     $kind,
                     D2,
                 >>::nested(self.tx, self.outer)?;
+                // Another field holding the caller's own Facade is the
+                // caller's database: its lock waits are bounded as for a
+                // nested independent writer of that database.
+                let nested = nested || same_pools::<T, D, D2>(self.ctx);
                 Ok((self.ctx, nested))
             }
         }

@@ -174,6 +174,7 @@ fn own_rollback_is_never_a_commit(galera: bool) {
         "rollback work",
         "ROLLBACK /* not to a savepoint */",
         "SELECT 1; ROLLBACK",
+        "SET STATEMENT max_statement_time = 0 FOR ROLLBACK",
     ];
     let mut wrong = Vec::new();
     for (n, rollback) in spellings.into_iter().enumerate() {
@@ -198,4 +199,218 @@ fn own_rollback_is_never_a_commit_on_mariadb() {
 #[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn own_rollback_is_never_a_commit_on_galera() {
     own_rollback_is_never_a_commit(true);
+}
+
+/// Spellings of an implicit commit that start like a statement that keeps
+/// the transaction: MariaDB's `SET STATEMENT .. FOR <statement>` runs any
+/// statement (`COMMIT`, DDL), `SET PASSWORD` writes the `mysql` schema, and
+/// a `;` inside a string or comment must not hide what follows it.
+const HIDDEN: [(&str, &str); 3] = [
+    (
+        "set_statement_for_ddl",
+        "SET STATEMENT max_statement_time = 0 FOR CREATE TABLE t_hidden (id INT PRIMARY KEY) ENGINE=InnoDB",
+    ),
+    (
+        "set_statement_for_commit",
+        "SET STATEMENT max_statement_time = 0 FOR COMMIT",
+    ),
+    (
+        "set_autocommit_after_a_semicolon_in_a_string",
+        "SET @x = ';SELECT 1', autocommit = 1",
+    ),
+];
+
+#[writer(savepoint)]
+fn hidden_in_a_savepoint(ctx: &mut Context<MysqlConnection>, statement: &str) -> Result<(), Error> {
+    ctx.conn().batch_execute(statement)?;
+    Ok(())
+}
+
+#[writer(retry = 3)]
+fn bump_around_a_savepoint_with(
+    ctx: &mut Context<MysqlConnection>,
+    statement: &str,
+    attempts: &AtomicUsize,
+) -> Result<(), Error> {
+    attempts.fetch_add(1, Ordering::SeqCst);
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    hidden_in_a_savepoint(ctx, statement)?;
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 10 WHERE id = 'c'")?;
+    Ok(())
+}
+
+/// However the implicit commit is spelt, one inside a savepoint is
+/// `CommitUnknown`, run once: never a retried deadlock that repeats what
+/// the implicit commit already committed.
+fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown(galera: bool) {
+    let mut wrong = Vec::new();
+    for (name, statement) in HIDDEN {
+        let db = target(&format!("hidden_{name}"), galera);
+        let attempts = AtomicUsize::new(0);
+        let result = bump_around_a_savepoint_with(&mut db.context(), statement, &attempts);
+        let value = counter(&db);
+        let tried = attempts.load(Ordering::SeqCst);
+        let kind = result.as_ref().err().map(Error::kind);
+        // 0 where the session already had autocommit on (one MariaDB
+        // server): `SET autocommit = 1` then commits nothing.
+        if kind != Some(ErrorKind::CommitUnknown) || value > 1 || tried != 1 {
+            wrong.push(format!(
+                "{name}: {result:?}, counter {value}, attempts {tried}"
+            ));
+        }
+    }
+    // A `SET STATEMENT .. FOR` a statement that keeps the transaction
+    // keeps it: the savepoint and the whole writer go on.
+    let db = target("hidden_set_statement_select", galera);
+    let attempts = AtomicUsize::new(0);
+    let result = bump_around_a_savepoint_with(
+        &mut db.context(),
+        "SET STATEMENT max_statement_time = 10 FOR SELECT 1",
+        &attempts,
+    );
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(counter(&db), 11);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown_on_mariadb() {
+    hidden_implicit_commits_in_a_savepoint_are_commit_unknown(false);
+}
+
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown_on_galera() {
+    hidden_implicit_commits_in_a_savepoint_are_commit_unknown(true);
+}
+
+#[writer]
+fn change_the_session(
+    ctx: &mut Context<MysqlConnection>,
+    statement: &str,
+    fail: bool,
+) -> Result<(), Error> {
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    ctx.conn().batch_execute(statement)?;
+    if fail {
+        return Err(Error::new(ErrorKind::Other, "the body's own error"));
+    }
+    Ok(())
+}
+
+/// A writer that ran a statement changing the session (dropping the Galera
+/// guard's temporary table, `SET autocommit = 1`, `SET SESSION TRANSACTION
+/// READ ONLY`) does not put that session back into the pool, whether it
+/// then returns `Err` or `Ok`: before, every later writer on the connection
+/// failed (1146, the guard table is gone; 1792, READ ONLY transaction), and
+/// the connection was never replaced.
+fn a_writer_that_changed_the_session_does_not_poison_the_pool(galera: bool, statements: &[&str]) {
+    let url = if galera {
+        let node = diesel_facade_tests::galera_urls().swap_remove(0);
+        MysqlConnection::create_database(&node, "g_poison")
+    } else {
+        let server = std::env::var("FACADE_TEST_MYSQL_URL").expect("FACADE_TEST_MYSQL_URL");
+        MysqlConnection::create_database(&server, "m_poison")
+    };
+    let mut conn = MysqlConnection::establish(&url).expect("connect");
+    conn.batch_execute(MysqlConnection::SCHEMA)
+        .expect("test schema");
+    let db = Facade::<MysqlConnection>::builder()
+        .writer(url)
+        .max_pool_size(1)
+        .build()
+        .expect("facade");
+    db.run_migrations().expect("the locks table");
+    let connection_id = || {
+        diesel_facade::write(&mut db.context(), |ctx| {
+            MysqlConnection::query_n(ctx.conn(), "SELECT CAST(CONNECTION_ID() AS SIGNED) AS n")
+        })
+        .expect("the connection's id")
+    };
+    // An ordinary writer, failed or not, keeps its connection, also one
+    // that sets user variables or takes a lock with a timeout.
+    let before = connection_id();
+    change_the_session(&mut db.context(), "SET @x = 1", true).unwrap_err();
+    change_the_session(&mut db.context(), "SET @x = 1", false).unwrap();
+    diesel_facade::write(&mut db.context(), |ctx| {
+        ctx.lock_timeout("poison", std::time::Duration::from_secs(1))
+    })
+    .unwrap();
+    assert_eq!(
+        connection_id(),
+        before,
+        "ordinary writers kept the connection"
+    );
+    for &statement in statements {
+        for fail in [true, false] {
+            let result = change_the_session(&mut db.context(), statement, fail);
+            assert_eq!(result.is_err(), fail, "{statement}: {result:?}");
+            for _ in 0..3 {
+                let bumped = bump_around(&mut db.context(), "SELECT 1", &AtomicUsize::new(0));
+                assert!(
+                    bumped.is_ok(),
+                    "after {statement} (fail: {fail}): {bumped:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_writer_that_changed_the_session_does_not_poison_the_pool_on_galera() {
+    a_writer_that_changed_the_session_does_not_poison_the_pool(
+        true,
+        &[
+            "DROP TEMPORARY TABLE diesel_facade_guard",
+            "SET autocommit = 1",
+            "SET SESSION TRANSACTION READ ONLY",
+        ],
+    );
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn a_writer_that_changed_the_session_does_not_poison_the_pool_on_mariadb() {
+    a_writer_that_changed_the_session_does_not_poison_the_pool(
+        false,
+        &[
+            "SET SESSION TRANSACTION READ ONLY",
+            "SET @@session.tx_read_only = 1",
+        ],
+    );
+}
+
+/// A body that deletes the Galera guard's row (or otherwise writes its
+/// table) and commits does not leave the guard switched off for the
+/// session's later transactions: the connection is replaced.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_writer_that_deleted_the_guard_row_does_not_switch_the_guard_off_on_galera() {
+    let node = diesel_facade_tests::galera_urls().swap_remove(0);
+    let url = MysqlConnection::create_database(&node, "g_guard_row");
+    let db = Facade::<MysqlConnection>::builder()
+        .writer(url)
+        .max_pool_size(1)
+        .build()
+        .expect("facade on Galera node 1");
+    let armed = || {
+        diesel_facade::write(&mut db.context(), |ctx| {
+            MysqlConnection::query_n(
+                ctx.conn(),
+                "SELECT COUNT(*) AS n FROM diesel_facade_guard WHERE armed",
+            )
+        })
+        .expect("read the guard")
+    };
+    assert_eq!(armed(), 1, "a writer runs armed");
+    diesel_facade::write(&mut db.context(), |ctx| {
+        ctx.conn().batch_execute("DELETE FROM diesel_facade_guard")
+    })
+    .expect("the body's delete commits");
+    assert_eq!(armed(), 1, "the next writer runs armed again");
 }

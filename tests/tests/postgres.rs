@@ -233,3 +233,29 @@ fn a_refused_reconnect_waits_for_a_healthy_pooled_connection() {
     let _ = root.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
     let _ = root.batch_execute(&format!("DROP ROLE IF EXISTS {user}"));
 }
+
+/// A writer that changes its session's defaults (`SET SESSION
+/// CHARACTERISTICS AS TRANSACTION READ ONLY`) and commits does not put that
+/// session back into the pool, where every later writer on it would fail.
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn a_writer_that_changed_the_session_does_not_poison_the_pool() {
+    use diesel::connection::SimpleConnection;
+    use diesel_facade_tests::TestBackend;
+    let db = diesel_facade_tests::facade::<PgConnection>("pg_poison", |b| b.max_pool_size(1));
+    for statement in [
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+        "SET default_transaction_read_only = on",
+    ] {
+        diesel_facade::write(&mut db.context(), |ctx| ctx.conn().batch_execute(statement)).unwrap();
+        for _ in 0..3 {
+            let written = diesel_facade::write(&mut db.context(), |ctx| {
+                PgConnection::query_n(
+                    ctx.conn(),
+                    "UPDATE counters SET value = value + 1 WHERE id = 'c' RETURNING value::bigint AS n",
+                )
+            });
+            assert!(written.is_ok(), "after {statement}: {written:?}");
+        }
+    }
+}

@@ -91,6 +91,10 @@ pub enum Implicit {
     /// The statement rolls the whole transaction back (`ROLLBACK` that is
     /// not `ROLLBACK TO` a savepoint): the transaction can no longer commit.
     RollsBack,
+    /// The transaction goes on, but the statement changes the session for
+    /// the transactions after it (`SET SESSION TRANSACTION READ ONLY`,
+    /// `SET sql_mode = ..`): the connection is replaced after this one.
+    ChangesSession,
 }
 
 /// A backend's test of a statement's SQL text (the beginning of it, and

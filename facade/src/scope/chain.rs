@@ -14,7 +14,9 @@ use std::marker::PhantomData;
 
 use crate::context::{Database, TransactionContext};
 use crate::error::{Error, ErrorKind};
-use crate::transaction::{end_once, end_outermost, Begun, Ended};
+use crate::transaction::{
+    caught_panic, end_outermost, end_outermost_keeping_hooks, run_hooks, Begun, CommitHook, Ended,
+};
 
 /// What kind of transaction a frame lends: what may join it.
 #[doc(hidden)]
@@ -135,8 +137,13 @@ pub trait Deferred<T: ?Sized> {
     /// The open transaction, to join.
     fn tx(&mut self) -> &mut dyn Any;
 
-    /// COMMIT (`commit`) or ROLLBACK; `Err` if the COMMIT failed.
-    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<(), Error>;
+    /// Whether a call that joined it panicked (see `Transaction::panicked`).
+    fn panicked(&self) -> bool;
+
+    /// COMMIT (`commit`) or ROLLBACK; `Err` if the COMMIT failed. The
+    /// hooks of a committed transaction are returned, not run: they run
+    /// once every transaction of the call has ended.
+    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error>;
 }
 
 pub(crate) struct DeferredTx<D, C: crate::SupportedConnection> {
@@ -157,10 +164,15 @@ impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Con
         &mut self.begun.tx
     }
 
-    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<(), Error> {
-        match end_once(self.begun, D::facade(ctx), D::read_position(ctx), commit) {
-            None => Ok(()),
-            Some(err) => Err(err),
+    fn panicked(&self) -> bool {
+        self.begun.tx.panicked
+    }
+
+    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error> {
+        match end_outermost_keeping_hooks(self.begun, D::facade(ctx), D::read_position(ctx), commit)
+        {
+            (Ended::Stands(_), hooks) => Ok(hooks),
+            (Ended::Replaced(err), _) => Err(err),
         }
     }
 }
@@ -219,13 +231,21 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     if root.deferred.is_empty() {
         return end_outermost(begun, D::facade(ctx), D::read_position(ctx), body_ok);
     }
-    let lost = root.deferred.iter().any(|(_, pending)| pending.is_none());
+    // Lost to a panic that unwound through the root, or joined by a call
+    // that panicked (caught further out).
+    let lost = root
+        .deferred
+        .iter()
+        .any(|(_, pending)| pending.as_ref().is_none_or(|pending| pending.panicked()));
     let deferred: Vec<Box<dyn Deferred<T>>> = root
         .deferred
         .into_iter()
         .filter_map(|(_, pending)| pending)
         .collect();
-    let ended = end_outermost(
+    // The hooks of every transaction that committed run once all have
+    // ended, in commit order: a hook that panics must not keep a later
+    // COMMIT from running (the body returned `Ok`).
+    let (ended, mut hooks) = end_outermost_keeping_hooks(
         begun,
         D::facade(ctx),
         D::read_position(ctx),
@@ -239,11 +259,7 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
             }
         }
         if lost && body_ok {
-            return Ended::Replaced(Error::new(
-                ErrorKind::Other,
-                "a panic inside this call was caught after it had joined the transaction of \
-                 another database, which was rolled back; nothing was committed",
-            ));
+            return Ended::Replaced(caught_panic());
         }
         return ended;
     }
@@ -252,7 +268,10 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     while let Some(pending) = rest.next() {
         let name = pending.name();
         match pending.finish(ctx, true) {
-            Ok(()) => committed.push(name),
+            Ok(more) => {
+                committed.push(name);
+                hooks.extend(more);
+            }
             Err(err) => {
                 let rolled_back: Vec<&str> = rest
                     .map(|pending| {
@@ -263,10 +282,12 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
                     .collect();
                 let err = partially_committed(&committed, name, &rolled_back, err);
                 tracing::warn!(error = %err, "committed on some databases only");
+                run_hooks(hooks);
                 return Ended::Replaced(err);
             }
         }
     }
+    run_hooks(hooks);
     ended
 }
 
@@ -277,6 +298,27 @@ fn shown(name: &str) -> String {
     } else {
         format!("`{name}`")
     }
+}
+
+/// `message`, the error of database `name`'s own transaction, with what it
+/// says was or was not committed or rolled back narrowed to that database:
+/// inside a [`ErrorKind::PartiallyCommitted`] error, "nothing was
+/// committed" would deny the COMMITs that succeeded.
+fn of_one_database(message: &str, name: &str) -> String {
+    let on = shown(name);
+    message
+        .replace(
+            "everything was rolled back",
+            &format!("everything on {on} was rolled back"),
+        )
+        .replace(
+            "nothing was committed",
+            &format!("nothing was committed on {on}"),
+        )
+        .replace(
+            "it was not committed",
+            &format!("it was not committed on {on}"),
+        )
 }
 
 fn partially_committed(
@@ -297,7 +339,7 @@ fn partially_committed(
         list(committed),
         shown(failed),
         err.kind(),
-        err.message(),
+        of_one_database(err.message(), failed),
     );
     if !rolled_back.is_empty() {
         message.push_str(&format!("; rolled back on {}", list(rolled_back)));

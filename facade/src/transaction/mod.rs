@@ -49,6 +49,10 @@ pub struct Transaction<C: SupportedConnection> {
     pub(crate) savepoint_retryable: Option<(ErrorKind, String)>,
     /// Whether this transaction runs on a replica.
     pub(crate) on_replica: bool,
+    /// A call that joined this transaction from another database's scope
+    /// panicked: a caller further out may have caught the panic, and the
+    /// half-done work of that call must not commit.
+    pub(crate) panicked: bool,
 }
 
 impl<C: SupportedConnection> Transaction<C> {
@@ -276,7 +280,8 @@ mod retry;
 mod savepoint;
 
 pub(crate) use self::outermost::{
-    begin_outermost, end_once, end_outermost, Begun, Ended, NotBegun,
+    begin_outermost, caught_panic, end_once, end_outermost, end_outermost_keeping_hooks, run_hooks,
+    Begun, Ended, NotBegun,
 };
 pub(crate) use self::retry::with_retry;
 pub(crate) use self::savepoint::savepoint;

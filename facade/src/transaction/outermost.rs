@@ -118,6 +118,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
         locks: Vec::new(),
         savepoint_retryable: None,
         on_replica,
+        panicked: false,
     };
     tx.conn.begin_watching();
     let managed = &mut *tx.conn;
@@ -189,6 +190,22 @@ pub(crate) fn end_outermost<C: SupportedConnection>(
     ended
 }
 
+/// [`end_outermost`] that leaves the hooks of a committed transaction to
+/// the caller (empty if it did not commit), for a call that has more
+/// transactions to COMMIT first: a hook that panics must not keep them
+/// from committing.
+pub(crate) fn end_outermost_keeping_hooks<C: SupportedConnection>(
+    mut begun: Begun<C>,
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    body_ok: bool,
+) -> (Ended, Vec<CommitHook>) {
+    let hooks = std::mem::take(&mut begun.tx.on_commit);
+    let ended = end_outermost(begun, facade, position, body_ok);
+    let committed = body_ok && matches!(ended, Ended::Stands(_));
+    (ended, if committed { hooks } else { Vec::new() })
+}
+
 /// [`end_outermost`] for a transaction that nothing retries: `Some` is the
 /// error to report instead of the body's `Ok`. Never inlined, so the
 /// retry information it drops is not dropped in every body's shell.
@@ -237,11 +254,17 @@ fn settle<C: SupportedConnection>(
         // The body's own error stands, whatever state the connection is in
         // (diesel may call its transaction manager broken after a lost
         // connection: that must not replace the application's error).
+        // As after a commit: a statement that ended the transaction (DDL,
+        // `SET autocommit`, ...) may also have changed the session (dropped
+        // the Galera guard's table, say), which must not go back to the
+        // pool. Counted before the facade's own `ROLLBACK`, which is one.
+        let session_changed = tx.conn.session_changed();
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
-        if doomed
-            .as_ref()
-            .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
+        if session_changed
+            || doomed
+                .as_ref()
+                .is_some_and(|(kind, _)| *kind == ErrorKind::Disconnected)
         {
             tx.conn.broken = true;
         }
@@ -254,6 +277,9 @@ fn settle<C: SupportedConnection>(
             .or_else(|| tx.savepoint_retryable.take())
             .filter(|(kind, _)| kind.is_retryable());
         return Ended::Stands(retry);
+    }
+    if tx.panicked {
+        return rolled_back(tx, caught_panic());
     }
     let open = match depth(tx) {
         Ok(d) => d,
@@ -309,10 +335,21 @@ fn settle<C: SupportedConnection>(
     }
 }
 
+/// The error for a body that returned `Ok` although a call that had joined
+/// its transaction (or one waiting for its end) from another database's
+/// scope panicked, and a caller caught the panic.
+pub(crate) fn caught_panic() -> Error {
+    Error::new(
+        ErrorKind::Other,
+        "a panic inside this call was caught after it had joined the transaction of \
+         another database, which was rolled back; nothing was committed",
+    )
+}
+
 /// Run every hook of a committed transaction. A hook that panics does not
 /// keep the others from running; once all have run, the first panic goes
 /// on to the caller (the transaction stays committed).
-fn run_hooks(hooks: Vec<CommitHook>) {
+pub(crate) fn run_hooks(hooks: Vec<CommitHook>) {
     let mut first_panic = None;
     for hook in hooks {
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
@@ -335,7 +372,7 @@ fn commit<C: SupportedConnection>(
     let counters = &facade.inner.counters;
     let managed = &mut *tx.conn;
     let implicit_commits = managed.implicit_commits();
-    if implicit_commits > 0 {
+    if managed.session_changed() {
         // Statements that end transactions can also change the session
         // (`SET autocommit = 1`): start the next one on a fresh connection.
         managed.broken = true;

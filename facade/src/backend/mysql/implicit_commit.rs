@@ -44,9 +44,16 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
             .collect();
         let statement_end = rest.find(';');
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
+        if word.eq_ignore_ascii_case("SET") && is_set_statement(rest) {
+            // `SET STATEMENT .. FOR <statement>`: that statement decides,
+            // and everything after it.
+            return match set_statement_body(rest) {
+                Some(body) => commits_implicitly(body, complete),
+                None => true,
+            };
+        }
         let keeps = if word.eq_ignore_ascii_case("SET") {
-            // `SET autocommit = 1` commits (and changes the session).
-            !statement.to_ascii_lowercase().contains("autocommit")
+            set_keeps_the_transaction(rest)
         } else if word.eq_ignore_ascii_case("ROLLBACK") {
             // `ROLLBACK [WORK] TO [SAVEPOINT] x` keeps it; a bare `ROLLBACK`
             // ends it (a word in a comment does not count).
@@ -82,9 +89,41 @@ pub(super) fn rolls_back(head: &str) -> bool {
         }
         let statement_end = rest.find(';');
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
-        if first_word(statement).eq_ignore_ascii_case("ROLLBACK")
-            && !rolls_back_to_a_savepoint(statement)
-        {
+        let word = first_word(statement);
+        if word.eq_ignore_ascii_case("ROLLBACK") && !rolls_back_to_a_savepoint(statement) {
+            return true;
+        }
+        if word.eq_ignore_ascii_case("SET") && is_set_statement(rest) {
+            return set_statement_body(rest).is_some_and(rolls_back);
+        }
+        match statement_end {
+            None => return false,
+            Some(end) => rest = &rest[end + 1..],
+        }
+    }
+}
+
+/// Whether `head` (as for [`commits_implicitly`], which said no) holds a
+/// `SET` that changes the session for later transactions: anything but
+/// user variables (`SET @x = ..`) and the two settings the facade sets and
+/// restores itself (`innodb_lock_wait_timeout` for `lock_timeout`,
+/// `max_statement_time` for a bounded cell read). `SET SESSION TRANSACTION
+/// READ ONLY`, say, would make every later writer on the connection fail.
+/// A false "yes" only costs the connection.
+pub(crate) fn changes_the_session(head: &str) -> bool {
+    let mut rest = head;
+    loop {
+        rest = skip_space_and_comments(rest);
+        if rest.is_empty() {
+            return false;
+        }
+        if first_word(rest).eq_ignore_ascii_case("SET") && is_set_statement(rest) {
+            // Its settings last for its one statement.
+            return set_statement_body(rest).is_none_or(changes_the_session);
+        }
+        let statement_end = rest.find(';');
+        let statement = &rest[..statement_end.unwrap_or(rest.len())];
+        if first_word(statement).eq_ignore_ascii_case("SET") && set_changes_the_session(statement) {
             return true;
         }
         match statement_end {
@@ -92,6 +131,86 @@ pub(super) fn rolls_back(head: &str) -> bool {
             Some(end) => rest = &rest[end + 1..],
         }
     }
+}
+
+fn set_changes_the_session(statement: &str) -> bool {
+    let lower = statement.to_ascii_lowercase();
+    let assignments = lower.get(3..).unwrap_or("");
+    let own = ["innodb_lock_wait_timeout", "max_statement_time"];
+    !assignments.split(',').all(|assignment| {
+        let target = skip_space_and_comments(assignment);
+        (target.starts_with('@') && !target.starts_with("@@"))
+            || own.iter().any(|name| {
+                target
+                    .strip_prefix("session ")
+                    .map(str::trim_start)
+                    .is_some_and(|t| {
+                        t.starts_with(name)
+                            && !t[name.len()..]
+                                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    })
+            })
+    })
+}
+
+/// Whether the `SET` statement at the start of `text` keeps the
+/// transaction. `text` runs to the end of the head, past the statement's
+/// apparent end: a `;` inside a string or comment (`SET @x = ';SELECT 1',
+/// autocommit = 1`) must not hide the rest of it.
+/// - `SET autocommit = 1` commits (and changes the session);
+/// - `SET PASSWORD` writes the `mysql` schema, which commits.
+fn set_keeps_the_transaction(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    !lower.contains("autocommit") && !lower.contains("password")
+}
+
+/// Whether `text` (starting with `SET`) is MariaDB's `SET STATEMENT
+/// var = value [, ..] FOR <statement>`, which runs any statement (`COMMIT`,
+/// DDL, `ROLLBACK`).
+fn is_set_statement(text: &str) -> bool {
+    let after_set = skip_space_and_comments(text.get(3..).unwrap_or(""));
+    first_word(after_set).eq_ignore_ascii_case("STATEMENT")
+}
+
+/// The statement a `SET STATEMENT .. FOR` at the start of `text` runs (and
+/// whatever follows it in `text`): what follows the first `FOR` outside
+/// quotes and comments. `None` if there is none (the text was cut short, or
+/// ended at a `;`).
+fn set_statement_body(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if let Some(q) = quote {
+            if b == b'\\' {
+                i += 1;
+            } else if b == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        let rest = text.get(i..)?;
+        if matches!(b, b'\'' | b'"' | b'`') {
+            quote = Some(b);
+        } else if rest.starts_with("/*") || rest.starts_with("-- ") || rest.starts_with('#') {
+            let skipped = skip_space_and_comments(rest);
+            i = bytes.len() - skipped.len();
+            continue;
+        } else if b == b';' {
+            return None;
+        } else if (i == 0 || !word_byte(bytes[i - 1]))
+            && rest.len() >= 3
+            && rest.as_bytes()[..3].eq_ignore_ascii_case(b"for")
+            && !rest.as_bytes().get(3).is_some_and(|&next| word_byte(next))
+        {
+            return rest.get(3..);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The leading ASCII letters of `text`.
@@ -145,6 +264,8 @@ mod tests {
             "SET @x = 1; SELECT @x",
             "SAVEPOINT a; RELEASE SAVEPOINT a; ROLLBACK TO SAVEPOINT a",
             "",
+            "SET STATEMENT max_statement_time = 10 FOR SELECT 1",
+            "set statement max_statement_time = 10, sql_mode = 'x' for update t set a = 1",
         ] {
             assert!(!commits_implicitly(keeps, true), "{keeps}");
         }
@@ -159,6 +280,15 @@ mod tests {
             "ROLLBACK",
             "LOCK TABLES t WRITE",
             "CALL p()",
+            "SET STATEMENT max_statement_time = 0 FOR COMMIT",
+            "set /* c */ statement max_statement_time = 0 for create table t (a int)",
+            "SET STATEMENT max_statement_time = 0 /* for select */ FOR COMMIT",
+            "SET STATEMENT sql_mode = 'for select' FOR DROP TABLE t",
+            "SET STATEMENT max_statement_time = 0",
+            "SET STATEMENT max_statement_time = 0 FOR SELECT 1; COMMIT",
+            "SET @x = ';SELECT 1', autocommit = 1",
+            "SET @x = 1 /*;SELECT*/, autocommit = 1",
+            "SET PASSWORD = PASSWORD('x')",
         ] {
             assert!(commits_implicitly(commits, true), "{commits}");
         }
@@ -170,12 +300,42 @@ mod tests {
     }
 
     #[test]
+    fn a_set_of_the_session_is_told_apart() {
+        for changes in [
+            "SET SESSION TRANSACTION READ ONLY",
+            "set @@session.transaction_read_only = 1",
+            "SET sql_mode = ''",
+            "SET @x = 1, SESSION sql_mode = ''",
+            "SELECT 1; SET NAMES latin1",
+            "SET SESSION innodb_lock_wait_timeout_x = 1",
+            "SET STATEMENT max_statement_time = 1 FOR SET sql_mode = ''",
+            "SET STATEMENT max_statement_time = 1",
+        ] {
+            assert!(super::changes_the_session(changes), "{changes}");
+        }
+        for keeps in [
+            "SET @x = 1",
+            "set @a = 1, @b = 2",
+            "SET SESSION innodb_lock_wait_timeout = 3",
+            "SET SESSION max_statement_time = 0.500000",
+            "SET SESSION max_statement_time = DEFAULT",
+            "SET STATEMENT max_statement_time = 1 FOR SELECT 1",
+            "SELECT 'SET sql_mode'",
+            "INSERT INTO t VALUES (1)",
+        ] {
+            assert!(!super::changes_the_session(keeps), "{keeps}");
+        }
+    }
+
+    #[test]
     fn a_rollback_of_the_whole_transaction_is_told_apart() {
         for whole in [
             "ROLLBACK",
             "rollback work",
             "ROLLBACK /* savepoint */",
             "SELECT 1; /* c */ ROLLBACK AND NO CHAIN",
+            "SET STATEMENT max_statement_time = 0 FOR ROLLBACK",
+            "set statement max_statement_time = 0 for /* c */ rollback work",
         ] {
             assert!(rolls_back(whole), "{whole}");
         }
@@ -186,6 +346,8 @@ mod tests {
             "COMMIT",
             "CREATE TABLE t (a INT)",
             "SELECT 'ROLLBACK'",
+            "SET STATEMENT max_statement_time = 0 FOR ROLLBACK TO SAVEPOINT a",
+            "SET @rollback = 1",
         ] {
             assert!(!rolls_back(not), "{not}");
         }

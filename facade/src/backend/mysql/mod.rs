@@ -43,7 +43,7 @@ mod implicit_commit;
 mod options;
 
 use gtid::{gtid_list_covers, position_from_last_gtid};
-use implicit_commit::{commits_implicitly, rolls_back};
+use implicit_commit::{changes_the_session, commits_implicitly, rolls_back};
 use options::MysqlOptions;
 
 /// The Galera guard (see the module docs): a one-row temporary table
@@ -64,6 +64,11 @@ const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = TRUE"
 const GUARDED_COMMIT: &str = "UPDATE diesel_facade_guard \
                               SET armed = (SELECT FALSE UNION ALL SELECT FALSE FROM DUAL WHERE NOT armed); \
                               COMMIT";
+
+/// Whether `head` names the guard's table (case-insensitively).
+fn mentions_the_guard(head: &str) -> bool {
+    head.to_ascii_lowercase().contains("diesel_facade_guard")
+}
 
 /// MariaDB's 1242, which only the guard's check can raise in its batch.
 const GUARD_FIRED: &str = "Subquery returns more than 1 row";
@@ -340,7 +345,14 @@ impl SupportedConnection for MysqlConnection {
         // body's own ends it too, and COMMIT would then commit nothing of it.
         Some(|head, complete| {
             if !commits_implicitly(head, complete) {
-                Implicit::Keeps
+                // A body that writes the guard's own table (deleting its
+                // row would switch the guard off for the session's later
+                // transactions) leaves no session behind either.
+                if changes_the_session(head) || mentions_the_guard(head) {
+                    Implicit::ChangesSession
+                } else {
+                    Implicit::Keeps
+                }
             } else if rolls_back(head) {
                 Implicit::RollsBack
             } else {
