@@ -269,7 +269,7 @@ workloads!(
     pg,
     PgConnection,
     read_begin = "BEGIN READ ONLY",
-    write_begin = "BEGIN",
+    write_begin = "BEGIN READ WRITE",
     take_lock = pg_lock
 );
 workloads!(

@@ -235,8 +235,9 @@ fn a_refused_reconnect_waits_for_a_healthy_pooled_connection() {
 }
 
 /// A writer that changes its session's defaults (`SET SESSION
-/// CHARACTERISTICS AS TRANSACTION READ ONLY`) and commits does not put that
-/// session back into the pool, where every later writer on it would fail.
+/// CHARACTERISTICS AS TRANSACTION READ ONLY`) and commits does not make
+/// every later writer on that pooled connection fail: writers begin with
+/// `BEGIN READ WRITE`.
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn a_writer_that_changed_the_session_does_not_poison_the_pool() {

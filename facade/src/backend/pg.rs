@@ -27,7 +27,7 @@ use diesel::sql_types::Text;
 use diesel::{ConnectionError, PgConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Implicit, ImplicitCheck, Sealed, ServerSays, SupportedConnection, TxMode};
+use super::{Sealed, ServerSays, SupportedConnection, TxMode};
 use crate::builder::FacadeBuilder;
 use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
@@ -169,53 +169,6 @@ impl Sealed for PgConnection {}
 
 impl super::ConcurrentWriters for PgConnection {}
 
-/// Whether `head` (the beginning of a statement or batch) holds a `SET`
-/// or `RESET` of a session setting, which outlives the transaction once it
-/// commits (`SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY` would
-/// make every later writer on the connection fail). `SET LOCAL` and
-/// `SET TRANSACTION` end with the transaction. A false "yes" only costs the
-/// connection, which is replaced after the transaction.
-fn changes_the_session(head: &str) -> Implicit {
-    let words = |statement: &str| -> Vec<String> {
-        statement
-            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .filter(|w| !w.is_empty())
-            .take(2)
-            .map(str::to_ascii_uppercase)
-            .collect()
-    };
-    for statement in head.split(';') {
-        let statement = skip_comments(statement);
-        let words = words(statement);
-        let changes = match words.first().map(String::as_str) {
-            Some("SET") => !matches!(
-                words.get(1).map(String::as_str),
-                Some("LOCAL" | "TRANSACTION" | "CONSTRAINTS")
-            ),
-            Some("RESET") => true,
-            _ => false,
-        };
-        if changes {
-            return Implicit::ChangesSession;
-        }
-    }
-    Implicit::Keeps
-}
-
-/// `text` without leading white space and `/* */` and `--` comments.
-fn skip_comments(mut text: &str) -> &str {
-    loop {
-        text = text.trim_start();
-        if let Some(rest) = text.strip_prefix("/*") {
-            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
-        } else if text.starts_with("--") {
-            text = text.find('\n').map_or("", |end| &text[end + 1..]);
-        } else {
-            return text;
-        }
-    }
-}
-
 impl SupportedConnection for PgConnection {
     const NAME: &'static str = "postgres";
     const DEFAULT_PORT: u16 = 5432;
@@ -306,15 +259,16 @@ impl SupportedConnection for PgConnection {
         Ok(())
     }
 
-    fn implicit_commit_check(_session: &()) -> Option<ImplicitCheck> {
-        // PostgreSQL commits nothing implicitly; a session setting a
-        // committed transaction changed reaches the connection's later ones.
-        Some(|head, _complete| changes_the_session(head))
-    }
-
     fn begin(conn: &mut Self, mode: TxMode, _session: &mut ()) -> QueryResult<()> {
         let sql = match mode {
-            TxMode::Write => "BEGIN",
+            // READ WRITE, not the session's default: a body that ran `SET
+            // SESSION CHARACTERISTICS AS TRANSACTION READ ONLY` (or `SET
+            // default_transaction_read_only = on`) and committed leaves that
+            // default on the pooled connection, and a plain BEGIN would then
+            // fail every later writer there. (Checking every statement's
+            // text for such a `SET` instead cost about 8% of a short read's
+            // time: measured, not kept.)
+            TxMode::Write => "BEGIN READ WRITE",
             TxMode::Read => "BEGIN READ ONLY",
         };
         AnsiTransactionManager::begin_transaction_sql(conn, sql)
@@ -471,34 +425,6 @@ impl SupportedConnection for PgConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_set_of_the_session_is_told_apart() {
-        for changes in [
-            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-            "set default_transaction_read_only = on",
-            "/* c */ SET search_path TO other",
-            "SELECT 1; RESET ALL",
-            "SET SESSION statement_timeout = 0",
-        ] {
-            assert_eq!(
-                changes_the_session(changes),
-                Implicit::ChangesSession,
-                "{changes}"
-            );
-        }
-        for keeps in [
-            "SET LOCAL lock_timeout = '1s'",
-            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-            "SET CONSTRAINTS ALL DEFERRED",
-            "SELECT set_config('lock_timeout', $1, true) AS value",
-            "INSERT INTO t VALUES (1)",
-            "SELECT 'SET x'",
-            "-- SET x\nSELECT 1",
-        ] {
-            assert_eq!(changes_the_session(keeps), Implicit::Keeps, "{keeps}");
-        }
-    }
 
     #[test]
     fn the_primarys_lsn_is_canonical_or_written() {
