@@ -353,7 +353,7 @@ where
     Some(rig.proxy.take_log().iter().map(Sent::to_string).collect())
 }
 
-/// BEGIN and COMMIT are simple queries; the pool's health check and the
+/// BEGIN (READ WRITE, for a writer) and COMMIT are simple queries; the pool's health check and the
 /// INSERT are cached prepared statements.
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
@@ -369,7 +369,7 @@ fn postgres_writer_sends_begin_and_commit_as_simple_queries() {
             "Describe",
             "Execute SELECT 1",
             "Sync",
-            "Query BEGIN",
+            "Query BEGIN READ WRITE",
             &format!("Bind {insert}"),
             "Describe",
             &format!("Execute {insert}"),
