@@ -267,11 +267,12 @@ pub trait SupportedConnection:
 
     /// Whether `err`, the failure of a [`checked_commit`](Self::checked_commit)
     /// batch, is its check: the transaction was replaced, so nothing of it
-    /// was committed. Read only for that batch, whose statements are the
-    /// facade's own, so no data can steer it.
+    /// was committed; `Some` says what replaces a transaction on this
+    /// backend, for the error's message. Read only for that batch, whose
+    /// statements are the facade's own, so no data can steer it.
     #[doc(hidden)]
-    fn replaced_at_commit(_err: &diesel::result::Error) -> bool {
-        false
+    fn replaced_at_commit(_err: &diesel::result::Error) -> Option<&'static str> {
+        None
     }
 
     /// A test of a statement's SQL text (the beginning of it; the flag says

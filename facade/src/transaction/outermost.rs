@@ -393,8 +393,12 @@ fn commit<C: SupportedConnection>(
         None => AnsiTransactionManager::commit_transaction(tx.connection()),
         Some(sql) => commit_batch(tx.connection(), sql),
     };
+    let replaced = match (&committed, checked) {
+        (Err(err), Some(_)) => C::replaced_at_commit(err),
+        _ => None,
+    };
     match committed {
-        Err(err) if checked.is_some() && C::replaced_at_commit(&err) => {
+        Err(err) if let Some(cause) = replaced => {
             // The batch stopped before its COMMIT and rolled back (if that
             // failed too, the connection cannot be trusted again).
             if matches!(err, DieselError::RollbackErrorOnCommit { .. }) {
@@ -403,8 +407,10 @@ fn commit<C: SupportedConnection>(
             Counters::bump(&counters.rollbacks);
             let err = Error::new(
                 ErrorKind::Deadlock,
-                "the server rolled this transaction back before COMMIT without reporting it \
-                 (a Galera brute-force abort); nothing was committed",
+                format!(
+                    "the server rolled this transaction back before COMMIT without reporting \
+                     it ({cause}); nothing was committed"
+                ),
             )
             .with_source(err);
             tracing::debug!(error = %err, "the transaction was replaced before COMMIT");

@@ -385,12 +385,13 @@ impl SupportedConnection for MysqlConnection {
         (mode == TxMode::Write && session.galera && !implicit_commit).then_some(GUARDED_COMMIT)
     }
 
-    fn replaced_at_commit(err: &diesel::result::Error) -> bool {
+    fn replaced_at_commit(err: &diesel::result::Error) -> Option<&'static str> {
         let err = match err {
             diesel::result::Error::RollbackErrorOnCommit { commit_error, .. } => commit_error,
             err => err,
         };
         matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message() == GUARD_FIRED)
+            .then_some("a Galera brute-force abort")
     }
 
     fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
