@@ -18,15 +18,14 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    parse_quote, parse_quote_spanned, Block, DeriveInput, Expr, FnArg, GenericParam, Ident,
-    Lifetime, LifetimeParam, ParenthesizedGenericArguments, Pat, PatIdent, PatType, Stmt, Type,
-    TypeBareFn, TypeReference,
+    parse_quote, parse_quote_spanned, Block, Expr, FnArg, GenericParam, Ident, Lifetime,
+    LifetimeParam, ParenthesizedGenericArguments, Pat, PatIdent, PatType, Stmt, Type, TypeBareFn,
+    TypeReference,
 };
 
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
-use crate::ast::{ContextStruct, DataAccessFn, Field};
-use crate::errors::{both, Errors};
-use crate::valid::{find_impl_trait, CheckedContext, CheckedFn};
+use crate::ast::DataAccessFn;
+use crate::valid::{find_impl_trait, CheckedFn};
 
 /// The generic parameter that replaces the context type: whatever may
 /// begin or join the function's transaction (the idle context, or a scope).
@@ -376,171 +375,4 @@ fn name_elided_lifetimes(ty: &mut Type) -> Vec<Lifetime> {
     let mut namer = Namer(Vec::new());
     namer.visit_type_mut(ty);
     namer.0
-}
-
-/// `Database<Ctx>` for the marker of `#[facade(NAME)] field`: what makes
-/// `db = NAME` compile for this context, with the field's connection type.
-fn impl_named_database(context: &ContextStruct, field: &Field, name: &Ident) -> TokenStream {
-    let ident = context.ident;
-    let field_type = field.ty;
-    let member = &field.member;
-    let span = field_type.span();
-    let facade_field = quote_spanned!(span=> ::diesel_facade::__private::FacadeField);
-    let marker = named_database(name);
-    let name = name.to_string();
-    let mut generics = context.input.generics.clone();
-    generics
-        .make_where_clause()
-        .predicates
-        .push(parse_quote!(#field_type: #facade_field));
-    let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
-    quote! {
-        #[automatically_derived]
-        impl #impl_generics ::diesel_facade::Database<#ident #type_generics> for #marker
-        #where_clause
-        {
-            type Connection = <#field_type as #facade_field>::Connection;
-            const NAME: &'static str = #name;
-
-            #[inline]
-            fn facade(ctx: &#ident #type_generics) -> &::diesel_facade::Facade<Self::Connection> {
-                #facade_field::as_facade(&ctx.#member)
-            }
-        }
-    }
-}
-
-/// `SameDb` for each ordered pair of the context's databases but
-/// (`Main`, `Main`), which the runtime states for every context: what lets
-/// a scope tell the callee's database from its own at compile time.
-fn impl_same_db(context: &ContextStruct, checked: &CheckedContext) -> TokenStream {
-    if checked.databases.is_empty() {
-        return TokenStream::new();
-    }
-    let ident = context.ident;
-    let (impl_generics, type_generics, where_clause) = context.input.generics.split_for_impl();
-    let mut markers = vec![(String::new(), quote!(::diesel_facade::Main))];
-    markers.extend(
-        checked
-            .databases
-            .iter()
-            .map(|(_, name)| (name.to_string(), named_database(name))),
-    );
-    let mut impls = TokenStream::new();
-    for (first, first_marker) in &markers {
-        for (second, second_marker) in &markers {
-            if first.is_empty() && second.is_empty() {
-                continue;
-            }
-            let answer = if first == second {
-                quote!(::diesel_facade::__private::True)
-            } else {
-                quote!(::diesel_facade::__private::False)
-            };
-            impls.extend(quote! {
-                #[automatically_derived]
-                impl #impl_generics ::diesel_facade::__private::SameDb<#second_marker, #ident #type_generics>
-                    for #first_marker #where_clause
-                {
-                    type Eq = #answer;
-                }
-            });
-        }
-    }
-    impls
-}
-
-pub(crate) fn derive_transaction_context(input: &DeriveInput) -> TokenStream {
-    transaction_context_impl(input).unwrap_or_else(syn::Error::into_compile_error)
-}
-
-/// The impl, or every error in the struct: those in its attributes and
-/// those in its choice of fields, together.
-pub(crate) fn transaction_context_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let mut attr_errors = Errors::default();
-    let context = ContextStruct::from_syn(input, &mut attr_errors)?;
-    let ((), checked) = both(attr_errors.finish(), context.validate())?;
-    Ok(impl_transaction_context(&context, &checked))
-}
-
-fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -> TokenStream {
-    let field = checked.facade;
-    let ident = context.ident;
-    let field_type = field.ty;
-    let member = &field.member;
-    // A field that holds no `Facade` is reported on its type.
-    let span = field_type.span();
-    let facade_field = quote_spanned!(span=> ::diesel_facade::__private::FacadeField);
-    let connection = quote_spanned!(span=> <#field_type as #facade_field>::Connection);
-    let facade = quote_spanned!(span=> ::diesel_facade::Facade<Self::Connection>);
-    let as_facade = quote_spanned!(span=> #facade_field::as_facade(&self.#member));
-    let mut generics = context.input.generics.clone();
-    // The bound makes a generic field type (`db: F`) work wherever it holds,
-    // and on a concrete type that is no facade it is the one error rustc
-    // reports (every use of `Connection` in the impl then holds by it).
-    generics
-        .make_where_clause()
-        .predicates
-        .push(parse_quote!(#field_type: #facade_field));
-    let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
-    let as_facade_mut = quote_spanned!(span=> #facade_field::as_facade_mut(&mut self.#member));
-    let read_position = checked.read_position.map(|field| {
-        let member = &field.member;
-        let span = field.ty.span();
-        quote_spanned! {span=>
-            #[inline]
-            fn read_position(&self) -> ::core::option::Option<&::diesel_facade::ReadPosition> {
-                ::core::option::Option::Some(&self.#member)
-            }
-        }
-    });
-    // `Retarget` (pointing the context at a cell) swaps the same field, and
-    // sets the `#[read_position]` field aside meanwhile.
-    let read_position_mut = checked.read_position.map(|field| {
-        let member = &field.member;
-        let span = field.ty.span();
-        quote_spanned! {span=>
-            #[inline]
-            fn read_position_mut(
-                &mut self,
-            ) -> ::core::option::Option<&mut ::diesel_facade::ReadPosition> {
-                ::core::option::Option::Some(&mut self.#member)
-            }
-        }
-    });
-    let databases = checked
-        .databases
-        .iter()
-        .map(|(field, name)| impl_named_database(context, field, name));
-    let same_db = impl_same_db(context, checked);
-    quote! {
-        #(#databases)*
-        #same_db
-
-        #[automatically_derived]
-        impl #impl_generics ::diesel_facade::TransactionContext for #ident #type_generics
-        #where_clause
-        {
-            type Connection = #connection;
-
-            #[inline]
-            fn facade(&self) -> &#facade {
-                #as_facade
-            }
-
-            #read_position
-        }
-
-        #[automatically_derived]
-        impl #impl_generics ::diesel_facade::Retarget for #ident #type_generics
-        #where_clause
-        {
-            #[inline]
-            fn facade_mut(&mut self) -> &mut #facade {
-                #as_facade_mut
-            }
-
-            #read_position_mut
-        }
-    }
 }

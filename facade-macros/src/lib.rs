@@ -25,6 +25,7 @@
 mod args;
 mod ast;
 mod attr;
+mod derive;
 mod errors;
 mod expand;
 mod valid;
@@ -208,5 +209,5 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(TransactionContext, attributes(facade, read_position))]
 pub fn derive_transaction_context(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    expand::derive_transaction_context(&input).into()
+    derive::derive_transaction_context(&input).into()
 }

@@ -3,7 +3,7 @@
 use syn::{DeriveInput, File};
 
 use super::{messages, normalized, pointed_at, tokens};
-use crate::expand::{derive_transaction_context, transaction_context_impl};
+use crate::derive::{derive_transaction_context, transaction_context_impl};
 
 fn derive(source: &str) -> String {
     let input: DeriveInput = syn::parse2(tokens(source)).expect("derive input must parse");

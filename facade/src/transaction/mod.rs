@@ -275,6 +275,7 @@ fn unbalanced(open: u32) -> Error {
     )
 }
 
+mod commit;
 mod outermost;
 mod retry;
 mod savepoint;
