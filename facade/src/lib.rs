@@ -87,6 +87,7 @@ mod context;
 mod entry;
 mod error;
 mod facade;
+mod instances;
 mod joins;
 mod lock;
 mod pool;
