@@ -2,44 +2,162 @@
 //! here.
 //!
 //! Most of the runtime (checkout, BEGIN, COMMIT, rollback, the replica
-//! routing) is generic over the connection type only, and an application's
-//! crate would otherwise compile its own copy of all of it for its
-//! connection type. Debug builds share generic code between crates
-//! (rustc's `share-generics`, on by default at `opt-level` 0 and 1): an
-//! instance compiled in an upstream crate is linked, not compiled again.
-//! So this module names the runtime's entry points for each enabled
-//! backend, which makes this crate compile them (and everything they call)
-//! once. Release builds do not share generics and compile their own
-//! copies, as before. Measured with `scripts/compile-bench`
+//! routing) is generic over the connection type only. Called directly from
+//! the code an annotated function instantiates, all of it would be compiled
+//! again in the application's crate, for its connection type. So that code
+//! calls it through [`Runtime`], whose implementations for the three
+//! connection types are ordinary, non-generic functions of this crate:
+//! compiled here once, and linked by the application's crate in every
+//! profile (`#[inline(never)]` keeps release builds from pulling their
+//! bodies across). What remains generic over the connection only (drop
+//! glue, small helpers) is named in [`shared_instances`], so that debug
+//! builds, which share generic code between crates (rustc's
+//! `share-generics`, on by default at `opt-level` 0 and 1), link this
+//! crate's copy too. Measured with `scripts/compile-bench`
 //! (docs/performance.md).
 
-use crate::backend::SupportedConnection;
-use crate::transaction::{
-    begin_outermost, end_once, end_outermost, end_outermost_keeping_hooks, Begun, Transaction,
-};
+use crate::backend::{SupportedConnection, TxMode};
+use crate::error::Error;
+use crate::facade::Facade;
+use crate::replica::ReadPosition;
+use crate::transaction::{self, Begun, CommitHook, Ended, NotBegun, Route, Transaction};
 
-/// The entry points of the runtime for connection type `C`.
-fn entry_points<C: SupportedConnection>() -> [*const (); 7] {
+/// The runtime's entry points for one connection type (see the module
+/// docs). Implemented for each backend below, by forwarding to the generic
+/// functions of `transaction`.
+pub trait Runtime: Sized {
+    /// [`transaction::begin_outermost`].
+    fn begin_outermost(
+        facade: &Facade<Self>,
+        position: Option<&ReadPosition>,
+        mode: TxMode,
+        route: Route,
+    ) -> Result<Begun<Self>, NotBegun>
+    where
+        Self: SupportedConnection;
+
+    /// [`transaction::end_outermost`].
+    fn end_outermost(
+        begun: Begun<Self>,
+        facade: &Facade<Self>,
+        position: Option<&ReadPosition>,
+        body_ok: bool,
+    ) -> Ended
+    where
+        Self: SupportedConnection;
+
+    /// [`transaction::end_outermost_keeping_hooks`].
+    fn end_outermost_keeping_hooks(
+        begun: Begun<Self>,
+        facade: &Facade<Self>,
+        position: Option<&ReadPosition>,
+        body_ok: bool,
+    ) -> (Ended, Vec<CommitHook>)
+    where
+        Self: SupportedConnection;
+
+    /// [`transaction::end_once`].
+    fn end_once(
+        begun: Begun<Self>,
+        facade: &Facade<Self>,
+        position: Option<&ReadPosition>,
+        body_ok: bool,
+    ) -> Option<Error>
+    where
+        Self: SupportedConnection;
+
+    /// What dropping a [`Begun`] that did not end does: roll back.
+    fn abandon(begun: &mut Begun<Self>)
+    where
+        Self: SupportedConnection;
+
+    /// [`Transaction::note_join`].
+    fn note_join(tx: &mut Transaction<Self>, kind: &'static str)
+    where
+        Self: SupportedConnection;
+}
+
+macro_rules! runtime {
+    ($($feature:literal => $conn:ty),* $(,)?) => {$(
+        #[cfg(feature = $feature)]
+        impl Runtime for $conn {
+            #[inline(never)]
+            fn begin_outermost(
+                facade: &Facade<Self>,
+                position: Option<&ReadPosition>,
+                mode: TxMode,
+                route: Route,
+            ) -> Result<Begun<Self>, NotBegun> {
+                transaction::begin_outermost(facade, position, mode, route)
+            }
+
+            #[inline(never)]
+            fn end_outermost(
+                begun: Begun<Self>,
+                facade: &Facade<Self>,
+                position: Option<&ReadPosition>,
+                body_ok: bool,
+            ) -> Ended {
+                transaction::end_outermost(begun, facade, position, body_ok)
+            }
+
+            #[inline(never)]
+            fn end_outermost_keeping_hooks(
+                begun: Begun<Self>,
+                facade: &Facade<Self>,
+                position: Option<&ReadPosition>,
+                body_ok: bool,
+            ) -> (Ended, Vec<CommitHook>) {
+                transaction::end_outermost_keeping_hooks(begun, facade, position, body_ok)
+            }
+
+            #[inline(never)]
+            fn end_once(
+                begun: Begun<Self>,
+                facade: &Facade<Self>,
+                position: Option<&ReadPosition>,
+                body_ok: bool,
+            ) -> Option<Error> {
+                transaction::end_once(begun, facade, position, body_ok)
+            }
+
+            #[inline(never)]
+            fn abandon(begun: &mut Begun<Self>) {
+                begun.abandon();
+            }
+
+            #[inline(never)]
+            fn note_join(tx: &mut Transaction<Self>, kind: &'static str) {
+                tx.note_join(kind);
+            }
+        }
+    )*};
+}
+
+runtime! {
+    "sqlite" => diesel::SqliteConnection,
+    "postgres" => diesel::PgConnection,
+    "mysql" => diesel::MysqlConnection,
+}
+
+/// The drop glue of the runtime's values for connection type `C`.
+fn drop_glue<C: SupportedConnection>() -> [*const (); 2] {
     [
-        begin_outermost::<C> as *const (),
-        end_outermost::<C> as *const (),
-        end_outermost_keeping_hooks::<C> as *const (),
-        end_once::<C> as *const (),
-        Transaction::<C>::note_join as *const (),
         std::ptr::drop_in_place::<Begun<C>> as *const (),
         std::ptr::drop_in_place::<Transaction<C>> as *const (),
     ]
 }
 
-/// The runtime's entry points for every enabled backend: naming them is
-/// what compiles them here (see the module docs). Not meant to be called.
+/// What stays generic over the connection type for every enabled backend:
+/// naming it compiles it here, for debug builds to share (see the module
+/// docs). Not meant to be called.
 pub fn shared_instances() -> Vec<*const ()> {
     let mut all = Vec::new();
     #[cfg(feature = "sqlite")]
-    all.extend(entry_points::<diesel::SqliteConnection>());
+    all.extend(drop_glue::<diesel::SqliteConnection>());
     #[cfg(feature = "postgres")]
-    all.extend(entry_points::<diesel::PgConnection>());
+    all.extend(drop_glue::<diesel::PgConnection>());
     #[cfg(feature = "mysql")]
-    all.extend(entry_points::<diesel::MysqlConnection>());
+    all.extend(drop_glue::<diesel::MysqlConnection>());
     all
 }

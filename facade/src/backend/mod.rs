@@ -124,6 +124,7 @@ pub trait SupportedConnection:
     + MigrationConnection
     + Send
     + Sealed
+    + crate::instances::Runtime
     + 'static
 {
     /// A short name for logs and spans: `sqlite`, `postgres`, `mysql`.

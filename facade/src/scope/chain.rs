@@ -14,9 +14,8 @@ use std::marker::PhantomData;
 
 use crate::context::{Database, TransactionContext};
 use crate::error::{Error, ErrorKind};
-use crate::transaction::{
-    caught_panic, end_outermost, end_outermost_keeping_hooks, run_hooks, Begun, CommitHook, Ended,
-};
+use crate::instances::Runtime;
+use crate::transaction::{caught_panic, run_hooks, Begun, CommitHook, Ended};
 
 /// What kind of transaction a frame lends: what may join it.
 #[doc(hidden)]
@@ -169,8 +168,12 @@ impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Con
     }
 
     fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error> {
-        match end_outermost_keeping_hooks(self.begun, D::facade(ctx), D::read_position(ctx), commit)
-        {
+        match D::Connection::end_outermost_keeping_hooks(
+            self.begun,
+            D::facade(ctx),
+            D::read_position(ctx),
+            commit,
+        ) {
             (Ended::Stands(_), hooks) => Ok(hooks),
             (Ended::Replaced(err), _) => Err(err),
         }
@@ -194,12 +197,8 @@ impl<T: TransactionContext, D: Database<T>> Opened<T, D> {
         mode: crate::backend::TxMode,
         route: crate::transaction::Route,
     ) -> Result<Self, crate::transaction::NotBegun> {
-        let begun = crate::transaction::begin_outermost(
-            D::facade(ctx),
-            D::read_position(ctx),
-            mode,
-            route,
-        )?;
+        let begun =
+            D::Connection::begin_outermost(D::facade(ctx), D::read_position(ctx), mode, route)?;
         Ok(Opened {
             begun,
             root: Root::new(),
@@ -229,7 +228,7 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     body_ok: bool,
 ) -> Ended {
     if root.deferred.is_empty() {
-        return end_outermost(begun, D::facade(ctx), D::read_position(ctx), body_ok);
+        return D::Connection::end_outermost(begun, D::facade(ctx), D::read_position(ctx), body_ok);
     }
     // Lost to a panic that unwound through the root, or joined by a call
     // that panicked (caught further out).
@@ -245,7 +244,7 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     // The hooks of every transaction that committed run once all have
     // ended, in commit order: a hook that panics must not keep a later
     // COMMIT from running (the body returned `Ok`).
-    let (ended, mut hooks) = end_outermost_keeping_hooks(
+    let (ended, mut hooks) = D::Connection::end_outermost_keeping_hooks(
         begun,
         D::facade(ctx),
         D::read_position(ctx),

@@ -30,7 +30,7 @@ use crate::replica::{Position, ReadPosition};
 use crate::stats::Counters;
 
 /// A hook registered with `on_commit`.
-pub(crate) type CommitHook = Box<dyn FnOnce() + 'static>;
+pub type CommitHook = Box<dyn FnOnce() + 'static>;
 
 /// The state of one open outermost transaction. Scopes borrow it.
 #[doc(hidden)]

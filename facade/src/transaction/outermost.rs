@@ -10,7 +10,7 @@ use super::*;
 /// levels the body opened with diesel's own `conn.transaction(..)` and
 /// left open, and the connection goes back to the pool (or is discarded if
 /// the rollback failed).
-pub(crate) struct Begun<C: SupportedConnection> {
+pub struct Begun<C: SupportedConnection> {
     pub(crate) tx: Transaction<C>,
     span: Option<tracing::span::EnteredSpan>,
     /// The span, exited while the transaction waits for another database's
@@ -23,13 +23,19 @@ pub(crate) struct Begun<C: SupportedConnection> {
 impl<C: SupportedConnection> Drop for Begun<C> {
     fn drop(&mut self) {
         if !self.ended {
-            self.tx.on_commit.clear();
-            let _ = rollback(&mut self.tx);
+            // Through `Runtime`: compiled in this crate (see `instances`).
+            C::abandon(self);
         }
     }
 }
 
 impl<C: SupportedConnection> Begun<C> {
+    /// Roll back a transaction that did not end (see `Drop`).
+    pub(crate) fn abandon(&mut self) {
+        self.tx.on_commit.clear();
+        let _ = rollback(&mut self.tx);
+    }
+
     /// Leave the span while the transaction waits for the end of another
     /// database's outermost call, so what that call does next is not
     /// recorded inside it; `end_outermost` enters it again.
@@ -41,7 +47,7 @@ impl<C: SupportedConnection> Begun<C> {
 }
 
 /// What became of an outermost transaction once its body returned.
-pub(crate) enum Ended {
+pub enum Ended {
     /// The body's result stands: `Ok` was committed, or `Err` was rolled
     /// back (and is retryable with this error when set).
     Stands(Option<(ErrorKind, String)>),
@@ -50,7 +56,7 @@ pub(crate) enum Ended {
 }
 
 /// Why [`begin_outermost`] could not begin.
-pub(crate) enum NotBegun {
+pub enum NotBegun {
     /// No connection: the checkout failed (and already waited).
     Checkout(Error),
     /// `BEGIN` failed on a checked-out connection.
