@@ -8,10 +8,11 @@
 //! is not a function) stops here; errors in the derive's field attributes
 //! are recorded and the model is still built.
 
-use proc_macro2::{Span, TokenStream};
-use syn::parse::{ParseStream, Parser};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use quote::quote;
+use syn::parse::{Parse, ParseStream, Parser};
 use syn::{
-    Attribute, Data, DeriveInput, Error, FnArg, Ident, Index, Item, ItemFn, Member, PatType,
+    AttrStyle, Attribute, Data, DeriveInput, Error, FnArg, Ident, Index, Item, Member, PatType,
     Result, Signature, Token, Type, Visibility,
 };
 
@@ -21,7 +22,59 @@ use crate::errors::Errors;
 
 /// A function under `#[reader]` or `#[writer]`.
 pub(crate) struct DataAccessFn {
-    pub item: ItemFn,
+    pub item: FnItem,
+}
+
+/// A function item whose body is kept as tokens: the macros read only the
+/// signature, and parsing (and printing again) every statement of every
+/// annotated function would cost each build, incremental ones included.
+#[derive(Clone)]
+pub(crate) struct FnItem {
+    /// Outer attributes, then the body's leading inner ones (`#![...]`),
+    /// which stay at the top of the function's own body.
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub sig: Signature,
+    /// The body, braces included, minus its leading inner attributes.
+    pub block: Group,
+}
+
+impl Parse for FnItem {
+    fn parse(input: ParseStream) -> Result<Self> {
+        let mut attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let body;
+        let brace = syn::braced!(body in input);
+        attrs.extend(body.call(Attribute::parse_inner)?);
+        let rest: TokenStream = body.parse()?;
+        let mut block = Group::new(Delimiter::Brace, rest);
+        block.set_span(brace.span.join());
+        Ok(FnItem {
+            attrs,
+            vis,
+            sig,
+            block,
+        })
+    }
+}
+
+impl FnItem {
+    /// The item with `body` (the contents of its braces) as its body.
+    pub(crate) fn with_body(&self, body: TokenStream) -> TokenStream {
+        let outer = self
+            .attrs
+            .iter()
+            .filter(|attr| matches!(attr.style, AttrStyle::Outer));
+        let inner = self
+            .attrs
+            .iter()
+            .filter(|attr| matches!(attr.style, AttrStyle::Inner(_)));
+        let (vis, sig) = (&self.vis, &self.sig);
+        let mut block = Group::new(Delimiter::Brace, quote!(#(#inner)* #body));
+        block.set_span(self.block.span());
+        quote!(#(#outer)* #vis #sig #block)
+    }
 }
 
 /// The parameter that carries the request context.
@@ -33,7 +86,7 @@ pub(crate) struct ContextParam<'a> {
 
 impl DataAccessFn {
     pub(crate) fn parse(role: Role, tokens: TokenStream) -> Result<Self> {
-        match syn::parse2::<ItemFn>(tokens.clone()) {
+        match syn::parse2::<FnItem>(tokens.clone()) {
             Ok(item) => Ok(DataAccessFn { item }),
             Err(error) => Err(not_a_function(role, tokens).unwrap_or(error)),
         }

@@ -14,13 +14,12 @@
 //! accepted apply (see `attr`).
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    parse_quote, parse_quote_spanned, Block, Expr, FnArg, GenericParam, Ident, Lifetime,
-    LifetimeParam, ParenthesizedGenericArguments, Pat, PatIdent, PatType, Stmt, Type, TypeBareFn,
-    TypeReference,
+    parse_quote, parse_quote_spanned, FnArg, GenericParam, Ident, Lifetime, LifetimeParam,
+    ParenthesizedGenericArguments, Pat, PatIdent, PatType, Type, TypeBareFn, TypeReference,
 };
 
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
@@ -290,11 +289,7 @@ fn rewrite(
             |#(#attrs)* #pattern: &mut #scope_type| #output #body
         )
     };
-    item.block = Box::new(Block {
-        brace_token: item.block.brace_token,
-        stmts: vec![Stmt::Expr(Expr::Verbatim(call), None)],
-    });
-    item.into_token_stream()
+    item.with_body(call)
 }
 
 /// Whether `ty` names one of the type (or const) parameters of `generics`,

@@ -1,4 +1,4 @@
-//! Doc comments and lint attributes on the function survive the rewrite: `missing_docs` and `unused_variables` are denied here, so dropping either would fail the build.
+//! Doc comments and lint attributes on the function (outer ones, and inner ones at the top of its body) survive the rewrite: `missing_docs` and `unused_variables` are denied here, so dropping either would fail the build.
 use diesel::prelude::*;
 use diesel::SqliteConnection;
 use diesel_facade::{reader, writer, Facade, TransactionContext};
@@ -34,6 +34,15 @@ pub mod documented {
             .set(items::qty.eq(items::qty + 1))
             .execute(ctx.conn())?;
         qty(ctx, id)
+    }
+
+    /// The name of one item: an inner attribute at the top of the body
+    /// stays the function's own.
+    #[reader]
+    pub fn name(ctx: &mut Ctx, id: i32) -> QueryResult<String> {
+        #![allow(unused_variables)]
+        let unused = 1;
+        items::table.find(id).select(items::name).first(ctx.conn())
     }
 }
 
