@@ -14,7 +14,7 @@ use crate::scope::{
     end_all, Opened, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, Root, WriteAccess,
     WriterScope,
 };
-use crate::transaction::{begin_outermost, with_retry, Attempt, Ended, RetryPolicy, Route};
+use crate::transaction::{runtime, with_retry, Attempt, Ended, RetryPolicy, Route};
 
 /// The body of an outermost transaction: run `$body` in a transaction of
 /// `$mode` on a freshly checked-out connection (routed by `$route`), with a
@@ -76,7 +76,12 @@ where
 {
     let facade = D::facade(ctx);
     let position = D::read_position(ctx);
-    let mut begun = match begin_outermost(facade, position, TxMode::Write, Route::Primary) {
+    let mut begun = match (runtime::<D::Connection>().begin_outermost)(
+        facade,
+        position,
+        TxMode::Write,
+        Route::Primary,
+    ) {
         Ok(begun) => begun,
         Err(not_begun) => return not_begun.attempt(),
     };

@@ -15,11 +15,11 @@ use crate::scope::WriterScope;
 use crate::transaction::with_retry;
 
 pub use crate::context::{database_id, Database, Main, Named};
-pub use crate::instances::shared_instances;
 pub use crate::replica::Position;
 pub use crate::scope::{
     False, IndependentAccess, ReadAccess, ReplicaReadAccess, SameDb, Scope, True, WriteAccess,
 };
+pub use crate::transaction::shared_instances;
 pub use crate::transaction::{RetryPolicy, Route};
 
 /// Lets `#[derive(TransactionContext)]` name the connection type of a

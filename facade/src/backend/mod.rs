@@ -124,7 +124,6 @@ pub trait SupportedConnection:
     + MigrationConnection
     + Send
     + Sealed
-    + crate::instances::Runtime
     + 'static
 {
     /// A short name for logs and spans: `sqlite`, `postgres`, `mysql`.

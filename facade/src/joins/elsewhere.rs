@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind};
 use crate::scope::{
     DeferredTx, Elsewhere, Frame, Frames, OpenKind, ReaderScope, ReplicaScope, WriterScope,
 };
-use crate::transaction::{begin_outermost, end_once, savepoint, Route, Transaction};
+use crate::transaction::{runtime, savepoint, Route, Transaction};
 
 /// What `f` is given for the callee's database `D2`: its transaction open
 /// further out, with its kind, or `None`.
@@ -156,10 +156,11 @@ where
         )));
     }
     let position = D2::read_position(ctx);
-    let mut begun = match begin_outermost(facade, position, mode, route) {
-        Ok(begun) => begun,
-        Err(not_begun) => return Err(E::from(not_begun.into_error())),
-    };
+    let mut begun =
+        match (runtime::<D2::Connection>().begin_outermost)(facade, position, mode, route) {
+            Ok(begun) => begun,
+            Err(not_begun) => return Err(E::from(not_begun.into_error())),
+        };
     tracing::debug!(
         database = D2::NAME,
         inside = D::NAME,
@@ -174,7 +175,9 @@ where
             begun,
             db: PhantomData,
         }));
-    } else if let Some(err) = end_once(begun, facade, position, result.is_ok()) {
+    } else if let Some(err) =
+        (runtime::<D2::Connection>().end_once)(begun, facade, position, result.is_ok())
+    {
         return Err(E::from(err));
     }
     result
@@ -197,7 +200,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> ReadR
     {
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, OpenKind::Write | OpenKind::Read)) => {
-                tx.note_join("reader");
+                (runtime().note_join)(tx, "reader");
                 joined(tx, |tx| f(&mut ReaderScope::new(ctx, tx, rest)))
             }
             Some((_, kind)) => Err(E::from(wrong_nesting::<T, D2>("`#[reader]`", kind))),
@@ -229,7 +232,7 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Repli
     {
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, _)) => {
-                tx.note_join("replica reader");
+                (runtime().note_join)(tx, "replica reader");
                 joined(tx, |tx| f(&mut ReplicaScope::new(ctx, tx, rest)))
             }
             None => {
@@ -259,13 +262,13 @@ impl<T: TransactionContext, D: Database<T>, K: ScopeKind, D2: Database<T>> Write
     {
         with_other::<T, D, D2, _, _>(tx, K::OPEN, outer, |found, rest| match found {
             Some((tx, OpenKind::Write)) if in_savepoint => {
-                tx.note_join("savepoint writer");
+                (runtime().note_join)(tx, "savepoint writer");
                 joined(tx, |tx| {
                     savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
                 })
             }
             Some((tx, OpenKind::Write)) => {
-                tx.note_join("writer");
+                (runtime().note_join)(tx, "writer");
                 joined(tx, |tx| f(&mut WriterScope::new(ctx, tx, rest)))
             }
             Some((_, kind)) => Err(E::from(wrong_nesting::<T, D2>("`#[writer]`", kind))),

@@ -22,7 +22,7 @@ use crate::scope::{
     Found, Frames, Here, IndependentAccess, OpenKind, ReadAccess, ReaderScope, Rep,
     ReplicaReadAccess, ReplicaScope, WriteAccess, WriterScope, R, W,
 };
-use crate::transaction::{savepoint, RetryPolicy, Route, Transaction};
+use crate::transaction::{runtime, savepoint, RetryPolicy, Route, Transaction};
 
 mod elsewhere;
 
@@ -115,7 +115,7 @@ macro_rules! here_read {
                 E: From<Error>,
                 F: FnOnce(&mut ReaderScope<'_, T, D>) -> Result<Res, E>,
             {
-                tx.note_join("reader");
+                (runtime().note_join)(tx, "reader");
                 f(&mut ReaderScope::new(ctx, tx, outer))
             }
         }
@@ -135,7 +135,7 @@ impl<T: TransactionContext, D: Database<T>, K> ReplicaRule<T, D, K, D> for Here<
         E: From<Error>,
         F: FnOnce(&mut ReplicaScope<'_, T, D>) -> Result<Res, E>,
     {
-        tx.note_join("replica reader");
+        (runtime().note_join)(tx, "replica reader");
         f(&mut ReplicaScope::new(ctx, tx, outer))
     }
 }
@@ -153,10 +153,10 @@ impl<T: TransactionContext, D: Database<T>> WriteRule<T, D, W, D> for Here<W> {
         F: FnOnce(&mut WriterScope<'_, T, D>) -> Result<Res, E>,
     {
         if in_savepoint {
-            tx.note_join("savepoint writer");
+            (runtime().note_join)(tx, "savepoint writer");
             savepoint(tx, |tx| f(&mut WriterScope::new(ctx, tx, outer)))
         } else {
-            tx.note_join("writer");
+            (runtime().note_join)(tx, "writer");
             f(&mut WriterScope::new(ctx, tx, outer))
         }
     }

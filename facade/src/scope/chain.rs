@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 
 use crate::context::{Database, TransactionContext};
 use crate::error::{Error, ErrorKind};
-use crate::instances::Runtime;
+use crate::transaction::runtime;
 use crate::transaction::{caught_panic, run_hooks, Begun, CommitHook, Ended};
 
 /// What kind of transaction a frame lends: what may join it.
@@ -168,7 +168,7 @@ impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Con
     }
 
     fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error> {
-        match D::Connection::end_outermost_keeping_hooks(
+        match (runtime::<D::Connection>().end_outermost_keeping_hooks)(
             self.begun,
             D::facade(ctx),
             D::read_position(ctx),
@@ -197,8 +197,12 @@ impl<T: TransactionContext, D: Database<T>> Opened<T, D> {
         mode: crate::backend::TxMode,
         route: crate::transaction::Route,
     ) -> Result<Self, crate::transaction::NotBegun> {
-        let begun =
-            D::Connection::begin_outermost(D::facade(ctx), D::read_position(ctx), mode, route)?;
+        let begun = (runtime::<D::Connection>().begin_outermost)(
+            D::facade(ctx),
+            D::read_position(ctx),
+            mode,
+            route,
+        )?;
         Ok(Opened {
             begun,
             root: Root::new(),
@@ -228,7 +232,12 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     body_ok: bool,
 ) -> Ended {
     if root.deferred.is_empty() {
-        return D::Connection::end_outermost(begun, D::facade(ctx), D::read_position(ctx), body_ok);
+        return (runtime::<D::Connection>().end_outermost)(
+            begun,
+            D::facade(ctx),
+            D::read_position(ctx),
+            body_ok,
+        );
     }
     // Lost to a panic that unwound through the root, or joined by a call
     // that panicked (caught further out).
@@ -244,7 +253,7 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
     // The hooks of every transaction that committed run once all have
     // ended, in commit order: a hook that panics must not keep a later
     // COMMIT from running (the body returned `Ok`).
-    let (ended, mut hooks) = D::Connection::end_outermost_keeping_hooks(
+    let (ended, mut hooks) = (runtime::<D::Connection>().end_outermost_keeping_hooks)(
         begun,
         D::facade(ctx),
         D::read_position(ctx),

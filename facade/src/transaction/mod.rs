@@ -30,7 +30,7 @@ use crate::replica::{Position, ReadPosition};
 use crate::stats::Counters;
 
 /// A hook registered with `on_commit`.
-pub type CommitHook = Box<dyn FnOnce() + 'static>;
+pub(crate) type CommitHook = Box<dyn FnOnce() + 'static>;
 
 /// The state of one open outermost transaction. Scopes borrow it.
 #[doc(hidden)]
@@ -278,11 +278,13 @@ fn unbalanced(open: u32) -> Error {
 mod commit;
 mod outermost;
 mod retry;
+mod runtime;
 mod savepoint;
 
 pub(crate) use self::outermost::{
-    begin_outermost, caught_panic, end_once, end_outermost, end_outermost_keeping_hooks, run_hooks,
-    Begun, Ended, NotBegun,
+    begin_outermost, caught_panic, run_hooks, Begun, Ended, NotBegun,
 };
 pub(crate) use self::retry::with_retry;
+pub(crate) use self::runtime::runtime;
+pub use self::runtime::shared_instances;
 pub(crate) use self::savepoint::savepoint;

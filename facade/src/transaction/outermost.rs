@@ -10,7 +10,7 @@ use super::*;
 /// levels the body opened with diesel's own `conn.transaction(..)` and
 /// left open, and the connection goes back to the pool (or is discarded if
 /// the rollback failed).
-pub struct Begun<C: SupportedConnection> {
+pub(crate) struct Begun<C: SupportedConnection> {
     pub(crate) tx: Transaction<C>,
     span: Option<tracing::span::EnteredSpan>,
     /// The span, exited while the transaction waits for another database's
@@ -23,8 +23,8 @@ pub struct Begun<C: SupportedConnection> {
 impl<C: SupportedConnection> Drop for Begun<C> {
     fn drop(&mut self) {
         if !self.ended {
-            // Through `Runtime`: compiled in this crate (see `instances`).
-            C::abandon(self);
+            // Through the table compiled in this crate (see `runtime`).
+            (runtime::<C>().abandon)(self);
         }
     }
 }
@@ -47,7 +47,7 @@ impl<C: SupportedConnection> Begun<C> {
 }
 
 /// What became of an outermost transaction once its body returned.
-pub enum Ended {
+pub(crate) enum Ended {
     /// The body's result stands: `Ok` was committed, or `Err` was rolled
     /// back (and is retryable with this error when set).
     Stands(Option<(ErrorKind, String)>),
@@ -56,7 +56,7 @@ pub enum Ended {
 }
 
 /// Why [`begin_outermost`] could not begin.
-pub enum NotBegun {
+pub(crate) enum NotBegun {
     /// No connection: the checkout failed (and already waited).
     Checkout(Error),
     /// `BEGIN` failed on a checked-out connection.
