@@ -9,8 +9,8 @@ use syn::spanned::Spanned;
 use syn::{parse_quote, DeriveInput, Ident};
 
 use crate::ast::{ContextStruct, Field};
+use crate::database::named_database;
 use crate::errors::{both, Errors};
-use crate::expand::named_database;
 use crate::valid::CheckedContext;
 
 /// `Database<Ctx>` for the marker of `#[facade(NAME)] field`: what makes

@@ -24,6 +24,7 @@ use syn::{
 
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
 use crate::ast::DataAccessFn;
+use crate::database::named_database;
 use crate::valid::{find_impl_trait, CheckedFn};
 
 /// The generic parameter that replaces the context type: whatever may
@@ -170,21 +171,6 @@ fn retry_policy(retry: Retry) -> TokenStream {
             quote!(::diesel_facade::__private::RetryPolicy::retries(#count))
         }
     }
-}
-
-/// `diesel_facade::Named<ID>` for `db = NAME`: the type the derive
-/// implements `Database<Ctx>` for when the context declares `#[facade(NAME)]`.
-pub(crate) fn named_database(name: &Ident) -> TokenStream {
-    let id = Literal::u64_suffixed(database_id(&name.to_string()));
-    quote_spanned!(name.span()=> ::diesel_facade::Named<#id>)
-}
-
-/// The 64-bit FNV-1a hash of `name`: `diesel_facade::database_id`, which
-/// must compute the same value.
-pub(crate) fn database_id(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn rewrite(

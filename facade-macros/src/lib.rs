@@ -25,6 +25,7 @@
 mod args;
 mod ast;
 mod attr;
+mod database;
 mod derive;
 mod errors;
 mod expand;

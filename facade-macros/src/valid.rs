@@ -210,10 +210,10 @@ impl<'a> ContextStruct<'a> {
             let Some(name) = &field.attrs.database else {
                 continue;
             };
-            let id = crate::expand::database_id(&name.to_string());
+            let id = crate::database::database_id(&name.to_string());
             match named
                 .iter()
-                .find(|(_, seen)| crate::expand::database_id(&seen.to_string()) == id)
+                .find(|(_, seen)| crate::database::database_id(&seen.to_string()) == id)
             {
                 Some((_, seen)) if *seen == name => errors.push(Error::new_spanned(
                     name,

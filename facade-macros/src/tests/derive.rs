@@ -318,7 +318,7 @@ fn named_databases_get_a_database_impl_each() {
     .unwrap();
     let expanded = transaction_context_impl(&input).unwrap().to_string();
     for (name, field) in [("api", "api"), ("cell0", "c")] {
-        let id = crate::expand::database_id(name);
+        let id = crate::database::database_id(name);
         let header = format!(
             "impl :: diesel_facade :: Database < Ctx > for :: diesel_facade :: Named < {id}u64 >"
         );
@@ -349,6 +349,6 @@ fn a_named_database_needs_its_own_name_and_a_default_database() {
 #[test]
 fn the_macros_and_the_runtime_agree_on_database_ids() {
     // FNV-1a test vectors; `diesel_facade::database_id` has the same doctest values.
-    assert_eq!(crate::expand::database_id(""), 0xcbf2_9ce4_8422_2325);
-    assert_eq!(crate::expand::database_id("a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(crate::database::database_id(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(crate::database::database_id("a"), 0xaf63_dc4c_8601_ec8c);
 }

@@ -273,7 +273,7 @@ fn bad_arguments_alone_still_expand_with_the_accepted_ones() {
 
 #[test]
 fn db_selects_the_named_database_and_checks_the_name_on_a_concrete_context() {
-    let id = crate::expand::database_id("api");
+    let id = crate::database::database_id("api");
     let generated = expanded_fn(
         Role::Reader,
         "db = api",
