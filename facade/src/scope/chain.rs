@@ -192,6 +192,7 @@ pub(crate) struct Opened<T: TransactionContext, D: Database<T>> {
 
 impl<T: TransactionContext, D: Database<T>> Opened<T, D> {
     /// Check out a connection of `D` and `BEGIN` a transaction of `mode`.
+    #[inline(never)]
     pub(crate) fn open(
         ctx: &T,
         mode: crate::backend::TxMode,

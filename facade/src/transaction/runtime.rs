@@ -65,6 +65,7 @@ static MYSQL: Runtime<diesel::MysqlConnection> = Runtime::ENTRY_POINTS;
 /// The runtime compiled in this crate for `C`. Every `SupportedConnection`
 /// (a sealed trait, implemented for the three connection types, each with
 /// its feature) has one.
+#[inline(never)]
 pub(crate) fn runtime<C: SupportedConnection>() -> &'static Runtime<C> {
     let tables: [Option<&'static (dyn Any + Send + Sync)>; 3] = [
         #[cfg(feature = "sqlite")]
