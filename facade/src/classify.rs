@@ -166,7 +166,10 @@ pub(crate) mod test_support {
     }
 
     /// A `DatabaseError` with a DETAIL, as PostgreSQL reports them.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    #[cfg_attr(
+        not(all(feature = "sqlite", feature = "postgres", feature = "mysql")),
+        allow(dead_code)
+    )]
     pub(crate) fn database_error_with_details(
         kind: DatabaseErrorKind,
         message: &'static str,
