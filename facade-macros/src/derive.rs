@@ -6,7 +6,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{parse_quote, DeriveInput, Ident};
+use syn::{parse_quote, DeriveInput, Generics, Ident, Type};
 
 use crate::ast::{ContextStruct, Field};
 use crate::database::named_database;
@@ -15,6 +15,23 @@ use crate::valid::CheckedContext;
 
 /// `Database<Ctx>` for the marker of `#[facade(NAME)] field`: what makes
 /// `db = NAME` compile for this context, with the field's connection type.
+/// The context's generics with `field_type: FacadeField` added. The bound
+/// makes a generic field type (`db: F`) work wherever it holds, and on a
+/// concrete type that is no facade it is the one error rustc reports (every
+/// use of `Connection` in the impl then holds by it).
+fn bounded_by_facade_field(
+    context: &ContextStruct,
+    field_type: &Type,
+    facade_field: &TokenStream,
+) -> Generics {
+    let mut generics = context.input.generics.clone();
+    generics
+        .make_where_clause()
+        .predicates
+        .push(parse_quote!(#field_type: #facade_field));
+    generics
+}
+
 fn impl_named_database(context: &ContextStruct, field: &Field, name: &Ident) -> TokenStream {
     let ident = context.ident;
     let field_type = field.ty;
@@ -23,11 +40,7 @@ fn impl_named_database(context: &ContextStruct, field: &Field, name: &Ident) -> 
     let facade_field = quote_spanned!(span=> ::diesel_facade::__private::FacadeField);
     let marker = named_database(name);
     let name = name.to_string();
-    let mut generics = context.input.generics.clone();
-    generics
-        .make_where_clause()
-        .predicates
-        .push(parse_quote!(#field_type: #facade_field));
+    let generics = bounded_by_facade_field(context, field_type, &facade_field);
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
     quote! {
         #[automatically_derived]
@@ -109,14 +122,7 @@ fn impl_transaction_context(context: &ContextStruct, checked: &CheckedContext) -
     let connection = quote_spanned!(span=> <#field_type as #facade_field>::Connection);
     let facade = quote_spanned!(span=> ::diesel_facade::Facade<Self::Connection>);
     let as_facade = quote_spanned!(span=> #facade_field::as_facade(&self.#member));
-    let mut generics = context.input.generics.clone();
-    // The bound makes a generic field type (`db: F`) work wherever it holds,
-    // and on a concrete type that is no facade it is the one error rustc
-    // reports (every use of `Connection` in the impl then holds by it).
-    generics
-        .make_where_clause()
-        .predicates
-        .push(parse_quote!(#field_type: #facade_field));
+    let generics = bounded_by_facade_field(context, field_type, &facade_field);
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
     let as_facade_mut = quote_spanned!(span=> #facade_field::as_facade_mut(&mut self.#member));
     let read_position = checked.read_position.map(|field| {

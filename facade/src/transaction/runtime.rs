@@ -114,3 +114,20 @@ pub fn shared_instances() -> Vec<*const ()> {
     all.extend(drop_glue::<diesel::MysqlConnection>());
     all
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each enabled backend finds its own table (not another backend's, and
+    /// not the `unreachable!` arm).
+    #[test]
+    fn each_enabled_backend_finds_its_own_table() {
+        #[cfg(feature = "sqlite")]
+        assert!(std::ptr::eq(runtime::<diesel::SqliteConnection>(), &SQLITE));
+        #[cfg(feature = "postgres")]
+        assert!(std::ptr::eq(runtime::<diesel::PgConnection>(), &POSTGRES));
+        #[cfg(feature = "mysql")]
+        assert!(std::ptr::eq(runtime::<diesel::MysqlConnection>(), &MYSQL));
+    }
+}
