@@ -421,11 +421,16 @@ mod attacks {
             api: db,
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let call = std::thread::spawn(move || {
             let _ = tx.send(format!("{:?}", main_bump_then_api_bump(&mut ctx)));
         });
         let outcome = rx.recv_timeout(std::time::Duration::from_secs(8));
         let outcome = outcome.expect("still waiting after 8 s");
+        // The thread still drops the facade (its pool and connections):
+        // let it finish, so the test binary never exits while a client
+        // library is closing connections on another thread (seen: SIGSEGV
+        // at exit, 1 run in 40).
+        call.join().expect("the calling thread");
         assert!(
             outcome.contains("Config") && outcome.contains("the same `Facade`"),
             "{outcome}"
@@ -506,12 +511,14 @@ mod attacks {
             api: db,
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let call = std::thread::spawn(move || {
             let _ = tx.send(main_bump_then_independent_api_bump(&mut ctx).map_err(|e| e.kind()));
         });
         let outcome = rx
             .recv_timeout(std::time::Duration::from_secs(20))
             .expect("still waiting after 20 s");
+        // As above: no exit while the thread drops the facade.
+        call.join().expect("the calling thread");
         assert_eq!(outcome, Err(ErrorKind::LockTimeout));
     }
 }
