@@ -509,13 +509,13 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
         .expect("increment");
     }
     assert_eq!(
-        log.count("query BEGIN; UPDATE diesel_facade_guard SET armed = TRUE"),
+        log.count("query BEGIN; UPDATE diesel_facade_guard SET armed = 1"),
         3,
         "{:#?}",
         log.all()
     );
     assert_eq!(
-        log.count("query UPDATE diesel_facade_guard SET armed = (SELECT FALSE"),
+        log.count("query UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT"),
         3,
         "{:#?}",
         log.all()
@@ -552,7 +552,7 @@ fn a_commit_that_finds_the_guard_disarmed_commits_nothing() {
     let rollbacks = node.stats().rollbacks;
     let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
         increment(ctx.conn())?;
-        diesel::sql_query("UPDATE diesel_facade_guard SET armed = FALSE").execute(ctx.conn())?;
+        diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
         Ok::<_, diesel_facade::Error>(increment(ctx.conn())?)
     })
     .expect_err("the commit is refused");
@@ -564,6 +564,40 @@ fn a_commit_that_finds_the_guard_disarmed_commits_nothing() {
     let written = locked_increment(&mut Req { db: node.clone() }).expect("the next writer");
     assert_eq!(written, before + 1);
     assert_eq!(counter(node), before + 1);
+}
+
+/// The guard's check is a `CHECK` constraint, which a server can be told
+/// to skip (`check_constraint_checks = OFF` by default): the facade's
+/// sessions enforce it anyway, so a disarmed guard still refuses the commit.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn the_guard_holds_where_the_server_skips_check_constraints() {
+    let _serial = serial();
+    let admin = &diesel_facade_tests::galera_urls()[0];
+    let mut conn = MysqlConnection::establish(admin).expect("connect to node 1");
+    diesel::sql_query("SET GLOBAL check_constraint_checks = OFF")
+        .execute(&mut conn)
+        .expect("turn constraint checks off by default");
+    struct Restore(MysqlConnection);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ =
+                diesel::sql_query("SET GLOBAL check_constraint_checks = ON").execute(&mut self.0);
+        }
+    }
+    let _restore = Restore(conn);
+    // Connections made after the change start with the server's new default.
+    let nodes = cluster_with("guard_no_checks", |b| b.max_pool_size(1));
+    let node = &nodes[0];
+    let before = counter(node);
+    let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        increment(ctx.conn())?;
+        diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
+        Ok::<_, diesel_facade::Error>(())
+    })
+    .expect_err("the commit is refused");
+    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
+    assert_eq!(counter(node), before, "nothing of the body was committed");
 }
 
 /// The node a facade's writer connections reach (`@@port`).

@@ -16,9 +16,10 @@
 //! `autocommit = 0` (a statement after such an abort opens a new implicit
 //! transaction instead of committing), and each session has a one-row
 //! temporary table, `diesel_facade_guard`: the batch that begins a write
-//! transaction arms it (`BEGIN; UPDATE .. SET armed = TRUE`) and the batch
-//! that commits disarms it with an `UPDATE` that fails (1242) if it is not
-//! armed, before its `COMMIT`. A replaced transaction no longer sees the
+//! transaction arms it (`BEGIN; UPDATE .. SET armed = 1`) and the batch
+//! that commits disarms it with `SET armed = armed - 1`, which a `CHECK
+//! (armed >= 0)` constraint refuses (4025) if it is not armed, before its
+//! `COMMIT`. A replaced transaction no longer sees the
 //! row armed, so nothing is committed: the facade rolls back and reports a
 //! deadlock, which `retry` re-runs. Both statements ride in the round trips
 //! of `BEGIN` and `COMMIT` themselves, and a temporary table is neither
@@ -51,27 +52,29 @@ use options::MysqlOptions;
 /// Temporary tables are InnoDB's and transactional, but neither replicated
 /// nor binlogged, so arming one costs the commit nothing on the cluster.
 const GUARD_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_guard \
-                           (id TINYINT NOT NULL PRIMARY KEY, armed BOOLEAN NOT NULL) ENGINE = InnoDB; \
-                           INSERT IGNORE INTO diesel_facade_guard VALUES (1, FALSE); COMMIT";
+                           (id TINYINT NOT NULL PRIMARY KEY, armed TINYINT NOT NULL, \
+                           CONSTRAINT diesel_facade_guard_disarmed CHECK (armed >= 0)) ENGINE = InnoDB; \
+                           INSERT IGNORE INTO diesel_facade_guard VALUES (1, 0); COMMIT";
 
 /// Begins a Galera write transaction and arms the guard.
-const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = TRUE";
+const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = 1";
 
 /// Commits a Galera write transaction after disarming the guard, in one
-/// batch. The `UPDATE` fails (1242, "Subquery returns more than 1 row")
+/// batch. The `UPDATE` fails (4025, the table's `CHECK (armed >= 0)`)
 /// where the guard is not armed, that is, when the transaction that armed
-/// it is gone; the batch then stops before `COMMIT`.
-const GUARDED_COMMIT: &str = "UPDATE diesel_facade_guard \
-                              SET armed = (SELECT FALSE UNION ALL SELECT FALSE FROM DUAL WHERE NOT armed); \
-                              COMMIT";
+/// it is gone; the batch then stops before `COMMIT`. (An earlier check, a
+/// subquery that returned two rows when not armed, made MariaDB build a
+/// temporary table for the `UNION` in every commit.)
+const GUARDED_COMMIT: &str = "UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT";
 
 /// Whether `head` names the guard's table (case-insensitively).
 fn mentions_the_guard(head: &str) -> bool {
     head.to_ascii_lowercase().contains("diesel_facade_guard")
 }
 
-/// MariaDB's 1242, which only the guard's check can raise in its batch.
-const GUARD_FIRED: &str = "Subquery returns more than 1 row";
+/// The constraint only the guard's check can break in its batch; MariaDB's
+/// 4025 names it ("CONSTRAINT `diesel_facade_guard_disarmed` failed for ..").
+const GUARD_FIRED: &str = "CONSTRAINT `diesel_facade_guard_disarmed` failed";
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
@@ -304,7 +307,11 @@ impl SupportedConnection for MysqlConnection {
             // Statements that follow a silent brute-force abort must not
             // commit on their own: without autocommit they open a new
             // transaction, which the guard's check then rolls back.
-            session_sql.push("SET SESSION autocommit = 0".to_owned());
+            // The guard's check is a CHECK constraint: enforce it even where
+            // the server's default turns constraint checks off.
+            session_sql.push(
+                "SET SESSION autocommit = 0, SESSION check_constraint_checks = ON".to_owned(),
+            );
             session_sql.push(GUARD_TABLE.to_owned());
         }
         if !session_sql.is_empty() {
@@ -364,7 +371,7 @@ impl SupportedConnection for MysqlConnection {
             diesel::result::Error::RollbackErrorOnCommit { commit_error, .. } => commit_error,
             err => err,
         };
-        matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message() == GUARD_FIRED)
+        matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message().starts_with(GUARD_FIRED))
             .then_some("a Galera brute-force abort")
     }
 
