@@ -8,7 +8,7 @@
 //! is not a function) stops here; errors in the derive's field attributes
 //! are recorded and the model is still built.
 
-use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::{
@@ -60,6 +60,46 @@ impl Parse for FnItem {
 }
 
 impl FnItem {
+    /// The usual case, parsed cheaply: syn reads only the tokens before the
+    /// body, and the body (the item's last token tree, a brace group) is
+    /// kept as the handle it came as, never walked. Every annotated function
+    /// is expanded again on every build, so this is paid per build.
+    ///
+    /// `None` when the body starts with an inner attribute (to be hoisted)
+    /// or the item is not a function with a body: `Parse` then reads the
+    /// whole item, and gives its result or its errors. Both read the header
+    /// with the same parsers, so they agree on every function (see the
+    /// tests below).
+    pub(crate) fn parse_header(tokens: TokenStream) -> Option<Self> {
+        let mut trees: Vec<TokenTree> = tokens.into_iter().collect();
+        let block = match trees.pop() {
+            Some(TokenTree::Group(group)) if group.delimiter() == Delimiter::Brace => group,
+            _ => return None,
+        };
+        let mut body = block.stream().into_iter();
+        if let (Some(TokenTree::Punct(hash)), Some(TokenTree::Punct(bang))) =
+            (body.next(), body.next())
+        {
+            if hash.as_char() == '#' && bang.as_char() == '!' {
+                // `#![..]`: the full parse hoists it.
+                return None;
+            }
+        }
+        let header = |input: ParseStream| {
+            let attrs = input.call(Attribute::parse_outer)?;
+            let vis = input.parse()?;
+            let sig = input.parse()?;
+            Ok((attrs, vis, sig))
+        };
+        let (attrs, vis, sig) = header.parse2(trees.into_iter().collect()).ok()?;
+        Some(FnItem {
+            attrs,
+            vis,
+            sig,
+            block,
+        })
+    }
+
     /// The item with `body` (the contents of its braces) as its body.
     pub(crate) fn with_body(&self, body: TokenStream) -> TokenStream {
         let outer = self
@@ -86,6 +126,9 @@ pub(crate) struct ContextParam<'a> {
 
 impl DataAccessFn {
     pub(crate) fn parse(role: Role, tokens: TokenStream) -> Result<Self> {
+        if let Some(item) = FnItem::parse_header(tokens.clone()) {
+            return Ok(DataAccessFn { item });
+        }
         match syn::parse2::<FnItem>(tokens.clone()) {
             Ok(item) => Ok(DataAccessFn { item }),
             Err(error) => Err(not_a_function(role, tokens).unwrap_or(error)),

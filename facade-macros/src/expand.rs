@@ -14,12 +14,15 @@
 //! accepted apply (see `attr`).
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    parse_quote, parse_quote_spanned, FnArg, GenericParam, Ident, Lifetime, LifetimeParam,
-    ParenthesizedGenericArguments, Pat, PatIdent, PatType, Type, TypeBareFn, TypeReference,
+    parse_quote, parse_quote_spanned, AngleBracketedGenericArguments, AssocType, FnArg,
+    GenericArgument, GenericParam, Ident, Lifetime, LifetimeParam, ParenthesizedGenericArguments,
+    Pat, PatIdent, PatType, Path, PathArguments, PathSegment, Token, TraitBound,
+    TraitBoundModifier, Type, TypeBareFn, TypeParam, TypeParamBound, TypePath, TypeReference,
 };
 
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
@@ -190,8 +193,8 @@ fn rewrite(
     // Errors about `C` (say, it is no `TransactionContext`) point at the
     // user's type rather than at the attribute.
     let span = checked.reference.elem.span();
-    let access = format_ident!("{}", runtime.access);
-    let scope = format_ident!("{}", runtime.scope);
+    let access = Ident::new(runtime.access, Span::call_site());
+    let scope = Ident::new(runtime.scope, Span::call_site());
     // `db = NAME`: the named database's marker, as the capability's and the
     // scope's last parameter (left out for the default database, whose
     // expansion is unchanged).
@@ -206,8 +209,11 @@ fn rewrite(
         let param = GenericParam::Lifetime(LifetimeParam::new(lifetime));
         generics.params.insert(after_lifetimes + offset, param);
     }
-    generics.params.push(parse_quote_spanned! {span=>
-        #scope_param: ::diesel_facade::__private::#access<#db_arg Context = #context_type>
+    generics.params.push(match &db_arg {
+        None => scope_bound(scope_param.clone(), access, context_type.clone(), span),
+        Some(db_arg) => parse_quote_spanned! {span=>
+            #scope_param: ::diesel_facade::__private::#access<#db_arg Context = #context_type>
+        },
     });
     if let (Some(name), Some(db)) = (database, &db) {
         if !mentions_generic_type(&checked.reference.elem, &item.sig.generics) {
@@ -235,7 +241,10 @@ fn rewrite(
         _ => Ident::new(HIDDEN_CONTEXT, Span::mixed_site()),
     };
     let reference = TypeReference {
-        elem: Box::new(parse_quote!(#scope_param)),
+        elem: Box::new(Type::Path(TypePath {
+            qself: None,
+            path: Path::from(scope_param),
+        })),
         ..checked.reference.clone()
     };
     if let Some(input) = item.sig.inputs.iter_mut().nth(checked.context.index) {
@@ -243,7 +252,13 @@ fn rewrite(
         // binding, which now lives in the closure.
         *input = FnArg::Typed(PatType {
             attrs: Vec::new(),
-            pat: Box::new(parse_quote!(#binding)),
+            pat: Box::new(Pat::Ident(PatIdent {
+                attrs: Vec::new(),
+                by_ref: None,
+                mutability: None,
+                ident: binding.clone(),
+                subpat: None,
+            })),
             colon_token: param.colon_token,
             ty: Box::new(Type::Reference(reference)),
         });
@@ -261,10 +276,10 @@ fn rewrite(
     let function_path = runtime
         .function
         .split("::")
-        .map(|segment| format_ident!("{}", segment));
+        .map(|segment| Ident::new(segment, Span::call_site()));
     let policy = runtime.policy.map(|policy| quote!(#policy,));
     let route = runtime.route.map(|route| {
-        let route = format_ident!("{}", route);
+        let route = Ident::new(route, Span::call_site());
         quote!(::diesel_facade::__private::Route::#route,)
     });
     let call = quote! {
@@ -276,6 +291,49 @@ fn rewrite(
         )
     };
     item.with_body(call)
+}
+
+/// `SCOPE: ::diesel_facade::__private::ACCESS<Context = C>`, built as the
+/// syntax tree it parses to (cheaper than printing and parsing it, on every
+/// build). The tokens it adds carry `span`, the context type's.
+fn scope_bound(scope_param: Ident, access: Ident, context_type: Type, span: Span) -> GenericParam {
+    let mut args = Punctuated::new();
+    args.push(GenericArgument::AssocType(AssocType {
+        ident: Ident::new("Context", span),
+        generics: None,
+        eq_token: Token![=](span),
+        ty: context_type,
+    }));
+    let segments = [
+        PathSegment::from(Ident::new("diesel_facade", span)),
+        PathSegment::from(Ident::new("__private", span)),
+        PathSegment {
+            ident: access,
+            arguments: PathArguments::AngleBracketed(AngleBracketedGenericArguments {
+                colon2_token: None,
+                lt_token: Token![<](span),
+                args,
+                gt_token: Token![>](span),
+            }),
+        },
+    ];
+    let bound = TraitBound {
+        paren_token: None,
+        modifier: TraitBoundModifier::None,
+        lifetimes: None,
+        path: Path {
+            leading_colon: Some(Token![::](span)),
+            segments: segments.into_iter().collect(),
+        },
+    };
+    GenericParam::Type(TypeParam {
+        attrs: Vec::new(),
+        ident: scope_param,
+        colon_token: Some(Token![:](span)),
+        bounds: std::iter::once(TypeParamBound::Trait(bound)).collect(),
+        eq_token: None,
+        default: None,
+    })
 }
 
 /// Whether `ty` names one of the type (or const) parameters of `generics`,

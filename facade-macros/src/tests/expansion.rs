@@ -308,3 +308,41 @@ fn db_on_a_generic_context_leaves_the_check_to_the_callers() {
         assert!(generated.contains("Named"), "{context}: {generated}");
     }
 }
+
+/// Reading only the tokens before the body (the usual path) gives the same
+/// function as parsing the whole item.
+#[test]
+fn the_header_only_parse_agrees_with_the_full_parse() {
+    use crate::ast::FnItem;
+    let corpus = [
+        "fn f(ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }",
+        "#[doc = \"x\"] #[inline] pub(crate) fn f<'a, T: Clone + 'a, const N: usize>(ctx: &'a mut Ctx<T>, x: [u8; N]) -> Result<Vec<T>, E> where T: Default, [(); N]: Sized { let v = vec![T::default()]; Ok(v) }",
+        "pub async unsafe extern \"C\" fn f(&mut self, ctx: &mut Ctx, (a, b): (i32, i32)) -> QueryResult<i32> { Ok(a + b) }",
+        "fn f(ctx: &mut Ctx) -> impl Iterator<Item = i32> + '_ { #[allow(unused)] let x = 1; std::iter::once(x) }",
+        "fn f(ctx: &mut Ctx) -> QueryResult<()> where for<'x> &'x Ctx: Send {}",
+    ];
+    for source in corpus {
+        let fast = FnItem::parse_header(tokens(source))
+            .unwrap_or_else(|| panic!("the header-only parse declined: {source}"));
+        let full: FnItem = syn::parse2(tokens(source)).expect("the full parse");
+        let printed = |item: &FnItem| item.with_body(item.block.stream()).to_string();
+        assert_eq!(printed(&fast), printed(&full), "{source}");
+    }
+}
+
+/// What the header-only parse leaves to the full parse: inner attributes to
+/// hoist, and anything that is not a function with a body (whose errors the
+/// full parse words).
+#[test]
+fn the_header_only_parse_declines_what_it_cannot_read() {
+    use crate::ast::FnItem;
+    for source in [
+        "fn f(ctx: &mut Ctx) -> QueryResult<()> { #![allow(unused)] Ok(()) }",
+        "fn f(ctx: &mut Ctx) -> QueryResult<()>;",
+        "struct S { x: i32 }",
+        "fn f(ctx: &mut Ctx) -> { Ok(()) }",
+        "",
+    ] {
+        assert!(FnItem::parse_header(tokens(source)).is_none(), "{source}");
+    }
+}
