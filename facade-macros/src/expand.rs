@@ -2,8 +2,8 @@
 //!
 //! A data-access function keeps everything the caller and rustdoc see
 //! (attributes, visibility, qualifiers, receiver, generics, where-clause,
-//! return type); only its context parameter becomes a generic `&mut` scope
-//! and its body becomes one call into `diesel_facade::__private`, with the
+//! return type); only its context parameter becomes `&mut impl` the access
+//! trait (the idle context or a scope) and its body becomes one call into `diesel_facade::__private`, with the
 //! original block as a closure. The block's tokens are moved, not rebuilt,
 //! so the compiler reports problems in it on the user's own lines.
 //!
@@ -22,17 +22,13 @@ use syn::{
     parse_quote, parse_quote_spanned, AngleBracketedGenericArguments, AssocType, FnArg,
     GenericArgument, GenericParam, Ident, Lifetime, LifetimeParam, ParenthesizedGenericArguments,
     Pat, PatIdent, PatType, Path, PathArguments, PathSegment, Token, TraitBound,
-    TraitBoundModifier, Type, TypeBareFn, TypeParam, TypeParamBound, TypePath, TypeReference,
+    TraitBoundModifier, Type, TypeBareFn, TypeImplTrait, TypeParamBound, TypeReference,
 };
 
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
 use crate::ast::DataAccessFn;
 use crate::database::named_database;
 use crate::valid::{find_impl_trait, CheckedFn};
-
-/// The generic parameter that replaces the context type: whatever may
-/// begin or join the function's transaction (the idle context, or a scope).
-const SCOPE_PARAM: &str = "__FacadeScope";
 
 /// The binding for a context parameter whose pattern is not a plain name
 /// (`_`, `&mut ctx`): the runtime call needs something to pass.
@@ -184,7 +180,6 @@ fn rewrite(
 ) -> TokenStream {
     let runtime = Runtime::of(transaction);
     let mut item = function.item.clone();
-    let scope_param = Ident::new(SCOPE_PARAM, Span::call_site());
 
     // `C` appears in a bound on the new parameter, where elided lifetimes
     // are not allowed: name them, as fresh parameters of the function.
@@ -209,12 +204,17 @@ fn rewrite(
         let param = GenericParam::Lifetime(LifetimeParam::new(lifetime));
         generics.params.insert(after_lifetimes + offset, param);
     }
-    generics.params.push(match &db_arg {
-        None => scope_bound(scope_param.clone(), access, context_type.clone(), span),
+    // The scope is an `impl Trait` argument: it takes no place among the
+    // function's generic parameters, so a turbofish names only the user's.
+    let scope_arg: Type = match &db_arg {
+        None => Type::ImplTrait(TypeImplTrait {
+            impl_token: Token![impl](span),
+            bounds: std::iter::once(access_bound(access, context_type.clone(), span)).collect(),
+        }),
         Some(db_arg) => parse_quote_spanned! {span=>
-            #scope_param: ::diesel_facade::__private::#access<#db_arg Context = #context_type>
+            impl ::diesel_facade::__private::#access<#db_arg Context = #context_type>
         },
-    });
+    };
     if let (Some(name), Some(db)) = (database, &db) {
         if !mentions_generic_type(&checked.reference.elem, &item.sig.generics) {
             // A name the context does not declare is one error, on the name.
@@ -241,10 +241,7 @@ fn rewrite(
         _ => Ident::new(HIDDEN_CONTEXT, Span::mixed_site()),
     };
     let reference = TypeReference {
-        elem: Box::new(Type::Path(TypePath {
-            qself: None,
-            path: Path::from(scope_param),
-        })),
+        elem: Box::new(scope_arg),
         ..checked.reference.clone()
     };
     if let Some(input) = item.sig.inputs.iter_mut().nth(checked.context.index) {
@@ -293,10 +290,10 @@ fn rewrite(
     item.with_body(call)
 }
 
-/// `SCOPE: ::diesel_facade::__private::ACCESS<Context = C>`, built as the
-/// syntax tree it parses to (cheaper than printing and parsing it, on every
+/// `::diesel_facade::__private::ACCESS<Context = C>`, built as the syntax
+/// tree it parses to (cheaper than printing and parsing it, on every
 /// build). The tokens it adds carry `span`, the context type's.
-fn scope_bound(scope_param: Ident, access: Ident, context_type: Type, span: Span) -> GenericParam {
+fn access_bound(access: Ident, context_type: Type, span: Span) -> TypeParamBound {
     let mut args = Punctuated::new();
     args.push(GenericArgument::AssocType(AssocType {
         ident: Ident::new("Context", span),
@@ -317,7 +314,7 @@ fn scope_bound(scope_param: Ident, access: Ident, context_type: Type, span: Span
             }),
         },
     ];
-    let bound = TraitBound {
+    TypeParamBound::Trait(TraitBound {
         paren_token: None,
         modifier: TraitBoundModifier::None,
         lifetimes: None,
@@ -325,14 +322,6 @@ fn scope_bound(scope_param: Ident, access: Ident, context_type: Type, span: Span
             leading_colon: Some(Token![::](span)),
             segments: segments.into_iter().collect(),
         },
-    };
-    GenericParam::Type(TypeParam {
-        attrs: Vec::new(),
-        ident: scope_param,
-        colon_token: Some(Token![:](span)),
-        bounds: std::iter::once(TypeParamBound::Trait(bound)).collect(),
-        eq_token: None,
-        default: None,
     })
 }
 

@@ -130,12 +130,11 @@ pub fn reader(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `WriterScope`: `ctx.conn()` is the diesel connection, and `ctx.lock(..)`,
 /// `ctx.try_lock(..)` and `ctx.on_commit(..)` are available.
 ///
-/// The rewritten function takes `ctx: &mut S` for a new generic
-/// `S: WriteAccess<Context = C>` (`IndependentAccess` for `independent`), so
-/// it accepts the idle context and, where the table below allows, a scope.
-/// (`#[reader]` does the same with its own access traits.) `S` comes after
-/// the function's own generic parameters: a caller that names them
-/// explicitly writes one more, `f::<T, _>(ctx, ..)`.
+/// The rewritten function takes `ctx: &mut impl WriteAccess<Context = C>`
+/// (`IndependentAccess` for `independent`), so it accepts the idle context
+/// and, where the table below allows, a scope. (`#[reader]` does the same
+/// with its own access traits.) Being an `impl Trait` argument, it adds no
+/// generic parameter: a turbofish names the function's own, `f::<T>(ctx, ..)`.
 ///
 #[doc = include_str!("../doc/nesting.md")]
 ///

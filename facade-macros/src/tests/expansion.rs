@@ -31,8 +31,8 @@ fn writer_matches_the_documented_shape() {
         "fn restock(ctx: &mut RequestContext, id: i32) -> QueryResult<Item> { let item = get_item(ctx, id)?; Ok(item) }",
     );
     let expected = expected_fn(
-        "fn restock<__FacadeScope: ::diesel_facade::__private::WriteAccess<Context = RequestContext>>(
-            ctx: &mut __FacadeScope, id: i32
+        "fn restock(
+            ctx: &mut impl ::diesel_facade::__private::WriteAccess<Context = RequestContext>, id: i32
         ) -> QueryResult<Item> {
             ::diesel_facade::__private::WriteAccess::__write(
                 ctx,
@@ -125,7 +125,7 @@ fn each_form_calls_its_runtime_function() {
     for (role, args, call, access, scope) in cases {
         let generated = expanded_fn(role, args, ITEM);
         let expected = expected_fn(&format!(
-            "fn f<__FacadeScope: ::diesel_facade::__private::{access}<Context = Ctx>>(ctx: &mut __FacadeScope) -> QueryResult<()> {{
+            "fn f(ctx: &mut impl ::diesel_facade::__private::{access}<Context = Ctx>) -> QueryResult<()> {{
                 ::diesel_facade::__private::{call}
                     |ctx: &mut ::diesel_facade::{scope}<'_, Ctx>| -> QueryResult<()> {{ Ok(()) }})
             }}"
@@ -155,8 +155,8 @@ fn the_signature_around_the_context_is_kept() {
         "/// Docs.
         #[inline]
         #[cfg(feature = \"x\")]
-        pub(crate) unsafe fn f<'a, C, T: Clone, const N: usize, __FacadeScope: ::diesel_facade::__private::ReadAccess<Context = C>>(
-            &'a self, ctx: &'a mut __FacadeScope, rows: [T; N]
+        pub(crate) unsafe fn f<'a, C, T: Clone, const N: usize>(
+            &'a self, ctx: &'a mut impl ::diesel_facade::__private::ReadAccess<Context = C>, rows: [T; N]
         ) -> Result<&'a str, E>
         where
             C: TransactionContext,
@@ -179,9 +179,9 @@ fn elided_lifetimes_of_the_context_type_are_named() {
         "fn f<'a, T>(ctx: &'a mut Ctx<'_, &T, fn(&str)>) -> QueryResult<()> { Ok(()) }",
     );
     let expected = expected_fn(
-        "fn f<'a, '__facade_ctx0, '__facade_ctx1, T, __FacadeScope: ::diesel_facade::__private::WriteAccess<
+        "fn f<'a, '__facade_ctx0, '__facade_ctx1, T>(ctx: &'a mut impl ::diesel_facade::__private::WriteAccess<
             Context = Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>
-        >>(ctx: &'a mut __FacadeScope) -> QueryResult<()> {
+        >) -> QueryResult<()> {
             ::diesel_facade::__private::WriteAccess::__write(
                 ctx,
                 |ctx: &mut ::diesel_facade::WriterScope<'_, Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>>|
@@ -199,9 +199,8 @@ fn patterns_stay_on_the_closure() {
         "",
         "fn f(#[allow(unused_mut)] mut ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }",
     );
-    assert!(generated.contains("fn f < __FacadeScope"), "{generated}");
     assert!(
-        generated.contains("(ctx : & mut __FacadeScope)"),
+        generated.contains("fn f (ctx : & mut impl :: diesel_facade :: __private :: WriteAccess"),
         "{generated}"
     );
     assert!(
@@ -216,7 +215,8 @@ fn patterns_stay_on_the_closure() {
         "fn f(_: &mut Ctx) -> QueryResult<()> { Ok(()) }",
     );
     assert!(
-        generated.contains("(__facade_context : & mut __FacadeScope)"),
+        generated
+            .contains("(__facade_context : & mut impl :: diesel_facade :: __private :: ReadAccess"),
         "{generated}"
     );
     assert!(
@@ -280,8 +280,8 @@ fn db_selects_the_named_database_and_checks_the_name_on_a_concrete_context() {
         "fn count(ctx: &mut Ctx) -> QueryResult<i64> { body(ctx) }",
     );
     let expected = expected_fn(&format!(
-        "fn count<__FacadeScope: ::diesel_facade::__private::ReadAccess<::diesel_facade::Named<{id}u64>, Context = Ctx>>(
-            ctx: &mut __FacadeScope
+        "fn count(
+            ctx: &mut impl ::diesel_facade::__private::ReadAccess<::diesel_facade::Named<{id}u64>, Context = Ctx>
         ) -> QueryResult<i64>
         where ::diesel_facade::Named<{id}u64>: ::diesel_facade::Database<Ctx>
         {{

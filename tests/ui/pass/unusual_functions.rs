@@ -177,7 +177,7 @@ fn main() {
             .expect("facade"),
     };
     create_table(&mut ctx).expect("schema");
-    assert_eq!(braces_in_where::<3, _>(&mut ctx).expect("braces"), 3);
+    assert_eq!(braces_in_where::<3>(&mut ctx).expect("braces"), 3);
     assert_eq!(cfg_gated(&mut ctx).expect("cfg"), 3);
     assert_eq!(names(&mut ctx).expect("names").collect::<Vec<_>>(), ["cfg"]);
     assert_eq!(inner_docs(&mut ctx).expect("inner docs"), 1);
