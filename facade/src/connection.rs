@@ -78,20 +78,28 @@ impl FacadeInstrumentation {
     }
 }
 
-/// The beginning of a statement's text (a batch's, or a prepared
-/// statement's SQL without its binds): enough to classify it, without
+/// The beginning of a statement's SQL (a batch's, or a prepared
+/// statement's without its binds): enough to classify it, without
 /// formatting all of a large statement.
+///
+/// It is read from the statement's `Debug` form, where diesel prints the
+/// SQL as a Rust string literal: alone for a batch (`"SQL"`), or as the
+/// `sql` field of `Query { sql: "SQL", binds: [..] }` for a prepared
+/// statement. Unescaping that literal gives the SQL exactly, whatever text
+/// it holds (the `Display` form, `SQL -- binds: [..]`, cannot tell the
+/// marker from the same text in the SQL or in a bind), and the binds are
+/// never read as SQL.
 struct StatementHead {
     buf: [u8; 512],
     len: usize,
-    cut: bool,
+    /// Whether the whole SQL is in `buf`.
+    complete: bool,
 }
 
 impl fmt::Write for StatementHead {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for &b in s.as_bytes() {
             if self.len == self.buf.len() {
-                self.cut = true;
                 return Err(fmt::Error); // stop formatting: we have enough
             }
             self.buf[self.len] = b;
@@ -102,28 +110,89 @@ impl fmt::Write for StatementHead {
 }
 
 impl StatementHead {
-    fn of(query: &dyn fmt::Display) -> Self {
+    fn of(query: &dyn fmt::Debug) -> Self {
         let mut head = StatementHead {
             buf: [0; 512],
             len: 0,
-            cut: false,
+            complete: false,
         };
-        let _ = fmt::write(&mut head, format_args!("{query}"));
+        let whole = fmt::write(&mut head, format_args!("{query:?}")).is_ok();
+        head.unquote(whole);
         head
+    }
+
+    /// Replaces the formatted text by the string literal it starts with,
+    /// unescaped (in place: unescaping never lengthens it). Text with no
+    /// literal is kept as it is, complete if it was all formatted.
+    fn unquote(&mut self, whole: bool) {
+        let Some(open) = self.buf[..self.len].iter().position(|&b| b == b'"') else {
+            self.complete = whole;
+            return;
+        };
+        let (mut read, mut write) = (open + 1, 0);
+        self.complete = false;
+        while read < self.len {
+            let byte = self.buf[read];
+            if byte == b'"' {
+                self.complete = true;
+                break;
+            }
+            if byte != b'\\' {
+                self.buf[write] = byte;
+                write += 1;
+                read += 1;
+                continue;
+            }
+            let Some(&escaped) = self.buf.get(read + 1).filter(|_| read + 1 < self.len) else {
+                break; // cut inside an escape
+            };
+            let simple = match escaped {
+                b'n' => Some(b'\n'),
+                b'r' => Some(b'\r'),
+                b't' => Some(b'\t'),
+                b'0' => Some(0),
+                b'\\' | b'"' | b'\'' => Some(escaped),
+                _ => None,
+            };
+            if let Some(unescaped) = simple {
+                self.buf[write] = unescaped;
+                write += 1;
+                read += 2;
+                continue;
+            }
+            // `\u{HEX}`, the only other escape `Debug` writes.
+            let rest = &self.buf[read..self.len];
+            let Some(close) = rest.iter().position(|&b| b == b'}') else {
+                break; // cut inside the escape
+            };
+            let decoded = std::str::from_utf8(&rest[..close])
+                .ok()
+                .and_then(|text| text.strip_prefix("\\u{"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .and_then(char::from_u32);
+            let Some(decoded) = decoded else {
+                break; // not Debug's output: stop where it stops making sense
+            };
+            let mut utf8 = [0; 4];
+            for &b in decoded.encode_utf8(&mut utf8).as_bytes() {
+                self.buf[write] = b;
+                write += 1;
+            }
+            read += close + 1;
+        }
+        self.len = write;
     }
 
     /// The SQL text, and whether it is all there.
     fn sql(&self) -> (&str, bool) {
         let bytes = &self.buf[..self.len];
-        let text = match std::str::from_utf8(bytes) {
-            Ok(s) => s,
+        match std::str::from_utf8(bytes) {
+            Ok(s) => (s, self.complete),
             // Cut inside a multibyte character: keep the valid prefix.
-            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
-        };
-        // diesel prints a prepared statement as `SQL -- binds: [..]`.
-        match text.find(" -- binds: ") {
-            Some(end) => (&text[..end], true),
-            None => (text, !self.cut),
+            Err(e) => (
+                std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+                false,
+            ),
         }
     }
 }
@@ -279,5 +348,66 @@ impl<C: SupportedConnection> Managed<C> {
         self.instrumentation().is_some_and(|i| {
             i.implicit_commits > 0 || (i.session_changed && !in_a_test_transaction)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StatementHead;
+
+    /// What the check is given for a statement whose `Debug` form is `debug`.
+    fn sql_of(debug: &dyn std::fmt::Debug) -> (String, bool) {
+        let head = StatementHead::of(debug);
+        let (sql, complete) = head.sql();
+        (sql.to_owned(), complete)
+    }
+
+    /// A batch: diesel's instrumentation prints its text as a string.
+    #[test]
+    fn a_batch_is_its_text_whatever_it_holds() {
+        for text in [
+            "SET SESSION autocommit = 1",
+            "SELECT 1 -- binds: x\n; SET SESSION check_constraint_checks = 0",
+            "UPDATE t SET s = 'a \"quoted\" \\\\ word'\t-- é ∑ \u{7f}",
+        ] {
+            assert_eq!(sql_of(&text), (text.to_owned(), true), "{text:?}");
+        }
+    }
+
+    /// A prepared statement: its SQL exactly, none of its binds.
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn a_prepared_statement_is_its_sql_without_the_binds() {
+        use diesel::sql_types::Text;
+        let sql = "UPDATE /* -- binds: */ diesel_facade_guard SET armed = ? -- binds: ";
+        let query = diesel::sql_query(sql).bind::<Text, _>("x\" -- binds: DROP TABLE t; \n");
+        let debug = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query);
+        assert_eq!(sql_of(&debug), (sql.to_owned(), true));
+    }
+
+    /// Text cut short (a statement longer than the buffer) says so.
+    #[test]
+    fn a_long_statement_is_cut_and_says_so() {
+        let text = format!("SELECT {}", "1, ".repeat(400));
+        let (sql, complete) = sql_of(&text);
+        assert!(!complete);
+        assert!(text.starts_with(&sql) && sql.len() > 400, "{sql}");
+        // Cut inside an escape.
+        let text = format!("{}\n", "x".repeat(510));
+        let (sql, complete) = sql_of(&text);
+        assert!(!complete);
+        assert_eq!(sql, "x".repeat(510));
+    }
+
+    /// A form without a string literal is taken as it is.
+    #[test]
+    fn text_without_a_literal_is_kept() {
+        struct Plain;
+        impl std::fmt::Debug for Plain {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("COMMIT")
+            }
+        }
+        assert_eq!(sql_of(&Plain), ("COMMIT".to_owned(), true));
     }
 }

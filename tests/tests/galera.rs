@@ -515,7 +515,7 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
         log.all()
     );
     assert_eq!(
-        log.count("query UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT"),
+        log.count("query SET STATEMENT check_constraint_checks = 1 FOR UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT"),
         3,
         "{:#?}",
         log.all()
@@ -598,6 +598,125 @@ fn the_guard_holds_where_the_server_skips_check_constraints() {
     .expect_err("the commit is refused");
     assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
     assert_eq!(counter(node), before, "nothing of the body was committed");
+}
+
+/// The session id of the (only) connection of `node`'s pool.
+fn session_of(node: &Facade<MysqlConnection>) -> i64 {
+    diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
+            .get_result::<diesel_facade_tests::SessionId>(ctx.conn())
+            .map(|row| row.id)
+    })
+    .expect("session id")
+}
+
+/// A body that turns constraint checks off for its session, or switches
+/// the session's message language, and then finds the guard disarmed (what
+/// a replaced transaction sees) still gets its commit refused, reported as
+/// the deadlock it is.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_body_cannot_switch_the_guard_off_with_a_session_setting() {
+    let _serial = serial();
+    let nodes = cluster_with("guard_session", |b| b.max_pool_size(1));
+    let node = &nodes[0];
+    for setting in [
+        "SET SESSION check_constraint_checks = OFF",
+        "SET SESSION lc_messages = 'de_DE'",
+    ] {
+        let before = counter(node);
+        let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+            increment(ctx.conn())?;
+            diesel::sql_query(setting).execute(ctx.conn())?;
+            diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
+            Ok::<_, diesel_facade::Error>(())
+        })
+        .expect_err(setting);
+        assert_eq!(err.kind(), ErrorKind::Deadlock, "{setting}: {err}");
+        assert!(
+            err.to_string().contains("nothing was committed"),
+            "{setting}: {err}"
+        );
+        assert_eq!(
+            counter(node),
+            before,
+            "{setting}: nothing of the body was committed"
+        );
+    }
+}
+
+/// The guard holds 0 or 1 only: a trigger that writes another value into
+/// it fails the statement that fired it, so no value that would pass a
+/// later check unarmed is ever committed.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_trigger_cannot_leave_the_guard_armed() {
+    let _serial = serial();
+    let nodes = cluster_with("guard_trigger", |b| b.max_pool_size(1));
+    let node = &nodes[0];
+    let prefix = std::env::var("FACADE_TEST_DB_PREFIX").unwrap_or_default();
+    let mut admin = MysqlConnection::establish(&diesel_facade_tests::galera_urls()[0])
+        .expect("connect to node 1");
+    admin
+        .batch_execute(&format!(
+            "USE ftg{prefix}_guard_trigger; CREATE TABLE fired (id INTEGER PRIMARY KEY) ENGINE=InnoDB; \
+             CREATE TRIGGER arm_it AFTER INSERT ON fired FOR EACH ROW \
+             UPDATE diesel_facade_guard SET armed = 5"
+        ))
+        .expect("create the trigger");
+    let before = counter(node);
+    let inserted = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        increment(ctx.conn())?;
+        diesel::sql_query("INSERT INTO fired VALUES (1)").execute(ctx.conn())?;
+        Ok::<_, diesel_facade::Error>(())
+    });
+    assert!(
+        inserted.is_err(),
+        "the trigger's write is refused: {inserted:?}"
+    );
+    assert_eq!(counter(node), before, "nothing of the body was committed");
+    // The connection's guard still refuses a transaction that is not armed.
+    let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        increment(ctx.conn())?;
+        diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
+        Ok::<_, diesel_facade::Error>(())
+    })
+    .expect_err("the commit is refused");
+    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
+    assert_eq!(counter(node), before);
+}
+
+/// The text diesel prints between a prepared statement's SQL and its binds
+/// (` -- binds: `), written in the SQL itself, hides nothing from the
+/// facade's reading of it: a statement that writes the guard, or a batch
+/// that changes the session, still costs the connection its place in the
+/// pool.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_binds_marker_in_the_sql_hides_nothing() {
+    let _serial = serial();
+    let nodes = cluster_with("guard_marker", |b| b.max_pool_size(1));
+    let node = &nodes[0];
+    let prepared = |ctx: &mut diesel_facade::WriterScope<'_, Req>| {
+        diesel::sql_query("UPDATE /* -- binds: */ diesel_facade_guard SET armed = 1")
+            .execute(ctx.conn())
+            .map(drop)
+    };
+    let batch = |ctx: &mut diesel_facade::WriterScope<'_, Req>| {
+        ctx.conn()
+            .batch_execute("SELECT 1 -- binds: x\n; SET SESSION sql_notes = 1")
+    };
+    type Body<'a> = &'a dyn Fn(&mut diesel_facade::WriterScope<'_, Req>) -> QueryResult<()>;
+    let bodies: [(&str, Body<'_>); 2] = [("prepared", &prepared), ("batch", &batch)];
+    for (what, body) in bodies {
+        let before = session_of(node);
+        diesel_facade::write(&mut Req { db: node.clone() }, |ctx| body(ctx)).expect(what);
+        assert_ne!(
+            session_of(node),
+            before,
+            "{what}: the connection was not reused"
+        );
+    }
 }
 
 /// The node a facade's writer connections reach (`@@port`).

@@ -18,8 +18,12 @@
 //! temporary table, `diesel_facade_guard`: the batch that begins a write
 //! transaction arms it (`BEGIN; UPDATE .. SET armed = 1`) and the batch
 //! that commits disarms it with `SET armed = armed - 1`, which a `CHECK
-//! (armed >= 0)` constraint refuses (4025) if it is not armed, before its
-//! `COMMIT`. A replaced transaction no longer sees the
+//! (armed BETWEEN 0 AND 1)` constraint refuses (4025) if it is not armed,
+//! before its `COMMIT`. The check is forced on for that statement (`SET
+//! STATEMENT check_constraint_checks = 1`), whatever the server's default
+//! or a body's `SET SESSION`; and no value but 0 and 1 can be stored, so a
+//! trigger that writes the guard cannot leave it armed for the next
+//! transaction. A replaced transaction no longer sees the
 //! row armed, so nothing is committed: the facade rolls back and reports a
 //! deadlock, which `retry` re-runs. Both statements ride in the round trips
 //! of `BEGIN` and `COMMIT` themselves, and a temporary table is neither
@@ -53,19 +57,20 @@ use options::MysqlOptions;
 /// nor binlogged, so arming one costs the commit nothing on the cluster.
 const GUARD_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_guard \
                            (id TINYINT NOT NULL PRIMARY KEY, armed TINYINT NOT NULL, \
-                           CONSTRAINT diesel_facade_guard_disarmed CHECK (armed >= 0)) ENGINE = InnoDB; \
+                           CONSTRAINT diesel_facade_guard_disarmed CHECK (armed BETWEEN 0 AND 1)) ENGINE = InnoDB; \
                            INSERT IGNORE INTO diesel_facade_guard VALUES (1, 0); COMMIT";
 
 /// Begins a Galera write transaction and arms the guard.
 const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = 1";
 
 /// Commits a Galera write transaction after disarming the guard, in one
-/// batch. The `UPDATE` fails (4025, the table's `CHECK (armed >= 0)`)
+/// batch. The `UPDATE` fails (4025, the table's `CHECK`)
 /// where the guard is not armed, that is, when the transaction that armed
 /// it is gone; the batch then stops before `COMMIT`. (An earlier check, a
 /// subquery that returned two rows when not armed, made MariaDB build a
 /// temporary table for the `UNION` in every commit.)
-const GUARDED_COMMIT: &str = "UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT";
+const GUARDED_COMMIT: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
+                              UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT";
 
 /// Whether `head` names the guard's table (case-insensitively).
 fn mentions_the_guard(head: &str) -> bool {
@@ -73,8 +78,9 @@ fn mentions_the_guard(head: &str) -> bool {
 }
 
 /// The constraint only the guard's check can break in its batch; MariaDB's
-/// 4025 names it ("CONSTRAINT `diesel_facade_guard_disarmed` failed for ..").
-const GUARD_FIRED: &str = "CONSTRAINT `diesel_facade_guard_disarmed` failed";
+/// 4025 names it ("CONSTRAINT `diesel_facade_guard_disarmed` failed for ..")
+/// in every language a body may have switched the session to.
+const GUARD_FIRED: &str = "`diesel_facade_guard_disarmed`";
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
@@ -307,11 +313,7 @@ impl SupportedConnection for MysqlConnection {
             // Statements that follow a silent brute-force abort must not
             // commit on their own: without autocommit they open a new
             // transaction, which the guard's check then rolls back.
-            // The guard's check is a CHECK constraint: enforce it even where
-            // the server's default turns constraint checks off.
-            session_sql.push(
-                "SET SESSION autocommit = 0, SESSION check_constraint_checks = ON".to_owned(),
-            );
+            session_sql.push("SET SESSION autocommit = 0".to_owned());
             session_sql.push(GUARD_TABLE.to_owned());
         }
         if !session_sql.is_empty() {
@@ -371,7 +373,7 @@ impl SupportedConnection for MysqlConnection {
             diesel::result::Error::RollbackErrorOnCommit { commit_error, .. } => commit_error,
             err => err,
         };
-        matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message().starts_with(GUARD_FIRED))
+        matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message().contains(GUARD_FIRED))
             .then_some("a Galera brute-force abort")
     }
 
