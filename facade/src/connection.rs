@@ -399,6 +399,46 @@ mod tests {
         assert_eq!(sql, "x".repeat(510));
     }
 
+    /// `sql`, read from `debug`: exactly if its literal ends within the
+    /// buffer, else a prefix that says it is not all there.
+    fn assert_read_back(debug: &dyn std::fmt::Debug, sql: &str) -> Result<(), String> {
+        let (read, complete) = sql_of(debug);
+        let literal = format!("{sql:?}");
+        let fits = format!("{debug:?}")
+            .find(&literal)
+            .is_some_and(|at| at + literal.len() <= 512);
+        match (fits, complete) {
+            (true, true) if read == sql => Ok(()),
+            (false, false) if sql.starts_with(&read) => Ok(()),
+            _ => Err(format!("read {read:?} (complete: {complete}) for {sql:?}")),
+        }
+    }
+
+    proptest::proptest! {
+        /// Any batch text is read back exactly, or cut and said to be:
+        /// quotes, backslashes, control and non-ASCII characters included.
+        #[test]
+        fn any_batch_text_is_read_back_exactly(text in "(?s).{0,200}") {
+            let checked = assert_read_back(&text.as_str(), &text);
+            proptest::prop_assert!(checked.is_ok(), "{}", checked.unwrap_err());
+        }
+
+        /// Any prepared statement's SQL is read back exactly and none of
+        /// its binds, whatever either holds.
+        #[cfg(feature = "sqlite")]
+        #[test]
+        fn any_prepared_sql_is_read_back_without_its_binds(
+            sql in "(?s).{0,200}",
+            bind in "(?s).{0,200}",
+        ) {
+            use diesel::sql_types::Text;
+            let query = diesel::sql_query(sql.clone()).bind::<Text, _>(bind);
+            let debug = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query);
+            let checked = assert_read_back(&debug, &sql);
+            proptest::prop_assert!(checked.is_ok(), "{}", checked.unwrap_err());
+        }
+    }
+
     /// A form without a string literal is taken as it is.
     #[test]
     fn text_without_a_literal_is_kept() {
