@@ -78,72 +78,117 @@ impl FacadeInstrumentation {
     }
 }
 
-/// The beginning of a statement's SQL (a batch's, or a prepared
-/// statement's without its binds): enough to classify it, without
-/// formatting all of a large statement.
+/// A statement's SQL (a batch's, or a prepared statement's without its
+/// binds), for the backend's checks.
 ///
 /// It is read from the statement's `Debug` form, where diesel prints the
 /// SQL as a Rust string literal: alone for a batch (`"SQL"`), or as the
 /// `sql` field of `Query { sql: "SQL", binds: [..] }` for a prepared
 /// statement. Unescaping that literal gives the SQL exactly, whatever text
 /// it holds (the `Display` form, `SQL -- binds: [..]`, cannot tell the
-/// marker from the same text in the SQL or in a bind), and the binds are
-/// never read as SQL.
+/// marker from the same text in the SQL or in a bind), and formatting stops
+/// at the literal's end, so the binds are never formatted or read. The
+/// whole SQL is read (leading space or a long comment cannot push a
+/// statement out of sight) up to [`StatementHead::LIMIT`] bytes.
 struct StatementHead {
-    buf: [u8; 512],
-    len: usize,
-    /// Whether the whole SQL is in `buf`.
+    /// The literal's escaped text, or (if none was found) the start of the
+    /// text as it came.
+    text: Vec<u8>,
+    scan: Scan,
+    /// Whether a literal was found.
+    literal: bool,
+    /// Whether the whole SQL is in `text`.
     complete: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Scan {
+    /// Before the literal's opening quote.
+    Before,
+    /// Inside it; `escaped` after a backslash.
+    Inside { escaped: bool },
+    /// Past its closing quote (or given up).
+    Done,
 }
 
 impl fmt::Write for StatementHead {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for &b in s.as_bytes() {
-            if self.len == self.buf.len() {
-                return Err(fmt::Error); // stop formatting: we have enough
+            match self.scan {
+                Scan::Before if b == b'"' => {
+                    self.text.clear();
+                    self.literal = true;
+                    self.scan = Scan::Inside { escaped: false };
+                }
+                Scan::Before => {
+                    if self.text.len() == Self::BEFORE_LIMIT {
+                        // No literal where one is expected: keep what came.
+                        self.scan = Scan::Done;
+                        return Err(fmt::Error);
+                    }
+                    self.text.push(b);
+                }
+                Scan::Inside { escaped } => {
+                    if !escaped && b == b'"' {
+                        self.scan = Scan::Done;
+                        self.complete = true;
+                        return Err(fmt::Error); // stop formatting: the SQL is all here
+                    }
+                    if self.text.len() == Self::LIMIT {
+                        self.scan = Scan::Done;
+                        return Err(fmt::Error);
+                    }
+                    self.text.push(b);
+                    self.scan = Scan::Inside {
+                        escaped: !escaped && b == b'\\',
+                    };
+                }
+                Scan::Done => return Err(fmt::Error),
             }
-            self.buf[self.len] = b;
-            self.len += 1;
         }
         Ok(())
     }
 }
 
 impl StatementHead {
+    /// The longest SQL read (escaped); a longer statement is read this far
+    /// and said to be cut short.
+    const LIMIT: usize = 1 << 20;
+    /// How far to look for the literal.
+    const BEFORE_LIMIT: usize = 512;
+
     fn of(query: &dyn fmt::Debug) -> Self {
         let mut head = StatementHead {
-            buf: [0; 512],
-            len: 0,
+            text: Vec::new(),
+            scan: Scan::Before,
+            literal: false,
             complete: false,
         };
-        let whole = fmt::write(&mut head, format_args!("{query:?}")).is_ok();
-        head.unquote(whole);
+        let formatted = fmt::write(&mut head, format_args!("{query:?}")).is_ok();
+        if head.literal {
+            head.unescape();
+        } else {
+            // Text with no literal is taken as it is.
+            head.complete = formatted;
+        }
         head
     }
 
-    /// Replaces the formatted text by the string literal it starts with,
-    /// unescaped (in place: unescaping never lengthens it). Text with no
-    /// literal is kept as it is, complete if it was all formatted.
-    fn unquote(&mut self, whole: bool) {
-        let Some(open) = self.buf[..self.len].iter().position(|&b| b == b'"') else {
-            self.complete = whole;
-            return;
-        };
-        let (mut read, mut write) = (open + 1, 0);
-        self.complete = false;
-        while read < self.len {
-            let byte = self.buf[read];
-            if byte == b'"' {
-                self.complete = true;
-                break;
-            }
+    /// Unescapes `text` (a literal's escaped interior) in place:
+    /// unescaping never lengthens it. Stops at an escape that was cut short.
+    fn unescape(&mut self) {
+        let buf = &mut self.text;
+        let (mut read, mut write) = (0, 0);
+        while read < buf.len() {
+            let byte = buf[read];
             if byte != b'\\' {
-                self.buf[write] = byte;
+                buf[write] = byte;
                 write += 1;
                 read += 1;
                 continue;
             }
-            let Some(&escaped) = self.buf.get(read + 1).filter(|_| read + 1 < self.len) else {
+            let Some(&escaped) = buf.get(read + 1) else {
+                self.complete = false;
                 break; // cut inside an escape
             };
             let simple = match escaped {
@@ -155,42 +200,42 @@ impl StatementHead {
                 _ => None,
             };
             if let Some(unescaped) = simple {
-                self.buf[write] = unescaped;
+                buf[write] = unescaped;
                 write += 1;
                 read += 2;
                 continue;
             }
             // `\u{HEX}`, the only other escape `Debug` writes.
-            let rest = &self.buf[read..self.len];
-            let Some(close) = rest.iter().position(|&b| b == b'}') else {
+            let Some(close) = buf[read..].iter().position(|&b| b == b'}') else {
+                self.complete = false;
                 break; // cut inside the escape
             };
-            let decoded = std::str::from_utf8(&rest[..close])
+            let decoded = std::str::from_utf8(&buf[read..read + close])
                 .ok()
                 .and_then(|text| text.strip_prefix("\\u{"))
                 .and_then(|hex| u32::from_str_radix(hex, 16).ok())
                 .and_then(char::from_u32);
             let Some(decoded) = decoded else {
+                self.complete = false;
                 break; // not Debug's output: stop where it stops making sense
             };
             let mut utf8 = [0; 4];
             for &b in decoded.encode_utf8(&mut utf8).as_bytes() {
-                self.buf[write] = b;
+                buf[write] = b;
                 write += 1;
             }
             read += close + 1;
         }
-        self.len = write;
+        buf.truncate(write);
     }
 
     /// The SQL text, and whether it is all there.
     fn sql(&self) -> (&str, bool) {
-        let bytes = &self.buf[..self.len];
-        match std::str::from_utf8(bytes) {
+        match std::str::from_utf8(&self.text) {
             Ok(s) => (s, self.complete),
             // Cut inside a multibyte character: keep the valid prefix.
             Err(e) => (
-                std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+                std::str::from_utf8(&self.text[..e.valid_up_to()]).unwrap_or_default(),
                 false,
             ),
         }
@@ -385,40 +430,44 @@ mod tests {
         assert_eq!(sql_of(&debug), (sql.to_owned(), true));
     }
 
-    /// Text cut short (a statement longer than the buffer) says so.
+    /// The whole SQL is read: leading space, new lines (two bytes each in
+    /// the `Debug` form) or a long comment hide nothing.
     #[test]
-    fn a_long_statement_is_cut_and_says_so() {
-        let text = format!("SELECT {}", "1, ".repeat(400));
-        let (sql, complete) = sql_of(&text);
-        assert!(!complete);
-        assert!(text.starts_with(&sql) && sql.len() > 400, "{sql}");
-        // Cut inside an escape.
-        let text = format!("{}\n", "x".repeat(510));
-        let (sql, complete) = sql_of(&text);
-        assert!(!complete);
-        assert_eq!(sql, "x".repeat(510));
+    fn what_follows_a_long_prefix_is_read() {
+        for text in [
+            format!("{}CREATE TABLE t (id INT)", " ".repeat(600)),
+            format!("{}CREATE TABLE t (id INT)", "\n".repeat(300)),
+            format!("/* {} */ ROLLBACK", "x".repeat(5000)),
+        ] {
+            assert_eq!(sql_of(&text.as_str()), (text.clone(), true));
+        }
     }
 
-    /// `sql`, read from `debug`: exactly if its literal ends within the
-    /// buffer, else a prefix that says it is not all there.
+    /// SQL longer than the limit is read that far and says it was cut,
+    /// also where the cut falls inside an escape.
+    #[test]
+    fn a_statement_over_the_limit_is_cut_and_says_so() {
+        let limit = StatementHead::LIMIT;
+        let text = format!("{}\n", "x".repeat(limit));
+        assert_eq!(sql_of(&text.as_str()), ("x".repeat(limit), false));
+        let text = format!("{}\n", "x".repeat(limit - 1));
+        assert_eq!(sql_of(&text.as_str()), ("x".repeat(limit - 1), false));
+    }
+
+    /// `sql`, read exactly from `debug`.
     fn assert_read_back(debug: &dyn std::fmt::Debug, sql: &str) -> Result<(), String> {
         let (read, complete) = sql_of(debug);
-        let literal = format!("{sql:?}");
-        let fits = format!("{debug:?}")
-            .find(&literal)
-            .is_some_and(|at| at + literal.len() <= 512);
-        match (fits, complete) {
-            (true, true) if read == sql => Ok(()),
-            (false, false) if sql.starts_with(&read) => Ok(()),
-            _ => Err(format!("read {read:?} (complete: {complete}) for {sql:?}")),
+        match complete && read == sql {
+            true => Ok(()),
+            false => Err(format!("read {read:?} (complete: {complete}) for {sql:?}")),
         }
     }
 
     proptest::proptest! {
-        /// Any batch text is read back exactly, or cut and said to be:
-        /// quotes, backslashes, control and non-ASCII characters included.
+        /// Any batch text is read back exactly: quotes, backslashes,
+        /// control and non-ASCII characters included.
         #[test]
-        fn any_batch_text_is_read_back_exactly(text in "(?s).{0,200}") {
+        fn any_batch_text_is_read_back_exactly(text in "(?s).{0,400}") {
             let checked = assert_read_back(&text.as_str(), &text);
             proptest::prop_assert!(checked.is_ok(), "{}", checked.unwrap_err());
         }
@@ -428,8 +477,8 @@ mod tests {
         #[cfg(feature = "sqlite")]
         #[test]
         fn any_prepared_sql_is_read_back_without_its_binds(
-            sql in "(?s).{0,200}",
-            bind in "(?s).{0,200}",
+            sql in "(?s).{0,400}",
+            bind in "(?s).{0,400}",
         ) {
             use diesel::sql_types::Text;
             let query = diesel::sql_query(sql.clone()).bind::<Text, _>(bind);
@@ -439,7 +488,8 @@ mod tests {
         }
     }
 
-    /// A form without a string literal is taken as it is.
+    /// A form without a string literal is taken as it is (as far as the
+    /// literal is looked for).
     #[test]
     fn text_without_a_literal_is_kept() {
         struct Plain;

@@ -542,13 +542,13 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
         .expect("increment");
     }
     assert_eq!(
-        log.count("query BEGIN; UPDATE diesel_facade_guard SET armed = 1"),
+        log.count("query BEGIN; UPDATE diesel_facade_guard SET armed = 1 WHERE id = 1"),
         3,
         "{:#?}",
         log.all()
     );
     assert_eq!(
-        log.count("query SET STATEMENT check_constraint_checks = 1 FOR UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT"),
+        log.count("query SET STATEMENT check_constraint_checks = 1 FOR UPDATE diesel_facade_guard SET armed = armed - 1 WHERE id = 1; COMMIT"),
         3,
         "{:#?}",
         log.all()
@@ -676,6 +676,25 @@ fn a_body_cannot_switch_the_guard_off_with_a_session_setting() {
             "{setting}: nothing of the body was committed"
         );
     }
+}
+
+/// A session in safe-update mode (`sql_safe_updates`, which refuses an
+/// `UPDATE` that names no key) still begins and commits writers: the
+/// guard's statements name its row by key.
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn writers_commit_in_safe_update_mode() {
+    let _serial = serial();
+    let nodes = cluster_with("guard_safe_updates", |b| b.max_pool_size(1));
+    let node = &nodes[0];
+    let before = counter(node);
+    diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        increment(ctx.conn())?;
+        diesel::sql_query("SET SESSION sql_safe_updates = 1").execute(ctx.conn())?;
+        Ok::<_, diesel_facade::Error>(())
+    })
+    .expect("a writer that turns safe updates on commits");
+    assert_eq!(counter(node), before + 1);
 }
 
 /// The guard holds 0 or 1 only: a trigger that writes another value into

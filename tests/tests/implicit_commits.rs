@@ -170,14 +170,18 @@ fn write_then_roll_back(ctx: &mut Context<MysqlConnection>, rollback: &str) -> R
 /// `UnbalancedTransaction`).
 fn own_rollback_is_never_a_commit(galera: bool) {
     let spellings = [
-        "ROLLBACK",
-        "rollback work",
-        "ROLLBACK /* not to a savepoint */",
-        "SELECT 1; ROLLBACK",
-        "SET STATEMENT max_statement_time = 0 FOR ROLLBACK",
+        "ROLLBACK".to_owned(),
+        "rollback work".to_owned(),
+        "ROLLBACK /* not to a savepoint */".to_owned(),
+        "SELECT 1; ROLLBACK".to_owned(),
+        "SET STATEMENT max_statement_time = 0 FOR ROLLBACK".to_owned(),
+        format!("{}ROLLBACK", " ".repeat(600)),
+        format!("/* {} */ ROLLBACK", "y".repeat(600)),
+        "/*! ROLLBACK */".to_owned(),
+        "/*M!100000 ROLLBACK */".to_owned(),
     ];
     let mut wrong = Vec::new();
-    for (n, rollback) in spellings.into_iter().enumerate() {
+    for (n, rollback) in spellings.iter().enumerate() {
         let db = target(&format!("own_rollback_{n}"), galera);
         let result = write_then_roll_back(&mut db.context(), rollback);
         let value = counter(&db);
@@ -246,10 +250,26 @@ fn bump_around_a_savepoint_with(
 /// the implicit commit already committed.
 fn hidden_implicit_commits_in_a_savepoint_are_commit_unknown(galera: bool) {
     let mut wrong = Vec::new();
-    for (name, statement) in HIDDEN {
+    let ddl = "CREATE TABLE t_hidden (id INT PRIMARY KEY) ENGINE=InnoDB";
+    // Behind a prefix longer than the facade once read of a statement.
+    let behind_long_prefixes = [
+        ("ddl_after_spaces", format!("{}{ddl}", " ".repeat(600))),
+        ("ddl_after_new_lines", format!("{}{ddl}", "\n".repeat(300))),
+        (
+            "ddl_after_a_long_comment",
+            format!("/* {} */ {ddl}", "x".repeat(600)),
+        ),
+        // MariaDB runs an executable comment.
+        ("ddl_in_an_executable_comment", format!("/*! {ddl} */")),
+    ];
+    let statements = HIDDEN
+        .iter()
+        .map(|(name, statement)| (*name, (*statement).to_owned()))
+        .chain(behind_long_prefixes);
+    for (name, statement) in statements {
         let db = target(&format!("hidden_{name}"), galera);
         let attempts = AtomicUsize::new(0);
-        let result = bump_around_a_savepoint_with(&mut db.context(), statement, &attempts);
+        let result = bump_around_a_savepoint_with(&mut db.context(), &statement, &attempts);
         let value = counter(&db);
         let tried = attempts.load(Ordering::SeqCst);
         let kind = result.as_ref().err().map(Error::kind);

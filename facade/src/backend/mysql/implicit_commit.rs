@@ -36,7 +36,8 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
     loop {
         rest = skip_space_and_comments(rest);
         if rest.is_empty() {
-            return false;
+            // Text cut short may go on with anything.
+            return !complete;
         }
         let word: String = rest
             .chars()
@@ -237,9 +238,20 @@ fn rolls_back_to_a_savepoint(statement: &str) -> bool {
 }
 
 /// `text` without leading white space and `/* */`, `-- ` and `#` comments.
+/// MariaDB's executable comments (`/*! .. */`, `/*M!100000 .. */`) are
+/// SQL the server runs: what is returned starts at their content (the
+/// version number skipped; the closing `*/` is left as trailing text).
 fn skip_space_and_comments(mut text: &str) -> &str {
     loop {
         text = text.trim_start();
+        if let Some(rest) = text
+            .strip_prefix("/*!")
+            .or_else(|| text.strip_prefix("/*M!"))
+        {
+            return rest
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+        }
         if let Some(rest) = text.strip_prefix("/*") {
             text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
         } else if text.starts_with("-- ") || text.starts_with("--\t") || text.starts_with('#') {
@@ -294,6 +306,21 @@ mod tests {
         }
         // Cut short: what follows is unknown.
         assert!(commits_implicitly("SELECT 1; SELECT", false));
+        assert!(commits_implicitly("SELECT 1;   ", false));
+        assert!(!commits_implicitly("SELECT 1;   ", true));
+        // MariaDB runs executable comments.
+        for executed in [
+            "/*! CREATE TABLE t (a INT) */",
+            "/*M!100000 DROP TABLE t */",
+            "/*!40101 ROLLBACK */",
+            "SELECT 1; /*!COMMIT*/",
+        ] {
+            assert!(commits_implicitly(executed, true), "{executed}");
+        }
+        assert!(!commits_implicitly("/*!40101 SELECT 1 */", true));
+        assert!(super::changes_the_session("/*!40101 SET NAMES utf8 */"));
+        assert!(rolls_back("/*! ROLLBACK */"));
+        assert!(rolls_back("/*M!100000 rollback work */"));
         // A word in a comment is no `TO SAVEPOINT`.
         assert!(commits_implicitly("ROLLBACK /* savepoint */", true));
         assert!(!commits_implicitly("rollback work to savepoint a", true));

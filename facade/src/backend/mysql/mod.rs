@@ -60,8 +60,9 @@ const GUARD_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_gu
                            CONSTRAINT diesel_facade_guard_disarmed CHECK (armed BETWEEN 0 AND 1)) ENGINE = InnoDB; \
                            INSERT IGNORE INTO diesel_facade_guard VALUES (1, 0); COMMIT";
 
-/// Begins a Galera write transaction and arms the guard.
-const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = 1";
+/// Begins a Galera write transaction and arms the guard. (Both guard
+/// statements name the row by its key, as `sql_safe_updates` asks.)
+const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = 1 WHERE id = 1";
 
 /// Commits a Galera write transaction after disarming the guard, in one
 /// batch. The `UPDATE` fails (4025, the table's `CHECK`)
@@ -70,7 +71,7 @@ const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = 1";
 /// subquery that returned two rows when not armed, made MariaDB build a
 /// temporary table for the `UNION` in every commit.)
 const GUARDED_COMMIT: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
-                              UPDATE diesel_facade_guard SET armed = armed - 1; COMMIT";
+                              UPDATE diesel_facade_guard SET armed = armed - 1 WHERE id = 1; COMMIT";
 
 /// Whether `head` names the guard's table (case-insensitively).
 fn mentions_the_guard(head: &str) -> bool {
