@@ -577,6 +577,98 @@ fn postgres_streaming_replica() {
         &server_env("FACADE_TEST_PG_URL"),
         &server_env("FACADE_TEST_PG_REPLICA_URL"),
     );
+    a_position_at_a_wal_page_boundary_is_reached(
+        &server_env("FACADE_TEST_PG_URL"),
+        &server_env("FACADE_TEST_PG_REPLICA_URL"),
+    );
+}
+
+#[derive(QueryableByName)]
+struct Lsn {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    lsn: String,
+}
+
+fn insert_lsn(conn: &mut PgConnection) -> u64 {
+    let text = diesel::sql_query("SELECT pg_current_wal_insert_lsn()::text AS lsn")
+        .get_result::<Lsn>(conn)
+        .expect("insert position")
+        .lsn;
+    let (hi, lo) = text.split_once('/').expect("an LSN");
+    u64::from_str_radix(hi, 16).expect("hex") << 32 | u64::from_str_radix(lo, 16).expect("hex")
+}
+
+/// Write a WAL record of about `bytes` (a non-transactional logical
+/// message, which any `wal_level` logs).
+fn emit_wal(conn: &mut PgConnection, bytes: u64) {
+    conn.batch_execute(&format!(
+        "SELECT pg_logical_emit_message(false, 'diesel-facade', repeat('x', {bytes}))"
+    ))
+    .expect("emit a WAL record");
+}
+
+#[writer]
+fn write_nothing(ctx: &mut Req<PgConnection>) -> QueryResult<()> {
+    let _ = ctx.conn();
+    Ok(())
+}
+
+/// (did a replica answer according to the server itself, did the facade
+/// say it ran on a replica)
+#[reader(replica)]
+fn where_read(ctx: &mut Req<PgConnection>) -> QueryResult<(bool, bool)> {
+    let server_is_replica = PgConnection::read_flag(ctx.conn(), PgConnection::ON_REPLICA_SQL)?;
+    Ok((server_is_replica, ctx.on_replica()))
+}
+
+/// A context whose last write left the primary's insert position just past
+/// a WAL page header (its last record ended at a page boundary) reads from
+/// the replica. The replica's replay position stops at the boundary until
+/// more WAL comes, so a wait for the insert position itself never ended:
+/// the read waited out `replica_wait_timeout` and fell back to the primary
+/// (a rare failure of the example service's replica test in CI).
+fn a_position_at_a_wal_page_boundary_is_reached(primary: &str, replica: &str) {
+    let db = Facade::<PgConnection>::builder()
+        .writer(primary)
+        .replica(replica)
+        .replica_wait_timeout(Duration::from_secs(5))
+        .build()
+        .expect("facade with a replica");
+    let mut side: PgConnection = connect_eventually(primary);
+    // Other tests write WAL too: try until the position lands there.
+    for _ in 0..50 {
+        // Bring the insert position to 24 bytes past a page boundary: one
+        // record to learn a message's overhead, one sized to end there.
+        let before = insert_lsn(&mut side);
+        let probe = 100;
+        emit_wal(&mut side, probe);
+        let after = insert_lsn(&mut side);
+        let overhead = (after - before).saturating_sub(probe);
+        let to_boundary = 8192 - after % 8192;
+        if to_boundary <= overhead + 8 {
+            continue;
+        }
+        emit_wal(&mut side, to_boundary - overhead);
+        let at = insert_lsn(&mut side);
+        if at % 8192 != 24 {
+            continue;
+        }
+        // A writer that writes no WAL records the position as it is.
+        let mut ctx = req(&db);
+        write_nothing(&mut ctx).expect("an empty writer");
+        if insert_lsn(&mut side) != at {
+            continue; // something else wrote meanwhile
+        }
+        let fallbacks = db.stats().replica_fallbacks;
+        let (server_is_replica, on_replica) = where_read(&mut ctx).expect("a replica read");
+        assert!(
+            server_is_replica && on_replica,
+            "a position at a page boundary is read on the replica"
+        );
+        assert_eq!(db.stats().replica_fallbacks, fallbacks);
+        return;
+    }
+    panic!("could not bring the primary's insert position to a page boundary in 50 tries");
 }
 
 #[test]

@@ -86,10 +86,50 @@ struct Lag {
     seconds: Option<f64>,
 }
 
-/// A position from the primary's `pg_lsn` text; `Written` if it does not
-/// parse (then the context's replica reads use the primary).
-fn position_from_lsn(text: &str) -> Position {
-    parse_pg_lsn(text.trim()).map_or(Position::Written, |lsn| Position::PgLsn(format_pg_lsn(lsn)))
+/// A position from the primary's insert `pg_lsn` text (see [`record_end`]);
+/// `Written` if it does not parse (then the context's replica reads use the
+/// primary).
+fn position_from_lsn(text: &str, block: i64, segment: i64) -> Position {
+    parse_pg_lsn(text.trim()).map_or(Position::Written, |lsn| {
+        Position::PgLsn(format_pg_lsn(record_end(lsn, block, segment)))
+    })
+}
+
+/// Where the primary would insert the next WAL record, and the WAL's page
+/// and segment sizes.
+#[derive(diesel::QueryableByName)]
+struct InsertPosition {
+    #[diesel(sql_type = Text)]
+    value: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    block: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    segment: i64,
+}
+
+/// The end of the last WAL record, from the insert position `lsn`.
+/// `pg_current_wal_insert_lsn()` is where the next record would start: past
+/// the next page's header when the last record ended at a page boundary. A
+/// replica reports the end of the last record it replayed (before that
+/// header) and would not reach the insert position until more WAL is
+/// written, so a reader would wait out `replica_wait_timeout` and fall back
+/// to the primary. A position just past a page header (24 bytes; 40 on a
+/// segment's first page) is the boundary.
+fn record_end(lsn: u64, block: i64, segment: i64) -> u64 {
+    const PAGE_HEADER: u64 = 24;
+    const SEGMENT_HEADER: u64 = 40;
+    let block = u64::try_from(block).ok().filter(|&b| b > 0).unwrap_or(8192);
+    let segment = u64::try_from(segment)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(16 << 20);
+    if lsn % segment == SEGMENT_HEADER {
+        lsn - SEGMENT_HEADER
+    } else if lsn % block == PAGE_HEADER && lsn % segment >= block {
+        lsn - PAGE_HEADER
+    } else {
+        lsn
+    }
 }
 
 /// What the server says when it refuses a connection, as (start, end) of
@@ -372,9 +412,13 @@ impl SupportedConnection for PgConnection {
     fn commit_position(conn: &mut Self, _: &()) -> QueryResult<Option<Position>> {
         // After COMMIT returned: the insert position is past the commit
         // record (inside the transaction it would precede it).
-        diesel::sql_query("SELECT pg_current_wal_insert_lsn()::text AS value")
-            .get_result::<Setting>(conn)
-            .map(|s| Some(position_from_lsn(&s.value)))
+        let at = diesel::sql_query(
+            "SELECT pg_current_wal_insert_lsn()::text AS value, \
+                    current_setting('wal_block_size')::int8 AS block, \
+                    (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size') AS segment",
+        )
+        .get_result::<InsertPosition>(conn)?;
+        Ok(Some(position_from_lsn(&at.value, at.block, at.segment)))
     }
 
     fn wait_for_position(
@@ -428,10 +472,29 @@ mod tests {
 
     #[test]
     fn the_primarys_lsn_is_canonical_or_written() {
+        let (block, segment) = (8192, 16 << 20);
         assert_eq!(
-            position_from_lsn("16/b374d848"),
+            position_from_lsn("16/b374d848", block, segment),
             Position::PgLsn("16/B374D848".into())
         );
-        assert_eq!(position_from_lsn("junk"), Position::Written);
+        assert_eq!(position_from_lsn("junk", block, segment), Position::Written);
+    }
+
+    /// Just past a page header is the page boundary, where a replica's
+    /// replay position stops until more WAL comes.
+    #[test]
+    fn an_insert_position_past_a_page_header_is_the_boundary() {
+        let (block, segment) = (8192_i64, 16_i64 << 20);
+        let page = 0x4CF_E000_u64; // a page inside a segment
+        assert_eq!(page % 8192, 0);
+        assert_ne!(page % (16 << 20), 0);
+        assert_eq!(record_end(page + 24, block, segment), page);
+        assert_eq!(record_end(page + 32, block, segment), page + 32);
+        assert_eq!(record_end(page + 8, block, segment), page + 8);
+        let first = 5_u64 << 24; // a segment's first page: a long header
+        assert_eq!(record_end(first + 40, block, segment), first);
+        assert_eq!(record_end(first + 24, block, segment), first + 24);
+        // Sizes the server did not give sensibly fall back to the defaults.
+        assert_eq!(record_end(page + 24, 0, -1), page);
     }
 }
