@@ -554,20 +554,42 @@ fn every_plain_writer_is_checked_by_the_abort_guard() {
         log.all()
     );
     assert_eq!(log.count("commit"), 3, "{:#?}", log.all());
-    let session = || {
-        diesel_facade::write(
-            &mut Req {
-                db: nodes[0].clone(),
-            },
-            |ctx| {
-                diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
-                    .get_result::<diesel_facade_tests::SessionId>(ctx.conn())
-                    .map(|row| row.id)
-            },
-        )
-        .expect("session id")
-    };
-    assert_eq!(session(), session(), "the same pooled connection");
+    assert_eq!(
+        session_of(&nodes[0]),
+        session_of(&nodes[0]),
+        "the same pooled connection"
+    );
+}
+
+/// A writer that increments, runs `first` (statements of the body's own),
+/// then disarms the guard (what a transaction the server replaced sees at
+/// COMMIT): its commit must be refused as a deadlock that committed
+/// nothing. Returns the error.
+fn assert_disarmed_writer_is_refused(
+    node: &Facade<MysqlConnection>,
+    first: &[&str],
+) -> diesel_facade::Error {
+    let before = counter(node);
+    let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
+        increment(ctx.conn())?;
+        for statement in first {
+            diesel::sql_query(*statement).execute(ctx.conn())?;
+        }
+        diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
+        Ok::<_, diesel_facade::Error>(increment(ctx.conn())?)
+    })
+    .expect_err("the commit is refused");
+    assert_eq!(err.kind(), ErrorKind::Deadlock, "{first:?}: {err}");
+    assert!(
+        err.to_string().contains("nothing was committed"),
+        "{first:?}: {err}"
+    );
+    assert_eq!(
+        counter(node),
+        before,
+        "{first:?}: nothing of the body was committed"
+    );
+    err
 }
 
 /// What a transaction that the server replaced behind the facade's back
@@ -583,15 +605,7 @@ fn a_commit_that_finds_the_guard_disarmed_commits_nothing() {
     let node = &nodes[0];
     let before = counter(node);
     let rollbacks = node.stats().rollbacks;
-    let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
-        increment(ctx.conn())?;
-        diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
-        Ok::<_, diesel_facade::Error>(increment(ctx.conn())?)
-    })
-    .expect_err("the commit is refused");
-    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
-    assert!(err.to_string().contains("nothing was committed"), "{err}");
-    assert_eq!(counter(node), before, "nothing of the body was committed");
+    assert_disarmed_writer_is_refused(node, &[]);
     assert_eq!(node.stats().rollbacks, rollbacks + 1);
     // The same (only) connection: its guard works for the next writer.
     let written = locked_increment(&mut Req { db: node.clone() }).expect("the next writer");
@@ -621,16 +635,7 @@ fn the_guard_holds_where_the_server_skips_check_constraints() {
     let _restore = Restore(conn);
     // Connections made after the change start with the server's new default.
     let nodes = cluster_with("guard_no_checks", |b| b.max_pool_size(1));
-    let node = &nodes[0];
-    let before = counter(node);
-    let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
-        increment(ctx.conn())?;
-        diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
-        Ok::<_, diesel_facade::Error>(())
-    })
-    .expect_err("the commit is refused");
-    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
-    assert_eq!(counter(node), before, "nothing of the body was committed");
+    assert_disarmed_writer_is_refused(&nodes[0], &[]);
 }
 
 /// The session id of the (only) connection of `node`'s pool.
@@ -652,29 +657,11 @@ fn session_of(node: &Facade<MysqlConnection>) -> i64 {
 fn a_body_cannot_switch_the_guard_off_with_a_session_setting() {
     let _serial = serial();
     let nodes = cluster_with("guard_session", |b| b.max_pool_size(1));
-    let node = &nodes[0];
     for setting in [
         "SET SESSION check_constraint_checks = OFF",
         "SET SESSION lc_messages = 'de_DE'",
     ] {
-        let before = counter(node);
-        let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
-            increment(ctx.conn())?;
-            diesel::sql_query(setting).execute(ctx.conn())?;
-            diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
-            Ok::<_, diesel_facade::Error>(())
-        })
-        .expect_err(setting);
-        assert_eq!(err.kind(), ErrorKind::Deadlock, "{setting}: {err}");
-        assert!(
-            err.to_string().contains("nothing was committed"),
-            "{setting}: {err}"
-        );
-        assert_eq!(
-            counter(node),
-            before,
-            "{setting}: nothing of the body was committed"
-        );
+        assert_disarmed_writer_is_refused(&nodes[0], &[setting]);
     }
 }
 
@@ -728,14 +715,7 @@ fn a_trigger_cannot_leave_the_guard_armed() {
     );
     assert_eq!(counter(node), before, "nothing of the body was committed");
     // The connection's guard still refuses a transaction that is not armed.
-    let err = diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {
-        increment(ctx.conn())?;
-        diesel::sql_query("UPDATE diesel_facade_guard SET armed = 0").execute(ctx.conn())?;
-        Ok::<_, diesel_facade::Error>(())
-    })
-    .expect_err("the commit is refused");
-    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
-    assert_eq!(counter(node), before);
+    assert_disarmed_writer_is_refused(node, &[]);
 }
 
 /// The text diesel prints between a prepared statement's SQL and its binds
