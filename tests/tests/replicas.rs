@@ -20,6 +20,16 @@ use diesel_facade_tests::scenarios::TypedQueries;
 use diesel_facade_tests::schema::items;
 use diesel_facade_tests::{galera_urls, server_env};
 
+/// The tests run one at a time: several pause and resume replay on the
+/// same replica, and one that pauses it would fail another's reads.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `ft<prefix>_<base>`, with `FACADE_TEST_DB_PREFIX`, so that checkouts
 /// sharing the servers do not drop each other's databases.
 fn db_name(kind: &str, base: &str) -> String {
@@ -555,6 +565,7 @@ fn named_database_reads_its_writes_on_its_replica<A: Replicated>(primary: &str, 
     ignore = "needs FACADE_TEST_PG_URL and FACADE_TEST_PG_REPLICA_URL"
 )]
 fn postgres_replica_of_a_named_database_reads_its_writes() {
+    let _serial = serial();
     named_database_reads_its_writes_on_its_replica::<PgConnection>(
         &server_env("FACADE_TEST_PG_URL"),
         &server_env("FACADE_TEST_PG_REPLICA_URL"),
@@ -573,6 +584,7 @@ fn with_port(url: &str, port: u16) -> String {
     ignore = "needs FACADE_TEST_PG_URL and FACADE_TEST_PG_REPLICA_URL"
 )]
 fn postgres_streaming_replica() {
+    let _serial = serial();
     replica_scenarios::<PgConnection>(
         &server_env("FACADE_TEST_PG_URL"),
         &server_env("FACADE_TEST_PG_REPLICA_URL"),
@@ -639,13 +651,15 @@ fn a_position_at_a_wal_page_boundary_is_reached(primary: &str, replica: &str) {
     for _ in 0..50 {
         // Bring the insert position to 24 bytes past a page boundary: one
         // record to learn a message's overhead, one sized to end there.
+        // Both carry 256 bytes or more, so their headers are the same size
+        // (a record's data length takes 1 byte below 256, 4 from there).
         let before = insert_lsn(&mut side);
-        let probe = 100;
+        let probe = 300;
         emit_wal(&mut side, probe);
         let after = insert_lsn(&mut side);
         let overhead = (after - before).saturating_sub(probe);
         let to_boundary = 8192 - after % 8192;
-        if to_boundary <= overhead + 8 {
+        if to_boundary < overhead + 256 {
             continue;
         }
         emit_wal(&mut side, to_boundary - overhead);
@@ -677,6 +691,7 @@ fn a_position_at_a_wal_page_boundary_is_reached(primary: &str, replica: &str) {
     ignore = "needs FACADE_TEST_MYSQL_URL and FACADE_TEST_MYSQL_REPLICA_URL"
 )]
 fn mariadb_gtid_replica() {
+    let _serial = serial();
     replica_scenarios::<MysqlConnection>(
         &server_env("FACADE_TEST_MYSQL_URL"),
         &server_env("FACADE_TEST_MYSQL_REPLICA_URL"),
@@ -761,6 +776,7 @@ mod galera {
 #[test]
 #[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn galera_nodes_as_replicas_read_their_writes() {
+    let _serial = serial();
     let urls = galera_urls();
     let db_name = db_name("ftg", "replicas");
     let mut admin: MysqlConnection = connect_eventually(&urls[0]);
@@ -814,6 +830,7 @@ fn galera_nodes_as_replicas_read_their_writes() {
 #[test]
 #[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
 fn galera_node_as_replica_reads_writes_of_a_context_without_read_position() {
+    let _serial = serial();
     let urls = galera_urls();
     let db_name = db_name("ftg", "replicas_plain");
     let mut admin: MysqlConnection = connect_eventually(&urls[0]);
