@@ -19,10 +19,10 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    parse_quote, parse_quote_spanned, AngleBracketedGenericArguments, AssocType, FnArg,
-    GenericArgument, GenericParam, Ident, Lifetime, LifetimeParam, ParenthesizedGenericArguments,
-    Pat, PatIdent, PatType, Path, PathArguments, PathSegment, Token, TraitBound,
-    TraitBoundModifier, Type, TypeBareFn, TypeImplTrait, TypeParamBound, TypeReference,
+    parse_quote, parse_quote_spanned, AngleBracketedGenericArguments, FnArg, GenericArgument,
+    GenericParam, Ident, Lifetime, LifetimeParam, ParenthesizedGenericArguments, Pat, PatIdent,
+    PatType, Path, PathArguments, PathSegment, Token, TraitBound, TraitBoundModifier, Type,
+    TypeBareFn, TypeParamBound, TypeReference, TypeTraitObject,
 };
 
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
@@ -89,12 +89,14 @@ fn stub_body(item: TokenStream) -> TokenStream {
 
 /// What a transaction kind calls in the runtime.
 struct Runtime {
-    /// `diesel_facade::__private::<function>`: a capability trait's method
-    /// (`ReadAccess::__read`, ...), whose implementation for the argument's
-    /// type begins or joins, or a function (the independent writers).
+    /// `diesel_facade::__private::<function>`, which hands the body to the
+    /// scope argument (a trait object), whose implementation for the
+    /// caller's type begins or joins.
     function: &'static str,
-    /// The `Route` argument of `ReplicaReadAccess::__read_replica`.
+    /// The `Route` argument of `read_replica`.
     route: Option<&'static str>,
+    /// The `savepoint` argument of `write` and `write_retry`.
+    savepoint: Option<bool>,
     /// `diesel_facade::__private::<access>`: the bound on the scope
     /// parameter, which decides at the call site what may call this function.
     access: &'static str,
@@ -107,38 +109,27 @@ struct Runtime {
 impl Runtime {
     fn of(transaction: &Transaction) -> Self {
         let mut route = None;
+        let mut savepoint = None;
         let (function, access, scope) = match transaction {
-            Transaction::Read(ReadRoute::Primary) => {
-                ("ReadAccess::__read", "ReadAccess", "ReaderScope")
-            }
+            Transaction::Read(ReadRoute::Primary) => ("read", "DynRead", "ReaderScope"),
             Transaction::Read(ReadRoute::AllowReplica) => {
                 route = Some("Primary");
-                (
-                    "ReplicaReadAccess::__read_replica",
-                    "ReplicaReadAccess",
-                    "ReplicaScope",
-                )
+                ("read_replica", "DynReplicaRead", "ReplicaScope")
             }
             Transaction::Read(ReadRoute::Replica) => {
                 route = Some("Replica");
-                (
-                    "ReplicaReadAccess::__read_replica",
-                    "ReplicaReadAccess",
-                    "ReplicaScope",
-                )
+                ("read_replica", "DynReplicaRead", "ReplicaScope")
             }
             Transaction::Write { mode, retry } => {
-                let function = match (mode, retry.is_some()) {
-                    (WriteMode::Join, false) => "WriteAccess::__write",
-                    (WriteMode::Join, true) => "WriteAccess::__write_retry",
-                    (WriteMode::Savepoint, false) => "WriteAccess::__write_savepoint",
-                    (WriteMode::Savepoint, true) => "WriteAccess::__write_savepoint_retry",
-                    (WriteMode::Independent, false) => "writer_independent",
-                    (WriteMode::Independent, true) => "writer_independent_retry",
-                };
-                let access = match mode {
-                    WriteMode::Independent => "IndependentAccess",
-                    WriteMode::Join | WriteMode::Savepoint => "WriteAccess",
+                let (function, access) = match (mode, retry.is_some()) {
+                    (WriteMode::Independent, false) => ("writer_independent", "DynIndependent"),
+                    (WriteMode::Independent, true) => {
+                        ("writer_independent_retry", "DynIndependent")
+                    }
+                    (WriteMode::Join | WriteMode::Savepoint, retry) => {
+                        savepoint = Some(*mode == WriteMode::Savepoint);
+                        (if retry { "write_retry" } else { "write" }, "DynWrite")
+                    }
                 };
                 (function, access, "WriterScope")
             }
@@ -152,6 +143,7 @@ impl Runtime {
         Runtime {
             function,
             route,
+            savepoint,
             access,
             scope,
             policy,
@@ -195,7 +187,6 @@ fn rewrite(
     // expansion is unchanged).
     let db = database.map(named_database);
     let db_param = db.as_ref().map(|db| quote!(, #db));
-    let db_arg = db.as_ref().map(|db| quote!(#db,));
     let scope_type = quote_spanned!(span=> ::diesel_facade::#scope<'_, #context_type #db_param>);
 
     let generics = &mut item.sig.generics;
@@ -204,15 +195,16 @@ fn rewrite(
         let param = GenericParam::Lifetime(LifetimeParam::new(lifetime));
         generics.params.insert(after_lifetimes + offset, param);
     }
-    // The scope is an `impl Trait` argument: it takes no place among the
-    // function's generic parameters, so a turbofish names only the user's.
-    let scope_arg: Type = match &db_arg {
-        None => Type::ImplTrait(TypeImplTrait {
-            impl_token: Token![impl](span),
+    // The scope is a trait object: the function is not generic over it (it
+    // is compiled once, in its own crate, and its code stays out of the
+    // crate's metadata), and a turbofish names only the user's parameters.
+    let scope_arg: Type = match &db {
+        None => Type::TraitObject(TypeTraitObject {
+            dyn_token: Some(Token![dyn](span)),
             bounds: std::iter::once(access_bound(access, context_type.clone(), span)).collect(),
         }),
-        Some(db_arg) => parse_quote_spanned! {span=>
-            impl ::diesel_facade::__private::#access<#db_arg Context = #context_type>
+        Some(db) => parse_quote_spanned! {span=>
+            dyn ::diesel_facade::__private::#access<#context_type, #db>
         },
     };
     if let (Some(name), Some(db)) = (database, &db) {
@@ -270,19 +262,18 @@ fn rewrite(
         .is_none()
         .then(|| quote!(-> #output));
     let body = &function.item.block;
-    let function_path = runtime
-        .function
-        .split("::")
-        .map(|segment| Ident::new(segment, Span::call_site()));
+    let function = Ident::new(runtime.function, Span::call_site());
     let policy = runtime.policy.map(|policy| quote!(#policy,));
     let route = runtime.route.map(|route| {
         let route = Ident::new(route, Span::call_site());
         quote!(::diesel_facade::__private::Route::#route,)
     });
+    let savepoint = runtime.savepoint.map(|savepoint| quote!(#savepoint,));
     let call = quote! {
-        ::diesel_facade::__private::#(#function_path)::*(
+        ::diesel_facade::__private::#function(
             #binding,
             #route
+            #savepoint
             #policy
             |#(#attrs)* #pattern: &mut #scope_type| #output #body
         )
@@ -290,17 +281,12 @@ fn rewrite(
     item.with_body(call)
 }
 
-/// `::diesel_facade::__private::ACCESS<Context = C>`, built as the syntax
+/// `::diesel_facade::__private::ACCESS<C>`, built as the syntax
 /// tree it parses to (cheaper than printing and parsing it, on every
 /// build). The tokens it adds carry `span`, the context type's.
 fn access_bound(access: Ident, context_type: Type, span: Span) -> TypeParamBound {
     let mut args = Punctuated::new();
-    args.push(GenericArgument::AssocType(AssocType {
-        ident: Ident::new("Context", span),
-        generics: None,
-        eq_token: Token![=](span),
-        ty: context_type,
-    }));
+    args.push(GenericArgument::Type(context_type));
     let segments = [
         PathSegment::from(Ident::new("diesel_facade", span)),
         PathSegment::from(Ident::new("__private", span)),

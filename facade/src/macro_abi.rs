@@ -2,16 +2,21 @@
 //! to, re-exported as `diesel_facade::__private`. Not a public API: names
 //! and signatures change with the macros.
 //!
-//! Each annotated function's body becomes one call of a function here,
-//! which hands it to the scope argument's capability trait: a request
-//! context's implementation begins a transaction, a scope's joins (see
-//! `entry`), so each call compiles only its own path.
+//! Each annotated function's body becomes one call of a function here.
+//! The function's scope parameter is a trait object (`&mut dyn
+//! DynRead<C>` and so on), so the function is not generic:
+//! it is compiled once, in its own crate, and its code is not carried in
+//! the crate's metadata. The call hands the body, its result type erased
+//! (`scope/erased.rs`), to the trait object: a request context's
+//! implementation begins a transaction, a scope's joins (see `entry` and
+//! `joins`); both are compiled once per context type, not per function.
 
 use crate::backend::SupportedConnection;
 use crate::context::TransactionContext;
 use crate::entry::{outermost_writer, write_attempt};
 use crate::error::Error;
-use crate::scope::WriterScope;
+pub use crate::scope::{DynIndependent, DynRead, DynReplicaRead, DynWrite};
+use crate::scope::{Kept, ReaderScope, ReplicaScope, WriteHow, WriterScope};
 use crate::transaction::with_retry;
 
 pub use crate::context::{database_id, Database, Main, Named};
@@ -21,6 +26,91 @@ pub use crate::scope::{
 };
 pub use crate::transaction::shared_instances;
 pub use crate::transaction::{RetryPolicy, Route};
+
+/// `#[reader]`: begin a read-only transaction on the primary, or join the
+/// open one.
+pub fn read<C, D, R, E, F>(access: &mut dyn DynRead<C, D>, f: F) -> Result<R, E>
+where
+    C: TransactionContext,
+    D: Database<C>,
+    E: From<Error>,
+    F: FnOnce(&mut ReaderScope<'_, C, D>) -> Result<R, E>,
+{
+    let mut f = Some(f);
+    let mut kept = Kept::new();
+    let failed = access.__read_erased(&mut |scope| match f.take() {
+        Some(f) => kept.keep(f(scope)),
+        None => false,
+    });
+    kept.finish(failed)
+}
+
+/// `#[reader(replica)]` and `#[reader(allow_replica)]`: begin a read-only
+/// transaction routed by `route`, or join the open one.
+pub fn read_replica<C, D, R, E, F>(
+    access: &mut dyn DynReplicaRead<C, D>,
+    route: Route,
+    f: F,
+) -> Result<R, E>
+where
+    C: TransactionContext,
+    D: Database<C>,
+    E: From<Error>,
+    F: FnOnce(&mut ReplicaScope<'_, C, D>) -> Result<R, E>,
+{
+    let mut f = Some(f);
+    let mut kept = Kept::new();
+    let failed = access.__read_replica_erased(route, &mut |scope| match f.take() {
+        Some(f) => kept.keep(f(scope)),
+        None => false,
+    });
+    kept.finish(failed)
+}
+
+/// `#[writer]` and `#[writer(savepoint)]`: begin a read-write transaction,
+/// or join the open one (in a savepoint when `savepoint`).
+pub fn write<C, D, R, E, F>(access: &mut dyn DynWrite<C, D>, savepoint: bool, f: F) -> Result<R, E>
+where
+    C: TransactionContext,
+    D: Database<C>,
+    E: From<Error>,
+    F: FnOnce(&mut WriterScope<'_, C, D>) -> Result<R, E>,
+{
+    let mut f = Some(f);
+    let mut kept = Kept::new();
+    let how = WriteHow {
+        savepoint,
+        retry: None,
+    };
+    let failed = access.__write_erased(how, &mut |scope| match f.take() {
+        Some(f) => kept.keep(f(scope)),
+        None => false,
+    });
+    kept.finish(failed)
+}
+
+/// `#[writer(retry)]` and `#[writer(savepoint, retry)]`: like [`write`],
+/// re-running a transaction it begins per `policy`.
+pub fn write_retry<C, D, R, E, F>(
+    access: &mut dyn DynWrite<C, D>,
+    savepoint: bool,
+    policy: RetryPolicy,
+    mut f: F,
+) -> Result<R, E>
+where
+    C: TransactionContext,
+    D: Database<C>,
+    E: From<Error>,
+    F: FnMut(&mut WriterScope<'_, C, D>) -> Result<R, E>,
+{
+    let mut kept = Kept::new();
+    let how = WriteHow {
+        savepoint,
+        retry: Some(policy),
+    };
+    let failed = access.__write_erased(how, &mut |scope| kept.keep(f(scope)));
+    kept.finish(failed)
+}
 
 /// Lets `#[derive(TransactionContext)]` name the connection type of a
 /// `Facade<C>` field even through a type alias.
@@ -63,12 +153,14 @@ fn bound_waits<T: TransactionContext, D: Database<T>>(
     .map_err(Error::from)
 }
 
-pub fn writer_independent<S, D, R, E, F>(ctx: &mut S, f: F) -> Result<R, E>
+/// `#[writer(independent)]`: begin a read-write transaction on a
+/// connection of its own, wherever it is called.
+pub fn writer_independent<C, D, R, E, F>(ctx: &mut dyn DynIndependent<C, D>, f: F) -> Result<R, E>
 where
-    S: IndependentAccess<D> + ?Sized,
-    D: Database<S::Context>,
+    C: TransactionContext,
+    D: Database<C>,
     E: From<Error>,
-    F: FnOnce(&mut WriterScope<'_, S::Context, D>) -> Result<R, E>,
+    F: FnOnce(&mut WriterScope<'_, C, D>) -> Result<R, E>,
 {
     let (ctx, nested) = ctx.__independent_context()?;
     tracing::debug!(nested, "independent transaction");
@@ -80,16 +172,18 @@ where
     })
 }
 
-pub fn writer_independent_retry<S, D, R, E, F>(
-    ctx: &mut S,
+/// `#[writer(independent, retry)]`: like [`writer_independent`],
+/// re-running the transaction per `policy`.
+pub fn writer_independent_retry<C, D, R, E, F>(
+    ctx: &mut dyn DynIndependent<C, D>,
     policy: RetryPolicy,
     mut f: F,
 ) -> Result<R, E>
 where
-    S: IndependentAccess<D> + ?Sized,
-    D: Database<S::Context>,
+    C: TransactionContext,
+    D: Database<C>,
     E: From<Error>,
-    F: FnMut(&mut WriterScope<'_, S::Context, D>) -> Result<R, E>,
+    F: FnMut(&mut WriterScope<'_, C, D>) -> Result<R, E>,
 {
     let (ctx, nested) = ctx.__independent_context()?;
     with_retry(D::facade(ctx), policy, || {

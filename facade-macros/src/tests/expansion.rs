@@ -32,10 +32,11 @@ fn writer_matches_the_documented_shape() {
     );
     let expected = expected_fn(
         "fn restock(
-            ctx: &mut impl ::diesel_facade::__private::WriteAccess<Context = RequestContext>, id: i32
+            ctx: &mut dyn ::diesel_facade::__private::DynWrite<RequestContext>, id: i32
         ) -> QueryResult<Item> {
-            ::diesel_facade::__private::WriteAccess::__write(
+            ::diesel_facade::__private::write(
                 ctx,
+                false,
                 |ctx: &mut ::diesel_facade::WriterScope<'_, RequestContext>| -> QueryResult<Item> {
                     let item = get_item(ctx, id)?; Ok(item)
                 }
@@ -51,81 +52,75 @@ fn each_form_calls_its_runtime_function() {
     let policy = "::diesel_facade::__private::RetryPolicy::";
     let route = "::diesel_facade::__private::Route::";
     let cases = [
-        (
-            Role::Reader,
-            "",
-            "ReadAccess::__read(ctx,",
-            "ReadAccess",
-            "ReaderScope",
-        ),
+        (Role::Reader, "", "read(ctx,", "DynRead", "ReaderScope"),
         (
             Role::Reader,
             "allow_replica",
-            &format!("ReplicaReadAccess::__read_replica(ctx, {route}Primary,"),
-            "ReplicaReadAccess",
+            &format!("read_replica(ctx, {route}Primary,"),
+            "DynReplicaRead",
             "ReplicaScope",
         ),
         (
             Role::Reader,
             "replica",
-            &format!("ReplicaReadAccess::__read_replica(ctx, {route}Replica,"),
-            "ReplicaReadAccess",
+            &format!("read_replica(ctx, {route}Replica,"),
+            "DynReplicaRead",
             "ReplicaScope",
         ),
         (
             Role::Writer,
             "",
-            "WriteAccess::__write(ctx,",
-            "WriteAccess",
+            "write(ctx, false,",
+            "DynWrite",
             "WriterScope",
         ),
         (
             Role::Writer,
             "savepoint",
-            "WriteAccess::__write_savepoint(ctx,",
-            "WriteAccess",
+            "write(ctx, true,",
+            "DynWrite",
             "WriterScope",
         ),
         (
             Role::Writer,
             "independent",
             "writer_independent(ctx,",
-            "IndependentAccess",
+            "DynIndependent",
             "WriterScope",
         ),
         (
             Role::Writer,
             "retry",
-            &format!("WriteAccess::__write_retry(ctx, {policy}default_attempts(),"),
-            "WriteAccess",
+            &format!("write_retry(ctx, false, {policy}default_attempts(),"),
+            "DynWrite",
             "WriterScope",
         ),
         (
             Role::Writer,
             "retry = 5",
-            &format!("WriteAccess::__write_retry(ctx, {policy}retries(5),"),
-            "WriteAccess",
+            &format!("write_retry(ctx, false, {policy}retries(5),"),
+            "DynWrite",
             "WriterScope",
         ),
         (
             Role::Writer,
             "savepoint, retry",
-            &format!("WriteAccess::__write_savepoint_retry(ctx, {policy}default_attempts(),"),
-            "WriteAccess",
+            &format!("write_retry(ctx, true, {policy}default_attempts(),"),
+            "DynWrite",
             "WriterScope",
         ),
         (
             Role::Writer,
             "retry = 2, independent",
             &format!("writer_independent_retry(ctx, {policy}retries(2),"),
-            "IndependentAccess",
+            "DynIndependent",
             "WriterScope",
         ),
     ];
     for (role, args, call, access, scope) in cases {
         let generated = expanded_fn(role, args, ITEM);
         let expected = expected_fn(&format!(
-            "fn f(ctx: &mut impl ::diesel_facade::__private::{access}<Context = Ctx>) -> QueryResult<()> {{
+            "fn f(ctx: &mut dyn ::diesel_facade::__private::{access}<Ctx>) -> QueryResult<()> {{
                 ::diesel_facade::__private::{call}
                     |ctx: &mut ::diesel_facade::{scope}<'_, Ctx>| -> QueryResult<()> {{ Ok(()) }})
             }}"
@@ -156,13 +151,13 @@ fn the_signature_around_the_context_is_kept() {
         #[inline]
         #[cfg(feature = \"x\")]
         pub(crate) unsafe fn f<'a, C, T: Clone, const N: usize>(
-            &'a self, ctx: &'a mut impl ::diesel_facade::__private::ReadAccess<Context = C>, rows: [T; N]
+            &'a self, ctx: &'a mut dyn ::diesel_facade::__private::DynRead<C>, rows: [T; N]
         ) -> Result<&'a str, E>
         where
             C: TransactionContext,
         {
             #![allow(unused)]
-            ::diesel_facade::__private::ReadAccess::__read(
+            ::diesel_facade::__private::read(
                 ctx,
                 |ctx: &mut ::diesel_facade::ReaderScope<'_, C>| -> Result<&'a str, E> { self.get(ctx, rows) }
             )
@@ -179,11 +174,12 @@ fn elided_lifetimes_of_the_context_type_are_named() {
         "fn f<'a, T>(ctx: &'a mut Ctx<'_, &T, fn(&str)>) -> QueryResult<()> { Ok(()) }",
     );
     let expected = expected_fn(
-        "fn f<'a, '__facade_ctx0, '__facade_ctx1, T>(ctx: &'a mut impl ::diesel_facade::__private::WriteAccess<
-            Context = Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>
+        "fn f<'a, '__facade_ctx0, '__facade_ctx1, T>(ctx: &'a mut dyn ::diesel_facade::__private::DynWrite<
+            Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>
         >) -> QueryResult<()> {
-            ::diesel_facade::__private::WriteAccess::__write(
+            ::diesel_facade::__private::write(
                 ctx,
+                false,
                 |ctx: &mut ::diesel_facade::WriterScope<'_, Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>>|
                     -> QueryResult<()> { Ok(()) }
             )
@@ -200,7 +196,7 @@ fn patterns_stay_on_the_closure() {
         "fn f(#[allow(unused_mut)] mut ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }",
     );
     assert!(
-        generated.contains("fn f (ctx : & mut impl :: diesel_facade :: __private :: WriteAccess"),
+        generated.contains("fn f (ctx : & mut dyn :: diesel_facade :: __private :: DynWrite"),
         "{generated}"
     );
     assert!(
@@ -216,11 +212,11 @@ fn patterns_stay_on_the_closure() {
     );
     assert!(
         generated
-            .contains("(__facade_context : & mut impl :: diesel_facade :: __private :: ReadAccess"),
+            .contains("(__facade_context : & mut dyn :: diesel_facade :: __private :: DynRead"),
         "{generated}"
     );
     assert!(
-        generated.contains("ReadAccess :: __read (__facade_context , | _ : & mut"),
+        generated.contains(":: read (__facade_context , | _ : & mut"),
         "{generated}"
     );
 }
@@ -266,7 +262,7 @@ fn bad_arguments_alone_still_expand_with_the_accepted_ones() {
         "{output}"
     );
     assert!(
-        output.contains(":: diesel_facade :: __private :: WriteAccess :: __write_savepoint (ctx ,"),
+        output.contains(":: diesel_facade :: __private :: write (ctx , true ,"),
         "{output}"
     );
 }
@@ -281,11 +277,11 @@ fn db_selects_the_named_database_and_checks_the_name_on_a_concrete_context() {
     );
     let expected = expected_fn(&format!(
         "fn count(
-            ctx: &mut impl ::diesel_facade::__private::ReadAccess<::diesel_facade::Named<{id}u64>, Context = Ctx>
+            ctx: &mut dyn ::diesel_facade::__private::DynRead<Ctx, ::diesel_facade::Named<{id}u64>>
         ) -> QueryResult<i64>
         where ::diesel_facade::Named<{id}u64>: ::diesel_facade::Database<Ctx>
         {{
-            ::diesel_facade::__private::ReadAccess::__read(
+            ::diesel_facade::__private::read(
                 ctx,
                 |ctx: &mut ::diesel_facade::ReaderScope<'_, Ctx, ::diesel_facade::Named<{id}u64>>| -> QueryResult<i64> {{ body(ctx) }}
             )

@@ -26,11 +26,13 @@ use crate::read_only::ReadOnlyConnection;
 use crate::transaction::{RetryPolicy, Route, Transaction};
 
 mod chain;
+mod erased;
 mod state;
 mod writer;
 
 pub(crate) use chain::{end_all, DeferredTx, Frame, Opened};
 pub use chain::{Frames, OpenKind, Root};
+pub use erased::{DynIndependent, DynRead, DynReplicaRead, DynWrite, Kept, WriteHow};
 pub use state::{Elsewhere, False, Found, Here, Rep, SameDb, True, R, W};
 
 /// Anything a data-access function can be called with: a request context

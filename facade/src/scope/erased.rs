@@ -1,0 +1,236 @@
+//! The capability traits with the body's result type erased, so that an
+//! annotated function can take `&mut dyn DynRead<C>` (or one of the
+//! others) and is compiled once, in its own crate, whatever its callers
+//! pass: a request context begins, a scope joins, through the trait
+//! object's table. Each is implemented for every type with the capability
+//! (the capability traits themselves have generic methods, so they cannot
+//! be trait objects).
+//!
+//! The body is handed over as `&mut dyn FnMut(&mut Scope) -> bool`: it runs
+//! the function's body, keeps the result where the function's own code
+//! (`__private::read` and its siblings) can take it back, and says whether
+//! it was `Ok`. The entry point answers with the facade's error when that
+//! replaced the body's result (`BEGIN` or `COMMIT` failed), or `None` when
+//! the body's own result stands.
+
+use crate::context::{Database, Main, TransactionContext};
+use crate::error::Error;
+use crate::scope::{
+    IndependentAccess, ReadAccess, ReaderScope, ReplicaReadAccess, ReplicaScope, WriteAccess,
+    WriterScope,
+};
+use crate::transaction::{RetryPolicy, Route};
+
+/// [`ReadAccess`] as a trait object.
+// The capability's own messages: rustc reports this trait, not the
+// capability it stands for.
+#[diagnostic::on_unimplemented(
+    message = "a `#[reader]` cannot be called with `{Self}`",
+    label = "not a request context, a writer scope or a primary reader scope",
+    note = "inside a `#[reader(replica)]` or `#[reader(allow_replica)]` the transaction may run on a replica: mark the callee `#[reader(allow_replica)]` if it can read replica data, or make the caller a plain `#[reader]` so it reads the primary"
+)]
+pub trait DynRead<C: TransactionContext, D: Database<C> = Main> {
+    /// `ReadAccess::__read` with the body's result erased.
+    fn __read_erased(
+        &mut self,
+        body: &mut dyn FnMut(&mut ReaderScope<'_, C, D>) -> bool,
+    ) -> Option<Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S, D> DynRead<S::Context, D> for S
+where
+    S: ReadAccess<D>,
+    D: Database<S::Context>,
+{
+    fn __read_erased(
+        &mut self,
+        body: &mut dyn FnMut(&mut ReaderScope<'_, S::Context, D>) -> bool,
+    ) -> Option<Error> {
+        Erased::outcome(self.__read(|scope| Erased::of(body(scope))))
+    }
+}
+
+/// [`ReplicaReadAccess`] as a trait object.
+// The capability's own messages: rustc reports this trait, not the
+// capability it stands for.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot start or join a read-only transaction",
+    label = "not a request context or a transaction scope",
+    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]"
+)]
+pub trait DynReplicaRead<C: TransactionContext, D: Database<C> = Main> {
+    /// `ReplicaReadAccess::__read_replica` with the body's result erased.
+    fn __read_replica_erased(
+        &mut self,
+        route: Route,
+        body: &mut dyn FnMut(&mut ReplicaScope<'_, C, D>) -> bool,
+    ) -> Option<Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S, D> DynReplicaRead<S::Context, D> for S
+where
+    S: ReplicaReadAccess<D>,
+    D: Database<S::Context>,
+{
+    fn __read_replica_erased(
+        &mut self,
+        route: Route,
+        body: &mut dyn FnMut(&mut ReplicaScope<'_, S::Context, D>) -> bool,
+    ) -> Option<Error> {
+        Erased::outcome(self.__read_replica(route, |scope| Erased::of(body(scope))))
+    }
+}
+
+/// [`WriteAccess`] as a trait object.
+// The capability's own messages: rustc reports this trait, not the
+// capability it stands for.
+#[diagnostic::on_unimplemented(
+    message = "a `#[writer]` cannot run inside `{Self}`: that transaction is read-only",
+    label = "read-only scope: cannot start or join a read-write transaction here",
+    note = "make the calling function `#[writer]` so the whole transaction can write, or mark the callee `#[writer(independent)]` to commit it separately on its own connection"
+)]
+pub trait DynWrite<C: TransactionContext, D: Database<C> = Main> {
+    /// The four `WriteAccess` entry points, chosen by `how`, with the
+    /// body's result erased.
+    fn __write_erased(
+        &mut self,
+        how: WriteHow,
+        body: &mut dyn FnMut(&mut WriterScope<'_, C, D>) -> bool,
+    ) -> Option<Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S, D> DynWrite<S::Context, D> for S
+where
+    S: WriteAccess<D>,
+    D: Database<S::Context>,
+{
+    fn __write_erased(
+        &mut self,
+        how: WriteHow,
+        body: &mut dyn FnMut(&mut WriterScope<'_, S::Context, D>) -> bool,
+    ) -> Option<Error> {
+        let body = |scope: &mut WriterScope<'_, S::Context, D>| Erased::of(body(scope));
+        Erased::outcome(match (how.savepoint, how.retry) {
+            (false, None) => self.__write(body),
+            (true, None) => self.__write_savepoint(body),
+            (false, Some(policy)) => self.__write_retry(policy, body),
+            (true, Some(policy)) => self.__write_savepoint_retry(policy, body),
+        })
+    }
+}
+
+/// [`IndependentAccess`] as a trait object.
+// The capability's own messages: rustc reports this trait, not the
+// capability it stands for.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot start an independent transaction",
+    label = "not a request context or a transaction scope, or a writer on SQLite",
+    note = "pass the request context or the `ctx` of the enclosing #[reader]/#[writer]",
+    note = "inside a `#[writer]` on SQLite (see `diesel_facade::ConcurrentWriters`), which allows one writer at a time, an independent writer would wait for its own caller and could never commit: call it before or after the writer, or from a `#[reader]`"
+)]
+pub trait DynIndependent<C: TransactionContext, D: Database<C> = Main> {
+    /// `IndependentAccess::__independent_context`.
+    fn __independent_context(&mut self) -> Result<(&C, bool), Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S, D> DynIndependent<S::Context, D> for S
+where
+    S: IndependentAccess<D>,
+    D: Database<S::Context>,
+{
+    fn __independent_context(&mut self) -> Result<(&S::Context, bool), Error> {
+        IndependentAccess::__independent_context(self)
+    }
+}
+
+/// How a writer enters: in a savepoint when joined or not, and with which
+/// retry policy when it begins.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct WriteHow {
+    /// `#[writer(savepoint)]`: a joined call runs in a savepoint.
+    pub savepoint: bool,
+    /// `#[writer(retry)]`: a transaction it begins is re-run per the policy.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// The error type of an erased call of the generic entry points: the body
+/// failed (its error is kept by the caller), or the facade's error replaced
+/// the body's result.
+pub(crate) enum Erased {
+    Body,
+    Facade(Error),
+}
+
+impl From<Error> for Erased {
+    fn from(err: Error) -> Self {
+        Erased::Facade(err)
+    }
+}
+
+impl Erased {
+    /// The erased body's answer as the generic entry points want it.
+    pub(crate) fn of(ok: bool) -> Result<(), Erased> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Erased::Body)
+        }
+    }
+
+    /// The entry point's outcome as the erased methods return it.
+    pub(crate) fn outcome(result: Result<(), Erased>) -> Option<Error> {
+        match result {
+            Ok(()) | Err(Erased::Body) => None,
+            Err(Erased::Facade(err)) => Some(err),
+        }
+    }
+}
+
+/// The result of an erased body's last run, taken back by the annotated
+/// function after the transaction ended.
+#[doc(hidden)]
+pub struct Kept<R, E> {
+    result: Option<Result<R, E>>,
+}
+
+impl<R, E: From<Error>> Kept<R, E> {
+    /// Nothing kept yet.
+    pub fn new() -> Self {
+        Kept { result: None }
+    }
+
+    /// Keep a run's result; whether it is `Ok`.
+    pub fn keep(&mut self, result: Result<R, E>) -> bool {
+        // A pattern rather than `is_ok()`: no copy of `is_ok` per result
+        // type.
+        #[allow(clippy::redundant_pattern_matching)]
+        let ok = matches!(result, Ok(_));
+        self.result = Some(result);
+        ok
+    }
+
+    /// The function's result: the facade's error if one replaced the
+    /// body's result, else the body's last result.
+    pub fn finish(self, failed: Option<Error>) -> Result<R, E> {
+        match (failed, self.result) {
+            (Some(err), _) => Err(E::from(err)),
+            (None, Some(result)) => result,
+            // Every entry point runs the body or reports why it did not.
+            (None, None) => Err(E::from(Error::new(
+                crate::ErrorKind::Other,
+                "the transaction ended without running the function's body",
+            ))),
+        }
+    }
+}
+
+impl<R, E: From<Error>> Default for Kept<R, E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
