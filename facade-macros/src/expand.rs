@@ -2,8 +2,9 @@
 //!
 //! A data-access function keeps everything the caller and rustdoc see
 //! (attributes, visibility, qualifiers, receiver, generics, where-clause,
-//! return type); only its context parameter becomes `&mut impl` the access
-//! trait (the idle context or a scope) and its body becomes one call into `diesel_facade::__private`, with the
+//! return type); only its context parameter becomes `&mut dyn` the access
+//! trait (the idle context or a scope) and its body becomes one call into
+//! `diesel_facade::__private`, with the
 //! original block as a closure. The block's tokens are moved, not rebuilt,
 //! so the compiler reports problems in it on the user's own lines.
 //!

@@ -130,11 +130,14 @@ pub fn reader(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `WriterScope`: `ctx.conn()` is the diesel connection, and `ctx.lock(..)`,
 /// `ctx.try_lock(..)` and `ctx.on_commit(..)` are available.
 ///
-/// The rewritten function takes `ctx: &mut impl WriteAccess<Context = C>`
-/// (`IndependentAccess` for `independent`), so it accepts the idle context
-/// and, where the table below allows, a scope. (`#[reader]` does the same
-/// with its own access traits.) Being an `impl Trait` argument, it adds no
-/// generic parameter: a turbofish names the function's own, `f::<T>(ctx, ..)`.
+/// The rewritten function takes `ctx: &mut dyn DynWrite<C>`, the trait
+/// object of `WriteAccess` (`DynIndependent` for `independent`), so it
+/// accepts the idle context and, where the table below allows, a scope: a
+/// `&mut` to either converts at the call. (`#[reader]` does the same with
+/// its own access traits.) The function gets no generic parameter from
+/// it, so it is compiled once, in its own crate, whatever its callers
+/// pass, and a turbofish names the function's own parameters,
+/// `f::<T>(ctx, ..)`.
 ///
 #[doc = include_str!("../doc/nesting.md")]
 ///

@@ -40,7 +40,7 @@ where
     let mut kept = Kept::new();
     let failed = access.__read_erased(&mut |scope| match f.take() {
         Some(f) => kept.keep(f(scope)),
-        None => false,
+        None => kept.ran_twice(),
     });
     kept.finish(failed)
 }
@@ -62,7 +62,7 @@ where
     let mut kept = Kept::new();
     let failed = access.__read_replica_erased(route, &mut |scope| match f.take() {
         Some(f) => kept.keep(f(scope)),
-        None => false,
+        None => kept.ran_twice(),
     });
     kept.finish(failed)
 }
@@ -84,7 +84,7 @@ where
     };
     let failed = access.__write_erased(how, &mut |scope| match f.take() {
         Some(f) => kept.keep(f(scope)),
-        None => false,
+        None => kept.ran_twice(),
     });
     kept.finish(failed)
 }

@@ -214,6 +214,17 @@ impl<R, E: From<Error>> Kept<R, E> {
         ok
     }
 
+    /// A body that may run once was asked to run again. No entry point
+    /// does that (they take it as `FnOnce`); if one did, the function
+    /// fails rather than report the first run's result for a transaction
+    /// that then rolled back.
+    pub fn ran_twice(&mut self) -> bool {
+        self.keep(Err(E::from(Error::new(
+            crate::ErrorKind::Other,
+            "the function's body was asked to run twice in one transaction",
+        ))))
+    }
+
     /// The function's result: the facade's error if one replaced the
     /// body's result, else the body's last result.
     pub fn finish(self, failed: Option<Error>) -> Result<R, E> {
@@ -232,5 +243,44 @@ impl<R, E: From<Error>> Kept<R, E> {
 impl<R, E: From<Error>> Default for Kept<R, E> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kept;
+    use crate::{Error, ErrorKind};
+
+    #[test]
+    fn the_facades_error_replaces_the_bodys_result() {
+        let mut kept = Kept::<i32, Error>::new();
+        assert!(kept.keep(Ok(1)));
+        let err = Error::new(ErrorKind::Deadlock, "commit refused");
+        let result = kept.finish(Some(err));
+        assert_eq!(result.map_err(|e| e.kind()), Err(ErrorKind::Deadlock));
+    }
+
+    #[test]
+    fn the_bodys_last_result_stands_without_a_facade_error() {
+        let mut kept = Kept::<i32, Error>::new();
+        assert!(!kept.keep(Err(Error::new(ErrorKind::Deadlock, "first attempt"))));
+        assert!(kept.keep(Ok(2)));
+        assert_eq!(kept.finish(None).map_err(|e| e.kind()), Ok(2));
+    }
+
+    #[test]
+    fn a_body_run_twice_or_never_is_an_error_not_a_result() {
+        let mut kept = Kept::<i32, Error>::new();
+        assert!(kept.keep(Ok(1)));
+        assert!(!kept.ran_twice());
+        assert_eq!(
+            kept.finish(None).map_err(|e| e.kind()),
+            Err(ErrorKind::Other)
+        );
+        let never = Kept::<i32, Error>::new();
+        assert_eq!(
+            never.finish(None).map_err(|e| e.kind()),
+            Err(ErrorKind::Other)
+        );
     }
 }
