@@ -37,7 +37,6 @@ pub trait DynRead<C: TransactionContext, D: Database<C> = Main> {
     ) -> Option<Error>;
 }
 
-#[diagnostic::do_not_recommend]
 impl<S, D> DynRead<S::Context, D> for S
 where
     S: ReadAccess<D>,
@@ -68,7 +67,6 @@ pub trait DynReplicaRead<C: TransactionContext, D: Database<C> = Main> {
     ) -> Option<Error>;
 }
 
-#[diagnostic::do_not_recommend]
 impl<S, D> DynReplicaRead<S::Context, D> for S
 where
     S: ReplicaReadAccess<D>,
@@ -101,7 +99,6 @@ pub trait DynWrite<C: TransactionContext, D: Database<C> = Main> {
     ) -> Option<Error>;
 }
 
-#[diagnostic::do_not_recommend]
 impl<S, D> DynWrite<S::Context, D> for S
 where
     S: WriteAccess<D>,
@@ -136,7 +133,6 @@ pub trait DynIndependent<C: TransactionContext, D: Database<C> = Main> {
     fn __independent_context(&mut self) -> Result<(&C, bool), Error>;
 }
 
-#[diagnostic::do_not_recommend]
 impl<S, D> DynIndependent<S::Context, D> for S
 where
     S: IndependentAccess<D>,
