@@ -47,6 +47,8 @@ pub(crate) struct FacadeInstrumentation {
     pub(crate) implicit_check: Option<ImplicitCheck>,
     /// How many such statements ran since the transaction began.
     pub(crate) implicit_commits: u32,
+    /// How many of them ran SQL the facade cannot read (`Implicit::Unread`).
+    pub(crate) unread: u32,
     /// Whether a statement changed the session (`Implicit::ChangesSession`)
     /// since the transaction began.
     pub(crate) session_changed: bool,
@@ -65,6 +67,7 @@ impl FacadeInstrumentation {
             first_error: None,
             implicit_check,
             implicit_commits: 0,
+            unread: 0,
             session_changed: false,
         }
     }
@@ -74,6 +77,7 @@ impl FacadeInstrumentation {
         self.doomed = None;
         self.first_error = None;
         self.implicit_commits = 0;
+        self.unread = 0;
         self.session_changed = false;
     }
 }
@@ -253,6 +257,10 @@ impl Instrumentation for FacadeInstrumentation {
                 Implicit::Keeps => {}
                 Implicit::ChangesSession => self.session_changed = true,
                 Implicit::Commits => self.implicit_commits += 1,
+                Implicit::Unread => {
+                    self.implicit_commits += 1;
+                    self.unread += 1;
+                }
                 Implicit::RollsBack => {
                     self.implicit_commits += 1;
                     if self.doomed.is_none() {
@@ -375,13 +383,16 @@ impl<C: SupportedConnection> Managed<C> {
     pub(crate) fn forget_implicit_commits(&mut self) {
         if let Some(i) = self.instrumentation() {
             i.implicit_commits = 0;
+            i.unread = 0;
             i.session_changed = false;
         }
     }
 
-    /// How many statements that commit implicitly ran in this transaction.
-    pub(crate) fn implicit_commits(&mut self) -> u32 {
-        self.instrumentation().map_or(0, |i| i.implicit_commits)
+    /// How many statements that commit implicitly ran in this transaction,
+    /// and how many of them ran SQL the facade cannot read.
+    pub(crate) fn implicit_commits(&mut self) -> (u32, u32) {
+        self.instrumentation()
+            .map_or((0, 0), |i| (i.implicit_commits, i.unread))
     }
 
     /// Whether this transaction ran a statement that commits implicitly or

@@ -434,3 +434,96 @@ fn a_writer_that_deleted_the_guard_row_does_not_switch_the_guard_off_on_galera()
     .expect("the body's delete commits");
     assert_eq!(armed(), 1, "the next writer runs armed again");
 }
+
+#[writer]
+fn bump_around_once(ctx: &mut Context<MysqlConnection>, statement: &str) -> Result<(), Error> {
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
+    ctx.conn().batch_execute(statement)?;
+    ctx.conn()
+        .batch_execute("UPDATE counters SET value = value + 10 WHERE id = 'c'")?;
+    Ok(())
+}
+
+/// A target with the procedures the next test calls.
+fn target_with_procedures(test: &str, galera: bool) -> Facade<MysqlConnection> {
+    let db = target(test, galera);
+    diesel_facade::write(&mut db.context(), |ctx| {
+        ctx.conn().batch_execute(
+            "CREATE PROCEDURE facade_rollback() ROLLBACK; \
+             CREATE PROCEDURE facade_commit() COMMIT; \
+             CREATE PROCEDURE facade_nothing() BEGIN END",
+        )?;
+        Ok::<_, Error>(())
+    })
+    .expect("create the procedures");
+    db
+}
+
+/// SQL the facade cannot read (a procedure, dynamic SQL, a compound
+/// statement) that rolls the transaction back is never reported as a
+/// commit. On one server, with autocommit, the statement after it
+/// committed on its own and the outcome is `CommitUnknown`; on Galera,
+/// without autocommit, the guard refuses the commit and nothing is
+/// committed. Both were `Ok`, with the first write rolled back.
+/// Such SQL that keeps the transaction commits as usual; one that commits
+/// is `CommitUnknown` on one server (the facade cannot tell a commit from a
+/// rollback there) and `Ok` on Galera (the committed guard says which).
+fn unread_sql_that_ends_the_transaction_is_never_a_false_commit(galera: bool) {
+    let rollbacks = [
+        "CALL facade_rollback()",
+        "EXECUTE IMMEDIATE 'ROLLBACK'",
+        "PREPARE s FROM 'ROLLBACK'; EXECUTE s",
+        "BEGIN NOT ATOMIC ROLLBACK; END",
+        "IF 1 THEN ROLLBACK; END IF",
+        "SET STATEMENT max_statement_time = 0 FOR CALL facade_rollback()",
+    ];
+    let keeps = [
+        "CALL facade_nothing()",
+        "EXECUTE IMMEDIATE 'DO 1'",
+        "IF 0 THEN ROLLBACK; END IF",
+    ];
+    let commits = ["CALL facade_commit()", "EXECUTE IMMEDIATE 'COMMIT'"];
+    let (rolled_back_kind, rolled_back_value) = match galera {
+        false => (Some(ErrorKind::CommitUnknown), 10),
+        true => (Some(ErrorKind::Deadlock), 0),
+    };
+    let committed_kind = match galera {
+        false => Some(ErrorKind::CommitUnknown),
+        true => None,
+    };
+    let cases = rollbacks
+        .iter()
+        .map(|s| (s, rolled_back_kind, rolled_back_value))
+        .chain(keeps.iter().map(|s| (s, None, 11)))
+        .chain(commits.iter().map(|s| (s, committed_kind, 11)));
+    let mut wrong = Vec::new();
+    for (n, (statement, kind, value)) in cases.enumerate() {
+        let db = target_with_procedures(&format!("unread_{n}"), galera);
+        let result = bump_around_once(&mut db.context(), statement);
+        let after = counter(&db);
+        if result.as_ref().err().map(Error::kind) != kind || after != value {
+            wrong.push(format!(
+                "{statement:?}: {result:?}, counter {after} (expected {kind:?}, {value})"
+            ));
+        }
+        // The connection that ran it is not reused: the next writer works.
+        let next = bump_around_once(&mut db.context(), "DO 1");
+        if next.is_err() || counter(&db) != after + 11 {
+            wrong.push(format!("{statement:?}: the next writer: {next:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn unread_sql_that_ends_the_transaction_is_never_a_false_commit_on_mariadb() {
+    unread_sql_that_ends_the_transaction_is_never_a_false_commit(false);
+}
+
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn unread_sql_that_ends_the_transaction_is_never_a_false_commit_on_galera() {
+    unread_sql_that_ends_the_transaction_is_never_a_false_commit(true);
+}

@@ -91,10 +91,30 @@ pub enum Implicit {
     /// The statement rolls the whole transaction back (`ROLLBACK` that is
     /// not `ROLLBACK TO` a savepoint): the transaction can no longer commit.
     RollsBack,
+    /// The statement runs SQL the facade cannot read (`CALL`, `EXECUTE`,
+    /// a compound statement such as `BEGIN NOT ATOMIC .. END`), which may
+    /// commit the transaction or roll it back: counted as a commit, and
+    /// the backend checks at `COMMIT` which it was where it can (see
+    /// [`SupportedConnection::checked_commit`]).
+    Unread,
     /// The transaction goes on, but the statement changes the session for
     /// the transactions after it (`SET SESSION TRANSACTION READ ONLY`,
     /// `SET sql_mode = ..`): the connection is replaced after this one.
     ChangesSession,
+}
+
+/// What a [`SupportedConnection::checked_commit`] batch found when its
+/// check stopped it before `COMMIT`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitRefused {
+    /// The transaction was replaced (the text says by what, for the
+    /// error's message): nothing of it was committed.
+    Replaced(&'static str),
+    /// No transaction was open any more: a statement the facade cannot
+    /// read ([`Implicit::Unread`]) ended it, by a commit or a rollback the
+    /// facade cannot tell apart, and statements after it ran on their own.
+    EndedUnseen,
 }
 
 /// A backend's test of a statement's SQL text (the beginning of it, and
@@ -255,23 +275,25 @@ pub trait SupportedConnection:
     /// is no longer the one that began, so that `COMMIT` then never runs.
     /// `None` (the default): diesel's `COMMIT`.
     /// `implicit_commit` says a statement of this transaction made the
-    /// server commit implicitly (see [`implicit_commit_check`](Self::implicit_commit_check)).
+    /// server commit implicitly, `unread` that one ran SQL the facade
+    /// cannot read, which may have committed or rolled back (see
+    /// [`implicit_commit_check`](Self::implicit_commit_check)).
     #[doc(hidden)]
     fn checked_commit(
         _mode: TxMode,
         _session: &Self::Session,
         _implicit_commit: bool,
+        _unread: bool,
     ) -> Option<&'static str> {
         None
     }
 
     /// Whether `err`, the failure of a [`checked_commit`](Self::checked_commit)
-    /// batch, is its check: the transaction was replaced, so nothing of it
-    /// was committed; `Some` says what replaces a transaction on this
-    /// backend, for the error's message. Read only for that batch, whose
-    /// statements are the facade's own, so no data can steer it.
+    /// batch, is its check, and what the check found. Read only for that
+    /// batch, whose statements are the facade's own, so no data can steer
+    /// it.
     #[doc(hidden)]
-    fn replaced_at_commit(_err: &diesel::result::Error) -> Option<&'static str> {
+    fn replaced_at_commit(_err: &diesel::result::Error) -> Option<CommitRefused> {
         None
     }
 

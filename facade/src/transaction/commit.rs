@@ -3,6 +3,7 @@
 //! commit leaves for the context's later replica reads.
 
 use super::*;
+use crate::backend::CommitRefused;
 
 /// COMMIT, after the backend's last check. `Err` means nothing is known to
 /// be committed, except `CommitUnknown`, which says the outcome is unknown.
@@ -13,13 +14,16 @@ pub(super) fn commit<C: SupportedConnection>(
 ) -> Result<(), Error> {
     let counters = &facade.inner.counters;
     let managed = &mut *tx.conn;
-    let implicit_commits = managed.implicit_commits();
+    let (implicit_commits, unread) = managed.implicit_commits();
     if managed.session_changed() {
         // Statements that end transactions can also change the session
         // (`SET autocommit = 1`): start the next one on a fresh connection.
         managed.broken = true;
     }
     let implicit_commit = implicit_commits > 0;
+    // Statements the facade read as committing, apart from those it could
+    // not read at all.
+    let read_commit = implicit_commits > unread;
     if let Err(err) = before_commit(managed, implicit_commit) {
         let _ = rollback(tx);
         Counters::bump(&counters.rollbacks);
@@ -28,7 +32,7 @@ pub(super) fn commit<C: SupportedConnection>(
         return Err(err);
     }
     let checked = match managed.base_depth {
-        0 => C::checked_commit(tx.mode, &managed.session, implicit_commit),
+        0 => C::checked_commit(tx.mode, &managed.session, read_commit, unread > 0),
         _ => None,
     };
     let committed = match checked {
@@ -40,7 +44,25 @@ pub(super) fn commit<C: SupportedConnection>(
         _ => None,
     };
     match committed {
-        Err(err) if let Some(cause) = replaced => {
+        Err(err) if replaced == Some(CommitRefused::EndedUnseen) => {
+            // Nothing was open to commit or roll back; the connection may
+            // have been changed by what the statement ran.
+            tx.conn.broken = true;
+            Counters::bump(&counters.rollbacks);
+            let err = Error::new(
+                ErrorKind::CommitUnknown,
+                "a statement of this transaction that the facade cannot read (`CALL`, \
+                 `EXECUTE`, a compound statement such as `BEGIN NOT ATOMIC .. END`) ended \
+                 the transaction on the server, by a commit or a rollback: which one is \
+                 unknown, and the statements after it committed on their own. Keep \
+                 `COMMIT` and `ROLLBACK` out of procedures and dynamic SQL run in a \
+                 `#[writer]`",
+            )
+            .with_source(err);
+            tracing::warn!(error = %err, "commit outcome unknown");
+            Err(err)
+        }
+        Err(err) if let Some(CommitRefused::Replaced(cause)) = replaced => {
             // The batch stopped before its COMMIT and rolled back (if that
             // failed too, the connection cannot be trusted again).
             if matches!(err, DieselError::RollbackErrorOnCommit { .. }) {

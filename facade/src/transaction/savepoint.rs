@@ -80,7 +80,7 @@ pub(crate) fn begin_savepoint<C: SupportedConnection>(
         base,
         hooks_before: tx.on_commit.len(),
         doomed_before: tx.conn.doomed(),
-        implicit_before: tx.conn.implicit_commits(),
+        implicit_before: tx.conn.implicit_commits().0,
     };
     Ok(OpenSavepoint {
         tx,
@@ -103,7 +103,7 @@ pub(crate) fn end_savepoint<C: SupportedConnection>(
         implicit_before,
     } = *mark;
     tx.savepoint_depth -= 1;
-    if tx.conn.implicit_commits() > implicit_before {
+    if tx.conn.implicit_commits().0 > implicit_before {
         // DDL (or the like) ended the transaction on the server, and the
         // savepoint with it: neither RELEASE nor ROLLBACK TO can work, and
         // part of the work is already committed.

@@ -104,6 +104,46 @@ pub(super) fn rolls_back(head: &str) -> bool {
     }
 }
 
+/// Whether `head` (as for [`commits_implicitly`]) holds a statement that
+/// runs SQL the facade cannot read, which may commit the transaction or
+/// roll it back: `CALL` (a procedure may `COMMIT` or `ROLLBACK`),
+/// `EXECUTE` and `EXECUTE IMMEDIATE` (dynamic SQL), and MariaDB's compound
+/// statements outside stored programs (`BEGIN NOT ATOMIC .. END`, `IF`,
+/// `CASE`, `LOOP`, `WHILE`, `REPEAT`, `FOR`, or one of them behind a
+/// label), whose inner statements this test does not follow.
+pub(super) fn runs_unread_sql(head: &str) -> bool {
+    const UNREAD: [&str; 8] = [
+        "CALL", "EXECUTE", "IF", "CASE", "LOOP", "WHILE", "REPEAT", "FOR",
+    ];
+    let mut rest = head;
+    loop {
+        rest = skip_space_and_comments(rest);
+        if rest.is_empty() {
+            return false;
+        }
+        if first_word(rest).eq_ignore_ascii_case("SET") && is_set_statement(rest) {
+            return set_statement_body(rest).is_some_and(runs_unread_sql);
+        }
+        let statement_end = rest.find(';');
+        let statement = &rest[..statement_end.unwrap_or(rest.len())];
+        let word = first_word(statement);
+        let after = skip_space_and_comments(&statement[word.len()..]);
+        let unread = UNREAD.iter().any(|kw| word.eq_ignore_ascii_case(kw))
+            // `BEGIN NOT ATOMIC`, not `BEGIN [WORK]`.
+            || (word.eq_ignore_ascii_case("BEGIN")
+                && first_word(after).eq_ignore_ascii_case("NOT"))
+            // `label: LOOP ..` (and the like).
+            || (!word.is_empty() && after.starts_with(':'));
+        if unread {
+            return true;
+        }
+        match statement_end {
+            None => return false,
+            Some(end) => rest = &rest[end + 1..],
+        }
+    }
+}
+
 /// Whether `head` (as for [`commits_implicitly`], which said no) holds a
 /// `SET` that changes the session for later transactions: anything but
 /// user variables (`SET @x = ..`) and the two settings the facade sets and
@@ -264,7 +304,7 @@ fn skip_space_and_comments(mut text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{commits_implicitly, rolls_back};
+    use super::{commits_implicitly, rolls_back, runs_unread_sql};
 
     #[test]
     fn an_allowlist_decides_what_keeps_the_transaction() {
@@ -377,6 +417,42 @@ mod tests {
             "SET @rollback = 1",
         ] {
             assert!(!rolls_back(not), "{not}");
+        }
+    }
+
+    #[test]
+    fn sql_the_facade_cannot_read_is_told_apart() {
+        for head in [
+            "CALL archive_old_rows()",
+            "call p",
+            "EXECUTE IMMEDIATE 'ROLLBACK'",
+            "execute stmt USING @x",
+            "SELECT 1; CALL p()",
+            "/* why */ CALL p()",
+            "BEGIN NOT ATOMIC ROLLBACK; END",
+            "IF 1 THEN ROLLBACK; END IF",
+            "CASE WHEN 1 THEN ROLLBACK; END CASE",
+            "lbl: LOOP LEAVE lbl; END LOOP",
+            "lbl : BEGIN NOT ATOMIC END",
+            "WHILE 0 DO SELECT 1; END WHILE",
+            "REPEAT SELECT 1; UNTIL 1 END REPEAT",
+            "FOR i IN 1..2 DO SELECT 1; END FOR",
+            "SET STATEMENT max_statement_time = 1 FOR CALL p()",
+        ] {
+            assert!(runs_unread_sql(head), "{head}");
+        }
+        for head in [
+            "BEGIN",
+            "BEGIN WORK",
+            "CREATE TABLE t (id INT)",
+            "SELECT 'CALL p()'",
+            "UPDATE t SET x = 1 -- CALL p()",
+            "INSERT INTO t VALUES (1)",
+            "SET @x = 1",
+            "ROLLBACK",
+            "",
+        ] {
+            assert!(!runs_unread_sql(head), "{head}");
         }
     }
 }

@@ -38,7 +38,9 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::{ConnectionError, MysqlConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::{Implicit, ImplicitCheck, Sealed, ServerSays, SupportedConnection, TxMode};
+use super::{
+    CommitRefused, Implicit, ImplicitCheck, Sealed, ServerSays, SupportedConnection, TxMode,
+};
 use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
 use crate::replica::{Applied, Position};
@@ -48,7 +50,7 @@ mod implicit_commit;
 mod options;
 mod position;
 
-use implicit_commit::{changes_the_session, commits_implicitly, rolls_back};
+use implicit_commit::{changes_the_session, commits_implicitly, rolls_back, runs_unread_sql};
 use options::MysqlOptions;
 
 /// The Galera guard (see the module docs): a one-row temporary table
@@ -72,6 +74,17 @@ const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = 1 WHE
 /// temporary table for the `UNION` in every commit.)
 const GUARDED_COMMIT: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
                               UPDATE diesel_facade_guard SET armed = armed - 1 WHERE id = 1; COMMIT";
+
+/// Commits a write transaction on one server after checking that it is
+/// still open, in one batch: sent only after a statement the facade cannot
+/// read (`CALL`, `EXECUTE`, ..), which may have ended it. The `SIGNAL`'s
+/// text is the facade's own, whatever the session's language.
+const OPEN_COMMIT: &str = "IF @@in_transaction = 0 THEN \
+                           SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'diesel_facade_transaction_ended'; \
+                           END IF; COMMIT";
+
+/// The message of `OPEN_COMMIT`'s `SIGNAL`.
+const NOT_OPEN: &str = "diesel_facade_transaction_ended";
 
 /// Whether `head` names the guard's table (case-insensitively).
 fn mentions_the_guard(head: &str) -> bool {
@@ -339,6 +352,8 @@ impl SupportedConnection for MysqlConnection {
                 }
             } else if rolls_back(head) {
                 Implicit::RollsBack
+            } else if runs_unread_sql(head) {
+                Implicit::Unread
             } else {
                 Implicit::Commits
             }
@@ -360,22 +375,47 @@ impl SupportedConnection for MysqlConnection {
         mode: TxMode,
         session: &MysqlSession,
         implicit_commit: bool,
+        unread: bool,
     ) -> Option<&'static str> {
-        // After DDL, which MariaDB commits implicitly (and Galera replicates
-        // on its own), the armed guard was committed with the transaction
-        // that armed it: the writer then behaves as on one server, where the
-        // statements after the DDL run in a new transaction that COMMIT
-        // ends (and the connection is not reused).
-        (mode == TxMode::Write && session.galera && !implicit_commit).then_some(GUARDED_COMMIT)
+        if mode != TxMode::Write {
+            return None;
+        }
+        if session.galera {
+            // After DDL, which MariaDB commits implicitly (and Galera
+            // replicates on its own), the armed guard was committed with
+            // the transaction that armed it: the writer then behaves as on
+            // one server, where the statements after the DDL run in a new
+            // transaction that COMMIT ends (and the connection is not
+            // reused). After SQL the facade could not read the check stays:
+            // an implicit commit there committed the armed guard too (the
+            // check passes), a rollback took it back (the check refuses,
+            // and the statements after it, which ran in a new transaction
+            // without autocommit, are not committed).
+            return (!implicit_commit).then_some(GUARDED_COMMIT);
+        }
+        // One server, with autocommit: a transaction that SQL the facade
+        // could not read ended (by a commit or a rollback) is no longer
+        // open at COMMIT.
+        unread.then_some(OPEN_COMMIT)
     }
 
-    fn replaced_at_commit(err: &diesel::result::Error) -> Option<&'static str> {
+    fn replaced_at_commit(err: &diesel::result::Error) -> Option<CommitRefused> {
         let err = match err {
             diesel::result::Error::RollbackErrorOnCommit { commit_error, .. } => commit_error,
             err => err,
         };
-        matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message().contains(GUARD_FIRED))
-            .then_some("a Galera brute-force abort")
+        let diesel::result::Error::DatabaseError(_, info) = err else {
+            return None;
+        };
+        if info.message().contains(GUARD_FIRED) {
+            Some(CommitRefused::Replaced(
+                "a Galera brute-force abort, or a rollback by SQL the facade cannot read",
+            ))
+        } else if info.message() == NOT_OPEN {
+            Some(CommitRefused::EndedUnseen)
+        } else {
+            None
+        }
     }
 
     fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
