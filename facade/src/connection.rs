@@ -261,6 +261,10 @@ impl Instrumentation for FacadeInstrumentation {
                     self.implicit_commits += 1;
                     self.unread += 1;
                 }
+                Implicit::UnreadAndCommits => {
+                    self.implicit_commits += 2;
+                    self.unread += 1;
+                }
                 Implicit::RollsBack => {
                     self.implicit_commits += 1;
                     if self.doomed.is_none() {

@@ -179,6 +179,8 @@ fn own_rollback_is_never_a_commit(galera: bool) {
         format!("/* {} */ ROLLBACK", "y".repeat(600)),
         "/*! ROLLBACK */".to_owned(),
         "/*M!100000 ROLLBACK */".to_owned(),
+        "--\nROLLBACK".to_owned(),
+        "--\r\nROLLBACK".to_owned(),
     ];
     let mut wrong = Vec::new();
     for (n, rollback) in spellings.iter().enumerate() {
@@ -436,10 +438,12 @@ fn a_writer_that_deleted_the_guard_row_does_not_switch_the_guard_off_on_galera()
 }
 
 #[writer]
-fn bump_around_once(ctx: &mut Context<MysqlConnection>, statement: &str) -> Result<(), Error> {
+fn bump_around_once(ctx: &mut Context<MysqlConnection>, batches: &[&str]) -> Result<(), Error> {
     ctx.conn()
         .batch_execute("UPDATE counters SET value = value + 1 WHERE id = 'c'")?;
-    ctx.conn().batch_execute(statement)?;
+    for batch in batches {
+        ctx.conn().batch_execute(batch)?;
+    }
     ctx.conn()
         .batch_execute("UPDATE counters SET value = value + 10 WHERE id = 'c'")?;
     Ok(())
@@ -460,57 +464,136 @@ fn target_with_procedures(test: &str, galera: bool) -> Facade<MysqlConnection> {
     db
 }
 
+/// What a writer that adds 1, runs some batches and adds 10 must report,
+/// on one server and on Galera: its error kind (`None`: `Ok`) and the
+/// counter after it.
+struct Unread {
+    batches: Vec<String>,
+    one_server: (Option<ErrorKind>, i64),
+    galera: (Option<ErrorKind>, i64),
+}
+
+fn unread(
+    batches: &[&str],
+    one_server: (Option<ErrorKind>, i64),
+    galera: (Option<ErrorKind>, i64),
+) -> Unread {
+    Unread {
+        batches: batches.iter().map(|b| (*b).to_owned()).collect(),
+        one_server,
+        galera,
+    }
+}
+
 /// SQL the facade cannot read (a procedure, dynamic SQL, a compound
-/// statement) that rolls the transaction back is never reported as a
-/// commit. On one server, with autocommit, the statement after it
-/// committed on its own and the outcome is `CommitUnknown`; on Galera,
-/// without autocommit, the guard refuses the commit and nothing is
-/// committed. Both were `Ok`, with the first write rolled back.
-/// Such SQL that keeps the transaction commits as usual; one that commits
-/// is `CommitUnknown` on one server (the facade cannot tell a commit from a
-/// rollback there) and `Ok` on Galera (the committed guard says which).
+/// statement, text past the 1 MiB it reads) that rolls the transaction
+/// back is never reported as a commit. On one server, with autocommit, the
+/// statement after it committed on its own and the outcome is
+/// `CommitUnknown`; on Galera, without autocommit, the guard refuses the
+/// commit and nothing is committed. All were `Ok`, with the first write
+/// rolled back. Such SQL that keeps the transaction commits as usual; one
+/// that commits is `CommitUnknown` on one server (a commit and a rollback
+/// look alike there) and `Ok` on Galera (the committed guard says which);
+/// with a statement that commits beside it, nothing says what was
+/// committed: `CommitUnknown` on both.
 fn unread_sql_that_ends_the_transaction_is_never_a_false_commit(galera: bool) {
-    let rollbacks = [
-        "CALL facade_rollback()",
-        "EXECUTE IMMEDIATE 'ROLLBACK'",
-        "PREPARE s FROM 'ROLLBACK'; EXECUTE s",
-        "BEGIN NOT ATOMIC ROLLBACK; END",
-        "IF 1 THEN ROLLBACK; END IF",
-        "SET STATEMENT max_statement_time = 0 FOR CALL facade_rollback()",
+    use ErrorKind::{CommitUnknown, Deadlock};
+    let rolled_back = (Some(CommitUnknown), 10);
+    let refused = (Some(Deadlock), 0);
+    let kept = (None, 11);
+    let padding = format!("/* {} */", "x".repeat(1 << 20));
+    let behind_padding = format!("SELECT 1; {padding} CALL facade_rollback()");
+    let cases = [
+        unread(&["CALL facade_rollback()"], rolled_back, refused),
+        unread(&["EXECUTE IMMEDIATE 'ROLLBACK'"], rolled_back, refused),
+        unread(
+            &["PREPARE s FROM 'ROLLBACK'; EXECUTE s"],
+            rolled_back,
+            refused,
+        ),
+        unread(
+            &["PREPARE s FROM 'ROLLBACK'", "EXECUTE s"],
+            rolled_back,
+            refused,
+        ),
+        unread(&["BEGIN NOT ATOMIC ROLLBACK; END"], rolled_back, refused),
+        unread(&["IF 1 THEN ROLLBACK; END IF"], rolled_back, refused),
+        unread(
+            &["SET STATEMENT max_statement_time = 0 FOR CALL facade_rollback()"],
+            rolled_back,
+            refused,
+        ),
+        unread(&["--\nCALL facade_rollback()"], rolled_back, refused),
+        unread(&[&behind_padding], rolled_back, refused),
+        // A transaction opened again after the rollback, by the body or
+        // by switching autocommit off first.
+        unread(
+            &["EXECUTE IMMEDIATE 'ROLLBACK'", "START TRANSACTION"],
+            (Some(CommitUnknown), 0),
+            (Some(CommitUnknown), 0),
+        ),
+        unread(
+            &["EXECUTE IMMEDIATE 'ROLLBACK'; START TRANSACTION"],
+            (Some(CommitUnknown), 0),
+            (Some(CommitUnknown), 0),
+        ),
+        unread(
+            &[
+                "EXECUTE IMMEDIATE 'SET autocommit = 0'",
+                "EXECUTE IMMEDIATE 'ROLLBACK'",
+            ],
+            (Some(CommitUnknown), 0),
+            refused,
+        ),
+        // A statement counted as committing, then a rollback.
+        unread(
+            &[
+                "CREATE TEMPORARY TABLE tmp_x (x INT)",
+                "CALL facade_rollback()",
+            ],
+            (Some(CommitUnknown), 10),
+            (Some(CommitUnknown), 0),
+        ),
+        unread(
+            &[
+                "CREATE TABLE t_ddl (id INT PRIMARY KEY) ENGINE=InnoDB",
+                "UPDATE counters SET value = value + 100 WHERE id = 'c'",
+                "CALL facade_rollback()",
+            ],
+            (Some(CommitUnknown), 111),
+            (Some(CommitUnknown), 1),
+        ),
+        unread(&["CALL facade_nothing()"], kept, kept),
+        unread(&["EXECUTE IMMEDIATE 'DO 1'"], kept, kept),
+        unread(&["IF 0 THEN ROLLBACK; END IF"], kept, kept),
+        unread(&["PREPARE s FROM 'DO 1'", "EXECUTE s"], kept, kept),
+        unread(&["CALL facade_commit()"], (Some(CommitUnknown), 11), kept),
+        unread(
+            &["EXECUTE IMMEDIATE 'COMMIT'"],
+            (Some(CommitUnknown), 11),
+            kept,
+        ),
     ];
-    let keeps = [
-        "CALL facade_nothing()",
-        "EXECUTE IMMEDIATE 'DO 1'",
-        "IF 0 THEN ROLLBACK; END IF",
-    ];
-    let commits = ["CALL facade_commit()", "EXECUTE IMMEDIATE 'COMMIT'"];
-    let (rolled_back_kind, rolled_back_value) = match galera {
-        false => (Some(ErrorKind::CommitUnknown), 10),
-        true => (Some(ErrorKind::Deadlock), 0),
-    };
-    let committed_kind = match galera {
-        false => Some(ErrorKind::CommitUnknown),
-        true => None,
-    };
-    let cases = rollbacks
-        .iter()
-        .map(|s| (s, rolled_back_kind, rolled_back_value))
-        .chain(keeps.iter().map(|s| (s, None, 11)))
-        .chain(commits.iter().map(|s| (s, committed_kind, 11)));
     let mut wrong = Vec::new();
-    for (n, (statement, kind, value)) in cases.enumerate() {
+    for (n, case) in cases.iter().enumerate() {
         let db = target_with_procedures(&format!("unread_{n}"), galera);
-        let result = bump_around_once(&mut db.context(), statement);
+        let (kind, value) = if galera { case.galera } else { case.one_server };
+        let batches: Vec<&str> = case.batches.iter().map(String::as_str).collect();
+        let result = bump_around_once(&mut db.context(), &batches);
         let after = counter(&db);
         if result.as_ref().err().map(Error::kind) != kind || after != value {
+            let shown: Vec<String> = batches
+                .iter()
+                .map(|b| b.chars().take(60).collect())
+                .collect();
             wrong.push(format!(
-                "{statement:?}: {result:?}, counter {after} (expected {kind:?}, {value})"
+                "{shown:?}: {result:?}, counter {after} (expected {kind:?}, {value})"
             ));
         }
         // The connection that ran it is not reused: the next writer works.
-        let next = bump_around_once(&mut db.context(), "DO 1");
+        let next = bump_around_once(&mut db.context(), &["DO 1"]);
         if next.is_err() || counter(&db) != after + 11 {
-            wrong.push(format!("{statement:?}: the next writer: {next:?}"));
+            wrong.push(format!("case {n}: the next writer: {next:?}"));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");

@@ -97,6 +97,9 @@ pub enum Implicit {
     /// the backend checks at `COMMIT` which it was where it can (see
     /// [`SupportedConnection::checked_commit`]).
     Unread,
+    /// A batch with both: SQL the facade cannot read, and a statement that
+    /// commits.
+    UnreadAndCommits,
     /// The transaction goes on, but the statement changes the session for
     /// the transactions after it (`SET SESSION TRANSACTION READ ONLY`,
     /// `SET sql_mode = ..`): the connection is replaced after this one.

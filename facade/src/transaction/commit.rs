@@ -52,11 +52,12 @@ pub(super) fn commit<C: SupportedConnection>(
             let err = Error::new(
                 ErrorKind::CommitUnknown,
                 "a statement of this transaction that the facade cannot read (`CALL`, \
-                 `EXECUTE`, a compound statement such as `BEGIN NOT ATOMIC .. END`) ended \
-                 the transaction on the server, by a commit or a rollback: which one is \
-                 unknown, and the statements after it committed on their own. Keep \
-                 `COMMIT` and `ROLLBACK` out of procedures and dynamic SQL run in a \
-                 `#[writer]`",
+                 `EXECUTE`, a compound statement such as `BEGIN NOT ATOMIC .. END`) may \
+                 have ended the transaction on the server, by a commit or a rollback the \
+                 facade cannot tell apart: what ran before the end may or may not be \
+                 committed, and what ran after it on its own (autocommit) is. The facade \
+                 rolled back whatever was still open. Keep `COMMIT`, `ROLLBACK` and DDL \
+                 out of procedures and dynamic SQL run in a `#[writer]`",
             )
             .with_source(err);
             tracing::warn!(error = %err, "commit outcome unknown");

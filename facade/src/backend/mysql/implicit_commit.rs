@@ -17,7 +17,20 @@
 /// could report a commit as a deadlock (a savepoint the implicit commit
 /// removed).
 pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
-    const KEEPS_THE_TRANSACTION: [&str; 13] = [
+    commits_implicitly_with(head, complete, false)
+}
+
+/// Whether `head` (a batch that [`runs_unread_sql`]) also holds a statement
+/// the facade reads as committing, apart from the SQL it cannot read (and
+/// the `END`, `ELSE`, .. of compound statements).
+pub(super) fn commits_apart_from_unread_sql(head: &str, complete: bool) -> bool {
+    commits_implicitly_with(head, complete, true)
+}
+
+fn commits_implicitly_with(head: &str, complete: bool, unread_keeps: bool) -> bool {
+    /// The parts of a compound statement after a `;` inside it.
+    const COMPOUND_PARTS: [&str; 5] = ["END", "ELSE", "ELSEIF", "WHEN", "UNTIL"];
+    const KEEPS_THE_TRANSACTION: [&str; 15] = [
         "SELECT",
         "INSERT",
         "UPDATE",
@@ -31,6 +44,10 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
         "EXPLAIN",
         "DO",
         "SAVEPOINT",
+        // Prepare or drop a statement without running it (`EXECUTE` runs
+        // it: see `runs_unread_sql`).
+        "PREPARE",
+        "DEALLOCATE",
     ];
     let mut rest = head;
     loop {
@@ -49,7 +66,7 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
             // `SET STATEMENT .. FOR <statement>`: that statement decides,
             // and everything after it.
             return match set_statement_body(rest) {
-                Some(body) => commits_implicitly(body, complete),
+                Some(body) => commits_implicitly_with(body, complete, unread_keeps),
                 None => true,
             };
         }
@@ -62,6 +79,13 @@ pub(super) fn commits_implicitly(head: &str, complete: bool) -> bool {
         } else if word.eq_ignore_ascii_case("RELEASE") {
             // `RELEASE SAVEPOINT` keeps it.
             statement.to_ascii_lowercase().contains("savepoint")
+        } else if unread_keeps
+            && (runs_unread_sql(statement)
+                || COMPOUND_PARTS
+                    .iter()
+                    .any(|kw| word.eq_ignore_ascii_case(kw)))
+        {
+            true
         } else {
             KEEPS_THE_TRANSACTION
                 .iter()
@@ -281,6 +305,16 @@ fn rolls_back_to_a_savepoint(statement: &str) -> bool {
 /// MariaDB's executable comments (`/*! .. */`, `/*M!100000 .. */`) are
 /// SQL the server runs: what is returned starts at their content (the
 /// version number skipped; the closing `*/` is left as trailing text).
+/// `#`, or `--` followed by a space or a control character (a new line,
+/// a tab, ..), as MariaDB reads them: a comment to the end of the line.
+fn is_line_comment(text: &str) -> bool {
+    text.starts_with('#')
+        || text
+            .strip_prefix("--")
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|c| c == ' ' || c.is_control())
+}
+
 fn skip_space_and_comments(mut text: &str) -> &str {
     loop {
         text = text.trim_start();
@@ -294,7 +328,7 @@ fn skip_space_and_comments(mut text: &str) -> &str {
         }
         if let Some(rest) = text.strip_prefix("/*") {
             text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
-        } else if text.starts_with("-- ") || text.starts_with("--\t") || text.starts_with('#') {
+        } else if is_line_comment(text) {
             text = text.find('\n').map_or("", |end| &text[end + 1..]);
         } else {
             return text;
@@ -304,7 +338,7 @@ fn skip_space_and_comments(mut text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{commits_implicitly, rolls_back, runs_unread_sql};
+    use super::{commits_apart_from_unread_sql, commits_implicitly, rolls_back, runs_unread_sql};
 
     #[test]
     fn an_allowlist_decides_what_keeps_the_transaction() {
@@ -403,6 +437,9 @@ mod tests {
             "SELECT 1; /* c */ ROLLBACK AND NO CHAIN",
             "SET STATEMENT max_statement_time = 0 FOR ROLLBACK",
             "set statement max_statement_time = 0 for /* c */ rollback work",
+            "--\nROLLBACK",
+            "--\r\nROLLBACK",
+            "SELECT 1; --\nROLLBACK",
         ] {
             assert!(rolls_back(whole), "{whole}");
         }
@@ -415,6 +452,7 @@ mod tests {
             "SELECT 'ROLLBACK'",
             "SET STATEMENT max_statement_time = 0 FOR ROLLBACK TO SAVEPOINT a",
             "SET @rollback = 1",
+            "--ROLLBACK",
         ] {
             assert!(!rolls_back(not), "{not}");
         }
@@ -437,6 +475,9 @@ mod tests {
             "WHILE 0 DO SELECT 1; END WHILE",
             "REPEAT SELECT 1; UNTIL 1 END REPEAT",
             "FOR i IN 1..2 DO SELECT 1; END FOR",
+            "--\nCALL p()",
+            "--\r\nEXECUTE IMMEDIATE 'ROLLBACK'",
+            "--\t\nCALL p()",
             "SET STATEMENT max_statement_time = 1 FOR CALL p()",
         ] {
             assert!(runs_unread_sql(head), "{head}");
@@ -453,6 +494,30 @@ mod tests {
             "",
         ] {
             assert!(!runs_unread_sql(head), "{head}");
+        }
+    }
+
+    #[test]
+    fn a_batch_of_unread_sql_may_commit_apart_from_it() {
+        for alone in [
+            "CALL p()",
+            "EXECUTE IMMEDIATE 'ROLLBACK'",
+            "SELECT 1; CALL p(); UPDATE t SET a = 1",
+            "IF 0 THEN ROLLBACK; END IF",
+            "IF 1 THEN SELECT 1; ELSE SELECT 2; END IF",
+            "REPEAT SELECT 1; UNTIL 1 END REPEAT",
+            "BEGIN NOT ATOMIC ROLLBACK; END",
+            "PREPARE s FROM 'ROLLBACK'; EXECUTE s",
+        ] {
+            assert!(!commits_apart_from_unread_sql(alone, true), "{alone}");
+        }
+        for with in [
+            "EXECUTE IMMEDIATE 'ROLLBACK'; START TRANSACTION",
+            "CALL p(); BEGIN",
+            "CREATE TABLE t (a INT); CALL p()",
+            "CALL p(); SET autocommit = 0",
+        ] {
+            assert!(commits_apart_from_unread_sql(with, true), "{with}");
         }
     }
 }

@@ -50,7 +50,10 @@ mod implicit_commit;
 mod options;
 mod position;
 
-use implicit_commit::{changes_the_session, commits_implicitly, rolls_back, runs_unread_sql};
+use implicit_commit::{
+    changes_the_session, commits_apart_from_unread_sql, commits_implicitly, rolls_back,
+    runs_unread_sql,
+};
 use options::MysqlOptions;
 
 /// The Galera guard (see the module docs): a one-row temporary table
@@ -79,11 +82,17 @@ const GUARDED_COMMIT: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
 /// still open, in one batch: sent only after a statement the facade cannot
 /// read (`CALL`, `EXECUTE`, ..), which may have ended it. The `SIGNAL`'s
 /// text is the facade's own, whatever the session's language.
-const OPEN_COMMIT: &str = "IF @@in_transaction = 0 THEN \
+const OPEN_COMMIT: &str = "IF @@in_transaction = 0 OR @@autocommit = 0 THEN \
                            SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'diesel_facade_transaction_ended'; \
                            END IF; COMMIT";
 
-/// The message of `OPEN_COMMIT`'s `SIGNAL`.
+/// Refuses to commit a transaction whose outcome the facade cannot tell
+/// (see `checked_commit`): the batch stops, and the facade rolls back what
+/// is still open and reports `CommitUnknown`.
+const UNKNOWN_COMMIT: &str =
+    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'diesel_facade_transaction_ended'; COMMIT";
+
+/// The message of `OPEN_COMMIT`'s and `UNKNOWN_COMMIT`'s `SIGNAL`.
 const NOT_OPEN: &str = "diesel_facade_transaction_ended";
 
 /// Whether `head` names the guard's table (case-insensitively).
@@ -352,8 +361,13 @@ impl SupportedConnection for MysqlConnection {
                 }
             } else if rolls_back(head) {
                 Implicit::RollsBack
-            } else if runs_unread_sql(head) {
-                Implicit::Unread
+            } else if !complete || runs_unread_sql(head) {
+                // Text cut short (over 1 MiB) may go on with anything.
+                if commits_apart_from_unread_sql(head, true) {
+                    Implicit::UnreadAndCommits
+                } else {
+                    Implicit::Unread
+                }
             } else {
                 Implicit::Commits
             }
@@ -380,6 +394,14 @@ impl SupportedConnection for MysqlConnection {
         if mode != TxMode::Write {
             return None;
         }
+        if unread && implicit_commit {
+            // SQL the facade could not read, and a statement that committed
+            // (or that the facade counts as committing): the guard's row
+            // may have been committed before the unread SQL rolled back,
+            // and on one server a transaction may have been opened again
+            // after it. Nothing tells what was committed.
+            return Some(UNKNOWN_COMMIT);
+        }
         if session.galera {
             // After DDL, which MariaDB commits implicitly (and Galera
             // replicates on its own), the armed guard was committed with
@@ -395,7 +417,8 @@ impl SupportedConnection for MysqlConnection {
         }
         // One server, with autocommit: a transaction that SQL the facade
         // could not read ended (by a commit or a rollback) is no longer
-        // open at COMMIT.
+        // open at COMMIT, unless that SQL switched autocommit off (then
+        // statements after it opened a new one).
         unread.then_some(OPEN_COMMIT)
     }
 
