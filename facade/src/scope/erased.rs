@@ -215,10 +215,7 @@ impl<R, E: From<Error>> Kept<R, E> {
     /// fails rather than report the first run's result for a transaction
     /// that then rolled back.
     pub fn ran_twice(&mut self) -> bool {
-        self.keep(Err(E::from(Error::new(
-            crate::ErrorKind::Other,
-            "the function's body was asked to run twice in one transaction",
-        ))))
+        self.keep(Err(E::from(ran_twice())))
     }
 
     /// The function's result: the facade's error if one replaced the
@@ -228,12 +225,29 @@ impl<R, E: From<Error>> Kept<R, E> {
             (Some(err), _) => Err(E::from(err)),
             (None, Some(result)) => result,
             // Every entry point runs the body or reports why it did not.
-            (None, None) => Err(E::from(Error::new(
-                crate::ErrorKind::Other,
-                "the transaction ended without running the function's body",
-            ))),
+            (None, None) => Err(E::from(never_ran())),
         }
     }
+}
+
+// The two errors no entry point should cause, built once here rather than
+// in every annotated function's copy of `Kept` (release builds inline it).
+#[cold]
+#[inline(never)]
+fn ran_twice() -> Error {
+    Error::new(
+        crate::ErrorKind::Other,
+        "the function's body was asked to run twice in one transaction",
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn never_ran() -> Error {
+    Error::new(
+        crate::ErrorKind::Other,
+        "the transaction ended without running the function's body",
+    )
 }
 
 impl<R, E: From<Error>> Default for Kept<R, E> {
