@@ -181,6 +181,10 @@ fn own_rollback_is_never_a_commit(galera: bool) {
         "/*M!100000 ROLLBACK */".to_owned(),
         "--\nROLLBACK".to_owned(),
         "--\r\nROLLBACK".to_owned(),
+        // A `;` inside a string or a quoted name ends no statement.
+        "SELECT 'a;#'; ROLLBACK".to_owned(),
+        "SELECT 'a;/*'; ROLLBACK; SELECT '*/'".to_owned(),
+        "SELECT 1 AS `;-- `; ROLLBACK".to_owned(),
     ];
     let mut wrong = Vec::new();
     for (n, rollback) in spellings.iter().enumerate() {
@@ -524,6 +528,21 @@ fn unread_sql_that_ends_the_transaction_is_never_a_false_commit(galera: bool) {
             refused,
         ),
         unread(&["--\nCALL facade_rollback()"], rolled_back, refused),
+        unread(
+            &["SELECT 'a;#'; CALL facade_rollback()"],
+            rolled_back,
+            refused,
+        ),
+        unread(
+            &["SELECT 'a;/*'; CALL facade_rollback(); SELECT '*/'"],
+            rolled_back,
+            refused,
+        ),
+        unread(
+            &["SELECT 1 AS `;-- `; EXECUTE IMMEDIATE 'ROLLBACK'"],
+            rolled_back,
+            refused,
+        ),
         unread(&[&behind_padding], rolled_back, refused),
         // A transaction opened again after the rollback, by the body or
         // by switching autocommit off first.

@@ -60,7 +60,7 @@ fn commits_implicitly_with(head: &str, complete: bool, unread_keeps: bool) -> bo
             .chars()
             .take_while(|c| c.is_ascii_alphabetic())
             .collect();
-        let statement_end = rest.find(';');
+        let statement_end = statement_end(rest);
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
         if word.eq_ignore_ascii_case("SET") && is_set_statement(rest) {
             // `SET STATEMENT .. FOR <statement>`: that statement decides,
@@ -112,7 +112,7 @@ pub(super) fn rolls_back(head: &str) -> bool {
         if rest.is_empty() {
             return false;
         }
-        let statement_end = rest.find(';');
+        let statement_end = statement_end(rest);
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
         let word = first_word(statement);
         if word.eq_ignore_ascii_case("ROLLBACK") && !rolls_back_to_a_savepoint(statement) {
@@ -148,7 +148,7 @@ pub(super) fn runs_unread_sql(head: &str) -> bool {
         if first_word(rest).eq_ignore_ascii_case("SET") && is_set_statement(rest) {
             return set_statement_body(rest).is_some_and(runs_unread_sql);
         }
-        let statement_end = rest.find(';');
+        let statement_end = statement_end(rest);
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
         let word = first_word(statement);
         let after = skip_space_and_comments(&statement[word.len()..]);
@@ -186,7 +186,7 @@ pub(crate) fn changes_the_session(head: &str) -> bool {
             // Its settings last for its one statement.
             return set_statement_body(rest).is_none_or(changes_the_session);
         }
-        let statement_end = rest.find(';');
+        let statement_end = statement_end(rest);
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
         if first_word(statement).eq_ignore_ascii_case("SET") && set_changes_the_session(statement) {
             return true;
@@ -313,6 +313,46 @@ fn is_line_comment(text: &str) -> bool {
             .strip_prefix("--")
             .and_then(|rest| rest.chars().next())
             .is_some_and(|c| c == ' ' || c.is_control())
+}
+
+/// Where the first statement of `text` ends: the byte index of the first
+/// `;` outside strings, quoted names and comments (`None`: it runs to the
+/// end). Read as MariaDB reads it with its default `sql_mode`: a backslash
+/// escapes the next character in a string, a doubled quote is a quote, and
+/// the text of an executable comment (`/*! .. */`, `/*M!NNNNN .. */`) is
+/// SQL. Splitting at every `;` let a `;` inside a string or a comment
+/// (`SELECT 'a;#'; ROLLBACK`) hide the statements after it.
+fn statement_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    // Quoted names (backticks) have no backslash escapes.
+                    if bytes[i] == b'\\' && quote != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b';' => return Some(i),
+            b'*' if bytes.get(i + 1) == Some(&b'/') => i += 2,
+            b'/' | b'#' | b'-' => {
+                let rest = &text[i..];
+                let skipped = skip_space_and_comments(rest);
+                if skipped.len() == rest.len() {
+                    i += 1;
+                } else {
+                    i = bytes.len() - skipped.len();
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn skip_space_and_comments(mut text: &str) -> &str {
@@ -518,6 +558,40 @@ mod tests {
             "CALL p(); SET autocommit = 0",
         ] {
             assert!(commits_apart_from_unread_sql(with, true), "{with}");
+        }
+    }
+
+    #[test]
+    fn a_semicolon_in_a_string_or_comment_ends_no_statement() {
+        for (batch, hidden) in [
+            ("SELECT 'a;#'; ROLLBACK", "ROLLBACK"),
+            ("SELECT 1 AS `;-- `; ROLLBACK", "ROLLBACK"),
+            ("SET @x = 'a;#'; ROLLBACK", "ROLLBACK"),
+            ("SELECT \"a;#\"; ROLLBACK", "ROLLBACK"),
+            ("SELECT 'it''s;#'; ROLLBACK", "ROLLBACK"),
+            ("SELECT 'a\\';#'; ROLLBACK", "ROLLBACK"),
+            ("SELECT 1 /* ; # */; ROLLBACK", "ROLLBACK"),
+            ("SELECT 'a;/*'; ROLLBACK; SELECT '*/'", "ROLLBACK"),
+            ("SELECT 1 -- ;\n; ROLLBACK", "ROLLBACK"),
+        ] {
+            assert!(rolls_back(batch), "{batch} hides its {hidden}");
+            assert!(commits_implicitly(batch, true), "{batch}");
+        }
+        for batch in [
+            "SELECT 'a;/*'; CALL p(); SELECT '*/'",
+            "SELECT 'a;#'; CALL p()",
+            "SELECT 1 AS `;-- `; EXECUTE IMMEDIATE 'ROLLBACK'",
+        ] {
+            assert!(runs_unread_sql(batch), "{batch}");
+        }
+        for keeps in [
+            "SELECT 'CREATE TABLE t;'",
+            "SELECT 1; SELECT ';ROLLBACK'",
+            "UPDATE t SET a = 'x;y' WHERE b = \"p;q\"",
+            "SELECT `a;b` FROM t",
+        ] {
+            assert!(!commits_implicitly(keeps, true), "{keeps}");
+            assert!(!rolls_back(keeps), "{keeps}");
         }
     }
 }
