@@ -38,10 +38,7 @@ where
 {
     let mut f = Some(f);
     let mut kept = Kept::new();
-    let failed = access.__read_erased(&mut |scope| match f.take() {
-        Some(f) => kept.keep(f(scope)),
-        None => kept.ran_twice(),
-    });
+    let failed = access.__read_erased(&mut |scope| kept.run_once(&mut f, scope));
     kept.finish(failed)
 }
 
@@ -60,10 +57,7 @@ where
 {
     let mut f = Some(f);
     let mut kept = Kept::new();
-    let failed = access.__read_replica_erased(route, &mut |scope| match f.take() {
-        Some(f) => kept.keep(f(scope)),
-        None => kept.ran_twice(),
-    });
+    let failed = access.__read_replica_erased(route, &mut |scope| kept.run_once(&mut f, scope));
     kept.finish(failed)
 }
 
@@ -82,10 +76,7 @@ where
         savepoint,
         retry: None,
     };
-    let failed = access.__write_erased(how, &mut |scope| match f.take() {
-        Some(f) => kept.keep(f(scope)),
-        None => kept.ran_twice(),
-    });
+    let failed = access.__write_erased(how, &mut |scope| kept.run_once(&mut f, scope));
     kept.finish(failed)
 }
 

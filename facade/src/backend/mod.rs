@@ -114,10 +114,11 @@ pub enum CommitRefused {
     /// The transaction was replaced (the text says by what, for the
     /// error's message): nothing of it was committed.
     Replaced(&'static str),
-    /// No transaction was open any more: a statement the facade cannot
-    /// read ([`Implicit::Unread`]) ended it, by a commit or a rollback the
-    /// facade cannot tell apart, and statements after it ran on their own.
-    EndedUnseen,
+    /// A statement the facade cannot read ([`Implicit::Unread`]; the text
+    /// names the backend's kinds of them, for the error's message) may have
+    /// ended the transaction, by a commit or a rollback the facade cannot
+    /// tell apart.
+    EndedUnseen(&'static str),
 }
 
 /// A backend's test of a statement's SQL text (the beginning of it, and

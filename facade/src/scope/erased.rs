@@ -210,11 +210,23 @@ impl<R, E: From<Error>> Kept<R, E> {
         ok
     }
 
+    /// Run a body that may run once (`f`, taken from its `Option`) on
+    /// `scope` and keep its result; whether it is `Ok`.
+    pub fn run_once<S, F>(&mut self, f: &mut Option<F>, scope: &mut S) -> bool
+    where
+        F: FnOnce(&mut S) -> Result<R, E>,
+    {
+        match f.take() {
+            Some(f) => self.keep(f(scope)),
+            None => self.ran_twice(),
+        }
+    }
+
     /// A body that may run once was asked to run again. No entry point
     /// does that (they take it as `FnOnce`); if one did, the function
     /// fails rather than report the first run's result for a transaction
     /// that then rolled back.
-    pub fn ran_twice(&mut self) -> bool {
+    fn ran_twice(&mut self) -> bool {
         self.keep(Err(E::from(ran_twice())))
     }
 
@@ -281,8 +293,9 @@ mod tests {
     #[test]
     fn a_body_run_twice_or_never_is_an_error_not_a_result() {
         let mut kept = Kept::<i32, Error>::new();
-        assert!(kept.keep(Ok(1)));
-        assert!(!kept.ran_twice());
+        let mut body = Some(|_: &mut ()| Ok(1));
+        assert!(kept.run_once(&mut body, &mut ()));
+        assert!(!kept.run_once(&mut body, &mut ()));
         assert_eq!(
             kept.finish(None).map_err(|e| e.kind()),
             Err(ErrorKind::Other)

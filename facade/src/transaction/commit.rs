@@ -44,20 +44,21 @@ pub(super) fn commit<C: SupportedConnection>(
         _ => None,
     };
     match committed {
-        Err(err) if replaced == Some(CommitRefused::EndedUnseen) => {
+        Err(err) if let Some(CommitRefused::EndedUnseen(statements)) = replaced => {
             // Nothing was open to commit or roll back; the connection may
             // have been changed by what the statement ran.
             tx.conn.broken = true;
             Counters::bump(&counters.rollbacks);
             let err = Error::new(
                 ErrorKind::CommitUnknown,
-                "a statement of this transaction that the facade cannot read (`CALL`, \
-                 `EXECUTE`, a compound statement such as `BEGIN NOT ATOMIC .. END`) may \
-                 have ended the transaction on the server, by a commit or a rollback the \
-                 facade cannot tell apart: what ran before the end may or may not be \
-                 committed, and what ran after it on its own (autocommit) is. The facade \
-                 rolled back whatever was still open. Keep `COMMIT`, `ROLLBACK` and DDL \
-                 out of procedures and dynamic SQL run in a `#[writer]`",
+                format!(
+                    "a statement of this transaction that the facade cannot read ({statements}) \
+                     may have ended the transaction on the server, by a commit or a rollback \
+                     the facade cannot tell apart: what ran before the end may or may not be \
+                     committed, and what ran after it on its own (autocommit) is. The facade \
+                     rolled back whatever was still open. Keep `COMMIT`, `ROLLBACK` and DDL \
+                     out of procedures and dynamic SQL run in a `#[writer]`"
+                ),
             )
             .with_source(err);
             tracing::warn!(error = %err, "commit outcome unknown");

@@ -435,7 +435,9 @@ impl SupportedConnection for MysqlConnection {
                 "a Galera brute-force abort, or a rollback by SQL the facade cannot read",
             ))
         } else if info.message() == NOT_OPEN {
-            Some(CommitRefused::EndedUnseen)
+            Some(CommitRefused::EndedUnseen(
+                "`CALL`, `EXECUTE`, a compound statement such as `BEGIN NOT ATOMIC .. END`",
+            ))
         } else {
             None
         }
