@@ -106,7 +106,7 @@ impl Default for RetrySettings {
 /// a misspelt option is an error rather than silently ignored.
 ///
 /// The `sqlite_*` fields are SQLite's, `mysql_*` and `wsrep_sync_wait`
-/// MySQL/MariaDB's and `application_name` PostgreSQL's, like the builder
+/// MySQL/MariaDB's and `application_name` and `pg_lock_stamp` PostgreSQL's, like the builder
 /// methods of the same names (which only a facade of that backend has).
 /// [`Facade::from_config`](crate::Facade::from_config) with another backend's field set is an
 /// [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the field, for the same reason: an
@@ -163,6 +163,10 @@ pub struct FacadeConfig {
     pub mysql_wait_timeout: Option<u64>,
     /// PostgreSQL only: `application_name`.
     pub application_name: Option<String>,
+    /// PostgreSQL only: whether `ctx.lock` writes the lock row's `ts` on
+    /// every take (see
+    /// [`FacadeBuilder::pg_lock_stamp`](crate::FacadeBuilder::pg_lock_stamp)).
+    pub pg_lock_stamp: Option<bool>,
     /// Default retries for `#[writer(retry)]` (oslo.db `db_max_retries`).
     pub max_retries: Option<u32>,
     /// Seconds after the first attempt of `#[writer(retry)]` past which no
@@ -186,6 +190,7 @@ impl FacadeConfig {
             ("wsrep_sync_wait", self.wsrep_sync_wait.is_some()),
             ("mysql_wait_timeout", self.mysql_wait_timeout.is_some()),
             ("application_name", self.application_name.is_some()),
+            ("pg_lock_stamp", self.pg_lock_stamp.is_some()),
         ]
         .into_iter()
         .filter_map(|(field, set)| set.then_some(field))
@@ -214,6 +219,7 @@ impl fmt::Debug for FacadeConfig {
             .field("wsrep_sync_wait", &self.wsrep_sync_wait)
             .field("mysql_wait_timeout", &self.mysql_wait_timeout)
             .field("application_name", &self.application_name)
+            .field("pg_lock_stamp", &self.pg_lock_stamp)
             .field("max_retries", &self.max_retries)
             .field("max_retry_duration", &self.max_retry_duration)
             .finish()

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::backend::SupportedConnection;
 use crate::config::check_wait;
+use crate::connection::Managed;
 use crate::error::{Error, ErrorKind};
 
 /// The longest lock name the `locks.id VARCHAR(50)` column holds, in
@@ -83,7 +84,7 @@ fn lock_error<C: SupportedConnection>(err: diesel::result::Error, name: &str) ->
 }
 
 pub(crate) fn lock<C: SupportedConnection>(
-    conn: &mut C,
+    managed: &mut Managed<C>,
     name: &str,
     timeout: Option<Duration>,
 ) -> Result<(), Error> {
@@ -101,7 +102,7 @@ pub(crate) fn lock<C: SupportedConnection>(
         })?;
     }
     tracing::debug!(lock = name, ?timeout, "taking lock");
-    C::upsert_lock(conn, name, timeout).map_err(|e| {
+    C::upsert_lock(&mut managed.conn, &managed.session, name, timeout).map_err(|e| {
         let err = lock_error::<C>(e, name);
         match (err.kind(), timeout) {
             (ErrorKind::LockTimeout, Some(timeout)) => err.with_kind(
@@ -113,9 +114,13 @@ pub(crate) fn lock<C: SupportedConnection>(
     })
 }
 
-pub(crate) fn try_lock<C: SupportedConnection>(conn: &mut C, name: &str) -> Result<bool, Error> {
+pub(crate) fn try_lock<C: SupportedConnection>(
+    managed: &mut Managed<C>,
+    name: &str,
+) -> Result<bool, Error> {
     validate_name(name)?;
-    C::try_upsert_lock(conn, name).map_err(|e| lock_error::<C>(e, name))
+    C::try_upsert_lock(&mut managed.conn, &managed.session, name)
+        .map_err(|e| lock_error::<C>(e, name))
 }
 
 #[cfg(test)]

@@ -323,6 +323,27 @@ pub fn facade<C: TestBackend>(
     with_schema(test_database::<C>(test).create(), configure)
 }
 
+/// Two facades on one fresh database (as [`facade`] makes it), configured
+/// by `first` and `second`: two services sharing a database. The database
+/// is dropped with the first facade's last clone.
+#[track_caller]
+pub fn two_facades<C: TestBackend>(
+    test: &str,
+    first: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
+    second: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
+) -> (Facade<C>, Facade<C>) {
+    let db = test_database::<C>(test)
+        .create()
+        .expect("create the test database");
+    let other = second(
+        db.facade_builder()
+            .pool_timeout(std::time::Duration::from_secs(10)),
+    )
+    .build()
+    .expect("build the second facade");
+    (with_schema(Ok(db), first), other)
+}
+
 /// Like [`facade`], without the `locks` table.
 #[track_caller]
 pub fn facade_without_migrations<C: TestBackend>(

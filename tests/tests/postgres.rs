@@ -260,3 +260,109 @@ fn a_writer_that_changed_the_session_does_not_poison_the_pool() {
         }
     }
 }
+
+/// `pg_lock_stamp(false)` takes the same row lock without writing the row:
+/// locked increments stay exact, on facades with it alone and on facades
+/// with either setting taking the same lock at once.
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn without_the_stamp_locked_increments_are_exact_and_exclude_stamped_ones() {
+    use diesel_facade_tests::scenarios::locked_increments_are_exact;
+    let unstamped = diesel_facade_tests::facade::<PgConnection>("unstamped_counter", |b| {
+        b.max_pool_size(8).pg_lock_stamp(false)
+    });
+    locked_increments_are_exact(&[unstamped]);
+    let (stamped, unstamped) = diesel_facade_tests::two_facades::<PgConnection>(
+        "mixed_counter",
+        |b| b.max_pool_size(8),
+        |b| b.max_pool_size(8).pg_lock_stamp(false),
+    );
+    locked_increments_are_exact(&[stamped, unstamped]);
+}
+
+/// Without the stamp, two writers taking two existing locks in opposite
+/// orders deadlock as with it, and the victim is retried.
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn without_the_stamp_a_deadlock_between_locks_is_retried() {
+    let db = diesel_facade_tests::facade::<PgConnection>("unstamped_deadlock", |b| {
+        b.max_pool_size(4).pg_lock_stamp(false)
+    });
+    diesel_facade_tests::scenarios::a_deadlock_between_existing_lock_rows_is_retried(&db);
+}
+
+/// While a transaction holds a lock, taken with or without the stamp, a
+/// facade with either setting cannot take it: `lock_timeout` is a
+/// `LockTimeout` and `try_lock` says "taken"; the lock is free once the
+/// holder's transaction ends.
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn without_the_stamp_lock_timeout_and_try_lock_see_a_lock_held_either_way() {
+    use diesel_facade_tests::scenarios::lock_timeout_and_try_lock_while_held_by;
+    let unstamped =
+        |b: diesel_facade::FacadeBuilder<PgConnection>| b.max_pool_size(4).pg_lock_stamp(false);
+    let stamped = |b: diesel_facade::FacadeBuilder<PgConnection>| b.max_pool_size(4);
+    let db = diesel_facade_tests::facade::<PgConnection>("unstamped_held", unstamped);
+    lock_timeout_and_try_lock_while_held_by(&db, &db);
+    let (holder, waiter) =
+        diesel_facade_tests::two_facades::<PgConnection>("stamped_holds", stamped, unstamped);
+    lock_timeout_and_try_lock_while_held_by(&holder, &waiter);
+    let (holder, waiter) =
+        diesel_facade_tests::two_facades::<PgConnection>("unstamped_holds", unstamped, stamped);
+    lock_timeout_and_try_lock_while_held_by(&holder, &waiter);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Stamp {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    micros: i64,
+}
+
+/// The lock row's `ts`, in microseconds since the epoch.
+fn stamp(db: &Facade<PgConnection>, name: &str) -> i64 {
+    // A raw query, which a reader's read-only connection does not run.
+    diesel_facade::write(&mut db.context(), |ctx| {
+        diesel::sql_query(
+            "SELECT (extract(epoch FROM ts) * 1000000)::bigint AS micros FROM locks WHERE id = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result::<Stamp>(ctx.conn())
+    })
+    .unwrap()
+    .micros
+}
+
+/// By default every take writes the lock row's `ts`; with
+/// `pg_lock_stamp(false)` (here from a `FacadeConfig`) the first take of a
+/// name makes its row and later takes leave `ts` as it is.
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn the_stamp_moves_on_every_take_and_without_it_ts_keeps_the_first() {
+    let database = diesel_facade_tests::test_database::<PgConnection>("lock_stamp")
+        .create()
+        .unwrap();
+    let stamped = database.facade().unwrap();
+    let unstamped = Facade::<PgConnection>::from_config(&diesel_facade::FacadeConfig {
+        connection: database.url().to_owned(),
+        pg_lock_stamp: Some(false),
+        ..Default::default()
+    })
+    .unwrap();
+    let take = |db: &Facade<PgConnection>, name: &str| {
+        std::thread::sleep(Duration::from_millis(5));
+        diesel_facade::write(&mut db.context(), |ctx| ctx.lock(name)).unwrap();
+        stamp(db, name)
+    };
+    let first = take(&stamped, "stamped");
+    let second = take(&stamped, "stamped");
+    assert!(second > first, "{second} > {first}");
+    assert_eq!(take(&unstamped, "stamped"), second);
+    let made = take(&unstamped, "unstamped");
+    assert_eq!(take(&unstamped, "unstamped"), made);
+    assert!(
+        diesel_facade::write(&mut unstamped.context(), |ctx| ctx.try_lock("unstamped")).unwrap()
+    );
+    assert_eq!(stamp(&unstamped, "unstamped"), made);
+    let again = take(&stamped, "unstamped");
+    assert!(again > made, "{again} > {made}");
+}

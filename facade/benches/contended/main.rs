@@ -5,6 +5,8 @@
 //! - **`ctx.lock`**: a `#[writer]` that takes `ctx.lock("counter")` (its
 //!   row of the `locks` table: an `UPDATE` on PostgreSQL, with an upsert
 //!   only for a name's first take; an upsert on MariaDB) and increments;
+//!   on PostgreSQL also with `pg_lock_stamp(false)` (the row locked with
+//!   `SELECT … FOR NO KEY UPDATE`, not written);
 //! - **native**: the backend's own lock by hand with diesel and an r2d2
 //!   pool: `pg_advisory_xact_lock` inside the transaction on PostgreSQL;
 //!   `GET_LOCK` before `BEGIN` and `RELEASE_LOCK` after `COMMIT` on MariaDB
@@ -66,12 +68,14 @@ use std::time::{Duration, Instant};
 
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{MysqlConnection, PgConnection};
-use diesel_facade::{Facade, SupportedConnection};
+use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
 use common::redact;
 use log_bytes::{mysql_binlog_meter, mysql_status_meter, pg_wal_meter, LogBytes, Meter};
 use methods::{mysql, mysql_methods, pg, pg_methods, Method, Role};
-use sweep::{counted_sides, one_line, statements, Point, Settings, StatementCounter};
+use sweep::{
+    counted_facade, counted_sides, one_line, statements, Point, Settings, StatementCounter,
+};
 
 /// Connections per pool: enough for the largest thread count.
 const POOL_SIZE: u32 = 16;
@@ -127,9 +131,11 @@ where
     Some(url)
 }
 
-fn facade<C: SupportedConnection>(url: &str) -> Facade<C> {
-    Facade::<C>::builder()
-        .writer(url)
+fn facade<C: SupportedConnection>(
+    url: &str,
+    configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
+) -> Facade<C> {
+    configure(Facade::<C>::builder().writer(url))
         .max_pool_size(POOL_SIZE)
         .pool_timeout(Duration::from_secs(30))
         .build()
@@ -202,13 +208,16 @@ fn bench_pg(settings: &Settings) -> Option<BackendResult> {
     };
     let drop_sql = format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)");
     let url = fresh_database::<PgConnection>(LABEL, &admin, &drop_sql)?;
-    let db = facade::<PgConnection>(&url);
+    let db = facade::<PgConnection>(&url, |b| b);
+    let unstamped = facade::<PgConnection>(&url, |b| b.pg_lock_stamp(false));
     let pool = base_pool::<PgConnection>(&url);
     let counted = counted_sides::<PgConnection>(&url);
+    let counted_unstamped =
+        counted_facade::<PgConnection>(&url, &counted.counter, |b| b.pg_lock_stamp(false));
     let backend = Backend {
         label: LABEL,
-        methods: pg_methods(&db, &pool),
-        counted: pg_methods(&counted.db, &counted.pool),
+        methods: pg_methods(&db, &unstamped, &pool),
+        counted: pg_methods(&counted.db, &counted_unstamped, &counted.pool),
         counted_statements: &counted.counter,
         counter: Box::new(|| pg::counter_value(&pool)),
         meters: vec![pg_wal_meter(&url)],
@@ -230,7 +239,7 @@ fn bench_mysql(settings: &Settings, galera: bool) -> Option<BackendResult> {
     let admin = urls.split(',').next().unwrap_or_default().to_owned();
     let drop_sql = format!("DROP DATABASE IF EXISTS {DATABASE}");
     let url = fresh_database::<MysqlConnection>(label, &admin, &drop_sql)?;
-    let db = facade::<MysqlConnection>(&url);
+    let db = facade::<MysqlConnection>(&url, |b| b);
     let pool = base_pool::<MysqlConnection>(&url);
     let counted = counted_sides::<MysqlConnection>(&url);
     let binlog = mysql_binlog_meter(&url);

@@ -139,6 +139,8 @@ pub fn mysql_get_lock(pool: &mysql::BasePool) -> QueryResult<()> {
 pub enum Role {
     /// The facade's `ctx.lock`.
     Table,
+    /// The facade's `ctx.lock` with `pg_lock_stamp(false)` (PostgreSQL).
+    TableUnstamped,
     /// The backend's own lock (advisory lock, `GET_LOCK`).
     Native,
     /// `SELECT … FOR UPDATE` on the counter row.
@@ -161,7 +163,7 @@ impl Role {
     /// The unlocked method whose log bytes this one's lock adds to.
     pub fn baseline(self) -> Role {
         match self {
-            Role::Table | Role::UnlockedWriter => Role::UnlockedWriter,
+            Role::Table | Role::TableUnstamped | Role::UnlockedWriter => Role::UnlockedWriter,
             Role::Native | Role::ForUpdate | Role::Unlocked => Role::Unlocked,
         }
     }
@@ -191,11 +193,21 @@ impl<'a> Method<'a> {
     }
 }
 
-pub fn pg_methods<'a>(db: &'a Facade<PgConnection>, pool: &'a pg::BasePool) -> Vec<Method<'a>> {
+/// The PostgreSQL methods: `db` is the facade with the default settings,
+/// `unstamped` one with `pg_lock_stamp(false)`.
+pub fn pg_methods<'a>(
+    db: &'a Facade<PgConnection>,
+    unstamped: &'a Facade<PgConnection>,
+    pool: &'a pg::BasePool,
+) -> Vec<Method<'a>> {
     let err = |e: diesel::result::Error| e.to_string();
     vec![
         Method::new("ctx.lock", Role::Table, move || {
             let mut ctx = db.context();
+            Box::new(move || pg::ctx_lock(&mut ctx).map_err(|e| e.to_string()))
+        }),
+        Method::new("ctx.lock, no stamp", Role::TableUnstamped, move || {
+            let mut ctx = unstamped.context();
             Box::new(move || pg::ctx_lock(&mut ctx).map_err(|e| e.to_string()))
         }),
         Method::new("pg_advisory_xact_lock", Role::Native, move || {

@@ -26,26 +26,32 @@ pub fn print_sweep(result: &BackendResult, settings: &Settings) {
         .collect();
     println!("statements per increment: {}", statements.join(", "));
     let native_name = native.map_or("native", |n| result.methods[n].0);
+    // The facade's methods: ctx.lock, and on PostgreSQL also without the
+    // stamp, each with its ratios to the native lock and to FOR UPDATE.
+    let facades: Vec<usize> = std::iter::once(table)
+        .chain(find(Role::TableUnstamped))
+        .collect();
+    let mut header = vec!["threads".to_owned()];
+    header.extend(facades.iter().map(|&f| result.methods[f].0.to_owned()));
+    header.extend([native_name.to_owned(), "FOR UPDATE".to_owned()]);
+    for &f in &facades {
+        let name = result.methods[f].0;
+        header.push(format!("{name} / {native_name}"));
+        header.push(format!("{name} / FOR UPDATE"));
+    }
     println!();
-    println!(
-        "| threads | ctx.lock | {native_name} | FOR UPDATE | ctx.lock / {native_name} | \
-         ctx.lock / FOR UPDATE |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| {} |", header.join(" | "));
+    println!("|{}", "---:|".repeat(header.len()));
     for point in &result.points {
-        let native_rate = native.map_or("–".to_owned(), |n| format!("{:.0}", point.rate(n)));
-        let native_ratio = native.map_or("–".to_owned(), |n| {
-            format!("{:.2}", point.ratio(table, n))
-        });
-        println!(
-            "| {} | {:.0} | {} | {:.0} | {} | {:.2} |",
-            point.threads,
-            point.rate(table),
-            native_rate,
-            point.rate(for_update),
-            native_ratio,
-            point.ratio(table, for_update),
-        );
+        let mut row = vec![point.threads.to_string()];
+        row.extend(facades.iter().map(|&f| format!("{:.0}", point.rate(f))));
+        row.push(native.map_or("–".to_owned(), |n| format!("{:.0}", point.rate(n))));
+        row.push(format!("{:.0}", point.rate(for_update)));
+        for &f in &facades {
+            row.push(native.map_or("–".to_owned(), |n| format!("{:.2}", point.ratio(f, n))));
+            row.push(format!("{:.2}", point.ratio(f, for_update)));
+        }
+        println!("| {} |", row.join(" | "));
     }
     for point in &result.points {
         for (m, failed) in point.failed.iter().enumerate() {
@@ -122,6 +128,7 @@ pub fn colour(role: Role) -> plotters::style::RGBColor {
     use plotters::style::RGBColor;
     match role {
         Role::Table => RGBColor(214, 39, 40),
+        Role::TableUnstamped => RGBColor(255, 127, 14),
         Role::Native => RGBColor(31, 119, 180),
         Role::ForUpdate => RGBColor(44, 160, 44),
         Role::Unlocked | Role::UnlockedWriter => RGBColor(127, 127, 127),
@@ -164,6 +171,7 @@ pub fn plot(
             Role::Table,
             "ctx.lock (a row of the locks table, through #[writer])",
         ),
+        (Role::TableUnstamped, "ctx.lock, pg_lock_stamp(false)"),
         (
             Role::Native,
             "native lock by hand (pg_advisory_xact_lock / GET_LOCK)",

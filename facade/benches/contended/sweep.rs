@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
-use diesel_facade::{Facade, SupportedConnection};
+use diesel_facade::{Facade, FacadeBuilder, SupportedConnection};
 
 use crate::common::{env_u64, median};
 use crate::methods::Method;
@@ -235,14 +235,8 @@ where
     C: SupportedConnection + diesel::r2d2::R2D2Connection,
 {
     let counter = Arc::new(StatementCounter::default());
-    let for_facade = Arc::clone(&counter);
     CountedSides {
-        db: Facade::<C>::builder()
-            .writer(url)
-            .max_pool_size(1)
-            .instrumentation(move || for_facade.instrumentation())
-            .build()
-            .expect("build the counted facade"),
+        db: counted_facade(url, &counter, |b| b),
         pool: Pool::builder()
             .max_size(1)
             .connection_customizer(Box::new(Counted(Arc::clone(&counter))))
@@ -250,6 +244,20 @@ where
             .expect("build the counted pool"),
         counter,
     }
+}
+
+/// A facade of one connection, configured by `configure`, whose statements
+/// `counter` counts.
+pub fn counted_facade<C: SupportedConnection>(
+    url: &str,
+    counter: &Arc<StatementCounter>,
+    configure: impl FnOnce(FacadeBuilder<C>) -> FacadeBuilder<C>,
+) -> Facade<C> {
+    let counter = Arc::clone(counter);
+    configure(Facade::<C>::builder().writer(url).max_pool_size(1))
+        .instrumentation(move || counter.instrumentation())
+        .build()
+        .expect("build the counted facade")
 }
 
 /// Statements one increment of each method sends (after one uncounted

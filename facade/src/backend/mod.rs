@@ -324,12 +324,17 @@ pub trait SupportedConnection:
     /// Upsert `(name, now)` into `locks`, waiting at most `timeout` (the
     /// server default when `None`). Runs inside a write transaction.
     #[doc(hidden)]
-    fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()>;
+    fn upsert_lock(
+        conn: &mut Self,
+        session: &Self::Session,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> QueryResult<()>;
 
     /// Upsert the lock row without waiting: `Ok(false)` if another
     /// transaction holds it. Leaves the transaction usable either way.
     #[doc(hidden)]
-    fn try_upsert_lock(conn: &mut Self, name: &str) -> QueryResult<bool>;
+    fn try_upsert_lock(conn: &mut Self, session: &Self::Session, name: &str) -> QueryResult<bool>;
 
     /// Whether `err` says the `locks` table does not exist.
     #[doc(hidden)]

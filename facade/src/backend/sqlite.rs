@@ -320,7 +320,12 @@ impl SupportedConnection for SqliteConnection {
         result
     }
 
-    fn upsert_lock(conn: &mut Self, name: &str, _timeout: Option<Duration>) -> QueryResult<()> {
+    fn upsert_lock(
+        conn: &mut Self,
+        _: &Self::Session,
+        name: &str,
+        _timeout: Option<Duration>,
+    ) -> QueryResult<()> {
         diesel::sql_query(
             "INSERT INTO locks (id, ts) VALUES (?, CURRENT_TIMESTAMP) \
              ON CONFLICT (id) DO UPDATE SET ts = excluded.ts",
@@ -330,9 +335,9 @@ impl SupportedConnection for SqliteConnection {
         .map(drop)
     }
 
-    fn try_upsert_lock(conn: &mut Self, name: &str) -> QueryResult<bool> {
+    fn try_upsert_lock(conn: &mut Self, session: &Self::Session, name: &str) -> QueryResult<bool> {
         // The writer's BEGIN IMMEDIATE already made it the only writer.
-        Self::upsert_lock(conn, name, None).map(|()| true)
+        Self::upsert_lock(conn, session, name, None).map(|()| true)
     }
 
     fn is_missing_table(err: &diesel::result::Error) -> bool {

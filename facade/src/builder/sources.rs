@@ -130,6 +130,7 @@ mod tests {
             r#"{"connection": ":memory:", "wsrep_sync_wait": 1}"#,
             r#"{"connection": ":memory:", "mysql_wait_timeout": 5}"#,
             r#"{"connection": ":memory:", "mysql_sql_mode": ""}"#,
+            r#"{"connection": ":memory:", "pg_lock_stamp": false}"#,
         ] {
             let config: FacadeConfig = serde_json::from_str(json).unwrap();
             let err = Facade::<diesel::SqliteConnection>::from_config(&config).unwrap_err();
@@ -153,7 +154,7 @@ mod tests {
         let every: FacadeConfig = serde_json::from_str(
             r#"{"connection": "", "sqlite_foreign_keys": true, "sqlite_wal": true,
                 "sqlite_busy_timeout_ms": 1, "mysql_sql_mode": "", "wsrep_sync_wait": 0,
-                "mysql_wait_timeout": 1, "application_name": ""}"#,
+                "mysql_wait_timeout": 1, "application_name": "", "pg_lock_stamp": false}"#,
         )
         .unwrap();
         let mut owned: Vec<&str> = [

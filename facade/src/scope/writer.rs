@@ -76,7 +76,7 @@ impl<T: TransactionContext, D: Database<T>> WriterScope<'_, T, D> {
         if self.tx.check_lock_level(name)? {
             return Ok(()); // already held until the outermost transaction ends
         }
-        lock::lock(self.tx.connection(), name, timeout)?;
+        lock::lock(&mut self.tx.conn, name, timeout)?;
         self.tx.note_lock(name);
         Ok(())
     }
@@ -113,7 +113,7 @@ impl<T: TransactionContext, D: Database<T>> WriterScope<'_, T, D> {
         if self.tx.check_lock_level(name)? {
             return Ok(true);
         }
-        let took = lock::try_lock(self.tx.connection(), name)?;
+        let took = lock::try_lock(&mut self.tx.conn, name)?;
         if took {
             self.tx.note_lock(name);
         }

@@ -43,12 +43,13 @@ fn counter_value<C: TypedQueries>(ctx: &mut Req<C>) -> QueryResult<i32> {
 const THREADS: usize = 4;
 const ITERATIONS: usize = 25;
 
-/// `THREADS` threads run `increment` `ITERATIONS` times each on `db`.
+/// `THREADS` threads per facade run `increment` `ITERATIONS` times each on
+/// every one of `dbs` (facades on one database).
 fn hammer<C: TypedQueries>(
-    db: &Facade<C>,
+    dbs: &[Facade<C>],
     increment: impl Fn(&mut Req<C>) -> Result<(), diesel_facade::Error> + Sync,
 ) {
-    crate::spread(std::slice::from_ref(db), THREADS, ITERATIONS, |db| {
+    crate::spread(dbs, THREADS, ITERATIONS, |db| {
         increment(&mut Req { db: db.clone() }).expect("no error reaches the caller")
     });
 }
@@ -56,20 +57,28 @@ fn hammer<C: TypedQueries>(
 /// With the lock, concurrent increments are exact.
 pub fn locked_counter_ends_at_exactly_threads_times_iterations<C: TypedQueries>() {
     let db = crate::facade::<C>("locked_counter", |b| b.max_pool_size(8));
-    hammer(&db, |ctx| locked_increment(ctx));
-    let value = counter_value(&mut Req { db: db.clone() }).unwrap();
+    locked_increments_are_exact(&[db]);
+}
+
+/// `THREADS` threads per facade of `dbs` (one or more facades on one fresh
+/// database) take the lock and increment the counter `ITERATIONS` times
+/// each, all at once: the counter ends at exactly their product.
+pub fn locked_increments_are_exact<C: TypedQueries>(dbs: &[Facade<C>]) {
+    hammer(dbs, |ctx| locked_increment(ctx));
+    let value = counter_value(&mut Req { db: dbs[0].clone() }).unwrap();
+    let retries: u64 = dbs.iter().map(|db| db.stats().retries).sum();
     eprintln!(
-        "{}: {THREADS}x{ITERATIONS} locked increments -> {value}, {} retries",
+        "{}: {}x{THREADS}x{ITERATIONS} locked increments -> {value}, {retries} retries",
         C::NAME,
-        db.stats().retries
+        dbs.len(),
     );
-    assert_eq!(value as usize, THREADS * ITERATIONS);
+    assert_eq!(value as usize, dbs.len() * THREADS * ITERATIONS);
 }
 
 /// The counter after `THREADS` x `ITERATIONS` increments without the lock.
 fn unlocked_counter<C: TypedQueries>() -> i32 {
     let db = crate::facade::<C>("unlocked_counter", |b| b.max_pool_size(8));
-    hammer(&db, |ctx| unlocked_increment(ctx));
+    hammer(std::slice::from_ref(&db), |ctx| unlocked_increment(ctx));
     let value = counter_value(&mut Req { db: db.clone() }).unwrap();
     eprintln!(
         "{}: {THREADS}x{ITERATIONS} unlocked increments -> {value}",
@@ -118,6 +127,12 @@ fn take_both<C: TypedQueries>(
 /// locks. Both must finish; returns the facade, for its stats.
 fn opposite_lock_orders<C: TypedQueries>(meet: bool) -> Facade<C> {
     let db = crate::facade::<C>("lock_order", |b| b.max_pool_size(4));
+    opposite_lock_orders_on(&db, meet);
+    db
+}
+
+/// [`opposite_lock_orders`] on `db`.
+fn opposite_lock_orders_on<C: TypedQueries>(db: &Facade<C>, meet: bool) {
     let barrier = Barrier::new(2);
     let first_attempts = AtomicUsize::new(if meet { 0 } else { 2 });
     std::thread::scope(|s| {
@@ -130,7 +145,6 @@ fn opposite_lock_orders<C: TypedQueries>(meet: bool) -> Facade<C> {
             });
         }
     });
-    db
 }
 
 /// Two writers that hold one lock each and wait for the other's deadlock;
@@ -138,6 +152,23 @@ fn opposite_lock_orders<C: TypedQueries>(meet: bool) -> Facade<C> {
 pub fn opposite_lock_order_deadlock_is_retried<C: TypedQueries + ConcurrentWriters>() {
     let db = opposite_lock_orders::<C>(true);
     assert!(db.stats().retries >= 1, "the deadlock victim was retried");
+}
+
+/// Like [`opposite_lock_order_deadlock_is_retried`], on `db` (a fresh
+/// database) once the two locks' rows exist: the deadlock is between takes of existing rows, not between the
+/// inserts of a first take.
+pub fn a_deadlock_between_existing_lock_rows_is_retried<C: TypedQueries + ConcurrentWriters>(
+    db: &Facade<C>,
+) {
+    for name in ["A", "B"] {
+        diesel_facade::write(&mut Req { db: db.clone() }, |ctx| ctx.lock(name)).unwrap();
+    }
+    let before = db.stats().retries;
+    opposite_lock_orders_on(db, true);
+    assert!(
+        db.stats().retries > before,
+        "the deadlock victim was retried"
+    );
 }
 
 /// On SQLite the second writer cannot even begin while the first holds the
@@ -186,10 +217,23 @@ fn while_another_transaction_holds_the_lock<C: TypedQueries>(
     db: &Facade<C>,
     while_held: impl FnOnce(&mut Req<C>),
 ) {
+    while_a_transaction_of_holder_holds_the_lock(db, db, while_held);
+}
+
+/// Like [`while_another_transaction_holds_the_lock`], the lock held by a
+/// transaction of `holder` (another facade on the same database, or `db`).
+fn while_a_transaction_of_holder_holds_the_lock<C: TypedQueries>(
+    holder: &Facade<C>,
+    db: &Facade<C>,
+    while_held: impl FnOnce(&mut Req<C>),
+) {
     let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
-        let holder_db = db.clone();
+        // Owned here, so that a failing `while_held` drops it as it unwinds
+        // and the holder stops waiting (the scope waits for it).
+        let release_tx = release_tx;
+        let holder_db = holder.clone();
         s.spawn(move || {
             diesel_facade::write(&mut Req { db: holder_db }, |ctx| {
                 ctx.lock("held")?;
@@ -229,20 +273,34 @@ pub fn lock_timeout_and_try_lock_while_another_transaction_holds_it<
     C: TypedQueries + ConcurrentWriters,
 >() {
     let db = crate::facade::<C>("lock_timeout", |b| b.max_pool_size(4));
-    while_another_transaction_holds_the_lock(&db, |ctx| {
-        lock_timeout_on_the_held_lock_times_out(ctx);
-        // try_lock says "taken" and leaves the transaction usable.
-        let (took, wrote) = diesel_facade::write(ctx, |ctx| {
-            let took = ctx.try_lock("held")?;
-            let wrote = C::insert_item(ctx.conn(), 77, "after".to_owned(), 0)?;
-            Ok::<_, diesel_facade::Error>((took, wrote))
-        })
-        .unwrap();
-        assert!(!took, "the lock is held by the other transaction");
-        assert_eq!(wrote, 1);
-        assert!(item_exists(ctx, 77).unwrap());
-        assert!(diesel_facade::write(ctx, |ctx| ctx.try_lock("free")).unwrap());
-    });
+    lock_timeout_and_try_lock_while_held_by(&db, &db);
+}
+
+/// While a transaction of `holder` holds a lock, on `db` (the same facade,
+/// or another on the same database): `lock_timeout` on it is a
+/// `LockTimeout`, and `try_lock` says "taken" and leaves the transaction
+/// usable. The lock is free once the holder's transaction ends. Twice: when
+/// the holder's take made the lock's row, and when the row was there.
+pub fn lock_timeout_and_try_lock_while_held_by<C: TypedQueries + ConcurrentWriters>(
+    holder: &Facade<C>,
+    db: &Facade<C>,
+) {
+    for item in [77, 78] {
+        while_a_transaction_of_holder_holds_the_lock(holder, db, |ctx| {
+            lock_timeout_on_the_held_lock_times_out(ctx);
+            // try_lock says "taken" and leaves the transaction usable.
+            let (took, wrote) = diesel_facade::write(ctx, |ctx| {
+                let took = ctx.try_lock("held")?;
+                let wrote = C::insert_item(ctx.conn(), item, "after".to_owned(), 0)?;
+                Ok::<_, diesel_facade::Error>((took, wrote))
+            })
+            .unwrap();
+            assert!(!took, "the lock is held by the other transaction");
+            assert_eq!(wrote, 1);
+            assert!(item_exists(ctx, item).unwrap());
+            assert!(diesel_facade::write(ctx, |ctx| ctx.try_lock("free")).unwrap());
+        });
+    }
 }
 
 /// On SQLite the writer holding a lock holds the whole database: another

@@ -443,7 +443,12 @@ impl SupportedConnection for MysqlConnection {
         }
     }
 
-    fn upsert_lock(conn: &mut Self, name: &str, timeout: Option<Duration>) -> QueryResult<()> {
+    fn upsert_lock(
+        conn: &mut Self,
+        _: &Self::Session,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> QueryResult<()> {
         match timeout {
             None => diesel::sql_query(UPSERT)
                 .bind::<Text, _>(name)
@@ -461,7 +466,7 @@ impl SupportedConnection for MysqlConnection {
         }
     }
 
-    fn try_upsert_lock(conn: &mut Self, name: &str) -> QueryResult<bool> {
+    fn try_upsert_lock(conn: &mut Self, _: &Self::Session, name: &str) -> QueryResult<bool> {
         // MariaDB accepts 0 (do not wait); MySQL clamps it to 1 second.
         match upsert_waiting(conn, name, 0) {
             Ok(()) => Ok(true),
