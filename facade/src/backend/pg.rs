@@ -16,9 +16,10 @@
 //!
 //! With [`pg_lock_stamp(false)`](FacadeBuilder::pg_lock_stamp) a name's
 //! row that exists is locked with `SELECT … FOR NO KEY UPDATE` instead of
-//! updated: the same row lock (the one the `UPDATE` takes, so the two ways
-//! exclude each other), without a new row version; `ts` then keeps the time
-//! of the name's first take.
+//! updated, in a READ COMMITTED transaction: the same row lock (the one the
+//! `UPDATE` takes, so the two ways exclude each other), without a new row
+//! version; `ts` then keeps the time of the name's first take. At other
+//! isolation levels the take writes, as with the stamp (see [`LOCK_ROW`]).
 //!
 //! A failed statement aborts a PostgreSQL transaction, so the non-blocking
 //! `try_lock` runs inside its own savepoint and rolls back to it when the
@@ -47,9 +48,17 @@ const UPDATE: &str = "UPDATE locks SET ts = now() AT TIME ZONE 'UTC' WHERE id = 
 const UPSERT: &str = "INSERT INTO locks (id, ts) VALUES ($1, now() AT TIME ZONE 'UTC') \
                       ON CONFLICT (id) DO UPDATE SET ts = excluded.ts";
 
-/// Takes the lock when its row exists, without writing it; 0 rows when it
-/// does not. `FOR NO KEY UPDATE` is the lock [`UPDATE`] takes.
-const LOCK_ROW: &str = "SELECT 1 FROM locks WHERE id = $1 FOR NO KEY UPDATE";
+/// Takes the lock when its row exists and the transaction runs at READ
+/// COMMITTED, without writing the row; 0 rows otherwise. `FOR NO KEY
+/// UPDATE` is the lock [`UPDATE`] takes. At REPEATABLE READ and
+/// SERIALIZABLE the take must write (the upsert does): a transaction that
+/// waited for a lock whose holder wrote its row fails with 40001 (a
+/// retryable `SerializationFailure`) instead of going on with a snapshot
+/// older than the holder's commit, and a row that was only locked gives it
+/// no such error.
+const LOCK_ROW: &str = "SELECT 1 FROM locks WHERE id = $1 \
+                        AND current_setting('transaction_isolation') = 'read committed' \
+                        FOR NO KEY UPDATE";
 
 /// Takes the lock on `name`'s row: see the module docs for why the `UPDATE`
 /// (or, without the stamp, the row lock) comes first.
@@ -238,14 +247,25 @@ impl FacadeBuilder<PgConnection> {
     ///
     /// By default a take is `UPDATE locks SET ts = now() ..`: a new version
     /// of the row and its WAL on every take, and `ts` says when the lock was
-    /// last taken by a transaction that committed. With `false` a name's
-    /// existing row is locked with `SELECT … FOR NO KEY UPDATE`, the row
-    /// lock that `UPDATE` takes, without writing the row: the lock is the
-    /// same (exclusive until the outermost transaction ends, the same
+    /// last taken by a transaction that committed. With `false`, in a READ
+    /// COMMITTED transaction (PostgreSQL's default), a name's existing row
+    /// is locked with `SELECT … FOR NO KEY UPDATE`, the row lock that
+    /// `UPDATE` takes, without writing the row: the lock is the same
+    /// (exclusive until the outermost transaction ends, the same
     /// `lock_timeout`, `try_lock` and deadlock detection, and it excludes
     /// facades with either setting), a take writes less WAL, and under
     /// contention more transactions get through per second (see
-    /// docs/performance.md); `ts` keeps the time the row was made.
+    /// docs/performance.md); `ts` keeps the time the row was made. At
+    /// REPEATABLE READ or SERIALIZABLE the take writes `ts` as with the
+    /// stamp.
+    ///
+    /// Only for locks that no transaction takes at REPEATABLE READ or
+    /// SERIALIZABLE, in any service: such a transaction that waits for a
+    /// holder that did not write the row goes on with its older snapshot
+    /// (it does not see what the holder committed), where a holder that
+    /// wrote the row makes it fail with a retryable
+    /// [`SerializationFailure`](crate::ErrorKind::SerializationFailure).
+    /// See docs/locks.md.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), diesel_facade::Error> {
