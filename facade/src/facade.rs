@@ -69,6 +69,11 @@ pub struct Facade<C: SupportedConnection> {
 impl<C: SupportedConnection> Clone for Facade<C> {
     /// Shares the pools; copies the read position into a fresh cell, so the
     /// clone's writes do not make the original wait, nor the other way round.
+    // Not inlined: a request context is made from a clone at every call
+    // site that starts a request, and its copies (the `Arc`'s count, the
+    // position's copy and their unwinding paths) made an application's
+    // release build measurably bigger (docs/performance.md).
+    #[inline(never)]
     fn clone(&self) -> Self {
         Facade {
             inner: Arc::clone(&self.inner),

@@ -15,8 +15,8 @@ use crate::backend::SupportedConnection;
 use crate::context::TransactionContext;
 use crate::entry::{outermost_writer, write_attempt};
 use crate::error::Error;
+use crate::scope::{Again, Kept, Once, ReaderScope, ReplicaScope, WriteHow, WriterScope};
 pub use crate::scope::{DynIndependent, DynRead, DynReplicaRead, DynWrite};
-use crate::scope::{Kept, ReaderScope, ReplicaScope, WriteHow, WriterScope};
 use crate::transaction::with_retry;
 
 pub use crate::context::{database_id, Database, Main, Named};
@@ -38,7 +38,7 @@ where
 {
     let mut f = Some(f);
     let mut kept = Kept::new();
-    let failed = access.__read_erased(&mut |scope| kept.run_once(&mut f, scope));
+    let failed = access.__read_erased(&mut Once::new(&mut f, &mut kept));
     kept.finish(failed)
 }
 
@@ -57,7 +57,7 @@ where
 {
     let mut f = Some(f);
     let mut kept = Kept::new();
-    let failed = access.__read_replica_erased(route, &mut |scope| kept.run_once(&mut f, scope));
+    let failed = access.__read_replica_erased(route, &mut Once::new(&mut f, &mut kept));
     kept.finish(failed)
 }
 
@@ -76,7 +76,7 @@ where
         savepoint,
         retry: None,
     };
-    let failed = access.__write_erased(how, &mut |scope| kept.run_once(&mut f, scope));
+    let failed = access.__write_erased(how, &mut Once::new(&mut f, &mut kept));
     kept.finish(failed)
 }
 
@@ -99,7 +99,7 @@ where
         savepoint,
         retry: Some(policy),
     };
-    let failed = access.__write_erased(how, &mut |scope| kept.keep(f(scope)));
+    let failed = access.__write_erased(how, &mut Again::new(&mut f, &mut kept));
     kept.finish(failed)
 }
 

@@ -6,10 +6,11 @@
 //! (the capability traits themselves have generic methods, so they cannot
 //! be trait objects).
 //!
-//! The body is handed over as `&mut dyn FnMut(&mut Scope) -> bool`: it runs
-//! the function's body, keeps the result where the function's own code
+//! The body is handed over as `&mut dyn Body<Scope>`: its `run` runs the
+//! function's body, keeps the result where the function's own code
 //! (`__private::read` and its siblings) can take it back, and says whether
-//! it was `Ok`. The entry point answers with the facade's error when that
+//! it was `Ok`. (A trait of its own rather than `dyn FnMut`, whose table
+//! would also carry a `call_once` shim for every annotated function.) The entry point answers with the facade's error when that
 //! replaced the body's result (`BEGIN` or `COMMIT` failed), or `None` when
 //! the body's own result stands.
 
@@ -33,7 +34,7 @@ pub trait DynRead<C: TransactionContext, D: Database<C> = Main> {
     /// `ReadAccess::__read` with the body's result erased.
     fn __read_erased(
         &mut self,
-        body: &mut dyn FnMut(&mut ReaderScope<'_, C, D>) -> bool,
+        body: &mut dyn for<'s> Body<ReaderScope<'s, C, D>>,
     ) -> Option<Error>;
 }
 
@@ -44,9 +45,9 @@ where
 {
     fn __read_erased(
         &mut self,
-        body: &mut dyn FnMut(&mut ReaderScope<'_, S::Context, D>) -> bool,
+        body: &mut dyn for<'s> Body<ReaderScope<'s, S::Context, D>>,
     ) -> Option<Error> {
-        Erased::outcome(self.__read(|scope| Erased::of(body(scope))))
+        Erased::outcome(self.__read(|scope| Erased::of(body.run(scope))))
     }
 }
 
@@ -63,7 +64,7 @@ pub trait DynReplicaRead<C: TransactionContext, D: Database<C> = Main> {
     fn __read_replica_erased(
         &mut self,
         route: Route,
-        body: &mut dyn FnMut(&mut ReplicaScope<'_, C, D>) -> bool,
+        body: &mut dyn for<'s> Body<ReplicaScope<'s, C, D>>,
     ) -> Option<Error>;
 }
 
@@ -75,9 +76,9 @@ where
     fn __read_replica_erased(
         &mut self,
         route: Route,
-        body: &mut dyn FnMut(&mut ReplicaScope<'_, S::Context, D>) -> bool,
+        body: &mut dyn for<'s> Body<ReplicaScope<'s, S::Context, D>>,
     ) -> Option<Error> {
-        Erased::outcome(self.__read_replica(route, |scope| Erased::of(body(scope))))
+        Erased::outcome(self.__read_replica(route, |scope| Erased::of(body.run(scope))))
     }
 }
 
@@ -95,7 +96,7 @@ pub trait DynWrite<C: TransactionContext, D: Database<C> = Main> {
     fn __write_erased(
         &mut self,
         how: WriteHow,
-        body: &mut dyn FnMut(&mut WriterScope<'_, C, D>) -> bool,
+        body: &mut dyn for<'s> Body<WriterScope<'s, C, D>>,
     ) -> Option<Error>;
 }
 
@@ -107,9 +108,9 @@ where
     fn __write_erased(
         &mut self,
         how: WriteHow,
-        body: &mut dyn FnMut(&mut WriterScope<'_, S::Context, D>) -> bool,
+        body: &mut dyn for<'s> Body<WriterScope<'s, S::Context, D>>,
     ) -> Option<Error> {
-        let body = |scope: &mut WriterScope<'_, S::Context, D>| Erased::of(body(scope));
+        let body = |scope: &mut WriterScope<'_, S::Context, D>| Erased::of(body.run(scope));
         Erased::outcome(match (how.savepoint, how.retry) {
             (false, None) => self.__write(body),
             (true, None) => self.__write_savepoint(body),
@@ -140,6 +141,63 @@ where
 {
     fn __independent_context(&mut self) -> Result<(&S::Context, bool), Error> {
         IndependentAccess::__independent_context(self)
+    }
+}
+
+/// A function's body as the erased entry points take it: `run` runs it on
+/// `scope`, keeps its result for the function's own code, and says whether
+/// it was `Ok`.
+pub trait Body<S> {
+    /// Run the body on `scope`; whether its result is `Ok`.
+    fn run(&mut self, scope: &mut S) -> bool;
+}
+
+/// A body that runs at most once (an `FnOnce`), and where its result goes.
+/// It holds both by reference, so that it has no drop code of its own.
+pub struct Once<'a, F, R, E> {
+    f: &'a mut Option<F>,
+    kept: &'a mut Kept<R, E>,
+}
+
+impl<'a, F, R, E> Once<'a, F, R, E> {
+    /// `f` (taken from its `Option` when it runs), its result kept in
+    /// `kept`.
+    pub fn new(f: &'a mut Option<F>, kept: &'a mut Kept<R, E>) -> Self {
+        Once { f, kept }
+    }
+}
+
+impl<S, F, R, E> Body<S> for Once<'_, F, R, E>
+where
+    F: FnOnce(&mut S) -> Result<R, E>,
+    E: From<Error>,
+{
+    fn run(&mut self, scope: &mut S) -> bool {
+        self.kept.run_once(self.f, scope)
+    }
+}
+
+/// A body that may run again (an `FnMut`, for `retry`), and where its last
+/// result goes.
+pub struct Again<'a, F, R, E> {
+    f: &'a mut F,
+    kept: &'a mut Kept<R, E>,
+}
+
+impl<'a, F, R, E> Again<'a, F, R, E> {
+    /// `f`, its last result kept in `kept`.
+    pub fn new(f: &'a mut F, kept: &'a mut Kept<R, E>) -> Self {
+        Again { f, kept }
+    }
+}
+
+impl<S, F, R, E> Body<S> for Again<'_, F, R, E>
+where
+    F: FnMut(&mut S) -> Result<R, E>,
+    E: From<Error>,
+{
+    fn run(&mut self, scope: &mut S) -> bool {
+        self.kept.keep((self.f)(scope))
     }
 }
 

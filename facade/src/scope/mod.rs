@@ -32,7 +32,7 @@ mod writer;
 
 pub(crate) use chain::{end_all, DeferredTx, Frame, Opened};
 pub use chain::{Frames, OpenKind, Root};
-pub use erased::{DynIndependent, DynRead, DynReplicaRead, DynWrite, Kept, WriteHow};
+pub use erased::{Again, DynIndependent, DynRead, DynReplicaRead, DynWrite, Kept, Once, WriteHow};
 pub use state::{Elsewhere, False, Found, Here, Rep, SameDb, True, R, W};
 
 /// Anything a data-access function can be called with: a request context
