@@ -9,7 +9,7 @@
 //! are recorded and the model is still built.
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
-use quote::quote;
+use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::{
     AttrStyle, Attribute, Data, DeriveInput, Error, FnArg, Ident, Index, Item, Member, PatType,
@@ -100,7 +100,15 @@ impl FnItem {
         })
     }
 
-    /// The item with `body` (the contents of its braces) as its body.
+    /// The item with `body` (the contents of its braces) as its body, not
+    /// inlined into its callers unless it says otherwise.
+    ///
+    /// The body is one call into diesel-facade; inlined, that call's
+    /// shell (the kept result, its unwinding paths) was copied into every
+    /// caller, which made an application's release build about 15% slower
+    /// to compile (docs/performance.md) for no speed: the call begins or
+    /// joins a transaction. A function with an `inline` attribute of its
+    /// own (or a `cfg_attr` that may add one) keeps only that.
     pub(crate) fn with_body(&self, body: TokenStream) -> TokenStream {
         let outer = self
             .attrs
@@ -113,8 +121,25 @@ impl FnItem {
         let (vis, sig) = (&self.vis, &self.sig);
         let mut block = Group::new(Delimiter::Brace, quote!(#(#inner)* #body));
         block.set_span(self.block.span());
-        quote!(#(#outer)* #vis #sig #block)
+        let never = (!self.attrs.iter().any(may_set_inline)).then(|| quote!(#[inline(never)]));
+        quote!(#(#outer)* #never #vis #sig #block)
     }
+}
+
+/// Whether `attr` is an `inline` attribute, or a `cfg_attr` that names one.
+fn may_set_inline(attr: &Attribute) -> bool {
+    let path = attr.path();
+    path.is_ident("inline")
+        || (path.is_ident("cfg_attr") && mentions(attr.meta.to_token_stream(), "inline"))
+}
+
+/// Whether `tokens` hold the identifier `name`, at any depth.
+fn mentions(tokens: TokenStream, name: &str) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == name,
+        TokenTree::Group(group) => mentions(group.stream(), name),
+        _ => false,
+    })
 }
 
 /// The parameter that carries the request context.

@@ -137,7 +137,10 @@ pub fn reader(args: TokenStream, item: TokenStream) -> TokenStream {
 /// its own access traits.) The function gets no generic parameter from
 /// it, so it is compiled once, in its own crate, whatever its callers
 /// pass, and a turbofish names the function's own parameters,
-/// `f::<T>(ctx, ..)`.
+/// `f::<T>(ctx, ..)`. It is marked `#[inline(never)]` unless it has an
+/// `inline` attribute of its own: its body is one call that begins or joins
+/// a transaction, and a copy of that call in every caller only made release
+/// builds slower.
 ///
 #[doc = include_str!("../doc/nesting.md")]
 ///

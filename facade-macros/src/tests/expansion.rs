@@ -31,7 +31,7 @@ fn writer_matches_the_documented_shape() {
         "fn restock(ctx: &mut RequestContext, id: i32) -> QueryResult<Item> { let item = get_item(ctx, id)?; Ok(item) }",
     );
     let expected = expected_fn(
-        "fn restock(
+        "#[inline(never)] fn restock(
             ctx: &mut dyn ::diesel_facade::__private::DynWrite<RequestContext>, id: i32
         ) -> QueryResult<Item> {
             ::diesel_facade::__private::write(
@@ -120,7 +120,7 @@ fn each_form_calls_its_runtime_function() {
     for (role, args, call, access, scope) in cases {
         let generated = expanded_fn(role, args, ITEM);
         let expected = expected_fn(&format!(
-            "fn f(ctx: &mut dyn ::diesel_facade::__private::{access}<Ctx>) -> QueryResult<()> {{
+            "#[inline(never)] fn f(ctx: &mut dyn ::diesel_facade::__private::{access}<Ctx>) -> QueryResult<()> {{
                 ::diesel_facade::__private::{call}
                     |ctx: &mut ::diesel_facade::{scope}<'_, Ctx>| -> QueryResult<()> {{ Ok(()) }})
             }}"
@@ -174,7 +174,7 @@ fn elided_lifetimes_of_the_context_type_are_named() {
         "fn f<'a, T>(ctx: &'a mut Ctx<'_, &T, fn(&str)>) -> QueryResult<()> { Ok(()) }",
     );
     let expected = expected_fn(
-        "fn f<'a, '__facade_ctx0, '__facade_ctx1, T>(ctx: &'a mut dyn ::diesel_facade::__private::DynWrite<
+        "#[inline(never)] fn f<'a, '__facade_ctx0, '__facade_ctx1, T>(ctx: &'a mut dyn ::diesel_facade::__private::DynWrite<
             Ctx<'__facade_ctx0, &'__facade_ctx1 T, fn(&str)>
         >) -> QueryResult<()> {
             ::diesel_facade::__private::write(
@@ -276,7 +276,7 @@ fn db_selects_the_named_database_and_checks_the_name_on_a_concrete_context() {
         "fn count(ctx: &mut Ctx) -> QueryResult<i64> { body(ctx) }",
     );
     let expected = expected_fn(&format!(
-        "fn count(
+        "#[inline(never)] fn count(
             ctx: &mut dyn ::diesel_facade::__private::DynRead<Ctx, ::diesel_facade::Named<{id}u64>>
         ) -> QueryResult<i64>
         where ::diesel_facade::Named<{id}u64>: ::diesel_facade::Database<Ctx>
@@ -340,5 +340,34 @@ fn the_header_only_parse_declines_what_it_cannot_read() {
         "",
     ] {
         assert!(FnItem::parse_header(tokens(source)).is_none(), "{source}");
+    }
+}
+
+/// The generated function is not inlined into its callers, unless it has an
+/// `inline` attribute of its own (or a `cfg_attr` that may add one): then
+/// it keeps only that one.
+#[test]
+fn the_function_is_not_inlined_unless_it_says_so() {
+    let inline_attributes = |item: &str| {
+        let function: ItemFn = syn::parse2(expand(Role::Reader, "", item)).unwrap();
+        function
+            .attrs
+            .iter()
+            .map(|attr| quote::ToTokens::to_token_stream(attr).to_string())
+            .collect::<Vec<_>>()
+    };
+    const BODY: &str = "(ctx: &mut Ctx) -> QueryResult<()> { Ok(()) }";
+    assert_eq!(
+        inline_attributes(&format!("/// Doc.\nfn f{BODY}")),
+        ["# [doc = \" Doc.\"]", "# [inline (never)]"]
+    );
+    for own in [
+        "#[inline]",
+        "#[inline(always)]",
+        "#[inline(never)]",
+        "#[cfg_attr(feature = \"x\", inline)]",
+    ] {
+        let attrs = inline_attributes(&format!("{own} fn f{BODY}"));
+        assert_eq!(attrs.len(), 1, "{own}: {attrs:?}");
     }
 }
