@@ -10,6 +10,7 @@
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::{
     AttrStyle, Attribute, Data, DeriveInput, Error, FnArg, Ident, Index, Item, Member, PatType,
@@ -126,17 +127,18 @@ impl FnItem {
     }
 }
 
-/// Whether `attr` is an `inline` attribute, or a `cfg_attr` that names one.
+/// Whether `attr` is an `inline` attribute, or a `cfg_attr` that names one
+/// (rustc applies a `cfg_attr` before the macro runs; this is in case one
+/// reaches it). Raw identifiers count: `#[r#inline]` is `#[inline]`.
 fn may_set_inline(attr: &Attribute) -> bool {
-    let path = attr.path();
-    path.is_ident("inline")
-        || (path.is_ident("cfg_attr") && mentions(attr.meta.to_token_stream(), "inline"))
+    let is = |name: &str| attr.path().get_ident().is_some_and(|i| i.unraw() == name);
+    is("inline") || (is("cfg_attr") && mentions(attr.meta.to_token_stream(), "inline"))
 }
 
-/// Whether `tokens` hold the identifier `name`, at any depth.
+/// Whether `tokens` hold the identifier `name` (raw or not), at any depth.
 fn mentions(tokens: TokenStream, name: &str) -> bool {
     tokens.into_iter().any(|tree| match tree {
-        TokenTree::Ident(ident) => ident == name,
+        TokenTree::Ident(ident) => ident.unraw() == name,
         TokenTree::Group(group) => mentions(group.stream(), name),
         _ => false,
     })

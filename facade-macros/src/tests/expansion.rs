@@ -366,6 +366,8 @@ fn the_function_is_not_inlined_unless_it_says_so() {
         "#[inline(always)]",
         "#[inline(never)]",
         "#[cfg_attr(feature = \"x\", inline)]",
+        "#[r#inline]",
+        "#[cfg_attr(feature = \"x\", r#inline(always))]",
     ] {
         let attrs = inline_attributes(&format!("{own} fn f{BODY}"));
         assert_eq!(attrs.len(), 1, "{own}: {attrs:?}");
