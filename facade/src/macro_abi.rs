@@ -38,7 +38,10 @@ where
 {
     let mut f = Some(f);
     let mut kept = Kept::new();
-    let failed = access.__read_erased(&mut Once::new(&mut f, &mut kept));
+    let failed = access.__read_erased(&mut Once {
+        f: &mut f,
+        kept: &mut kept,
+    });
     kept.finish(failed)
 }
 
@@ -57,7 +60,13 @@ where
 {
     let mut f = Some(f);
     let mut kept = Kept::new();
-    let failed = access.__read_replica_erased(route, &mut Once::new(&mut f, &mut kept));
+    let failed = access.__read_replica_erased(
+        route,
+        &mut Once {
+            f: &mut f,
+            kept: &mut kept,
+        },
+    );
     kept.finish(failed)
 }
 
@@ -76,7 +85,13 @@ where
         savepoint,
         retry: None,
     };
-    let failed = access.__write_erased(how, &mut Once::new(&mut f, &mut kept));
+    let failed = access.__write_erased(
+        how,
+        &mut Once {
+            f: &mut f,
+            kept: &mut kept,
+        },
+    );
     kept.finish(failed)
 }
 
@@ -99,7 +114,13 @@ where
         savepoint,
         retry: Some(policy),
     };
-    let failed = access.__write_erased(how, &mut Again::new(&mut f, &mut kept));
+    let failed = access.__write_erased(
+        how,
+        &mut Again {
+            f: &mut f,
+            kept: &mut kept,
+        },
+    );
     kept.finish(failed)
 }
 

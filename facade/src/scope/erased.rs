@@ -152,19 +152,14 @@ pub trait Body<S> {
     fn run(&mut self, scope: &mut S) -> bool;
 }
 
-/// A body that runs at most once (an `FnOnce`), and where its result goes.
-/// It holds both by reference, so that it has no drop code of its own.
+/// A body that runs at most once (an `FnOnce`, taken from its `Option`
+/// when it runs), and where its result goes. It holds both by reference, so
+/// that it has no drop code of its own. (Built with a struct literal and
+/// run in one method: each is one more instance per annotated function in
+/// a debug build.)
 pub struct Once<'a, F, R, E> {
-    f: &'a mut Option<F>,
-    kept: &'a mut Kept<R, E>,
-}
-
-impl<'a, F, R, E> Once<'a, F, R, E> {
-    /// `f` (taken from its `Option` when it runs), its result kept in
-    /// `kept`.
-    pub fn new(f: &'a mut Option<F>, kept: &'a mut Kept<R, E>) -> Self {
-        Once { f, kept }
-    }
+    pub(crate) f: &'a mut Option<F>,
+    pub(crate) kept: &'a mut Kept<R, E>,
 }
 
 impl<S, F, R, E> Body<S> for Once<'_, F, R, E>
@@ -173,22 +168,18 @@ where
     E: From<Error>,
 {
     fn run(&mut self, scope: &mut S) -> bool {
-        self.kept.run_once(self.f, scope)
+        match self.f.take() {
+            Some(f) => self.kept.keep(f(scope)),
+            None => self.kept.ran_twice(),
+        }
     }
 }
 
 /// A body that may run again (an `FnMut`, for `retry`), and where its last
 /// result goes.
 pub struct Again<'a, F, R, E> {
-    f: &'a mut F,
-    kept: &'a mut Kept<R, E>,
-}
-
-impl<'a, F, R, E> Again<'a, F, R, E> {
-    /// `f`, its last result kept in `kept`.
-    pub fn new(f: &'a mut F, kept: &'a mut Kept<R, E>) -> Self {
-        Again { f, kept }
-    }
+    pub(crate) f: &'a mut F,
+    pub(crate) kept: &'a mut Kept<R, E>,
 }
 
 impl<S, F, R, E> Body<S> for Again<'_, F, R, E>
@@ -268,18 +259,6 @@ impl<R, E: From<Error>> Kept<R, E> {
         ok
     }
 
-    /// Run a body that may run once (`f`, taken from its `Option`) on
-    /// `scope` and keep its result; whether it is `Ok`.
-    pub fn run_once<S, F>(&mut self, f: &mut Option<F>, scope: &mut S) -> bool
-    where
-        F: FnOnce(&mut S) -> Result<R, E>,
-    {
-        match f.take() {
-            Some(f) => self.keep(f(scope)),
-            None => self.ran_twice(),
-        }
-    }
-
     /// A body that may run once was asked to run again. No entry point
     /// does that (they take it as `FnOnce`); if one did, the function
     /// fails rather than report the first run's result for a transaction
@@ -350,10 +329,15 @@ mod tests {
 
     #[test]
     fn a_body_run_twice_or_never_is_an_error_not_a_result() {
+        use super::{Body, Once};
         let mut kept = Kept::<i32, Error>::new();
         let mut body = Some(|_: &mut ()| Ok(1));
-        assert!(kept.run_once(&mut body, &mut ()));
-        assert!(!kept.run_once(&mut body, &mut ()));
+        let mut once = Once {
+            f: &mut body,
+            kept: &mut kept,
+        };
+        assert!(once.run(&mut ()));
+        assert!(!once.run(&mut ()));
         assert_eq!(
             kept.finish(None).map_err(|e| e.kind()),
             Err(ErrorKind::Other)
