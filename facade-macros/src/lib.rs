@@ -142,6 +142,11 @@ pub fn reader(args: TokenStream, item: TokenStream) -> TokenStream {
 /// a transaction, and a copy of that call in every caller only made release
 /// builds slower.
 ///
+/// Because the parameter's type changes, an annotated method cannot
+/// implement a trait method declared with `ctx: &mut C` (the signatures
+/// differ, E0053): annotate an inherent method or a free function and
+/// call it from the trait's implementation.
+///
 #[doc = include_str!("../doc/nesting.md")]
 ///
 /// # Compile errors
