@@ -106,9 +106,9 @@ impl FnItem {
     ///
     /// The body is one call into diesel-facade; inlined, that call's
     /// shell (the kept result, its unwinding paths) was copied into every
-    /// caller, which made an application's release build about 15% slower
-    /// to compile (docs/performance.md) for no speed: the call begins or
-    /// joins a transaction. A function with an `inline` attribute of its
+    /// caller, which made an application's release build measurably slower
+    /// to compile (docs/performance.md, "Sixth pass") for no speed: the
+    /// call begins or joins a transaction. A function with an `inline` attribute of its
     /// own (or a `cfg_attr` that may add one) keeps only that.
     pub(crate) fn with_body(&self, body: TokenStream) -> TokenStream {
         let outer = self

@@ -10,7 +10,8 @@
 //! function's body, keeps the result where the function's own code
 //! (`__private::read` and its siblings) can take it back, and says whether
 //! it was `Ok`. (A trait of its own rather than `dyn FnMut`, whose table
-//! would also carry a `call_once` shim for every annotated function.) The entry point answers with the facade's error when that
+//! would also carry a `call_once` shim for every annotated function.) The
+//! entry point answers with the facade's error when that
 //! replaced the body's result (`BEGIN` or `COMMIT` failed), or `None` when
 //! the body's own result stands.
 
