@@ -136,7 +136,7 @@ fn may_set_inline(attr: &Attribute) -> bool {
 }
 
 /// Whether `tokens` hold the identifier `name` (raw or not), at any depth.
-fn mentions(tokens: TokenStream, name: &str) -> bool {
+pub(crate) fn mentions(tokens: TokenStream, name: &str) -> bool {
     tokens.into_iter().any(|tree| match tree {
         TokenTree::Ident(ident) => ident.unraw() == name,
         TokenTree::Group(group) => mentions(group.stream(), name),

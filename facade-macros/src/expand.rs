@@ -29,6 +29,7 @@ use syn::{
 use crate::args::{self, Args, ReadRoute, Retry, Role, Transaction, WriteMode};
 use crate::ast::DataAccessFn;
 use crate::database::named_database;
+use crate::fast;
 use crate::valid::{find_impl_trait, CheckedFn};
 
 /// The binding for a context parameter whose pattern is not a plain name
@@ -36,6 +37,17 @@ use crate::valid::{find_impl_trait, CheckedFn};
 const HIDDEN_CONTEXT: &str = "__facade_context";
 
 pub(crate) fn data_access_fn(role: Role, args: TokenStream, item: TokenStream) -> TokenStream {
+    if args.is_empty() {
+        if let Some(function) = fast::data_access_fn(role, &item) {
+            return function;
+        }
+    }
+    general(role, args, item)
+}
+
+/// Every form of data-access function, and every error: syn reads the
+/// signature and prints the rewritten one.
+pub(crate) fn general(role: Role, args: TokenStream, item: TokenStream) -> TokenStream {
     let Args {
         transaction,
         database,
@@ -89,26 +101,26 @@ fn stub_body(item: TokenStream) -> TokenStream {
 }
 
 /// What a transaction kind calls in the runtime.
-struct Runtime {
+pub(crate) struct Runtime {
     /// `diesel_facade::__private::<function>`, which hands the body to the
     /// scope argument (a trait object), whose implementation for the
     /// caller's type begins or joins.
-    function: &'static str,
+    pub(crate) function: &'static str,
     /// The `Route` argument of `read_replica`.
-    route: Option<&'static str>,
+    pub(crate) route: Option<&'static str>,
     /// The `savepoint` argument of `write` and `write_retry`.
-    savepoint: Option<bool>,
+    pub(crate) savepoint: Option<bool>,
     /// `diesel_facade::__private::<access>`: the bound on the scope
     /// parameter, which decides at the call site what may call this function.
-    access: &'static str,
+    pub(crate) access: &'static str,
     /// `diesel_facade::<scope>`: what the body's context is.
-    scope: &'static str,
+    pub(crate) scope: &'static str,
     /// The `RetryPolicy` argument of the `…_retry` functions.
-    policy: Option<TokenStream>,
+    pub(crate) policy: Option<TokenStream>,
 }
 
 impl Runtime {
-    fn of(transaction: &Transaction) -> Self {
+    pub(crate) fn of(transaction: &Transaction) -> Self {
         let mut route = None;
         let mut savepoint = None;
         let (function, access, scope) = match transaction {

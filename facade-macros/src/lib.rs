@@ -29,6 +29,7 @@ mod database;
 mod derive;
 mod errors;
 mod expand;
+mod fast;
 mod valid;
 
 #[cfg(test)]

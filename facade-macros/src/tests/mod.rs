@@ -6,6 +6,7 @@
 mod args;
 mod derive;
 mod expansion;
+mod fast;
 mod signature;
 
 use proc_macro2::{Span, TokenStream};
