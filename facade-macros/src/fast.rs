@@ -25,8 +25,6 @@
 //! `tests/fast.rs`).
 
 use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
 
 use crate::args::{ReadRoute, Role, Transaction, WriteMode};
 use crate::ast::mentions;
@@ -117,53 +115,132 @@ pub(crate) fn data_access_fn(role: Role, item: &TokenStream) -> Option<TokenStre
             retry: None,
         },
     });
-    let context_type: TokenStream = context.ty.iter().cloned().collect();
-    let span = context_type.span();
-    let access = Ident::new(runtime.access, Span::call_site());
-    let scope = Ident::new(runtime.scope, Span::call_site());
-    let scope_type = quote_spanned!(span=> ::diesel_facade::#scope<'_, #context_type>);
-    // Spanned as the general path's syntax tree prints: the separators
-    // between the segments are the call site's.
-    let sep = quote!(::);
-    let dyn_access =
-        quote_spanned!(span=> dyn ::diesel_facade #sep __private #sep #access<#context_type>);
+    // The tokens are gathered in vectors and each group's become one
+    // stream at once: every stream built is a round trip to the compiler.
+    // Spans are those of the general path's output: `span` is the context
+    // type's (first token joined to the last), `site` the attribute's.
+    let ty = &context.ty;
+    let span = match (ty.first(), ty.last()) {
+        (Some(first), Some(last)) if ty.len() > 1 => {
+            first.span().join(last.span()).unwrap_or(first.span())
+        }
+        (Some(first), _) => first.span(),
+        _ => return None,
+    };
+    let site = Span::call_site();
 
-    // The context parameter becomes `name: &mut dyn Access<C>`.
+    // The context parameter becomes `name: &mut dyn ::diesel_facade::__private::Access<C>`.
     let ContextParam {
         name: binding,
         colon,
         reference,
-        ..
+        ty,
     } = context;
-    let mut new_param: Vec<TokenTree> = vec![TokenTree::Ident(binding.clone()), colon];
-    new_param.extend(reference);
-    new_param.extend(dyn_access);
-    split[context_index].0 = new_param;
-    let mut inputs = TokenStream::new();
+    let mut param = Tokens(vec![TokenTree::Ident(binding.clone()), colon]);
+    param.0.extend(reference);
+    param.ident("dyn", span);
+    param.colon2(span);
+    param.ident("diesel_facade", span);
+    param.colon2(site);
+    param.ident("__private", span);
+    param.colon2(site);
+    param.ident(runtime.access, site);
+    param.punct('<', span);
+    param.0.extend(ty.iter().cloned());
+    param.punct('>', span);
+    split[context_index].0 = param.0;
+    let mut inputs = Tokens(Vec::new());
     for (param, comma) in split {
-        inputs.extend(param);
-        inputs.extend(comma.map(TokenTree::Punct));
+        inputs.0.extend(param);
+        inputs.0.extend(comma.map(TokenTree::Punct));
     }
-    let mut new_params = Group::new(Delimiter::Parenthesis, inputs);
-    new_params.set_span(params.span());
 
-    let output: TokenStream = output.into_iter().collect();
-    let function = Ident::new(runtime.function, Span::call_site());
-    let savepoint = runtime.savepoint.map(|savepoint| quote!(#savepoint,));
-    let pattern = &binding;
-    let call = quote! {
-        ::diesel_facade::__private::#function(
-            #binding,
-            #savepoint
-            |#pattern: &mut #scope_type| -> #output #body
-        )
-    };
-    let mut block = Group::new(Delimiter::Brace, call);
-    block.set_span(body.span());
-    let [dash, gt] = arrow;
-    let attrs: TokenStream = attrs.into_iter().collect();
-    let vis: TokenStream = vis.into_iter().collect();
-    Some(quote!(#attrs #[inline(never)] #vis #fn_token #name #new_params #dash #gt #output #block))
+    // `::diesel_facade::__private::FUNCTION(name, [false,] |name: &mut
+    // ::diesel_facade::SCOPE<'_, C>| -> OUTPUT BODY)`
+    let mut args = Tokens(vec![TokenTree::Ident(binding.clone())]);
+    args.punct(',', site);
+    if let Some(savepoint) = runtime.savepoint {
+        args.ident(if savepoint { "true" } else { "false" }, site);
+        args.punct(',', site);
+    }
+    args.punct('|', site);
+    args.0.push(TokenTree::Ident(binding));
+    args.punct(':', site);
+    args.punct('&', site);
+    args.ident("mut", site);
+    args.colon2(span);
+    args.ident("diesel_facade", span);
+    args.colon2(span);
+    args.ident(runtime.scope, site);
+    args.punct('<', span);
+    args.0.push(TokenTree::Punct(joint('\'', span)));
+    args.ident("_", span);
+    args.punct(',', span);
+    args.0.extend(ty);
+    args.punct('>', span);
+    args.punct('|', site);
+    args.0.push(TokenTree::Punct(joint('-', site)));
+    args.punct('>', site);
+    args.0.extend(output.iter().cloned());
+    let body_span = body.span();
+    args.0.push(TokenTree::Group(body));
+    let mut call = Tokens(Vec::new());
+    call.colon2(site);
+    call.ident("diesel_facade", site);
+    call.colon2(site);
+    call.ident("__private", site);
+    call.colon2(site);
+    call.ident(runtime.function, site);
+    call.group(Delimiter::Parenthesis, site, args);
+
+    let mut function = Tokens(attrs);
+    function.punct('#', site);
+    let mut never = Tokens(Vec::new());
+    never.ident("never", site);
+    let mut inline = Tokens(Vec::new());
+    inline.ident("inline", site);
+    inline.group(Delimiter::Parenthesis, site, never);
+    function.group(Delimiter::Bracket, site, inline);
+    function.0.extend(vis);
+    function.0.push(TokenTree::Ident(fn_token));
+    function.0.push(TokenTree::Ident(name));
+    function.group(Delimiter::Parenthesis, params.span(), inputs);
+    function.0.extend(arrow.map(TokenTree::Punct));
+    function.0.extend(output);
+    function.group(Delimiter::Brace, body_span, call);
+    Some(function.0.into_iter().collect())
+}
+
+/// Tokens on their way to a stream.
+struct Tokens(Vec<TokenTree>);
+
+impl Tokens {
+    fn ident(&mut self, name: &str, span: Span) {
+        self.0.push(TokenTree::Ident(Ident::new(name, span)));
+    }
+
+    fn punct(&mut self, ch: char, span: Span) {
+        let mut punct = Punct::new(ch, Spacing::Alone);
+        punct.set_span(span);
+        self.0.push(TokenTree::Punct(punct));
+    }
+
+    fn colon2(&mut self, span: Span) {
+        self.0.push(TokenTree::Punct(joint(':', span)));
+        self.punct(':', span);
+    }
+
+    fn group(&mut self, delimiter: Delimiter, span: Span, content: Tokens) {
+        let mut group = Group::new(delimiter, content.0.into_iter().collect());
+        group.set_span(span);
+        self.0.push(TokenTree::Group(group));
+    }
+}
+
+fn joint(ch: char, span: Span) -> Punct {
+    let mut punct = Punct::new(ch, Spacing::Joint);
+    punct.set_span(span);
+    punct
 }
 
 /// The context parameter of the usual shape, split into its parts.
