@@ -7,6 +7,7 @@
 //! their password replaced by `***`.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::backend::SupportedConnection;
@@ -60,10 +61,29 @@ pub(crate) struct Inner<C: SupportedConnection> {
 /// # Ok(()) }
 /// ```
 pub struct Facade<C: SupportedConnection> {
-    pub(crate) inner: Arc<Inner<C>>,
+    /// The pools and settings every clone shares. Dropped, like `position`,
+    /// by `Facade`'s own `Drop`.
+    pub(crate) inner: ManuallyDrop<Arc<Inner<C>>>,
     /// The read-your-writes position of contexts that have no
     /// `#[read_position]` field of their own.
-    position: ReadPosition,
+    position: ManuallyDrop<ReadPosition>,
+}
+
+impl<C: SupportedConnection> Drop for Facade<C> {
+    // Not inlined, for the same reason as `clone`: a request context is
+    // dropped at every call site that starts a request, and the fields'
+    // drops (the `Arc`'s count, the position's variants, their unwinding
+    // paths) were copied into each of them (docs/performance.md, "Seventh
+    // pass").
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: the fields are dropped here only, once each, and never
+        // used after: this is the facade's own drop.
+        unsafe {
+            ManuallyDrop::drop(&mut self.position);
+            ManuallyDrop::drop(&mut self.inner);
+        }
+    }
 }
 
 impl<C: SupportedConnection> Clone for Facade<C> {
@@ -76,8 +96,8 @@ impl<C: SupportedConnection> Clone for Facade<C> {
     #[inline(never)]
     fn clone(&self) -> Self {
         Facade {
-            inner: Arc::clone(&self.inner),
-            position: self.position.clone(),
+            inner: ManuallyDrop::new(Arc::clone(&self.inner)),
+            position: ManuallyDrop::new(ReadPosition::clone(&self.position)),
         }
     }
 }
@@ -99,14 +119,14 @@ impl<C: SupportedConnection> Facade<C> {
     /// `builder/` for how they are made).
     pub(crate) fn new(writer: PoolSet<C>, replicas: Replicas<C>, retry: RetrySettings) -> Self {
         Facade {
-            inner: Arc::new(Inner {
+            inner: ManuallyDrop::new(Arc::new(Inner {
                 writer,
                 replicas,
                 retry,
                 counters: Counters::default(),
                 owned: None,
-            }),
-            position: ReadPosition::new(),
+            })),
+            position: ManuallyDrop::new(ReadPosition::new()),
         }
     }
 
