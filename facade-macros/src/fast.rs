@@ -36,7 +36,7 @@ use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, To
 
 use crate::args::{ReadRoute, Role, Transaction, WriteMode};
 use crate::ast::mentions;
-use crate::expand::Runtime;
+use crate::runtime::Runtime;
 
 /// The rewritten function, or `None` if `item` is not of the usual shape.
 /// `args` must be empty (checked by the caller).
@@ -310,62 +310,17 @@ impl ContextParam {
 /// of their own, parts of one, or no pattern at all: not a name the general
 /// path would keep as it is. (A raw identifier such as `r#type` is a name.)
 fn is_keyword_pattern(ident: &Ident) -> bool {
-    matches!(
-        ident.to_string().as_str(),
-        "_" | "abstract"
-            | "as"
-            | "async"
-            | "await"
-            | "become"
-            | "box"
-            | "break"
-            | "const"
-            | "continue"
-            | "crate"
-            | "do"
-            | "dyn"
-            | "else"
-            | "enum"
-            | "extern"
-            | "false"
-            | "final"
-            | "fn"
-            | "for"
-            | "gen"
-            | "if"
-            | "impl"
-            | "in"
-            | "let"
-            | "loop"
-            | "macro"
-            | "match"
-            | "mod"
-            | "move"
-            | "mut"
-            | "override"
-            | "priv"
-            | "pub"
-            | "ref"
-            | "return"
-            | "self"
-            | "Self"
-            | "static"
-            | "struct"
-            | "super"
-            | "trait"
-            | "true"
-            | "try"
-            | "type"
-            | "typeof"
-            | "unsafe"
-            | "unsized"
-            | "use"
-            | "virtual"
-            | "where"
-            | "while"
-            | "yield"
-    )
+    KEYWORDS.contains(&ident.to_string().as_str())
 }
+
+/// Rust's keywords, reserved words included, and `_`.
+const KEYWORDS: &[&str] = &[
+    "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue",
+    "crate", "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if",
+    "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
 
 /// A type made only of identifiers (no keyword that starts another kind of
 /// type), `::`, `<`, `>` and `,`, starting with an identifier or `::`.

@@ -14,8 +14,13 @@
 //!   records a bad argument or marker and goes on;
 //! - `ast`: a typed model of the item the macro is applied to;
 //! - `valid`: checks of that model, spanned on the offending tokens;
-//! - `expand`: code generation, which runs the phases and emits either the
-//!   code or every error at once.
+//! - `runtime`: what each kind of transaction calls in the runtime crate;
+//! - `fast`: the usual function (no arguments, no generics, a plain context
+//!   type) rewritten from its tokens, without syn, into what `expand`
+//!   writes for it: tried first, since every build expands every annotated
+//!   function again, in an unoptimised macro crate;
+//! - `expand`: code generation for every form, which runs the phases and
+//!   emits either the code or every error at once.
 //!
 //! The entry points below only convert token streams, so every phase runs
 //! on `proc_macro2` and is unit-tested without a compiler.
@@ -30,6 +35,7 @@ mod derive;
 mod errors;
 mod expand;
 mod fast;
+mod runtime;
 mod valid;
 
 #[cfg(test)]
