@@ -116,36 +116,38 @@ enum Scan {
 }
 
 impl fmt::Write for StatementHead {
+    // Runs of plain bytes are copied at once (this is called for every
+    // statement of a MySQL/MariaDB transaction).
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
+        let mut bytes = s.as_bytes();
+        while !bytes.is_empty() {
             match self.scan {
-                Scan::Before if b == b'"' => {
+                Scan::Before => {
+                    let quote = bytes.iter().position(|&b| b == b'"');
+                    self.keep(&bytes[..quote.unwrap_or(bytes.len())], Self::BEFORE_LIMIT)?;
+                    let Some(quote) = quote else { break };
                     self.text.clear();
                     self.literal = true;
                     self.scan = Scan::Inside { escaped: false };
+                    bytes = &bytes[quote + 1..];
                 }
-                Scan::Before => {
-                    if self.text.len() == Self::BEFORE_LIMIT {
-                        // No literal where one is expected: keep what came.
-                        self.scan = Scan::Done;
-                        return Err(fmt::Error);
-                    }
-                    self.text.push(b);
+                Scan::Inside { escaped: true } => {
+                    self.keep(&bytes[..1], Self::LIMIT)?;
+                    self.scan = Scan::Inside { escaped: false };
+                    bytes = &bytes[1..];
                 }
-                Scan::Inside { escaped } => {
-                    if !escaped && b == b'"' {
+                Scan::Inside { escaped: false } => {
+                    let special = bytes.iter().position(|&b| b == b'"' || b == b'\\');
+                    self.keep(&bytes[..special.unwrap_or(bytes.len())], Self::LIMIT)?;
+                    let Some(at) = special else { break };
+                    if bytes[at] == b'"' {
                         self.scan = Scan::Done;
                         self.complete = true;
                         return Err(fmt::Error); // stop formatting: the SQL is all here
                     }
-                    if self.text.len() == Self::LIMIT {
-                        self.scan = Scan::Done;
-                        return Err(fmt::Error);
-                    }
-                    self.text.push(b);
-                    self.scan = Scan::Inside {
-                        escaped: !escaped && b == b'\\',
-                    };
+                    self.keep(b"\\", Self::LIMIT)?;
+                    self.scan = Scan::Inside { escaped: true };
+                    bytes = &bytes[at + 1..];
                 }
                 Scan::Done => return Err(fmt::Error),
             }
@@ -160,6 +162,19 @@ impl StatementHead {
     const LIMIT: usize = 1 << 20;
     /// How far to look for the literal.
     const BEFORE_LIMIT: usize = 512;
+
+    /// Appends `bytes` to `text` as far as `limit` allows; stops the
+    /// formatting (`Done`) where a byte would go past it.
+    fn keep(&mut self, bytes: &[u8], limit: usize) -> fmt::Result {
+        let room = limit.saturating_sub(self.text.len());
+        if bytes.len() > room {
+            self.text.extend_from_slice(&bytes[..room]);
+            self.scan = Scan::Done;
+            return Err(fmt::Error);
+        }
+        self.text.extend_from_slice(bytes);
+        Ok(())
+    }
 
     fn of(query: &dyn fmt::Debug) -> Self {
         let mut head = StatementHead {
@@ -514,5 +529,26 @@ mod tests {
             }
         }
         assert_eq!(sql_of(&Plain), ("COMMIT".to_owned(), true));
+    }
+
+    /// ... and only that far: past it, the text is said to be cut short,
+    /// however it arrives (one piece or many).
+    #[test]
+    fn text_without_a_literal_is_read_as_far_as_one_is_looked_for() {
+        struct Plain(usize, usize);
+        impl std::fmt::Debug for Plain {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                for _ in 0..self.0 {
+                    f.write_str(&"x".repeat(self.1))?;
+                }
+                Ok(())
+            }
+        }
+        let limit = StatementHead::BEFORE_LIMIT;
+        assert_eq!(sql_of(&Plain(1, limit)), ("x".repeat(limit), true));
+        assert_eq!(sql_of(&Plain(limit, 1)), ("x".repeat(limit), true));
+        assert_eq!(sql_of(&Plain(1, limit + 1)), ("x".repeat(limit), false));
+        assert_eq!(sql_of(&Plain(limit + 1, 1)), ("x".repeat(limit), false));
+        assert_eq!(sql_of(&Plain(3, limit / 2)), ("x".repeat(limit), false));
     }
 }

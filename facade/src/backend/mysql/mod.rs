@@ -51,8 +51,8 @@ mod options;
 mod position;
 
 use implicit_commit::{
-    changes_the_session, commits_apart_from_unread_sql, commits_implicitly, rolls_back,
-    runs_unread_sql,
+    changes_the_session, commits_apart_from_unread_sql, commits_implicitly, is_one_kept_statement,
+    rolls_back, runs_unread_sql,
 };
 use options::MysqlOptions;
 
@@ -97,7 +97,10 @@ const NOT_OPEN: &str = "diesel_facade_transaction_ended";
 
 /// Whether `head` names the guard's table (case-insensitively).
 fn mentions_the_guard(head: &str) -> bool {
-    head.to_ascii_lowercase().contains("diesel_facade_guard")
+    const NAME: &[u8] = b"diesel_facade_guard";
+    head.as_bytes()
+        .windows(NAME.len())
+        .any(|window| window.eq_ignore_ascii_case(NAME))
 }
 
 /// The constraint only the guard's check can break in its batch; MariaDB's
@@ -350,6 +353,15 @@ impl SupportedConnection for MysqlConnection {
         // commit ends, and every `#[writer(savepoint)]` vanishes with it; a `ROLLBACK` of the
         // body's own ends it too, and COMMIT would then commit nothing of it.
         Some(|head, complete| {
+            if is_one_kept_statement(head, complete) {
+                // The usual statement, read at the cost of one search (the
+                // checks below would say the same: tested there).
+                return if mentions_the_guard(head) {
+                    Implicit::ChangesSession
+                } else {
+                    Implicit::Keeps
+                };
+            }
             if !commits_implicitly(head, complete) {
                 // A body that writes the guard's own table (deleting its
                 // row would switch the guard off for the session's later
