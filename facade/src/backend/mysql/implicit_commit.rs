@@ -459,6 +459,31 @@ mod tests {
         assert!(!is_one_kept_statement("SELECT 1", false));
     }
 
+    proptest::proptest! {
+        /// Whatever SQL-like text it is given (comments, executable
+        /// comments, quotes, `;`, statements that commit), the quick read
+        /// never says "kept" where either check it skips would say more.
+        #[test]
+        fn the_quick_read_never_hides_what_the_checks_see(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "SELECT", "select", "INSERT", "UPDATE", "DELETE", "WITH", "DO", "SET",
+                    "autocommit", "SESSION", "STATEMENT", "FOR", "DROP TABLE t", "COMMIT",
+                    "ROLLBACK", "CALL p()", "@x", "@@x", "=", "1", "x", " ", "\n", "/*", "*/",
+                    "/*!", "/*M!100000", "--", "-- ", "#", "'", "\"", "`", ";", "\\", ",",
+                ]),
+                0..14,
+            ),
+            complete in proptest::bool::ANY,
+        ) {
+            let sql = parts.concat();
+            if is_one_kept_statement(&sql, complete) {
+                proptest::prop_assert!(!commits_implicitly(&sql, complete), "{:?}", sql);
+                proptest::prop_assert!(!changes_the_session(&sql), "{:?}", sql);
+            }
+        }
+    }
+
     #[test]
     fn an_allowlist_decides_what_keeps_the_transaction() {
         for keeps in [
