@@ -147,12 +147,11 @@ pub(crate) fn data_access_fn(role: Role, item: &TokenStream) -> Option<TokenStre
     let mut param = Tokens(vec![TokenTree::Ident(binding.clone()), colon]);
     param.0.extend(reference);
     param.ident("dyn", span);
-    param.colon2(span);
-    param.ident("diesel_facade", span);
-    param.colon2(site);
-    param.ident("__private", span);
-    param.colon2(site);
-    param.ident(runtime.access, site);
+    param.path(&[
+        (span, "diesel_facade", span),
+        (site, "__private", span),
+        (site, runtime.access, site),
+    ]);
     param.punct('<', span);
     param.0.extend(ty.iter().cloned());
     param.punct('>', span);
@@ -176,10 +175,7 @@ pub(crate) fn data_access_fn(role: Role, item: &TokenStream) -> Option<TokenStre
     args.punct(':', site);
     args.punct('&', site);
     args.ident("mut", site);
-    args.colon2(span);
-    args.ident("diesel_facade", span);
-    args.colon2(span);
-    args.ident(runtime.scope, site);
+    args.path(&[(span, "diesel_facade", span), (span, runtime.scope, site)]);
     args.punct('<', span);
     args.0.push(TokenTree::Punct(joint('\'', span)));
     args.ident("_", span);
@@ -193,12 +189,11 @@ pub(crate) fn data_access_fn(role: Role, item: &TokenStream) -> Option<TokenStre
     let body_span = body.span();
     args.0.push(TokenTree::Group(body));
     let mut call = Tokens(Vec::new());
-    call.colon2(site);
-    call.ident("diesel_facade", site);
-    call.colon2(site);
-    call.ident("__private", site);
-    call.colon2(site);
-    call.ident(runtime.function, site);
+    call.path(&[
+        (site, "diesel_facade", site),
+        (site, "__private", site),
+        (site, runtime.function, site),
+    ]);
     call.group(Delimiter::Parenthesis, site, args);
 
     let mut function = Tokens(attrs);
@@ -236,6 +231,15 @@ impl Tokens {
     fn colon2(&mut self, span: Span) {
         self.0.push(TokenTree::Punct(joint(':', span)));
         self.punct(':', span);
+    }
+
+    /// `::a::b..`: each segment as (the span of the `::` before it, its
+    /// name, the name's span).
+    fn path(&mut self, segments: &[(Span, &str, Span)]) {
+        for &(separator, name, span) in segments {
+            self.colon2(separator);
+            self.ident(name, span);
+        }
     }
 
     fn group(&mut self, delimiter: Delimiter, span: Span, content: Tokens) {
