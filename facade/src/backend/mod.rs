@@ -29,6 +29,7 @@ mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod url;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]

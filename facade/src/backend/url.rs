@@ -4,7 +4,6 @@
 use crate::redact::redact_url;
 
 /// Check that a server URL parses and uses one of `schemes`.
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn check_server_url(raw: &str, schemes: &[&str], backend: &str) -> Result<(), String> {
     if raw.trim() != raw {
         // The url crate would forgive it; libpq and libmariadb do not.

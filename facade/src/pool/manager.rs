@@ -74,6 +74,28 @@ impl LastConnect {
     }
 }
 
+/// The host and port of a server URL, for the failover probe; `None` for
+/// SQLite (no server: its `DEFAULT_PORT` is 0).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn server_port(url: &str, default_port: u16) -> Option<(String, u16)> {
+    if default_port == 0 {
+        return None;
+    }
+    url::Url::parse(url).ok().and_then(|u| {
+        // A Unix socket (`?unix_socket=`) has no port to probe.
+        let socket = u.query_pairs().any(|(k, _)| k == "unix_socket");
+        let host = u.host_str()?.trim_matches(['[', ']']).to_owned();
+        (!socket).then(|| (host, u.port().unwrap_or(default_port)))
+    })
+}
+
+/// A SQLite-only build has no server to probe (and no URL parser: `url`
+/// comes with the server backends).
+#[cfg(not(any(feature = "postgres", feature = "mysql")))]
+fn server_port(_url: &str, _default_port: u16) -> Option<(String, u16)> {
+    None
+}
+
 /// One URL the manager may connect to.
 #[derive(Clone)]
 pub(super) struct Target {
@@ -90,17 +112,11 @@ pub(super) struct Target {
 
 impl Target {
     pub(super) fn new(url: &str, default_port: u16) -> Self {
-        let probe = url::Url::parse(url).ok().and_then(|u| {
-            // A Unix socket (`?unix_socket=`) has no port to probe.
-            let socket = u.query_pairs().any(|(k, _)| k == "unix_socket");
-            let host = u.host_str()?.trim_matches(['[', ']']).to_owned();
-            (!socket).then(|| (host, u.port().unwrap_or(default_port)))
-        });
         Target {
             url: url.to_owned(),
             redacted: redact_url(url),
             secrets: Secrets::of(url),
-            probe,
+            probe: server_port(url, default_port),
         }
     }
 

@@ -143,7 +143,7 @@ where
 /// query parameter goes too: libpq would read it over the path, and the
 /// tests would use the admin URL's database instead of their own. The other
 /// parameters are kept as they are spelt (libpq decodes `%20`, not `+`).
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn url_of_database(admin: &str, name: &str) -> Result<String, Error> {
     let mut url = url::Url::parse(admin)
         .map_err(|e| Error::config(format!("bad test server URL `{}`: {e}", redact_url(admin))))?;
