@@ -5,7 +5,6 @@
 //! is none (its COMMIT waits for the outermost call).
 
 use std::any::TypeId;
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use super::{check_independent, IndependentRule, ReadRule, ReplicaRule, ScopeKind, WriteRule};
@@ -13,7 +12,7 @@ use crate::backend::{SupportedConnection, TxMode};
 use crate::context::{Database, TransactionContext};
 use crate::error::{Error, ErrorKind};
 use crate::scope::{
-    DeferredTx, Elsewhere, Frame, Frames, OpenKind, ReaderScope, ReplicaScope, WriterScope,
+    Elsewhere, Frame, Frames, OpenKind, Pending, ReaderScope, ReplicaScope, WriterScope,
 };
 use crate::transaction::{runtime, savepoint, Route, Transaction};
 
@@ -171,10 +170,7 @@ where
     // writer's waits for the outermost call, and stays joinable until then.
     if result.is_ok() && mode == TxMode::Write {
         begun.suspend_span();
-        rest.defer(Box::new(DeferredTx::<D2, D2::Connection> {
-            begun,
-            db: PhantomData,
-        }));
+        rest.defer(Pending::new::<D2>(begun));
     } else if let Some(err) =
         (runtime::<D2::Connection>().end_once)(begun, facade, position, result.is_ok())
     {

@@ -8,6 +8,13 @@
 //! database's transaction ([`Deferred`]): their COMMIT waits for the end of
 //! the outermost call, which commits its own transaction first and then
 //! those, in the order their calls returned (see docs/databases.md).
+//!
+//! The root's list does not name the context type: a deferred transaction
+//! keeps its context's type in a function pointer, and the root only lets
+//! in transactions deferred for its own context type ([`Pending`]). The
+//! list's code (finding, committing, rolling back, the messages) is then
+//! compiled once, in this crate, instead of once per context type in every
+//! crate that declares one (docs/performance.md, "Eighth pass").
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
@@ -40,7 +47,7 @@ pub trait Frames<T: ?Sized> {
     fn split(&mut self, db: TypeId, f: &mut dyn FnMut(FoundTx<'_>, &mut dyn Frames<T>));
 
     /// Leave `pending` to the outermost call to commit or roll back.
-    fn defer(&mut self, pending: Box<dyn Deferred<T>>);
+    fn defer(&mut self, pending: Pending<T>);
 }
 
 /// The end of every chain, owned by the outermost call: the writers'
@@ -51,40 +58,70 @@ pub trait Frames<T: ?Sized> {
 /// transaction was rolled back, and the outermost call must not commit.
 #[doc(hidden)]
 pub struct Root<T: ?Sized> {
-    pub(crate) deferred: Vec<(TypeId, Slot<T>)>,
+    deferred: List,
+    context: PhantomData<fn(&T)>,
 }
-
-/// A deferred transaction, or nothing while it is lent (or after it was
-/// lost to a caught panic).
-pub(crate) type Slot<T> = Option<Box<dyn Deferred<T>>>;
 
 impl<T: ?Sized> Root<T> {
     pub(crate) fn new() -> Self {
         Root {
-            deferred: Vec::new(),
+            deferred: List::default(),
+            context: PhantomData,
         }
     }
 }
 
 impl<T: ?Sized> Frames<T> for Root<T> {
     fn split(&mut self, db: TypeId, f: &mut dyn FnMut(FoundTx<'_>, &mut dyn Frames<T>)) {
-        let slot = self
-            .deferred
-            .iter()
-            .position(|(id, pending)| *id == db && pending.is_some());
-        let Some(slot) = slot else {
+        let Some((slot, mut pending)) = self.deferred.lend(db) else {
             f(None, self);
             return;
         };
-        let mut pending = self.deferred[slot].1.take();
-        if let Some(pending) = pending.as_mut() {
-            f(Some((pending.tx(), OpenKind::Write)), self);
-        }
-        self.deferred[slot].1 = pending;
+        f(Some((pending.tx(), OpenKind::Write)), self);
+        self.deferred.give_back(slot, pending);
     }
 
-    fn defer(&mut self, pending: Box<dyn Deferred<T>>) {
-        self.deferred.push((pending.db(), Some(pending)));
+    fn defer(&mut self, pending: Pending<T>) {
+        self.deferred.push(pending.deferred);
+    }
+}
+
+/// The root's deferred transactions, in the order their calls returned;
+/// a slot is empty while its transaction is lent (or after it was lost to
+/// a caught panic). Not generic: its code is compiled once, here.
+#[derive(Default)]
+struct List(Vec<(TypeId, Option<Box<dyn Deferred>>)>);
+
+impl List {
+    fn push(&mut self, pending: Box<dyn Deferred>) {
+        self.0.push((pending.db(), Some(pending)));
+    }
+
+    /// Database `db`'s deferred transaction, taken out of its slot.
+    fn lend(&mut self, db: TypeId) -> Option<(usize, Box<dyn Deferred>)> {
+        self.0
+            .iter_mut()
+            .enumerate()
+            .find(|(_, (id, pending))| *id == db && pending.is_some())
+            .and_then(|(slot, (_, pending))| Some((slot, pending.take()?)))
+    }
+
+    fn give_back(&mut self, slot: usize, pending: Box<dyn Deferred>) {
+        if let Some((_, empty)) = self.0.get_mut(slot) {
+            *empty = Some(pending);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a transaction was lost to a panic that unwound through the
+    /// root, or joined by a call that panicked (caught further out).
+    fn lost(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(_, pending)| pending.as_ref().is_none_or(|pending| pending.panicked()))
     }
 }
 
@@ -117,46 +154,110 @@ impl<T: ?Sized> Frames<T> for Frame<'_, T> {
         });
     }
 
-    fn defer(&mut self, pending: Box<dyn Deferred<T>>) {
+    fn defer(&mut self, pending: Pending<T>) {
         self.up.defer(pending);
     }
 }
 
 /// A transaction that began inside another database's transaction and
 /// whose body returned `Ok`: committed (or rolled back) when the outermost
-/// call ends.
+/// call ends. Its context's type is erased (see the module's
+/// documentation); [`Pending`] keeps it.
 #[doc(hidden)]
-pub trait Deferred<T: ?Sized> {
+pub trait Deferred {
     /// The database's name (`""` for the default one).
     fn name(&self) -> &'static str;
 
     /// The database's marker type.
     fn db(&self) -> TypeId;
 
-    /// The open transaction, to join.
+    /// The open transaction, for the calls that join it.
     fn tx(&mut self) -> &mut dyn Any;
 
-    /// Whether a call that joined it panicked (see `Transaction::panicked`).
+    /// Whether a call that joined it panicked (it was rolled back).
     fn panicked(&self) -> bool;
 
     /// COMMIT (`commit`) or ROLLBACK; `Err` if the COMMIT failed. The
     /// hooks of a committed transaction are returned, not run: they run
     /// once every transaction of the call has ended.
-    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error>;
+    ///
+    /// # Safety
+    ///
+    /// `ctx` points to a live value of the context type the transaction
+    /// was deferred for: the type `T` of the [`Pending<T>`] it came in.
+    unsafe fn finish(
+        self: Box<Self>,
+        ctx: *const (),
+        commit: bool,
+    ) -> Result<Vec<CommitHook>, Error>;
 }
 
-pub(crate) struct DeferredTx<D, C: crate::SupportedConnection> {
-    pub(crate) begun: Begun<C>,
-    pub(crate) db: PhantomData<fn() -> D>,
+/// A deferred transaction of a context of type `T`: the only way into a
+/// `Root<T>`, so that every transaction a root holds was deferred for the
+/// root's own context type.
+#[doc(hidden)]
+pub struct Pending<T: ?Sized> {
+    deferred: Box<dyn Deferred>,
+    context: PhantomData<fn(&T)>,
 }
 
-impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Connection> {
+impl<T: TransactionContext> Pending<T> {
+    /// `begun`, a transaction of database `D` of a `T`, deferred.
+    pub(crate) fn new<D: Database<T>>(begun: Begun<D::Connection>) -> Self {
+        Pending {
+            deferred: Box::new(DeferredTx {
+                begun,
+                name: D::NAME,
+                db: TypeId::of::<D>(),
+                finish: finish::<T, D>,
+            }),
+            context: PhantomData,
+        }
+    }
+}
+
+/// `Begun::finish` for database `D` of a context of type `T`, with the
+/// context behind an untyped pointer: what a [`DeferredTx`] keeps of `T`
+/// and `D`.
+type Finish<C> = unsafe fn(Begun<C>, *const (), bool) -> Result<Vec<CommitHook>, Error>;
+
+/// # Safety
+///
+/// `ctx` points to a live `T`.
+unsafe fn finish<T: TransactionContext, D: Database<T>>(
+    begun: Begun<D::Connection>,
+    ctx: *const (),
+    commit: bool,
+) -> Result<Vec<CommitHook>, Error> {
+    // SAFETY: the caller's promise.
+    let ctx = unsafe { &*ctx.cast::<T>() };
+    match (runtime::<D::Connection>().end_outermost_keeping_hooks)(
+        begun,
+        D::facade(ctx),
+        D::read_position(ctx),
+        commit,
+    ) {
+        (Ended::Stands(_), hooks) => Ok(hooks),
+        (Ended::Replaced(err), _) => Err(err),
+    }
+}
+
+/// A deferred transaction on a connection of type `C` (compiled once per
+/// backend, here).
+struct DeferredTx<C: crate::SupportedConnection> {
+    begun: Begun<C>,
+    name: &'static str,
+    db: TypeId,
+    finish: Finish<C>,
+}
+
+impl<C: crate::SupportedConnection> Deferred for DeferredTx<C> {
     fn name(&self) -> &'static str {
-        D::NAME
+        self.name
     }
 
     fn db(&self) -> TypeId {
-        TypeId::of::<D>()
+        self.db
     }
 
     fn tx(&mut self) -> &mut dyn Any {
@@ -167,16 +268,14 @@ impl<T: TransactionContext, D: Database<T>> Deferred<T> for DeferredTx<D, D::Con
         self.begun.tx.panicked
     }
 
-    fn finish(self: Box<Self>, ctx: &T, commit: bool) -> Result<Vec<CommitHook>, Error> {
-        match (runtime::<D::Connection>().end_outermost_keeping_hooks)(
-            self.begun,
-            D::facade(ctx),
-            D::read_position(ctx),
-            commit,
-        ) {
-            (Ended::Stands(_), hooks) => Ok(hooks),
-            (Ended::Replaced(err), _) => Err(err),
-        }
+    unsafe fn finish(
+        self: Box<Self>,
+        ctx: *const (),
+        commit: bool,
+    ) -> Result<Vec<CommitHook>, Error> {
+        // SAFETY: the caller's promise is `finish`'s: `self.finish` was
+        // made for the context type `ctx` points to.
+        unsafe { (self.finish)(self.begun, ctx, commit) }
     }
 }
 
@@ -240,30 +339,52 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
             body_ok,
         );
     }
-    // Lost to a panic that unwound through the root, or joined by a call
-    // that panicked (caught further out).
-    let lost = root
-        .deferred
-        .iter()
-        .any(|(_, pending)| pending.as_ref().is_none_or(|pending| pending.panicked()));
-    let deferred: Vec<Box<dyn Deferred<T>>> = root
-        .deferred
-        .into_iter()
-        .filter_map(|(_, pending)| pending)
-        .collect();
+    let lost = root.deferred.lost();
     // The hooks of every transaction that committed run once all have
     // ended, in commit order: a hook that panics must not keep a later
     // COMMIT from running (the body returned `Ok`).
-    let (ended, mut hooks) = (runtime::<D::Connection>().end_outermost_keeping_hooks)(
+    let own = (runtime::<D::Connection>().end_outermost_keeping_hooks)(
         begun,
         D::facade(ctx),
         D::read_position(ctx),
         body_ok && !lost,
     );
+    // SAFETY: `root` is a `Root<T>`, so each of its transactions was
+    // deferred for a `T` (`Pending<T>`), and `ctx` is alive for the call.
+    unsafe {
+        end_deferred(
+            root.deferred,
+            std::ptr::from_ref(ctx).cast(),
+            D::NAME,
+            own,
+            body_ok,
+            lost,
+        )
+    }
+}
+
+/// The rest of [`end_all`] once the outermost call's own transaction has
+/// ended (`own`), with the context's type erased.
+///
+/// # Safety
+///
+/// `ctx` points to a live value of the context type every transaction in
+/// `deferred` was deferred for.
+unsafe fn end_deferred(
+    deferred: List,
+    ctx: *const (),
+    own_name: &'static str,
+    own: (Ended, Vec<CommitHook>),
+    body_ok: bool,
+    lost: bool,
+) -> Ended {
+    let (ended, mut hooks) = own;
+    let deferred = deferred.0.into_iter().filter_map(|(_, pending)| pending);
     if !body_ok || lost || matches!(ended, Ended::Replaced(_)) {
         for pending in deferred {
             let name = pending.name();
-            if let Err(err) = pending.finish(ctx, false) {
+            // SAFETY: the caller's promise.
+            if let Err(err) = unsafe { pending.finish(ctx, false) } {
                 tracing::debug!(database = name, error = %err, "rollback of a deferred transaction failed");
             }
         }
@@ -272,11 +393,12 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
         }
         return ended;
     }
-    let mut committed = vec![D::NAME];
-    let mut rest = deferred.into_iter();
+    let mut committed = vec![own_name];
+    let mut rest = deferred;
     while let Some(pending) = rest.next() {
         let name = pending.name();
-        match pending.finish(ctx, true) {
+        // SAFETY: the caller's promise.
+        match unsafe { pending.finish(ctx, true) } {
             Ok(more) => {
                 committed.push(name);
                 hooks.extend(more);
@@ -285,7 +407,8 @@ pub(crate) fn end_all<T: TransactionContext, D: Database<T>>(
                 let rolled_back: Vec<&str> = rest
                     .map(|pending| {
                         let other = pending.name();
-                        let _ = pending.finish(ctx, false);
+                        // SAFETY: the caller's promise.
+                        let _ = unsafe { pending.finish(ctx, false) };
                         other
                     })
                     .collect();

@@ -30,8 +30,8 @@ mod erased;
 mod state;
 mod writer;
 
-pub(crate) use chain::{end_all, DeferredTx, Frame, Opened};
-pub use chain::{Frames, OpenKind, Root};
+pub(crate) use chain::{end_all, Frame, Opened};
+pub use chain::{Frames, OpenKind, Pending, Root};
 pub use erased::{Again, DynIndependent, DynRead, DynReplicaRead, DynWrite, Kept, Once, WriteHow};
 pub use state::{Elsewhere, False, Found, Here, Rep, SameDb, True, R, W};
 
