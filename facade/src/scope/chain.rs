@@ -59,7 +59,7 @@ pub trait Frames<T: ?Sized> {
 #[doc(hidden)]
 pub struct Root<T: ?Sized> {
     deferred: List,
-    context: PhantomData<fn(&T)>,
+    context: PhantomData<fn(&T) -> &T>,
 }
 
 impl<T: ?Sized> Root<T> {
@@ -194,11 +194,12 @@ pub trait Deferred {
 
 /// A deferred transaction of a context of type `T`: the only way into a
 /// `Root<T>`, so that every transaction a root holds was deferred for the
-/// root's own context type.
+/// root's own context type. Both are invariant in `T` (`fn(&T) -> &T`), so
+/// not even a lifetime inside `T` can differ between the two.
 #[doc(hidden)]
 pub struct Pending<T: ?Sized> {
     deferred: Box<dyn Deferred>,
-    context: PhantomData<fn(&T)>,
+    context: PhantomData<fn(&T) -> &T>,
 }
 
 impl<T: TransactionContext> Pending<T> {
