@@ -240,7 +240,7 @@ fn repeated_and_nested_lends() {
 #[writer(db = a)]
 fn a_panics(ctx: &mut Ctx, id: i32) -> QueryResult<()> {
     ins_a(ctx, id)?;
-    panic!("atk: a panics");
+    panic!("four: a panics");
 }
 #[writer(db = b)]
 fn b_catches_a_panic(ctx: &mut Ctx, id: i32) -> QueryResult<()> {
@@ -280,7 +280,7 @@ fn m_panic_depth(ctx: &mut Ctx, id: i32, depth: u8) -> QueryResult<()> {
 #[writer(db = c)]
 fn c_panics(ctx: &mut Ctx, id: i32) -> QueryResult<()> {
     ins_c(ctx, id)?;
-    panic!("atk: c panics");
+    panic!("four: c panics");
 }
 #[writer(db = b)]
 fn b_calls_c_panics(ctx: &mut Ctx, id: i32) -> QueryResult<()> {
@@ -291,7 +291,7 @@ fn b_calls_c_panics(ctx: &mut Ctx, id: i32) -> QueryResult<()> {
 #[writer(db = b)]
 fn b_panics_fresh(ctx: &mut Ctx, id: i32) -> QueryResult<()> {
     ins_b(ctx, id)?;
-    panic!("atk: fresh b panics");
+    panic!("four: fresh b panics");
 }
 
 #[test]
@@ -335,7 +335,7 @@ fn caught_panics_at_depths() {
 fn a_ddl(ctx: &mut Ctx) -> QueryResult<usize> {
     PgConnection::execute_sql(
         ctx.conn(),
-        "CREATE TABLE IF NOT EXISTS atk_dc (id INT PRIMARY KEY, r INT REFERENCES atk_dc(id) DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TABLE IF NOT EXISTS four_dc (id INT PRIMARY KEY, r INT REFERENCES four_dc(id) DEFERRABLE INITIALLY DEFERRED)",
     )
 }
 #[writer(db = a)]
@@ -343,7 +343,7 @@ fn a_bad_fk(ctx: &mut Ctx, id: i32) -> QueryResult<usize> {
     ins_a(ctx, id)?;
     PgConnection::execute_sql(
         ctx.conn(),
-        &format!("INSERT INTO atk_dc VALUES ({id}, 999999)"),
+        &format!("INSERT INTO four_dc VALUES ({id}, 999999)"),
     )
 }
 #[writer(retry)]
@@ -593,7 +593,7 @@ fn m_retry(ctx: &mut Ctx, base: i32) -> QueryResult<()> {
     if n == 0 {
         PgConnection::execute_sql(
             ctx.conn(),
-            "DO $$ BEGIN RAISE EXCEPTION 'atk' USING ERRCODE = '40001'; END $$",
+            "DO $$ BEGIN RAISE EXCEPTION 'four' USING ERRCODE = '40001'; END $$",
         )?;
         unreachable!();
     }
@@ -639,7 +639,7 @@ fn retry_around_deferred() {
 
 #[writer(db = a)]
 fn a_hook_panics(ctx: &mut Ctx, id: i32) -> QueryResult<usize> {
-    ctx.on_commit(|| panic!("atk: hook panics"));
+    ctx.on_commit(|| panic!("four: hook panics"));
     ins_a(ctx, id)
 }
 #[writer]
