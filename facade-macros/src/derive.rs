@@ -51,7 +51,9 @@ fn impl_named_database(context: &ContextStruct, field: &Field, name: &Ident) -> 
             const NAME: &'static str = #name;
 
             #[inline]
-            fn facade(ctx: &#ident #type_generics) -> &::diesel_facade::Facade<Self::Connection> {
+            fn facade<'__facade_ctx>(
+                ctx: &'__facade_ctx #ident #type_generics,
+            ) -> &'__facade_ctx ::diesel_facade::Facade<Self::Connection> {
                 #facade_field::as_facade(&ctx.#member)
             }
         }

@@ -145,12 +145,16 @@ fn rewrite(
         },
     };
     if let (Some(name), Some(db)) = (database, &db) {
-        if !mentions_generic_type(&checked.reference.elem, &item.sig.generics) {
+        if !mentions_generic_type(&checked.reference.elem, &item.sig.generics)
+            && !mentions_lifetime(&context_type)
+        {
             // A name the context does not declare is one error, on the name.
             // (A where-clause with no generic parameter is checked where it
             // is written, and every later use of the database relies on it.
-            // On a generic context it would hide the derive's impl from the
-            // body, so there the callers' contexts are checked instead.)
+            // On a generic context, or one with a lifetime (`Ctx<'_>`), it
+            // would hide the derive's impl from the body, which could then
+            // not name the database's connection type: there the callers'
+            // contexts are checked instead.)
             item.sig.generics.make_where_clause().predicates.push(
                 parse_quote_spanned! {name.span()=>
                     #db: ::diesel_facade::Database<#context_type>
@@ -253,6 +257,21 @@ fn access_bound(access: Ident, context_type: Type, span: Span) -> TypeParamBound
 /// context type that names one gets the where-clause, and `ctx.conn()` of
 /// such a function only knows the connection type from a bound the user
 /// writes, see `docs/databases.md`.)
+/// Whether `ty` names a lifetime other than `'static`.
+fn mentions_lifetime(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            if lifetime.ident != "static" {
+                self.0 = true;
+            }
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
 fn mentions_generic_type(ty: &Type, generics: &syn::Generics) -> bool {
     struct Finder<'g> {
         params: Vec<&'g Ident>,
