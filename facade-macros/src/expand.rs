@@ -252,11 +252,6 @@ fn access_bound(access: Ident, context_type: Type, span: Span) -> TypeParamBound
     })
 }
 
-/// Whether `ty` names one of the type (or const) parameters of `generics`,
-/// or `Self`. (The parameters of an enclosing `impl` are out of sight: a
-/// context type that names one gets the where-clause, and `ctx.conn()` of
-/// such a function only knows the connection type from a bound the user
-/// writes, see `docs/databases.md`.)
 /// Whether `ty` names a lifetime other than `'static`.
 fn mentions_lifetime(ty: &Type) -> bool {
     struct Finder(bool);
@@ -272,6 +267,11 @@ fn mentions_lifetime(ty: &Type) -> bool {
     finder.0
 }
 
+/// Whether `ty` names one of the type (or const) parameters of `generics`,
+/// or `Self`. (The parameters of an enclosing `impl` are out of sight: a
+/// context type that names one gets the where-clause, and `ctx.conn()` of
+/// such a function only knows the connection type from a bound the user
+/// writes, see `docs/databases.md`.)
 fn mentions_generic_type(ty: &Type, generics: &syn::Generics) -> bool {
     struct Finder<'g> {
         params: Vec<&'g Ident>,

@@ -331,3 +331,28 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
         }
     }
 }
+
+#[cfg(all(test, any(feature = "postgres", feature = "mysql")))]
+mod tests {
+    use super::server_port;
+
+    #[test]
+    fn the_failover_probe_reads_host_and_port_of_server_urls_only() {
+        assert_eq!(
+            server_port("postgres://u:pw@db.example:6543/app", 5432),
+            Some(("db.example".to_owned(), 6543))
+        );
+        assert_eq!(
+            server_port("mysql://u:pw@[::1]/app", 3306),
+            Some(("::1".to_owned(), 3306))
+        );
+        // A Unix socket has no port; SQLite (default port 0) has no server,
+        // whatever its URL looks like.
+        assert_eq!(
+            server_port("mysql://u@localhost/app?unix_socket=/run/m.sock", 3306),
+            None
+        );
+        assert_eq!(server_port("file://host:1234/data.db", 0), None);
+        assert_eq!(server_port("not a url", 5432), None);
+    }
+}
