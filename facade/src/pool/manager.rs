@@ -352,7 +352,7 @@ mod tests {
             server_port("mysql://u@localhost/app?unix_socket=/run/m.sock", 3306),
             None
         );
-        assert_eq!(server_port("file://host:1234/data.db", 0), None);
+        assert_eq!(server_port("sqlite://host:1234/data.db", 0), None);
         assert_eq!(server_port("not a url", 5432), None);
     }
 }
