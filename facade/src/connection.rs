@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 
@@ -324,6 +325,14 @@ pub(crate) struct Managed<C: SupportedConnection> {
     /// open: 0, or 1 on a transactional test pool's connection, which
     /// stays inside its test transaction (see `pool.rs`).
     pub(crate) base_depth: u32,
+    /// When the connection was made or last came back to the pool: a
+    /// checkout pings it only after it sat idle that long (see
+    /// `pool::PING_AFTER_IDLE`).
+    pub(crate) idle_since: Instant,
+    /// Whether this checkout proved the connection alive (it is new, or it
+    /// answered a ping). A `BEGIN` that finds an unproven connection lost
+    /// is retried on another one: nothing of the caller's was sent yet.
+    pub(crate) proven: bool,
     /// Reinstalls the facade's instrumentation if a body replaced it.
     factory: Option<InstrumentationFactory>,
     implicit_check: Option<ImplicitCheck>,
@@ -343,6 +352,8 @@ impl<C: SupportedConnection> Managed<C> {
             session,
             broken: false,
             base_depth: 0,
+            idle_since: Instant::now(),
+            proven: true,
             factory,
             implicit_check,
         };

@@ -234,6 +234,11 @@ impl<C: SupportedConnection> Facade<C> {
         }
     }
 
+    /// The configured `max_pool_size` (the same for every pool).
+    pub(crate) fn max_pool_size(&self) -> u32 {
+        self.inner.writer.max_pool_size
+    }
+
     pub(crate) fn checkout_writer(&self) -> Result<PooledConn<C>, Error> {
         self.inner.writer.checkout("writer", &self.inner.counters)
     }

@@ -147,7 +147,7 @@ impl<C: SupportedConnection> Replicas<C> {
             if replica.is_down() {
                 continue;
             }
-            let mut conn = match replica.set.pool.get_timeout(settings.checkout_timeout) {
+            let mut conn = match replica.set.get_alive(settings.checkout_timeout) {
                 Ok(conn) => {
                     Counters::bump(&counters.checkouts);
                     conn
@@ -329,10 +329,7 @@ impl<C: SupportedConnection> Replicas<C> {
         counters: &Counters,
         position: &Position,
     ) -> Option<bool> {
-        let mut conn = primary
-            .pool
-            .get_timeout(self.settings.checkout_timeout)
-            .ok()?;
+        let mut conn = primary.get_alive(self.settings.checkout_timeout).ok()?;
         Counters::bump(&counters.checkouts);
         let managed = &mut *conn;
         match C::position_is_ahead(&mut managed.conn, &managed.session, position) {

@@ -107,6 +107,10 @@ pub trait TestBackend: SupportedConnection + Provision + Sized {
     /// SQL that kills a session by id; `None` where there is no server.
     const KILL: Option<(&'static str, &'static str)>;
 
+    /// SQL counting the server's sessions with id `{id}` as `n` (BIGINT);
+    /// `None` where there is no server.
+    const SESSION_COUNT: Option<&'static str>;
+
     /// Whether the database `name` (at `url`; for SQLite the file) exists
     /// on the server of `admin_url`.
     fn database_exists(admin_url: &str, name: &str, url: &str) -> bool;
@@ -119,6 +123,24 @@ pub fn kill_session<C: TestBackend>(url: &str, id: i64) {
     admin
         .batch_execute(&kill.replace("{id}", &id.to_string()))
         .expect("kill the session");
+}
+
+/// [`kill_session`], then wait (up to 10 s) until the server no longer
+/// lists the session.
+pub fn kill_session_and_wait<C: TestBackend>(url: &str, id: i64) {
+    kill_session::<C>(url, id);
+    let count = C::SESSION_COUNT
+        .expect("a server backend")
+        .replace("{id}", &id.to_string());
+    let mut admin = C::establish(url).expect("admin connection");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while C::query_n(&mut admin, &count).expect("count the session") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session {id} still listed 10 s after it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -169,6 +191,7 @@ impl TestBackend for diesel::SqliteConnection {
     const URL_VAR: &'static str = "";
     const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
     const KILL: Option<(&'static str, &'static str)> = None;
+    const SESSION_COUNT: Option<&'static str> = None;
 
     fn database_exists(_: &str, _: &str, url: &str) -> bool {
         std::path::Path::new(url).exists()
@@ -199,6 +222,8 @@ impl TestBackend for diesel::PgConnection {
         "SELECT pg_backend_pid()::bigint AS id",
         "SELECT pg_terminate_backend({id})",
     ));
+    const SESSION_COUNT: Option<&'static str> =
+        Some("SELECT COUNT(*)::bigint AS n FROM pg_stat_activity WHERE pid = {id}");
 
     fn database_exists(admin_url: &str, name: &str, _: &str) -> bool {
         let mut admin = Self::establish(admin_url).expect("connect to PostgreSQL");
@@ -233,6 +258,8 @@ impl TestBackend for diesel::MysqlConnection {
     const URL_VAR: &'static str = "FACADE_TEST_MYSQL_URL";
     const KILL: Option<(&'static str, &'static str)> =
         Some(("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id", "KILL {id}"));
+    const SESSION_COUNT: Option<&'static str> =
+        Some("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = {id}");
     const SCHEMA: &'static str = "
         CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL) ENGINE=InnoDB;
         CREATE TABLE counters (id VARCHAR(50) PRIMARY KEY, value INTEGER NOT NULL) ENGINE=InnoDB;

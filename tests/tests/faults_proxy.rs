@@ -36,6 +36,18 @@ const RUNS: i32 = 10;
 const RECOVERY_KEYS: i32 = 100_000;
 /// A bound on how long a cut may take to be reported (a signal, not a sleep).
 const FIRED_WITHIN: Duration = Duration::from_secs(10);
+/// Longer than the facade's 500 ms window after which a checkout pings a
+/// pooled connection before handing it out (`pool::PING_AFTER_IDLE`).
+const IDLE_LONG_ENOUGH: Duration = Duration::from_millis(650);
+
+/// How the faulted calls come: on a connection in steady use (given back
+/// moments before, so the checkout does not ping it) or on one that sat
+/// idle (so the checkout pings it first, and it answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pace {
+    Steady,
+    Idle,
+}
 
 type InsertRow = diesel::dsl::Values<
     diesel::dsl::insert_into<proxy_rows::table>,
@@ -144,10 +156,15 @@ struct Call {
 }
 
 /// What each cut point must give, for a plain and a retrying writer.
-fn expected(cut: Cut, retrying: bool) -> Call {
+fn expected(cut: Cut, pace: Pace, retrying: bool) -> Call {
     let (kind, rows, body_runs, retries) = match (cut, retrying) {
-        // BEGIN never reached the server: a lost connection before COMMIT,
-        // retried on a fresh connection.
+        // BEGIN never reached the server, on a connection in steady use:
+        // the checkout did not ping it, so the facade begins on another
+        // connection by itself (nothing of the caller's was sent), without
+        // a retry of the caller's.
+        (Cut::BeforeBegin, _) if pace == Pace::Steady => (None, 1, 1, 0),
+        // On a connection the checkout pinged, and which answered: a lost
+        // connection before COMMIT, retried on a fresh connection.
         (Cut::BeforeBegin, false) => (Some(ErrorKind::Disconnected), 0, 0, 0),
         (Cut::BeforeBegin, true) => (None, 1, 1, 1),
         // The INSERT never reached the server, which rolls back on EOF.
@@ -189,16 +206,16 @@ struct Run {
 /// no other failure with it, no key committed twice, and an unknown commit
 /// run once and never retried. `None` when the server is not configured
 /// (outside CI).
-fn cut_point<C>(cut: Cut, backend: &str) -> Option<Vec<Run>>
+fn cut_point<C>(cut: Cut, pace: Pace, backend: &str) -> Option<Vec<Run>>
 where
     C: Proxied,
     InsertRow: ExecuteDsl<C>,
 {
-    cut_point_on::<C>(&format!("{cut:?}_{backend}"), cut, backend)
+    cut_point_on::<C>(&format!("{cut:?}_{pace:?}_{backend}"), cut, pace, backend)
 }
 
 /// [`cut_point`] on a database of its own named after `test`.
-fn cut_point_on<C>(test: &str, cut: Cut, backend: &str) -> Option<Vec<Run>>
+fn cut_point_on<C>(test: &str, cut: Cut, pace: Pace, backend: &str) -> Option<Vec<Run>>
 where
     C: Proxied,
     InsertRow: ExecuteDsl<C>,
@@ -206,12 +223,22 @@ where
     let mut rig = rig::<C>(test)?;
     let mut runs = Vec::new();
     let mut cut_at = std::collections::BTreeMap::<&str, u32>::new();
+    // The pool's connection in use before the first faulted call.
+    insert_once(
+        &mut rig.db.context(),
+        RECOVERY_KEYS - 1,
+        &AtomicUsize::new(0),
+    )
+    .unwrap_or_else(|e| panic!("{test}: a first writer failed: {e}"));
     for run in 0..RUNS {
         for retrying in [false, true] {
             let k = run * 2 + i32::from(retrying);
             let body_runs = AtomicUsize::new(0);
             let retries_before = rig.db.stats().retries;
             let mut ctx = rig.db.context();
+            if pace == Pace::Idle {
+                std::thread::sleep(IDLE_LONG_ENOUGH);
+            }
             rig.proxy.arm(cut);
             let result = if retrying {
                 insert_retrying(&mut ctx, k, &body_runs)
@@ -321,8 +348,8 @@ where
     Some(runs)
 }
 
-/// Every call did exactly what [`expected`] says for `cut`.
-fn assert_expected(cut: Cut, runs: &[Run]) {
+/// Every call did exactly what [`expected`] says for `cut` at `pace`.
+fn assert_expected(cut: Cut, pace: Pace, runs: &[Run]) {
     for Run {
         run,
         retrying,
@@ -331,132 +358,213 @@ fn assert_expected(cut: Cut, runs: &[Run]) {
     {
         assert_eq!(
             *call,
-            expected(cut, *retrying),
-            "{cut:?} run {run} (retrying: {retrying})"
+            expected(cut, pace, *retrying),
+            "{cut:?} {pace:?} run {run} (retrying: {retrying})"
         );
     }
 }
 
 /// Everything the client sent for one writer on a pooled connection (with
-/// diesel's cached prepared INSERT), as the proxy read it.
-fn traffic_of_a_writer<C>(backend: &str) -> Option<Vec<String>>
+/// diesel's cached prepared INSERT), as the proxy read it: right after a
+/// first writer gave the connection back, or after it sat idle.
+fn traffic_of_a_writer<C>(backend: &str, pace: Pace) -> Option<Vec<String>>
 where
     C: Proxied,
     InsertRow: ExecuteDsl<C>,
 {
-    let mut rig = rig::<C>(&format!("traffic_{backend}"))?;
+    let mut rig = rig::<C>(&format!("traffic_{pace:?}_{backend}"))?;
     let mut ctx = rig.db.context();
     insert_once(&mut ctx, 0, &AtomicUsize::new(0)).expect("a first writer");
+    if pace == Pace::Idle {
+        std::thread::sleep(IDLE_LONG_ENOUGH);
+    }
     rig.proxy.take_log();
     insert_once(&mut ctx, 1, &AtomicUsize::new(0)).expect("a writer through the proxy");
     assert_eq!(rig.count("k = 1"), 1);
     Some(rig.proxy.take_log().iter().map(Sent::to_string).collect())
 }
 
-/// BEGIN (READ WRITE, for a writer) and COMMIT are simple queries; the pool's health check and the
-/// INSERT are cached prepared statements.
+/// BEGIN (READ WRITE, for a writer) and COMMIT are simple queries; the
+/// INSERT is a cached prepared statement. A connection in steady use is
+/// not pinged at checkout: the writer sends only its own statements.
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_writer_sends_begin_and_commit_as_simple_queries() {
-    let Some(traffic) = traffic_of_a_writer::<diesel::PgConnection>("postgres") else {
+    let Some(traffic) = traffic_of_a_writer::<diesel::PgConnection>("postgres", Pace::Steady)
+    else {
         return;
     };
+    assert_eq!(traffic, postgres_writer(false));
+}
+
+/// A connection that sat idle is pinged at checkout (`SELECT 1`, prepared
+/// by diesel the first time) before the writer's statements.
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn postgres_writer_on_an_idle_connection_pings_it_first() {
+    let Some(traffic) = traffic_of_a_writer::<diesel::PgConnection>("postgres", Pace::Idle) else {
+        return;
+    };
+    assert_eq!(traffic, postgres_writer(true));
+}
+
+fn postgres_writer(ping: bool) -> Vec<String> {
     let insert = r#"INSERT INTO "proxy_rows" ("k", "attempt") VALUES ($1, $2)"#;
-    assert_eq!(
-        traffic,
-        [
-            "Bind SELECT 1",
-            "Describe",
-            "Execute SELECT 1",
-            "Sync",
-            "Query BEGIN READ WRITE",
-            &format!("Bind {insert}"),
-            "Describe",
-            &format!("Execute {insert}"),
-            "Sync",
-            "Query COMMIT",
-        ]
-    );
+    // The connection's first ping: diesel prepares it, then runs it.
+    let health_check = [
+        "Parse SELECT 1",
+        "Sync",
+        "Bind SELECT 1",
+        "Describe",
+        "Execute SELECT 1",
+        "Sync",
+    ];
+    let writer = [
+        "Query BEGIN READ WRITE",
+        &format!("Bind {insert}"),
+        "Describe",
+        &format!("Execute {insert}"),
+        "Sync",
+        "Query COMMIT",
+    ];
+    health_check
+        .iter()
+        .take(if ping { health_check.len() } else { 0 })
+        .chain(&writer)
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 /// Plain MariaDB (not Galera): no savepoint around the writer. diesel's
 /// `batch_execute` brackets each COM_QUERY with COM_SET_OPTION, so its
-/// call for COMMIT is not over when the server's OK arrives.
+/// call for COMMIT is not over when the server's OK arrives. A connection
+/// in steady use is not pinged at checkout.
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_writer_sends_begin_and_commit_as_com_query_between_set_options() {
-    let Some(traffic) = traffic_of_a_writer::<diesel::MysqlConnection>("mariadb") else {
+    let Some(traffic) = traffic_of_a_writer::<diesel::MysqlConnection>("mariadb", Pace::Steady)
+    else {
         return;
     };
+    assert_eq!(traffic, mariadb_writer(false));
+}
+
+/// A connection that sat idle is pinged at checkout (`SELECT 1`, prepared
+/// by diesel the first time) before the writer's statements.
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn mariadb_writer_on_an_idle_connection_pings_it_first() {
+    let Some(traffic) = traffic_of_a_writer::<diesel::MysqlConnection>("mariadb", Pace::Idle)
+    else {
+        return;
+    };
+    assert_eq!(traffic, mariadb_writer(true));
+}
+
+fn mariadb_writer(ping: bool) -> Vec<String> {
     let insert = "INSERT INTO `proxy_rows` (`k`, `attempt`) VALUES (?, ?)";
-    assert_eq!(
-        traffic,
-        [
-            "COM_STMT_EXECUTE SELECT 1",
-            "COM_SET_OPTION multi-statements on",
-            "COM_QUERY BEGIN",
-            "COM_SET_OPTION multi-statements off",
-            &format!("COM_STMT_EXECUTE {insert}"),
-            "COM_SET_OPTION multi-statements on",
-            "COM_QUERY COMMIT",
-            "COM_SET_OPTION multi-statements off",
-        ]
-    );
+    let writer = [
+        "COM_SET_OPTION multi-statements on",
+        "COM_QUERY BEGIN",
+        "COM_SET_OPTION multi-statements off",
+        &format!("COM_STMT_EXECUTE {insert}"),
+        "COM_SET_OPTION multi-statements on",
+        "COM_QUERY COMMIT",
+        "COM_SET_OPTION multi-statements off",
+    ];
+    // The connection's first ping: diesel prepares it, then runs it.
+    let health_check = ["COM_STMT_PREPARE SELECT 1", "COM_STMT_EXECUTE SELECT 1"];
+    health_check
+        .iter()
+        .take(if ping { health_check.len() } else { 0 })
+        .chain(&writer)
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
-fn postgres_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection() {
-    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::BeforeBegin, "postgres") {
-        assert_expected(Cut::BeforeBegin, &runs);
+fn postgres_cut_before_begin_after_a_ping_is_disconnected_and_retried_on_a_fresh_connection() {
+    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::BeforeBegin, Pace::Idle, "postgres")
+    {
+        assert_expected(Cut::BeforeBegin, Pace::Idle, &runs);
     }
 }
 
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
-fn mariadb_cut_before_begin_is_disconnected_and_retried_on_a_fresh_connection() {
-    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::BeforeBegin, "mariadb") {
-        assert_expected(Cut::BeforeBegin, &runs);
+fn mariadb_cut_before_begin_after_a_ping_is_disconnected_and_retried_on_a_fresh_connection() {
+    if let Some(runs) =
+        cut_point::<diesel::MysqlConnection>(Cut::BeforeBegin, Pace::Idle, "mariadb")
+    {
+        assert_expected(Cut::BeforeBegin, Pace::Idle, &runs);
+    }
+}
+
+#[test]
+#[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
+fn postgres_cut_before_begin_in_steady_use_begins_on_another_connection_by_itself() {
+    if let Some(runs) =
+        cut_point::<diesel::PgConnection>(Cut::BeforeBegin, Pace::Steady, "postgres")
+    {
+        assert_expected(Cut::BeforeBegin, Pace::Steady, &runs);
+    }
+}
+
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn mariadb_cut_before_begin_in_steady_use_begins_on_another_connection_by_itself() {
+    if let Some(runs) =
+        cut_point::<diesel::MysqlConnection>(Cut::BeforeBegin, Pace::Steady, "mariadb")
+    {
+        assert_expected(Cut::BeforeBegin, Pace::Steady, &runs);
     }
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
-    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::MidBody, "postgres") {
-        assert_expected(Cut::MidBody, &runs);
+    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::MidBody, Pace::Steady, "postgres") {
+        assert_expected(Cut::MidBody, Pace::Steady, &runs);
     }
 }
 
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
-    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::MidBody, "mariadb") {
-        assert_expected(Cut::MidBody, &runs);
+    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::MidBody, Pace::Steady, "mariadb")
+    {
+        assert_expected(Cut::MidBody, Pace::Steady, &runs);
     }
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
-    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::CommitReplyDropped, "postgres") {
-        assert_expected(Cut::CommitReplyDropped, &runs);
+    if let Some(runs) =
+        cut_point::<diesel::PgConnection>(Cut::CommitReplyDropped, Pace::Steady, "postgres")
+    {
+        assert_expected(Cut::CommitReplyDropped, Pace::Steady, &runs);
     }
 }
 
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
-    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::CommitReplyDropped, "mariadb") {
-        assert_expected(Cut::CommitReplyDropped, &runs);
+    if let Some(runs) =
+        cut_point::<diesel::MysqlConnection>(Cut::CommitReplyDropped, Pace::Steady, "mariadb")
+    {
+        assert_expected(Cut::CommitReplyDropped, Pace::Steady, &runs);
     }
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_after_the_commit_reply_is_ok_with_the_row() {
-    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::AfterCommit, "postgres") {
-        assert_expected(Cut::AfterCommit, &runs);
+    if let Some(runs) =
+        cut_point::<diesel::PgConnection>(Cut::AfterCommit, Pace::Steady, "postgres")
+    {
+        assert_expected(Cut::AfterCommit, Pace::Steady, &runs);
     }
 }
 
@@ -471,7 +579,9 @@ fn postgres_cut_after_the_commit_reply_is_ok_with_the_row() {
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_after_the_commit_reply_keeps_the_row_and_is_never_rerun() {
-    let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::AfterCommit, "mariadb") else {
+    let Some(runs) =
+        cut_point::<diesel::MysqlConnection>(Cut::AfterCommit, Pace::Steady, "mariadb")
+    else {
         return;
     };
     for Run {
@@ -486,7 +596,7 @@ fn mariadb_cut_after_the_commit_reply_keeps_the_row_and_is_never_rerun() {
         );
         let expected = Call {
             kind: call.kind,
-            ..expected(Cut::AfterCommit, *retrying)
+            ..expected(Cut::AfterCommit, Pace::Steady, *retrying)
         };
         assert_eq!(*call, expected, "run {run} (retrying: {retrying})");
     }

@@ -36,6 +36,7 @@ diesel_facade_tests::backend_tests! {
         lock_timeout_and_try_lock_while_another_transaction_holds_it,
         // A session that can be killed.
         a_connection_lost_before_commit_is_retried_on_a_fresh_one,
+        a_pooled_connection_killed_between_calls_is_replaced_without_a_retry,
     }
 }
 

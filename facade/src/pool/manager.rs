@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{TransactionManager, TransactionManagerStatus};
 use r2d2::ManageConnection;
@@ -316,6 +316,9 @@ impl<C: SupportedConnection> ManageConnection for Manager<C> {
         if conn.broken || (conn.base_depth == 0 && std::thread::panicking()) {
             return true;
         }
+        // Idle from now on; the next checkout proves it again if needed.
+        conn.idle_since = Instant::now();
+        conn.proven = false;
         // Never hand out a connection with a transaction still open (beyond
         // a test pool's test transaction, which must still be usable).
         match C::TransactionManager::transaction_manager_status_mut(&mut conn.conn) {

@@ -99,6 +99,14 @@ pub(crate) struct PoolSet<C: SupportedConnection> {
     pub(crate) max_pool_size: u32,
 }
 
+/// A checkout pings a pooled connection only when it sat idle at least this
+/// long (as HikariCP does with its 500 ms bypass window): a connection in
+/// steady use is not asked a `SELECT 1` before every transaction, which was
+/// one round trip of every transaction. One that died unseen within the
+/// window fails its `BEGIN`, and the transaction begins on another
+/// connection (`transaction/outermost.rs`).
+pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
+
 /// How often a checkout waiting for a new connection looks whether the
 /// server refused it, so a refusal fails the checkout at once instead of
 /// after `pool_timeout`.
@@ -188,7 +196,8 @@ impl<C: SupportedConnection> PoolSet<C> {
             .idle_timeout(None)
             .max_lifetime(max_lifetime)
             .connection_timeout(settings.pool_timeout)
-            .test_on_check_out(true)
+            // `get_alive` pings instead, only connections that sat idle.
+            .test_on_check_out(false)
             .error_handler(Box::new(TracingErrorHandler))
             .build_unchecked(manager.clone());
         let side = manager;
@@ -200,6 +209,30 @@ impl<C: SupportedConnection> PoolSet<C> {
             pool_timeout: settings.pool_timeout,
             max_pool_size: settings.max_pool_size,
         })
+    }
+
+    /// A connection from the pool within `timeout`: one that sat idle for
+    /// [`PING_AFTER_IDLE`] or longer is pinged first, and discarded (the
+    /// next one tried) if it does not answer.
+    pub(crate) fn get_alive(&self, timeout: Duration) -> Result<PooledConn<C>, r2d2::Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let mut conn = self.pool.get_timeout(wait)?;
+            if conn.proven || conn.idle_since.elapsed() < PING_AFTER_IDLE {
+                return Ok(conn);
+            }
+            match self.side.is_valid(&mut conn) {
+                Ok(()) => {
+                    conn.proven = true;
+                    return Ok(conn);
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "an idle pooled connection did not answer; discarded");
+                    conn.broken = true;
+                }
+            }
+        }
     }
 
     /// A connection within `pool_timeout`, failing at once when the server
@@ -226,7 +259,7 @@ impl<C: SupportedConnection> PoolSet<C> {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(REFUSAL_CHECK_INTERVAL);
-            let err = match self.pool.get_timeout(wait) {
+            let err = match self.get_alive(wait) {
                 Ok(conn) => {
                     if let Some(test) = &self.side.test {
                         *test.holder() = Some(me);

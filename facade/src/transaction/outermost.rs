@@ -86,12 +86,41 @@ impl NotBegun {
 }
 
 /// Check out a connection for `route` and `BEGIN` a transaction of `mode`.
+///
+/// A checkout does not ping a connection in steady use (see
+/// `pool::PING_AFTER_IDLE`), so the `BEGIN` is the first word to it: if
+/// that finds such an unproven connection lost (the server restarted, or
+/// closed it), the connection is discarded and the transaction begins on
+/// another one, as a ping at checkout would have done. Nothing of the
+/// caller's was sent. Each pooled connection can fail so at most once, so
+/// this ends after `max_pool_size` more tries at the most.
 pub(crate) fn begin_outermost<C: SupportedConnection>(
     facade: &Facade<C>,
     position: Option<&ReadPosition>,
     mode: TxMode,
     route: Route,
 ) -> Result<Begun<C>, NotBegun> {
+    let mut unproven_losses = 0;
+    loop {
+        match try_begin(facade, position, mode, route) {
+            Err((_, true)) if unproven_losses < facade.max_pool_size() => {
+                unproven_losses += 1;
+                tracing::debug!("a pooled connection was lost before BEGIN; beginning on another");
+            }
+            Err((err, _)) => return Err(err),
+            Ok(begun) => return Ok(begun),
+        }
+    }
+}
+
+/// One checkout and `BEGIN`; on failure, also whether the `BEGIN` found an
+/// unproven connection lost (then the caller may try another).
+fn try_begin<C: SupportedConnection>(
+    facade: &Facade<C>,
+    position: Option<&ReadPosition>,
+    mode: TxMode,
+    route: Route,
+) -> Result<Begun<C>, (NotBegun, bool)> {
     let counters = &facade.inner.counters;
     let (checkout, on_replica) = match route {
         Route::Primary => (facade.checkout_writer(), false),
@@ -101,7 +130,7 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
         },
     };
     let server = if on_replica { "replica" } else { "primary" };
-    let conn = checkout.map_err(NotBegun::Checkout)?;
+    let conn = checkout.map_err(|err| (NotBegun::Checkout(err), false))?;
     let span = tracing::debug_span!(
         "diesel_facade.transaction",
         mode = ?mode,
@@ -135,9 +164,10 @@ pub(crate) fn begin_outermost<C: SupportedConnection>(
         if lost || err.kind() == ErrorKind::Disconnected {
             tx.conn.broken = true;
         }
+        let unproven_loss = lost && !tx.conn.proven;
         span.record("outcome", "begin failed");
         tracing::debug!(error = %err, "BEGIN failed");
-        return Err(NotBegun::Begin(err));
+        return Err((NotBegun::Begin(err), unproven_loss));
     }
     // The BEGIN itself is no implicit commit of this transaction.
     tx.conn.forget_implicit_commits();

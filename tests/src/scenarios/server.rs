@@ -2,6 +2,7 @@
 //! transaction.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use diesel_facade::{writer, ErrorKind};
 
@@ -63,4 +64,36 @@ pub fn a_connection_lost_before_commit_is_retried_on_a_fresh_one<C: TypedQueries
         count_items(&mut ctx).is_ok(),
         "the next request gets a live connection"
     );
+}
+
+/// A pooled connection the server closed between two calls (a restart, an
+/// administrator's `KILL`): the checkout does not ping a connection in
+/// steady use, so the next call's `BEGIN` finds it lost, and the facade
+/// begins on a fresh connection by itself. After an idle spell the
+/// checkout's ping finds it instead. Either way the call succeeds, its
+/// body runs once, and no retry of the caller's is spent.
+pub fn a_pooled_connection_killed_between_calls_is_replaced_without_a_retry<C: TypedQueries>() {
+    let (own_id_sql, _) = C::KILL.expect("a server backend");
+    let db = crate::facade::<C>("killed_between_calls", |b| b.max_pool_size(1));
+    let admin_url = crate::server_url::<C>();
+    let mut ctx = Req { db: db.clone() };
+    // Longer than the facade's 500 ms window before a checkout pings.
+    for (key, idle) in [(400, Duration::ZERO), (401, Duration::from_millis(650))] {
+        let id = diesel_facade::write(&mut ctx, |ctx| C::session_id(ctx.conn(), own_id_sql))
+            .map_err(diesel_facade::Error::from)
+            .expect("a writer reads its session id");
+        crate::kill_session_and_wait::<C>(&admin_url, id);
+        std::thread::sleep(idle);
+        let runs = AtomicUsize::new(0);
+        let retries = db.stats().retries;
+        diesel_facade::write(&mut ctx, |ctx| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            insert_item(ctx, key, 0)
+        })
+        .map_err(diesel_facade::Error::from)
+        .unwrap_or_else(|e| panic!("idle {idle:?}: the call after the kill failed: {e}"));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "idle {idle:?}");
+        assert_eq!(db.stats().retries, retries, "idle {idle:?}: no retry spent");
+        assert!(item_exists(&mut ctx, key).unwrap(), "idle {idle:?}");
+    }
 }
