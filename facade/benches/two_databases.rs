@@ -18,9 +18,10 @@
 //! inside main's; both commit when `bump_both` returns (main first, then
 //! api). By hand: a connection from each pool, `BEGIN` on main, the update,
 //! `BEGIN` on api, the update, `COMMIT` on api, `COMMIT` on main (the
-//! workloads' hand-written transaction, nested). The same statements, checkout pings
-//! included (`test_on_check_out` on both sides), in another order of the two
-//! COMMITs. Single-threaded; pools of 4 on both sides.
+//! workloads' hand-written transaction, nested). The same statements in
+//! another order of the two COMMITs, but for r2d2's checkout pings on the
+//! hand-written side (`test_on_check_out`; the facade pings only a
+//! connection idle for 500 ms or more). Single-threaded; pools of 4 on both sides.
 //!
 //! Method as in `workloads`: `FACADE_BENCH_PAIRS` (21) pairs of
 //! back-to-back blocks of about `FACADE_BENCH_BLOCK_MS` (40) ms per side,

@@ -23,7 +23,9 @@
 //!
 //! The baseline is what a careful diesel user writes by hand: `pool.get()`
 //! from a plain `r2d2::Pool<ConnectionManager<C>>` of the same size (r2d2's
-//! defaults, so `test_on_check_out` is on like the facade's), the same
+//! defaults, so `test_on_check_out` pings at every checkout; the facade
+//! pings only a connection idle for 500 ms or more, which these loops never
+//! leave one, and lets `BEGIN` find a dead one), the same
 //! `BEGIN` the facade sends (through `AnsiTransactionManager::
 //! begin_transaction_sql`), the same diesel statements, and
 //! `TransactionManager::commit_transaction`. On a Galera node the baseline
@@ -319,7 +321,7 @@ const SQLITE_SESSION: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = 
                               PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
 /// Counts the statements diesel sends (every `StartQuery`, which includes
-/// `BEGIN`, `COMMIT` and r2d2's checkout ping) and optionally records them.
+/// `BEGIN`, `COMMIT` and a checkout ping) and optionally records them.
 #[derive(Debug, Default)]
 struct StatementCounter {
     count: AtomicUsize,

@@ -172,7 +172,12 @@ impl<C: SupportedConnection> Facade<C> {
     /// # Ok(()) }
     /// ```
     pub fn run_migrations(&self) -> Result<Vec<String>, Error> {
-        let mut conn = self.checkout_writer()?;
+        // Migrations begin with statements of their own: a pooled
+        // connection is pinged first, however recently it was used.
+        let mut conn = self
+            .inner
+            .writer
+            .checkout("writer", &self.inner.counters, true)?;
         C::run_embedded_migrations(&mut conn.conn)
     }
 
@@ -240,7 +245,9 @@ impl<C: SupportedConnection> Facade<C> {
     }
 
     pub(crate) fn checkout_writer(&self) -> Result<PooledConn<C>, Error> {
-        self.inner.writer.checkout("writer", &self.inner.counters)
+        self.inner
+            .writer
+            .checkout("writer", &self.inner.counters, false)
     }
 
     /// A connection to a replica that can serve this read (see

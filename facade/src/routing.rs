@@ -147,7 +147,12 @@ impl<C: SupportedConnection> Replicas<C> {
             if replica.is_down() {
                 continue;
             }
-            let mut conn = match replica.set.get_alive(settings.checkout_timeout) {
+            let mut conn = match replica.set.get_alive(
+                settings.checkout_timeout,
+                // A lag or position query comes before the BEGIN: a dead
+                // connection there would take the replica out of use.
+                settings.max_lag.is_some() || recorded.is_some(),
+            ) {
                 Ok(conn) => {
                     Counters::bump(&counters.checkouts);
                     conn
@@ -329,7 +334,9 @@ impl<C: SupportedConnection> Replicas<C> {
         counters: &Counters,
         position: &Position,
     ) -> Option<bool> {
-        let mut conn = primary.get_alive(self.settings.checkout_timeout).ok()?;
+        let mut conn = primary
+            .get_alive(self.settings.checkout_timeout, true)
+            .ok()?;
         Counters::bump(&counters.checkouts);
         let managed = &mut *conn;
         match C::position_is_ahead(&mut managed.conn, &managed.session, position) {

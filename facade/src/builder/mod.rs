@@ -103,8 +103,9 @@ impl<C: SupportedConnection> FacadeBuilder<C> {
     /// backup servers. Every new connection goes to the first node that
     /// accepts it and is ready (`wsrep_ready`); a node whose port does not
     /// answer within 2 s (or `pool_timeout`, if shorter) is skipped. When a
-    /// node is lost, its pooled connections fail their check-out ping and
-    /// new transactions move to the next live node; the transactions that
+    /// node is lost, its pooled connections fail their `BEGIN` (or, after
+    /// 500 ms idle, their check-out ping) and new transactions move to the
+    /// next live node; the transactions that
     /// were running on it end with `Disconnected` (or `CommitUnknown` if
     /// COMMIT was in flight). When the first node is back, new connections
     /// prefer it again while existing ones stay where they are, so for a

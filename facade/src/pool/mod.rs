@@ -212,14 +212,20 @@ impl<C: SupportedConnection> PoolSet<C> {
     }
 
     /// A connection from the pool within `timeout`: one that sat idle for
-    /// [`PING_AFTER_IDLE`] or longer is pinged first, and discarded (the
-    /// next one tried) if it does not answer.
-    pub(crate) fn get_alive(&self, timeout: Duration) -> Result<PooledConn<C>, r2d2::Error> {
+    /// [`PING_AFTER_IDLE`] or longer is pinged first (any pooled one, with
+    /// `always`: for a caller whose first statement is not a `BEGIN` that
+    /// could be sent again), and discarded (the next one tried) if it does
+    /// not answer.
+    pub(crate) fn get_alive(
+        &self,
+        timeout: Duration,
+        always: bool,
+    ) -> Result<PooledConn<C>, r2d2::Error> {
         let deadline = Instant::now() + timeout;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             let mut conn = self.pool.get_timeout(wait)?;
-            if conn.proven || conn.idle_since.elapsed() < PING_AFTER_IDLE {
+            if conn.proven || (!always && conn.idle_since.elapsed() < PING_AFTER_IDLE) {
                 return Ok(conn);
             }
             match self.side.is_valid(&mut conn) {
@@ -237,8 +243,13 @@ impl<C: SupportedConnection> PoolSet<C> {
 
     /// A connection within `pool_timeout`, failing at once when the server
     /// refused the pool's last connect and no connection could come back.
-    /// `role` names the pool in errors.
-    pub(crate) fn checkout(&self, role: &str, counters: &Counters) -> Result<PooledConn<C>, Error> {
+    /// `role` names the pool in errors; `always_ping` as for [`get_alive`](Self::get_alive).
+    pub(crate) fn checkout(
+        &self,
+        role: &str,
+        counters: &Counters,
+        always_ping: bool,
+    ) -> Result<PooledConn<C>, Error> {
         let timeout = self.pool_timeout;
         let started = Instant::now();
         let deadline = started + timeout;
@@ -259,7 +270,7 @@ impl<C: SupportedConnection> PoolSet<C> {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(REFUSAL_CHECK_INTERVAL);
-            let err = match self.get_alive(wait) {
+            let err = match self.get_alive(wait, always_ping) {
                 Ok(conn) => {
                     if let Some(test) = &self.side.test {
                         *test.holder() = Some(me);

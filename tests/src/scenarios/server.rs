@@ -71,7 +71,8 @@ pub fn a_connection_lost_before_commit_is_retried_on_a_fresh_one<C: TypedQueries
 /// steady use, so the next call's `BEGIN` finds it lost, and the facade
 /// begins on a fresh connection by itself. After an idle spell the
 /// checkout's ping finds it instead. Either way the call succeeds, its
-/// body runs once, and no retry of the caller's is spent.
+/// body runs once, and no retry of the caller's is spent. `run_migrations`,
+/// which sends no `BEGIN` first, always has its connection pinged.
 pub fn a_pooled_connection_killed_between_calls_is_replaced_without_a_retry<C: TypedQueries>() {
     let (own_id_sql, _) = C::KILL.expect("a server backend");
     let db = crate::facade::<C>("killed_between_calls", |b| b.max_pool_size(1));
@@ -96,4 +97,12 @@ pub fn a_pooled_connection_killed_between_calls_is_replaced_without_a_retry<C: T
         assert_eq!(db.stats().retries, retries, "idle {idle:?}: no retry spent");
         assert!(item_exists(&mut ctx, key).unwrap(), "idle {idle:?}");
     }
+    // Migrations send statements of their own first: their checkout pings
+    // even a connection in steady use.
+    let id = diesel_facade::write(&mut ctx, |ctx| C::session_id(ctx.conn(), own_id_sql))
+        .map_err(diesel_facade::Error::from)
+        .expect("a writer reads its session id");
+    crate::kill_session_and_wait::<C>(&admin_url, id);
+    db.run_migrations()
+        .expect("migrations run on a fresh connection after the kill");
 }
