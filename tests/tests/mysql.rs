@@ -49,3 +49,57 @@ mod trust {
         }
     }
 }
+
+/// The facade's own `BEGIN`/`COMMIT` statements go as prepared statements
+/// until the server refuses to prepare one (MySQL does not prepare `BEGIN`;
+/// MariaDB refuses `PREPARE` itself, used here): that one and the rest then
+/// run as one batch, and the session does not try to prepare again.
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn control_statements_fall_back_to_a_batch_where_the_server_will_not_prepare() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use diesel_facade::testing::mysql_control_statements;
+    let url = diesel_facade_tests::server_url::<diesel::MysqlConnection>();
+    let mut conn = diesel::MysqlConnection::establish(&url).expect("connect");
+    let value = |conn: &mut diesel::MysqlConnection| {
+        <diesel::MysqlConnection as diesel_facade_tests::TestBackend>::query_n(
+            conn,
+            "SELECT CAST(@facade_probe AS SIGNED) AS n",
+        )
+        .expect("read @facade_probe")
+    };
+    let mut prepared = true;
+    mysql_control_statements(&mut conn, &mut prepared, &["SET @facade_probe = 1"])
+        .expect("a preparable statement");
+    assert!(prepared);
+    assert_eq!(value(&mut conn), 1);
+    mysql_control_statements(
+        &mut conn,
+        &mut prepared,
+        &[
+            "SET @facade_probe = 2",
+            "PREPARE diesel_facade_probe FROM 'SELECT 1'",
+            "SET @facade_probe = @facade_probe * 10",
+        ],
+    )
+    .expect("the rest as a batch");
+    assert!(!prepared, "the session remembers");
+    assert_eq!(value(&mut conn), 20, "every statement ran, once");
+    conn.batch_execute("DEALLOCATE PREPARE diesel_facade_probe")
+        .expect("the batch prepared it");
+    // Nothing runs twice or is skipped once the session remembers, and an
+    // error stops the batch.
+    let err = mysql_control_statements(
+        &mut conn,
+        &mut prepared,
+        &[
+            "SET @facade_probe = 3",
+            "SELECT * FROM no_such_table",
+            "SET @facade_probe = 4",
+        ],
+    )
+    .expect_err("the batch stops at the error");
+    assert!(err.to_string().contains("no_such_table"), "{err}");
+    assert_eq!(value(&mut conn), 3);
+}

@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::replica::{Applied, Position};
 
 #[cfg(feature = "mysql")]
-mod mysql;
+pub(crate) mod mysql;
 #[cfg(feature = "postgres")]
 mod pg;
 #[cfg(feature = "sqlite")]
@@ -275,9 +275,10 @@ pub trait SupportedConnection:
     }
 
     /// The outermost `COMMIT` of a transaction of `mode` that [`begin`](Self::begin)
-    /// opened, when it is more than diesel's `COMMIT`: one batch (one round
-    /// trip, as diesel's own) whose first statement fails if the transaction
-    /// is no longer the one that began, so that `COMMIT` then never runs.
+    /// opened, when it is more than diesel's `COMMIT`: statements (run by
+    /// [`run_control`](Self::run_control)) whose first fails if the
+    /// transaction is no longer the one that began, so that `COMMIT` then
+    /// never runs.
     /// `None` (the default): diesel's `COMMIT`.
     /// `implicit_commit` says a statement of this transaction made the
     /// server commit implicitly, `unread` that one ran SQL the facade
@@ -291,6 +292,24 @@ pub trait SupportedConnection:
         _unread: bool,
     ) -> Option<&'static str> {
         None
+    }
+
+    /// Whether the outermost `COMMIT` without a check also goes through
+    /// [`run_control`](Self::run_control) (as `"COMMIT"`) instead of
+    /// diesel's `commit_transaction`.
+    #[doc(hidden)]
+    const OWN_COMMIT: bool = false;
+
+    /// Run one of the facade's own `COMMIT` batches (`"COMMIT"` or one that
+    /// [`checked_commit`](Self::checked_commit) returned), stopping at the
+    /// first error: by default diesel's `batch_execute`.
+    #[doc(hidden)]
+    fn run_control(
+        conn: &mut Self,
+        _session: &mut Self::Session,
+        sql: &'static str,
+    ) -> QueryResult<()> {
+        conn.batch_execute(sql)
     }
 
     /// Whether `err`, the failure of a [`checked_commit`](Self::checked_commit)

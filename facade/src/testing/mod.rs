@@ -42,6 +42,20 @@ mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+/// How the facade sends its own `BEGIN` and `COMMIT` statements on
+/// MySQL/MariaDB: each as a cached prepared statement while `prepared`
+/// holds, and from the first one the server will not prepare, the rest as
+/// one batch (clearing `prepared`). For the test suite; not a public API.
+#[doc(hidden)]
+#[cfg(feature = "mysql")]
+pub fn mysql_control_statements(
+    conn: &mut diesel::MysqlConnection,
+    prepared: &mut bool,
+    statements: &[&'static str],
+) -> diesel::QueryResult<()> {
+    crate::backend::mysql::control::run(conn, prepared, statements)
+}
+
 /// The prefix of generated database names unless
 /// [`TestDatabaseBuilder::name_prefix`] sets another.
 ///

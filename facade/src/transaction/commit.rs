@@ -35,9 +35,13 @@ pub(super) fn commit<C: SupportedConnection>(
         0 => C::checked_commit(tx.mode, &managed.session, read_commit, unread > 0),
         _ => None,
     };
-    let committed = match checked {
+    let own = (managed.base_depth == 0 && C::OWN_COMMIT).then_some("COMMIT");
+    let committed = match checked.or(own) {
         None => AnsiTransactionManager::commit_transaction(tx.connection()),
-        Some(sql) => commit_batch(tx.connection(), sql),
+        Some(sql) => {
+            let managed = &mut *tx.conn;
+            commit_batch(&mut managed.conn, &mut managed.session, sql)
+        }
     };
     let replaced = match (&committed, checked) {
         (Err(err), Some(_)) => C::replaced_at_commit(err),
@@ -126,7 +130,11 @@ pub(super) fn commit<C: SupportedConnection>(
 /// diesel's outermost COMMIT with `sql` (a backend's checked commit batch)
 /// in place of its `COMMIT`: the same instrumentation event, depth and
 /// rollback when the batch fails.
-fn commit_batch<C: SupportedConnection>(conn: &mut C, sql: &str) -> QueryResult<()> {
+fn commit_batch<C: SupportedConnection>(
+    conn: &mut C,
+    session: &mut C::Session,
+    sql: &'static str,
+) -> QueryResult<()> {
     use diesel::connection::{
         InstrumentationEvent, TransactionDepthChange, TransactionManager, TransactionManagerStatus,
     };
@@ -135,7 +143,7 @@ fn commit_batch<C: SupportedConnection>(conn: &mut C, sql: &str) -> QueryResult<
         .ok_or(DieselError::NotInTransaction)?;
     conn.instrumentation()
         .on_connection_event(InstrumentationEvent::commit_transaction(depth));
-    match conn.batch_execute(sql) {
+    match C::run_control(conn, session, sql) {
         Ok(()) => match AnsiTransactionManager::transaction_manager_status_mut(conn) {
             TransactionManagerStatus::Valid(status) => {
                 status.change_transaction_depth(TransactionDepthChange::DecreaseDepth)

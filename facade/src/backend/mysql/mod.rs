@@ -15,24 +15,25 @@
 //! transaction. That is a silent lost update. So Galera sessions run with
 //! `autocommit = 0` (a statement after such an abort opens a new implicit
 //! transaction instead of committing), and each session has a one-row
-//! temporary table, `diesel_facade_guard`: the batch that begins a write
-//! transaction arms it (`BEGIN; UPDATE .. SET armed = 1`) and the batch
-//! that commits disarms it with `SET armed = armed - 1`, which a `CHECK
-//! (armed BETWEEN 0 AND 1)` constraint refuses (4025) if it is not armed,
-//! before its `COMMIT`. The check is forced on for that statement (`SET
+//! temporary table, `diesel_facade_guard`: a write transaction arms it
+//! right after its `BEGIN` (`UPDATE .. SET armed = 1`) and disarms it
+//! right before its `COMMIT` with `SET armed = armed - 1`, which a `CHECK
+//! (armed BETWEEN 0 AND 1)` constraint refuses (4025) if it is not armed;
+//! `COMMIT` is then never sent. The check is forced on for that statement (`SET
 //! STATEMENT check_constraint_checks = 1`), whatever the server's default
 //! or a body's `SET SESSION`; and no value but 0 and 1 can be stored, so a
 //! trigger that writes the guard cannot leave it armed for the next
 //! transaction. A replaced transaction no longer sees the
 //! row armed, so nothing is committed: the facade rolls back and reports a
-//! deadlock, which `retry` re-runs. Both statements ride in the round trips
-//! of `BEGIN` and `COMMIT` themselves, and a temporary table is neither
-//! replicated nor binlogged (an earlier `SAVEPOINT` guard switched MariaDB
-//! to its internal two-phase commit and cost Galera writers up to 1.8x).
+//! deadlock, which `retry` re-runs. The two statements are cached prepared
+//! statements, one round trip each, as are the facade's `BEGIN` and
+//! `COMMIT` (`control.rs`), and a temporary table is neither replicated
+//! nor binlogged (an earlier `SAVEPOINT` guard switched MariaDB to its
+//! internal two-phase commit and cost Galera writers up to 1.8x).
 
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{ConnectionError, MysqlConnection, QueryResult, RunQueryDsl};
@@ -45,6 +46,7 @@ use crate::config::FacadeConfig;
 use crate::error::{Error, ErrorKind};
 use crate::replica::{Applied, Position};
 
+pub(crate) mod control;
 mod gtid;
 mod implicit_commit;
 mod options;
@@ -65,14 +67,20 @@ const GUARD_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_gu
                            CONSTRAINT diesel_facade_guard_disarmed CHECK (armed BETWEEN 0 AND 1)) ENGINE = InnoDB; \
                            INSERT IGNORE INTO diesel_facade_guard VALUES (1, 0); COMMIT";
 
-/// Begins a Galera write transaction and arms the guard. (Both guard
-/// statements name the row by its key, as `sql_safe_updates` asks.)
-const GUARDED_BEGIN: &str = "BEGIN; UPDATE diesel_facade_guard SET armed = 1 WHERE id = 1";
+/// Arms the guard, right after a Galera write transaction's `BEGIN`.
+/// (Both guard statements name the row by its key, as `sql_safe_updates`
+/// asks.)
+const GUARD_ARM: &str = "UPDATE diesel_facade_guard SET armed = 1 WHERE id = 1";
 
-/// Commits a Galera write transaction after disarming the guard, in one
-/// batch. The `UPDATE` fails (4025, the table's `CHECK`)
+/// Disarms the guard before a Galera write transaction's `COMMIT`, and
+/// fails (4025, the table's `CHECK`) where it is not armed.
+const GUARD_CHECK: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
+                           UPDATE diesel_facade_guard SET armed = armed - 1 WHERE id = 1";
+
+/// Commits a Galera write transaction after disarming the guard
+/// ([`GUARD_CHECK`], then `COMMIT`; see `control.rs`). The check fails
 /// where the guard is not armed, that is, when the transaction that armed
-/// it is gone; the batch then stops before `COMMIT`. (An earlier check, a
+/// it is gone, and `COMMIT` is then never sent. (An earlier check, a
 /// subquery that returned two rows when not armed, made MariaDB build a
 /// temporary table for the `UNION` in every commit.)
 const GUARDED_COMMIT: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
@@ -170,6 +178,9 @@ fn framed(message: &str, start: &str, end: &str) -> bool {
 pub struct MysqlSession {
     /// Whether this server is a Galera node (`wsrep_on`).
     galera: bool,
+    /// Whether the facade's `BEGIN` and `COMMIT` go as prepared statements
+    /// (see `control.rs`): until the server refuses to prepare one.
+    prepared_control: bool,
 }
 
 impl Sealed for MysqlConnection {}
@@ -345,7 +356,10 @@ impl SupportedConnection for MysqlConnection {
         if !session_sql.is_empty() {
             conn.batch_execute(&session_sql.join("; "))?;
         }
-        Ok(MysqlSession { galera })
+        Ok(MysqlSession {
+            galera,
+            prepared_control: true,
+        })
     }
 
     fn implicit_commit_check(_session: &MysqlSession) -> Option<ImplicitCheck> {
@@ -387,14 +401,34 @@ impl SupportedConnection for MysqlConnection {
     }
 
     fn begin(conn: &mut Self, mode: TxMode, session: &mut MysqlSession) -> QueryResult<()> {
-        let sql = match (mode, session.galera) {
+        let statements: &[&'static str] = match (mode, session.galera) {
             // See the module docs: the armed guard proves at COMMIT that the
             // transaction was not silently brute-force aborted.
-            (TxMode::Write, true) => GUARDED_BEGIN,
-            (TxMode::Write, false) => "BEGIN",
-            (TxMode::Read, _) => "START TRANSACTION READ ONLY",
+            (TxMode::Write, true) => &["BEGIN", GUARD_ARM],
+            (TxMode::Write, false) => &["BEGIN"],
+            (TxMode::Read, _) => &["START TRANSACTION READ ONLY"],
         };
-        AnsiTransactionManager::begin_transaction_sql(conn, sql)
+        control::begin(conn, &mut session.prepared_control, statements)
+    }
+
+    const OWN_COMMIT: bool = true;
+
+    fn run_control(
+        conn: &mut Self,
+        session: &mut MysqlSession,
+        sql: &'static str,
+    ) -> QueryResult<()> {
+        match sql {
+            GUARDED_COMMIT => control::run(
+                conn,
+                &mut session.prepared_control,
+                &[GUARD_CHECK, "COMMIT"],
+            ),
+            "COMMIT" => control::run(conn, &mut session.prepared_control, &["COMMIT"]),
+            // The checks after SQL the facade cannot read: compound
+            // statements, which are not prepared.
+            other => conn.batch_execute(other),
+        }
     }
 
     fn checked_commit(
