@@ -27,11 +27,13 @@
 //! pings only a connection idle for 500 ms or more, which these loops never
 //! leave one, and lets `BEGIN` find a dead one), the same
 //! `BEGIN` the facade sends (through `AnsiTransactionManager::
-//! begin_transaction_sql`), the same diesel statements, and
-//! `TransactionManager::commit_transaction`. On a Galera node the baseline
-//! is the one-server MariaDB transaction: the facade's Galera write guard
-//! (a temporary row armed in the `BEGIN` batch and checked in the `COMMIT`
-//! batch, and `autocommit = 0` on its sessions) is what those rows measure.
+//! begin_transaction_sql`, diesel's `batch_execute`; on MySQL/MariaDB the
+//! facade sends it, and `COMMIT`, as cached prepared statements instead),
+//! the same diesel statements, and `TransactionManager::commit_transaction`.
+//! On a Galera node the baseline is the one-server MariaDB transaction: the
+//! facade's Galera write guard (a temporary row armed right after `BEGIN`
+//! and checked right before `COMMIT`, and `autocommit = 0` on its sessions)
+//! is what those rows measure.
 //!
 //! Criterion runs first (facade and baseline side by side per group). Then
 //! a compact summary is printed from the bench's own timed loops:

@@ -329,9 +329,11 @@ pub(crate) struct Managed<C: SupportedConnection> {
     /// checkout pings it only after it sat idle that long (see
     /// `pool::PING_AFTER_IDLE`).
     pub(crate) idle_since: Instant,
-    /// Whether this checkout proved the connection alive (it is new, or it
-    /// answered a ping). A `BEGIN` that finds an unproven connection lost
-    /// is retried on another one: nothing of the caller's was sent yet.
+    /// Whether this checkout proved the connection alive (it answered a
+    /// ping). A `BEGIN` that finds an unproven connection lost is retried
+    /// on another one: nothing of the caller's was sent yet. A new
+    /// connection is unproven too: the pool may have opened it long before
+    /// its first checkout.
     pub(crate) proven: bool,
     /// Reinstalls the facade's instrumentation if a body replaced it.
     factory: Option<InstrumentationFactory>,
@@ -353,7 +355,7 @@ impl<C: SupportedConnection> Managed<C> {
             broken: false,
             base_depth: 0,
             idle_since: Instant::now(),
-            proven: true,
+            proven: false,
             factory,
             implicit_check,
         };

@@ -111,6 +111,10 @@ pub trait TestBackend: SupportedConnection + Provision + Sized {
     /// `None` where there is no server.
     const SESSION_COUNT: Option<&'static str>;
 
+    /// SQL giving, as `n` (BIGINT), the lowest id of the sessions connected
+    /// to the database `{db}` other than the asking one, or 0 if none.
+    const FIRST_SESSION_OF_DATABASE: Option<&'static str>;
+
     /// Whether the database `name` (at `url`; for SQLite the file) exists
     /// on the server of `admin_url`.
     fn database_exists(admin_url: &str, name: &str, url: &str) -> bool;
@@ -140,6 +144,24 @@ pub fn kill_session_and_wait<C: TestBackend>(url: &str, id: i64) {
             "session {id} still listed 10 s after it was killed"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Kill every session connected to the database `db` (a plain name) on
+/// the server of `url`, waiting for each to go, and return how many.
+pub fn kill_sessions_of_database<C: TestBackend>(url: &str, db: &str) -> usize {
+    let first = C::FIRST_SESSION_OF_DATABASE
+        .expect("a server backend")
+        .replace("{db}", db);
+    let mut admin = C::establish(url).expect("admin connection");
+    let mut killed = 0;
+    loop {
+        let id = C::query_n(&mut admin, &first).expect("find a session");
+        if id == 0 {
+            return killed;
+        }
+        kill_session_and_wait::<C>(url, id);
+        killed += 1;
     }
 }
 
@@ -192,6 +214,7 @@ impl TestBackend for diesel::SqliteConnection {
     const SCHEMA: &'static str = SQL_SCHEMA_COMMON;
     const KILL: Option<(&'static str, &'static str)> = None;
     const SESSION_COUNT: Option<&'static str> = None;
+    const FIRST_SESSION_OF_DATABASE: Option<&'static str> = None;
 
     fn database_exists(_: &str, _: &str, url: &str) -> bool {
         std::path::Path::new(url).exists()
@@ -224,6 +247,10 @@ impl TestBackend for diesel::PgConnection {
     ));
     const SESSION_COUNT: Option<&'static str> =
         Some("SELECT COUNT(*)::bigint AS n FROM pg_stat_activity WHERE pid = {id}");
+    const FIRST_SESSION_OF_DATABASE: Option<&'static str> = Some(
+        "SELECT COALESCE(MIN(pid), 0)::bigint AS n FROM pg_stat_activity \
+         WHERE datname = '{db}' AND pid <> pg_backend_pid()",
+    );
 
     fn database_exists(admin_url: &str, name: &str, _: &str) -> bool {
         let mut admin = Self::establish(admin_url).expect("connect to PostgreSQL");
@@ -260,6 +287,10 @@ impl TestBackend for diesel::MysqlConnection {
         Some(("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id", "KILL {id}"));
     const SESSION_COUNT: Option<&'static str> =
         Some("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = {id}");
+    const FIRST_SESSION_OF_DATABASE: Option<&'static str> = Some(
+        "SELECT CAST(COALESCE(MIN(ID), 0) AS SIGNED) AS n FROM information_schema.PROCESSLIST \
+         WHERE DB = '{db}' AND ID <> CONNECTION_ID()",
+    );
     const SCHEMA: &'static str = "
         CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NOT NULL) ENGINE=InnoDB;
         CREATE TABLE counters (id VARCHAR(50) PRIMARY KEY, value INTEGER NOT NULL) ENGINE=InnoDB;

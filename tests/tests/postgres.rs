@@ -37,6 +37,7 @@ diesel_facade_tests::backend_tests! {
         // A session that can be killed.
         a_connection_lost_before_commit_is_retried_on_a_fresh_one,
         a_pooled_connection_killed_between_calls_is_replaced_without_a_retry,
+        a_never_used_pooled_connection_the_server_closed_is_replaced,
     }
 }
 

@@ -225,7 +225,7 @@ impl<C: SupportedConnection> PoolSet<C> {
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             let mut conn = self.pool.get_timeout(wait)?;
-            if conn.proven || (!always && conn.idle_since.elapsed() < PING_AFTER_IDLE) {
+            if !always && conn.idle_since.elapsed() < PING_AFTER_IDLE {
                 return Ok(conn);
             }
             match self.side.is_valid(&mut conn) {

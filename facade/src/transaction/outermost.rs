@@ -165,7 +165,14 @@ fn try_begin<C: SupportedConnection>(
             tx.conn.broken = true;
         }
         let unproven_loss = lost && !tx.conn.proven;
-        span.record("outcome", "begin failed");
+        span.record(
+            "outcome",
+            if unproven_loss {
+                "connection lost before BEGIN"
+            } else {
+                "begin failed"
+            },
+        );
         tracing::debug!(error = %err, "BEGIN failed");
         return Err((NotBegun::Begin(err), unproven_loss));
     }

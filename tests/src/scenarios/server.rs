@@ -106,3 +106,69 @@ pub fn a_pooled_connection_killed_between_calls_is_replaced_without_a_retry<C: T
     db.run_migrations()
         .expect("migrations run on a fresh connection after the kill");
 }
+
+/// A connection the pool opened for a waiter that another, given back
+/// meanwhile, served instead: it sits in the pool never checked out. When
+/// the server closes it (here, every session of the database is killed),
+/// the next call still succeeds once, without a retry of its own, in
+/// steady use and after an idle spell: a new connection is pinged after
+/// 500 ms idle like any other, and its lost `BEGIN` begins on another
+/// connection. (The race that leaves a connection unused is not certain:
+/// the rounds where it does not happen prove nothing, and say so.)
+pub fn a_never_used_pooled_connection_the_server_closed_is_replaced<C: TypedQueries>() {
+    use std::sync::{Arc, Barrier};
+    let db = crate::facade::<C>("never_used_closed", |b| b.max_pool_size(2));
+    let admin_url = crate::server_url::<C>();
+    let url = db.writer_url();
+    let name = url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .expect("a database name")
+        .to_owned();
+    let mut unused_rounds = 0;
+    for round in 0..24u64 {
+        let barrier = Arc::new(Barrier::new(2));
+        let holder = {
+            let db = db.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                diesel_facade::write(&mut Req { db }, |ctx| {
+                    barrier.wait();
+                    std::thread::sleep(Duration::from_micros((round % 6) * 300));
+                    count_items(ctx)
+                })
+                .map_err(diesel_facade::Error::from)
+                .expect("the holder")
+            })
+        };
+        barrier.wait();
+        diesel_facade::write(&mut Req { db: db.clone() }, |ctx| count_items(ctx))
+            .map_err(diesel_facade::Error::from)
+            .expect("the waiter");
+        holder.join().expect("holder thread");
+        // r2d2 may still be opening the second connection.
+        std::thread::sleep(Duration::from_millis(30));
+        let killed = crate::kill_sessions_of_database::<C>(&admin_url, &name);
+        if killed >= 2 {
+            unused_rounds += 1;
+        }
+        std::thread::sleep(if round % 2 == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(650)
+        });
+        let runs = AtomicUsize::new(0);
+        let retries = db.stats().retries;
+        let key = 500 + i32::try_from(round).expect("a small round");
+        diesel_facade::write(&mut Req { db: db.clone() }, |ctx| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            insert_item(ctx, key, 0)
+        })
+        .map_err(diesel_facade::Error::from)
+        .unwrap_or_else(|e| panic!("round {round} ({killed} sessions killed): {e}"));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "round {round}");
+        assert_eq!(db.stats().retries, retries, "round {round}: no retry spent");
+    }
+    eprintln!("never-used connection: {unused_rounds} of 24 rounds had two pooled sessions killed");
+}
