@@ -16,19 +16,19 @@
 //! `autocommit = 0` (a statement after such an abort opens a new implicit
 //! transaction instead of committing), and each session has a one-row
 //! temporary table, `diesel_facade_guard`: a write transaction arms it
-//! right after its `BEGIN` (`UPDATE .. SET armed = 1`) and disarms it
-//! right before its `COMMIT` with `SET armed = armed - 1`, which a `CHECK
-//! (armed BETWEEN 0 AND 1)` constraint refuses (4025) if it is not armed;
-//! `COMMIT` is then never sent. The check is forced on for that statement (`SET
+//! right after its `BEGIN` (`UPDATE .. SET armed = 1`) and commits with one
+//! anonymous block that disarms it with `SET armed = armed - 1`, which a
+//! `CHECK (armed BETWEEN 0 AND 1)` constraint refuses (4025) if it is not
+//! armed, and then runs `COMMIT` (not reached after a refusal). The check is forced on for that statement (`SET
 //! STATEMENT check_constraint_checks = 1`), whatever the server's default
 //! or a body's `SET SESSION`; and no value but 0 and 1 can be stored, so a
 //! trigger that writes the guard cannot leave it armed for the next
 //! transaction. A replaced transaction no longer sees the
 //! row armed, so nothing is committed: the facade rolls back and reports a
-//! deadlock, which `retry` re-runs. The two statements are cached prepared
-//! statements, one round trip each, as are the facade's `BEGIN` and
-//! `COMMIT` (`control.rs`), and a temporary table is neither replicated
-//! nor binlogged (an earlier `SAVEPOINT` guard switched MariaDB to its
+//! deadlock, which `retry` re-runs. Both are cached prepared statements,
+//! one round trip each, as are the facade's `BEGIN` and `COMMIT`
+//! (`control.rs`): the guard costs one round trip, the arming. A temporary
+//! table is neither replicated nor binlogged (an earlier `SAVEPOINT` guard switched MariaDB to its
 //! internal two-phase commit and cost Galera writers up to 1.8x).
 
 use std::time::Duration;
@@ -72,17 +72,23 @@ const GUARD_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS diesel_facade_gu
 /// asks.)
 const GUARD_ARM: &str = "UPDATE diesel_facade_guard SET armed = 1 WHERE id = 1";
 
-/// Disarms the guard before a Galera write transaction's `COMMIT`, and
-/// fails (4025, the table's `CHECK`) where it is not armed.
-const GUARD_CHECK: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
-                           UPDATE diesel_facade_guard SET armed = armed - 1 WHERE id = 1";
+/// Disarms the guard and commits a Galera write transaction, in one
+/// statement (an anonymous block, which MariaDB prepares like any other):
+/// the disarming `UPDATE` fails (4025, the table's `CHECK`) where the guard
+/// is not armed, and the block then stops before its `COMMIT`. One
+/// statement, so that no round trip separates the check from the `COMMIT`:
+/// a silent abort in such a gap would leave `COMMIT` to succeed on an empty
+/// transaction.
+const GUARD_CHECK_AND_COMMIT: &str = "BEGIN NOT ATOMIC SET STATEMENT check_constraint_checks = 1 FOR \
+                                      UPDATE diesel_facade_guard SET armed = armed - 1 WHERE id = 1; \
+                                      COMMIT; END";
 
-/// Commits a Galera write transaction after disarming the guard
-/// ([`GUARD_CHECK`], then `COMMIT`; see `control.rs`). The check fails
-/// where the guard is not armed, that is, when the transaction that armed
-/// it is gone, and `COMMIT` is then never sent. (An earlier check, a
-/// subquery that returned two rows when not armed, made MariaDB build a
-/// temporary table for the `UNION` in every commit.)
+/// Commits a Galera write transaction after disarming the guard: the
+/// facade's name for [`GUARD_CHECK_AND_COMMIT`] (see `control.rs`). The check fails where
+/// the guard is not armed, that is, when the transaction that armed it is
+/// gone, and `COMMIT` then never runs. (An earlier check, a subquery that
+/// returned two rows when not armed, made MariaDB build a temporary table
+/// for the `UNION` in every commit.)
 const GUARDED_COMMIT: &str = "SET STATEMENT check_constraint_checks = 1 FOR \
                               UPDATE diesel_facade_guard SET armed = armed - 1 WHERE id = 1; COMMIT";
 
@@ -422,7 +428,7 @@ impl SupportedConnection for MysqlConnection {
             GUARDED_COMMIT => control::run(
                 conn,
                 &mut session.prepared_control,
-                &[GUARD_CHECK, "COMMIT"],
+                &[GUARD_CHECK_AND_COMMIT],
             ),
             "COMMIT" => control::run(conn, &mut session.prepared_control, &["COMMIT"]),
             // The checks after SQL the facade cannot read: compound
