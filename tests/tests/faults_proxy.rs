@@ -348,6 +348,18 @@ where
     Some(runs)
 }
 
+/// Cut `RUNS` writers at `cut` and `pace` on `backend` (see
+/// [`cut_point`]); every call did exactly what [`expected`] says.
+fn check_cut<C>(cut: Cut, pace: Pace, backend: &str)
+where
+    C: Proxied,
+    InsertRow: ExecuteDsl<C>,
+{
+    if let Some(runs) = cut_point::<C>(cut, pace, backend) {
+        assert_expected(cut, pace, &runs);
+    }
+}
+
 /// Every call did exactly what [`expected`] says for `cut` at `pace`.
 fn assert_expected(cut: Cut, pace: Pace, runs: &[Run]) {
     for Run {
@@ -408,6 +420,12 @@ fn postgres_writer_on_an_idle_connection_pings_it_first() {
     assert_eq!(traffic, postgres_writer(true));
 }
 
+/// `writer`'s messages, after `health_check`'s when the checkout pinged.
+fn pinged_first(health_check: &[&str], writer: &[&str], ping: bool) -> Vec<String> {
+    let ping = if ping { health_check } else { &[] };
+    ping.iter().chain(writer).map(|s| (*s).to_owned()).collect()
+}
+
 fn postgres_writer(ping: bool) -> Vec<String> {
     let insert = r#"INSERT INTO "proxy_rows" ("k", "attempt") VALUES ($1, $2)"#;
     // The connection's first ping: diesel prepares it, then runs it.
@@ -427,12 +445,7 @@ fn postgres_writer(ping: bool) -> Vec<String> {
         "Sync",
         "Query COMMIT",
     ];
-    health_check
-        .iter()
-        .take(if ping { health_check.len() } else { 0 })
-        .chain(&writer)
-        .map(|s| (*s).to_owned())
-        .collect()
+    pinged_first(&health_check, &writer, ping)
 }
 
 /// Plain MariaDB (not Galera): no savepoint around the writer. `BEGIN` and
@@ -471,98 +484,61 @@ fn mariadb_writer(ping: bool) -> Vec<String> {
     ];
     // The connection's first ping: diesel prepares it, then runs it.
     let health_check = ["COM_STMT_PREPARE SELECT 1", "COM_STMT_EXECUTE SELECT 1"];
-    health_check
-        .iter()
-        .take(if ping { health_check.len() } else { 0 })
-        .chain(&writer)
-        .map(|s| (*s).to_owned())
-        .collect()
+    pinged_first(&health_check, &writer, ping)
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_before_begin_after_a_ping_is_disconnected_and_retried_on_a_fresh_connection() {
-    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::BeforeBegin, Pace::Idle, "postgres")
-    {
-        assert_expected(Cut::BeforeBegin, Pace::Idle, &runs);
-    }
+    check_cut::<diesel::PgConnection>(Cut::BeforeBegin, Pace::Idle, "postgres");
 }
 
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_before_begin_after_a_ping_is_disconnected_and_retried_on_a_fresh_connection() {
-    if let Some(runs) =
-        cut_point::<diesel::MysqlConnection>(Cut::BeforeBegin, Pace::Idle, "mariadb")
-    {
-        assert_expected(Cut::BeforeBegin, Pace::Idle, &runs);
-    }
+    check_cut::<diesel::MysqlConnection>(Cut::BeforeBegin, Pace::Idle, "mariadb");
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_before_begin_in_steady_use_begins_on_another_connection_by_itself() {
-    if let Some(runs) =
-        cut_point::<diesel::PgConnection>(Cut::BeforeBegin, Pace::Steady, "postgres")
-    {
-        assert_expected(Cut::BeforeBegin, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::PgConnection>(Cut::BeforeBegin, Pace::Steady, "postgres");
 }
 
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_before_begin_in_steady_use_begins_on_another_connection_by_itself() {
-    if let Some(runs) =
-        cut_point::<diesel::MysqlConnection>(Cut::BeforeBegin, Pace::Steady, "mariadb")
-    {
-        assert_expected(Cut::BeforeBegin, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::MysqlConnection>(Cut::BeforeBegin, Pace::Steady, "mariadb");
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
-    if let Some(runs) = cut_point::<diesel::PgConnection>(Cut::MidBody, Pace::Steady, "postgres") {
-        assert_expected(Cut::MidBody, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::PgConnection>(Cut::MidBody, Pace::Steady, "postgres");
 }
 
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_at_the_insert_is_disconnected_and_leaves_no_row() {
-    if let Some(runs) = cut_point::<diesel::MysqlConnection>(Cut::MidBody, Pace::Steady, "mariadb")
-    {
-        assert_expected(Cut::MidBody, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::MysqlConnection>(Cut::MidBody, Pace::Steady, "mariadb");
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
-    if let Some(runs) =
-        cut_point::<diesel::PgConnection>(Cut::CommitReplyDropped, Pace::Steady, "postgres")
-    {
-        assert_expected(Cut::CommitReplyDropped, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::PgConnection>(Cut::CommitReplyDropped, Pace::Steady, "postgres");
 }
 
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_commit_reply_dropped_is_commit_unknown_committed_once_and_never_rerun() {
-    if let Some(runs) =
-        cut_point::<diesel::MysqlConnection>(Cut::CommitReplyDropped, Pace::Steady, "mariadb")
-    {
-        assert_expected(Cut::CommitReplyDropped, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::MysqlConnection>(Cut::CommitReplyDropped, Pace::Steady, "mariadb");
 }
 
 #[test]
 #[cfg_attr(not(pg_server), ignore = "needs FACADE_TEST_PG_URL")]
 fn postgres_cut_after_the_commit_reply_is_ok_with_the_row() {
-    if let Some(runs) =
-        cut_point::<diesel::PgConnection>(Cut::AfterCommit, Pace::Steady, "postgres")
-    {
-        assert_expected(Cut::AfterCommit, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::PgConnection>(Cut::AfterCommit, Pace::Steady, "postgres");
 }
 
 /// The server acknowledged COMMIT and the client library read its OK; the
@@ -573,11 +549,7 @@ fn postgres_cut_after_the_commit_reply_is_ok_with_the_row() {
 #[test]
 #[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
 fn mariadb_cut_after_the_commit_reply_is_ok_with_the_row() {
-    if let Some(runs) =
-        cut_point::<diesel::MysqlConnection>(Cut::AfterCommit, Pace::Steady, "mariadb")
-    {
-        assert_expected(Cut::AfterCommit, Pace::Steady, &runs);
-    }
+    check_cut::<diesel::MysqlConnection>(Cut::AfterCommit, Pace::Steady, "mariadb");
 }
 
 /// An application error the body built from the lost connection.
