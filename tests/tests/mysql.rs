@@ -104,3 +104,46 @@ fn control_statements_fall_back_to_a_batch_where_the_server_will_not_prepare() {
     assert!(err.to_string().contains("no_such_table"), "{err}");
     assert_eq!(value(&mut conn), 3);
 }
+
+/// A body's own `SET SESSION` of the two settings the facade sets and
+/// restores itself (`innodb_lock_wait_timeout`, `max_statement_time`) is a
+/// session change like any other: the connection is not reused, so the
+/// next transaction neither waits nor is interrupted by the body's values.
+/// (Found by an attack pass: they stayed on the pooled connection, and a
+/// tiny `max_statement_time` failed every later transaction.)
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn a_body_s_own_session_timeouts_do_not_outlive_its_transaction() {
+    use diesel_facade_tests::scenarios::{Req, TypedQueries};
+    use diesel_facade_tests::TestBackend;
+    type C = diesel::MysqlConnection;
+    let db = diesel_facade_tests::facade::<C>("own_session_timeouts", |b| b.max_pool_size(1));
+    let mut ctx = Req { db: db.clone() };
+    let settings = |ctx: &mut Req<C>| {
+        diesel_facade::read(ctx, |ctx| {
+            let lock_wait = <C as TestBackend>::query_n(
+                ctx.conn().database_enforced(),
+                "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED) AS n",
+            )?;
+            let statement_time = <C as TestBackend>::query_n(
+                ctx.conn().database_enforced(),
+                "SELECT CAST(@@SESSION.max_statement_time * 1000000 AS SIGNED) AS n",
+            )?;
+            Ok::<_, diesel_facade::Error>((lock_wait, statement_time))
+        })
+        .expect("read the session settings")
+    };
+    let defaults = settings(&mut ctx);
+    diesel_facade::write(&mut ctx, |ctx| {
+        <C as TypedQueries>::execute_sql(ctx.conn(), "SET SESSION innodb_lock_wait_timeout = 1")?;
+        <C as TypedQueries>::execute_sql(ctx.conn(), "SET SESSION max_statement_time = 0.000001")
+            .map(drop)
+    })
+    .map_err(diesel_facade::Error::from)
+    .expect("the body's settings");
+    assert_eq!(
+        settings(&mut ctx),
+        defaults,
+        "the next transaction's session"
+    );
+}

@@ -185,13 +185,19 @@ pub(super) fn runs_unread_sql(head: &str) -> bool {
     }
 }
 
+/// The comment that ends the facade's own `SET SESSION` of the two
+/// settings it restores itself (see [`changes_the_session`]).
+pub(crate) const FACADE_RESTORES: &str = "/* diesel_facade restores this setting */";
+
 /// Whether `head` (as for [`commits_implicitly`], which said no) holds a
 /// `SET` that changes the session for later transactions: anything but
-/// user variables (`SET @x = ..`) and the two settings the facade sets and
-/// restores itself (`innodb_lock_wait_timeout` for `lock_timeout`,
-/// `max_statement_time` for a bounded cell read). `SET SESSION TRANSACTION
-/// READ ONLY`, say, would make every later writer on the connection fail.
-/// A false "yes" only costs the connection.
+/// user variables (`SET @x = ..`) and the facade's own `SET SESSION` of
+/// the two settings it restores itself (`innodb_lock_wait_timeout` for
+/// `lock_timeout`, `max_statement_time` for a bounded cell read), which
+/// end with [`FACADE_RESTORES`]. The same settings set by a body are a
+/// change like any other: nothing would restore them. `SET SESSION
+/// TRANSACTION READ ONLY`, say, would make every later writer on the
+/// connection fail. A false "yes" only costs the connection.
 pub(crate) fn changes_the_session(head: &str) -> bool {
     let mut rest = head;
     loop {
@@ -217,8 +223,14 @@ pub(crate) fn changes_the_session(head: &str) -> bool {
 
 fn set_changes_the_session(statement: &str) -> bool {
     let lower = statement.to_ascii_lowercase();
+    let restored_by_the_facade = lower.trim_end().ends_with(FACADE_RESTORES);
+    let lower = lower.trim_end().trim_end_matches(FACADE_RESTORES);
     let assignments = lower.get(3..).unwrap_or("");
-    let own = ["innodb_lock_wait_timeout", "max_statement_time"];
+    let own: &[&str] = if restored_by_the_facade {
+        &["innodb_lock_wait_timeout", "max_statement_time"]
+    } else {
+        &[]
+    };
     !assignments.split(',').all(|assignment| {
         let target = skip_space_and_comments(assignment);
         (target.starts_with('@') && !target.starts_with("@@"))

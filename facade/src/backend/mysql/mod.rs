@@ -54,7 +54,7 @@ mod position;
 
 use implicit_commit::{
     changes_the_session, commits_apart_from_unread_sql, commits_implicitly, is_one_kept_statement,
-    rolls_back, runs_unread_sql,
+    rolls_back, runs_unread_sql, FACADE_RESTORES,
 };
 use options::MysqlOptions;
 
@@ -143,7 +143,9 @@ fn lock_wait_timeout(conn: &mut MysqlConnection) -> QueryResult<i64> {
 }
 
 fn set_lock_wait_timeout(conn: &mut MysqlConnection, seconds: i64) -> QueryResult<()> {
-    conn.batch_execute(&format!("SET SESSION innodb_lock_wait_timeout = {seconds}"))
+    conn.batch_execute(&format!(
+        "SET SESSION innodb_lock_wait_timeout = {seconds} {FACADE_RESTORES}"
+    ))
 }
 
 /// Run the upsert with `innodb_lock_wait_timeout` set to `seconds`, restoring
@@ -533,10 +535,10 @@ impl SupportedConnection for MysqlConnection {
         // lifts it (`None`) before the connection goes back to the pool.
         let sql = match limit {
             Some(limit) => format!(
-                "SET SESSION max_statement_time = {:.6}",
+                "SET SESSION max_statement_time = {:.6} {FACADE_RESTORES}",
                 limit.as_secs_f64().clamp(0.001, MAX_STATEMENT_TIME_SECS)
             ),
-            None => "SET SESSION max_statement_time = DEFAULT".to_owned(),
+            None => format!("SET SESSION max_statement_time = DEFAULT {FACADE_RESTORES}"),
         };
         match conn.batch_execute(&sql) {
             // MySQL has no such variable (its `max_execution_time` bounds

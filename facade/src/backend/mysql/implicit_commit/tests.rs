@@ -160,15 +160,21 @@ fn a_set_of_the_session_is_told_apart() {
         "SET SESSION innodb_lock_wait_timeout_x = 1",
         "SET STATEMENT max_statement_time = 1 FOR SET sql_mode = ''",
         "SET STATEMENT max_statement_time = 1",
+        // A body's own: nothing restores them.
+        "SET SESSION innodb_lock_wait_timeout = 3",
+        "SET SESSION max_statement_time = 0.000001",
+        "SET SESSION max_statement_time = DEFAULT",
+        // The facade's mark does not cover other settings.
+        "SET SESSION sql_mode = '' /* diesel_facade restores this setting */",
     ] {
         assert!(super::changes_the_session(changes), "{changes}");
     }
     for keeps in [
         "SET @x = 1",
         "set @a = 1, @b = 2",
-        "SET SESSION innodb_lock_wait_timeout = 3",
-        "SET SESSION max_statement_time = 0.500000",
-        "SET SESSION max_statement_time = DEFAULT",
+        "SET SESSION innodb_lock_wait_timeout = 3 /* diesel_facade restores this setting */",
+        "SET SESSION max_statement_time = 0.500000 /* diesel_facade restores this setting */",
+        "SET SESSION max_statement_time = DEFAULT /* diesel_facade restores this setting */",
         "SET STATEMENT max_statement_time = 1 FOR SELECT 1",
         "SELECT 'SET sql_mode'",
         "INSERT INTO t VALUES (1)",
