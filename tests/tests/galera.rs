@@ -664,6 +664,25 @@ fn the_guard_holds_where_the_server_skips_check_constraints() {
     assert_disarmed_writer_is_refused(&nodes[0], &[]);
 }
 
+/// `USE` does not end the transaction on MariaDB, so the guard stays in
+/// force after it: a writer that runs `USE` (of its own database) and is
+/// then found disarmed at COMMIT is refused. (Found by an attack pass: the
+/// facade counted `USE` as an implicit commit and sent a plain COMMIT.)
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_use_in_a_writer_keeps_the_guard() {
+    let _serial = serial();
+    let nodes = cluster_with("guard_use", |b| b.max_pool_size(1));
+    let url = nodes[0].writer_url();
+    let database = url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .expect("a database name")
+        .to_owned();
+    assert_disarmed_writer_is_refused(&nodes[0], &[&format!("USE `{database}`")]);
+}
+
 /// The session id of the (only) connection of `node`'s pool.
 fn session_of(node: &Facade<MysqlConnection>) -> i64 {
     diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {

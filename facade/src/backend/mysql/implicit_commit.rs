@@ -96,6 +96,10 @@ fn commits_implicitly_with(head: &str, complete: bool, unread_keeps: bool) -> bo
         } else if word.eq_ignore_ascii_case("RELEASE") {
             // `RELEASE SAVEPOINT` keeps it.
             statement.to_ascii_lowercase().contains("savepoint")
+        } else if word.eq_ignore_ascii_case("USE") {
+            // `USE db` keeps it (and changes the session: see
+            // `changes_the_session`).
+            true
         } else if unread_keeps
             && (runs_unread_sql(statement)
                 || COMPOUND_PARTS
@@ -212,6 +216,10 @@ pub(crate) fn changes_the_session(head: &str) -> bool {
         let statement_end = statement_end(rest);
         let statement = &rest[..statement_end.unwrap_or(rest.len())];
         if first_word(statement).eq_ignore_ascii_case("SET") && set_changes_the_session(statement) {
+            return true;
+        }
+        if first_word(statement).eq_ignore_ascii_case("USE") {
+            // Later transactions on the connection would use that database.
             return true;
         }
         match statement_end {

@@ -166,6 +166,8 @@ fn a_set_of_the_session_is_told_apart() {
         "SET SESSION max_statement_time = DEFAULT",
         // The facade's mark does not cover other settings.
         "SET SESSION sql_mode = '' /* diesel_facade restores this setting */",
+        "USE other_db",
+        "SELECT 1; use `other db`",
     ] {
         assert!(super::changes_the_session(changes), "{changes}");
     }
@@ -308,4 +310,16 @@ fn a_semicolon_in_a_string_or_comment_ends_no_statement() {
         assert!(!commits_implicitly(keeps, true), "{keeps}");
         assert!(!rolls_back(keeps), "{keeps}");
     }
+}
+
+#[test]
+fn use_keeps_the_transaction_and_changes_the_session() {
+    // MariaDB does not commit at `USE`: the Galera guard stays in force.
+    assert!(!super::commits_implicitly("USE other_db", true));
+    assert!(!super::commits_implicitly(
+        "/* c */ use `other db`; SELECT 1",
+        true
+    ));
+    assert!(!super::is_one_kept_statement("USE other_db", true));
+    assert!(super::changes_the_session("USE other_db"));
 }
