@@ -81,7 +81,11 @@ impl<C> ReadOnlyConnection<C> {
     /// The compiler no longer checks what is done with it, but the
     /// transaction is still READ ONLY in the database: a write through it
     /// fails at run time with
-    /// [`ErrorKind::ReadOnlyViolation`](crate::ErrorKind::ReadOnlyViolation).
+    /// [`ErrorKind::ReadOnlyViolation`](crate::ErrorKind::ReadOnlyViolation),
+    /// unless SQL sent through it first ends the transaction (a `COMMIT` of
+    /// its own) or makes it read-write (PostgreSQL's `SET
+    /// transaction_read_only = off` as its first statement): the facade
+    /// does not yet refuse those, and a write after them can be committed.
     ///
     /// ```
     /// use diesel::prelude::*;
