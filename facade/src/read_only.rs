@@ -82,10 +82,13 @@ impl<C> ReadOnlyConnection<C> {
     /// transaction is still READ ONLY in the database: a write through it
     /// fails at run time with
     /// [`ErrorKind::ReadOnlyViolation`](crate::ErrorKind::ReadOnlyViolation),
-    /// unless SQL sent through it first ends the transaction (a `COMMIT` of
-    /// its own) or makes it read-write (PostgreSQL's `SET
-    /// transaction_read_only = off` as its first statement): the facade
-    /// does not yet refuse those, and a write after them can be committed.
+    /// as long as the SQL sent through it leaves the transaction alone. On
+    /// MySQL/MariaDB a statement that ends it (a `COMMIT` of its own, DDL)
+    /// makes the reader fail with
+    /// [`ErrorKind::CommitUnknown`](crate::ErrorKind::CommitUnknown) (a
+    /// write after it may be committed); PostgreSQL's `SET
+    /// transaction_read_only = off` as the first statement is not refused
+    /// yet.
     ///
     /// ```
     /// use diesel::prelude::*;

@@ -683,6 +683,47 @@ fn a_use_in_a_writer_keeps_the_guard() {
     assert_disarmed_writer_is_refused(&nodes[0], &[&format!("USE `{database}`")]);
 }
 
+/// A reader's body that ends its READ ONLY transaction itself (a `COMMIT`
+/// through the escape hatch) and then writes: the write ran outside the
+/// READ ONLY transaction, in an implicit one (Galera sessions run without
+/// autocommit). The facade rolls it back and reports `CommitUnknown`,
+/// never `Ok`. (Found by an attack pass: the facade's COMMIT committed it.)
+#[test]
+#[cfg_attr(not(galera_cluster), ignore = "needs FACADE_TEST_GALERA_URLS")]
+fn a_reader_that_ends_its_own_transaction_commits_nothing_after_it() {
+    let _serial = serial();
+    let nodes = cluster_with("reader_own_commit", |b| b.max_pool_size(1));
+    let before = counter(&nodes[0]);
+    let err = diesel_facade::read(
+        &mut Req {
+            db: nodes[0].clone(),
+        },
+        |ctx| {
+            let conn = ctx.conn().database_enforced();
+            diesel::sql_query("COMMIT").execute(conn)?;
+            diesel::sql_query("UPDATE counters SET value = value + 100 WHERE id = 'c'")
+                .execute(conn)?;
+            Ok::<_, diesel_facade::Error>(())
+        },
+    )
+    .expect_err("never Ok");
+    assert_eq!(err.kind(), ErrorKind::CommitUnknown, "{err}");
+    assert_eq!(
+        counter(&nodes[0]),
+        before,
+        "the write after the COMMIT was rolled back"
+    );
+    // The next reader on the pool is a plain one again.
+    diesel_facade::read(
+        &mut Req {
+            db: nodes[0].clone(),
+        },
+        |ctx| diesel::sql_query("SELECT 1").execute(ctx.conn().database_enforced()),
+    )
+    .map_err(diesel_facade::Error::from)
+    .expect("the next reader");
+}
+
 /// The session id of the (only) connection of `node`'s pool.
 fn session_of(node: &Facade<MysqlConnection>) -> i64 {
     diesel_facade::write(&mut Req { db: node.clone() }, |ctx| {

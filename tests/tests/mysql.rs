@@ -147,3 +147,31 @@ fn a_body_s_own_session_timeouts_do_not_outlive_its_transaction() {
         "the next transaction's session"
     );
 }
+
+/// A reader's body that ends its READ ONLY transaction itself (a `COMMIT`
+/// through the escape hatch) and then writes never gets `Ok`: on one
+/// server, with autocommit on, the write committed at once, so the caller
+/// gets `CommitUnknown`, and a reader that leaves the transaction alone is
+/// unaffected.
+#[test]
+#[cfg_attr(not(mysql_server), ignore = "needs FACADE_TEST_MYSQL_URL")]
+fn a_reader_that_ends_its_own_transaction_is_never_ok() {
+    use diesel_facade_tests::scenarios::{Req, TypedQueries};
+    type C = diesel::MysqlConnection;
+    let db = diesel_facade_tests::facade::<C>("reader_own_commit", |b| b.max_pool_size(1));
+    let mut ctx = Req { db: db.clone() };
+    let err = diesel_facade::read(&mut ctx, |ctx| {
+        let conn = ctx.conn().database_enforced();
+        <C as TypedQueries>::execute_sql(conn, "COMMIT")?;
+        <C as TypedQueries>::execute_sql(conn, "UPDATE counters SET value = value + 100")
+    })
+    .map_err(diesel_facade::Error::from)
+    .expect_err("never Ok");
+    assert_eq!(err.kind(), diesel_facade::ErrorKind::CommitUnknown, "{err}");
+    let n = diesel_facade::read(&mut ctx, |ctx| {
+        <C as TypedQueries>::execute_sql(ctx.conn().database_enforced(), "SELECT 1")
+    })
+    .map_err(diesel_facade::Error::from)
+    .expect("the next reader");
+    assert_eq!(n, 1);
+}

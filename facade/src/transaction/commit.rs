@@ -31,6 +31,25 @@ pub(super) fn commit<C: SupportedConnection>(
         tracing::debug!(error = %err, "the transaction was replaced before COMMIT");
         return Err(err);
     }
+    if tx.mode == TxMode::Read && read_commit {
+        // A reader's statement ended its READ ONLY transaction (a `COMMIT`
+        // of its own, DDL, ..): what ran after it ran outside it, where
+        // writes are allowed. Roll back what is still open (on Galera,
+        // without autocommit, that is all of it) and never report `Ok`.
+        tx.conn.broken = true;
+        let _ = rollback(tx);
+        Counters::bump(&counters.rollbacks);
+        let err = Error::new(
+            ErrorKind::CommitUnknown,
+            "a statement of this reader (a `COMMIT` of its own, DDL, ...) ended its read-only \
+             transaction on the server: what ran after it ran outside that transaction, where \
+             a write is allowed (and, on a server with autocommit on, already committed). The \
+             facade rolled back whatever was still open. Keep transaction control and DDL out \
+             of readers",
+        );
+        tracing::warn!(error = %err, "a reader ended its own transaction");
+        return Err(err);
+    }
     let checked = match managed.base_depth {
         0 => C::checked_commit(tx.mode, &managed.session, read_commit, unread > 0),
         _ => None,
