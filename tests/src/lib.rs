@@ -129,6 +129,19 @@ pub fn kill_session<C: TestBackend>(url: &str, id: i64) {
         .expect("kill the session");
 }
 
+/// The name of the database `db` writes to (the last part of its writer
+/// URL's path).
+pub fn database_name_of<C: diesel_facade::SupportedConnection>(
+    db: &diesel_facade::Facade<C>,
+) -> String {
+    db.writer_url()
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .expect("a database name")
+        .to_owned()
+}
+
 /// [`kill_session`], then wait (up to 10 s) until the server no longer
 /// lists the session.
 pub fn kill_session_and_wait<C: TestBackend>(url: &str, id: i64) {

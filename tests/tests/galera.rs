@@ -673,13 +673,7 @@ fn the_guard_holds_where_the_server_skips_check_constraints() {
 fn a_use_in_a_writer_keeps_the_guard() {
     let _serial = serial();
     let nodes = cluster_with("guard_use", |b| b.max_pool_size(1));
-    let url = nodes[0].writer_url();
-    let database = url
-        .rsplit('/')
-        .next()
-        .and_then(|tail| tail.split('?').next())
-        .expect("a database name")
-        .to_owned();
+    let database = diesel_facade_tests::database_name_of(&nodes[0]);
     assert_disarmed_writer_is_refused(&nodes[0], &[&format!("USE `{database}`")]);
 }
 

@@ -119,13 +119,7 @@ pub fn a_never_used_pooled_connection_the_server_closed_is_replaced<C: TypedQuer
     use std::sync::{Arc, Barrier};
     let db = crate::facade::<C>("never_used_closed", |b| b.max_pool_size(2));
     let admin_url = crate::server_url::<C>();
-    let url = db.writer_url();
-    let name = url
-        .rsplit('/')
-        .next()
-        .and_then(|tail| tail.split('?').next())
-        .expect("a database name")
-        .to_owned();
+    let name = crate::database_name_of(&db);
     let mut unused_rounds = 0;
     for round in 0..24u64 {
         let barrier = Arc::new(Barrier::new(2));
